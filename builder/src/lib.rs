@@ -1,0 +1,4 @@
+//! Turns a Dockerfile and a build context into images in the layer store.
+//!
+//! Will hold the Dockerfile front end (parser, word expansion, typed instructions, stages), the build plan (stages,
+//! content-addressed cache keys) and the executor (snapshots, RUN through an OCI runtime).

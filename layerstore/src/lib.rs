@@ -1,0 +1,14 @@
+//! The image model and everything about image bytes at rest.
+//!
+//! Digests, descriptors, manifests, indexes and configs (OCI and Docker media types), Docker-compatible image
+//! references, a content-addressed blob store in OCI image layout with tags, layer tar creation and application
+//! (with whiteouts), and reading and writing docker-archive and OCI layout tarballs.
+
+pub mod config;
+pub mod digest;
+pub mod manifest;
+pub mod media_types;
+
+pub use config::ImageConfig;
+pub use digest::{Algorithm, Digest};
+pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform};

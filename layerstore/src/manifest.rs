@@ -1,0 +1,270 @@
+//! Descriptors, image manifests and image indexes, in both OCI and Docker schema 2 flavours.
+//!
+//! The two flavours share one shape and differ in media types, so one set of types reads both. Fields this code does
+//! not know are kept in `extra` and written back unchanged, but a digest is never computed from a re-serialization:
+//! callers keep the raw bytes they read (see [`crate::image::Image`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::digest::Digest;
+use crate::media_types;
+
+/// A reference to content: its media type, digest and size, and optional metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            platform: None,
+            artifact_type: None,
+            data: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// An annotation's value, if present.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// The platform an image in an index runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    pub os_features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Platform {
+    /// The platform of this host, with Go's architecture names.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", Some("v8")),
+            "arm" => ("arm", Some("v7")),
+            "x86" => ("386", None),
+            "powerpc64" => ("ppc64le", None),
+            "s390x" => ("s390x", None),
+            "riscv64" => ("riscv64", None),
+            other => (other, None),
+        };
+        Platform {
+            architecture: architecture.to_string(),
+            os: "linux".to_string(),
+            os_version: None,
+            os_features: None,
+            variant: variant.map(str::to_string),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// An image manifest (OCI `application/vnd.oci.image.manifest.v1+json` or Docker schema 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An image index (OCI) or manifest list (Docker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Index {
+    pub fn new(manifests: Vec<Descriptor>) -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(media_types::OCI_INDEX.to_string()),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// Which manifest flavour to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    #[default]
+    Oci,
+    Docker,
+}
+
+impl Flavour {
+    pub fn manifest_type(self) -> &'static str {
+        match self {
+            Flavour::Oci => media_types::OCI_MANIFEST,
+            Flavour::Docker => media_types::DOCKER_MANIFEST,
+        }
+    }
+
+    pub fn config_type(self) -> &'static str {
+        match self {
+            Flavour::Oci => media_types::OCI_CONFIG,
+            Flavour::Docker => media_types::DOCKER_CONFIG,
+        }
+    }
+
+    pub fn gzip_layer_type(self) -> &'static str {
+        match self {
+            Flavour::Oci => media_types::OCI_LAYER_GZIP,
+            Flavour::Docker => media_types::DOCKER_LAYER_GZIP,
+        }
+    }
+
+    /// The flavour a manifest media type belongs to.
+    pub fn of_manifest_type(media_type: &str) -> Option<Flavour> {
+        match media_type {
+            media_types::OCI_MANIFEST => Some(Flavour::Oci),
+            media_types::DOCKER_MANIFEST => Some(Flavour::Docker),
+            _ => None,
+        }
+    }
+}
+
+/// A manifest document of any supported kind, parsed from its bytes and its declared media type.
+#[derive(Debug, Clone)]
+pub enum ManifestKind {
+    Image(Manifest),
+    Index(Index),
+}
+
+/// Why manifest bytes could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("invalid manifest JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported manifest media type {0:?}")]
+    MediaType(String),
+    #[error("manifest declares media type {declared:?} but was given as {given:?}")]
+    MediaTypeMismatch { declared: String, given: String },
+    #[error("unsupported manifest schemaVersion {0} (only 2 is supported)")]
+    SchemaVersion(u32),
+}
+
+impl ManifestKind {
+    /// Parses manifest bytes. `media_type` is what the transport said (Content-Type, descriptor); when empty the
+    /// document's own `mediaType` decides, falling back to the shape (`manifests` means an index).
+    pub fn parse(bytes: &[u8], media_type: &str) -> Result<ManifestKind, ManifestError> {
+        let value: Value = serde_json::from_slice(bytes)?;
+        let declared = value.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        if !media_type.is_empty() && !declared.is_empty() && declared != media_type {
+            return Err(ManifestError::MediaTypeMismatch {
+                declared: declared.to_string(),
+                given: media_type.to_string(),
+            });
+        }
+        let effective = if !media_type.is_empty() {
+            media_type
+        } else if !declared.is_empty() {
+            declared
+        } else if value.get("manifests").is_some() {
+            media_types::OCI_INDEX
+        } else {
+            media_types::OCI_MANIFEST
+        };
+        let kind = if media_types::is_manifest(effective) {
+            ManifestKind::Image(serde_json::from_value(value)?)
+        } else if media_types::is_index(effective) {
+            ManifestKind::Index(serde_json::from_value(value)?)
+        } else {
+            return Err(ManifestError::MediaType(effective.to_string()));
+        };
+        let version = match &kind {
+            ManifestKind::Image(m) => m.schema_version,
+            ManifestKind::Index(i) => i.schema_version,
+        };
+        if version != 2 {
+            return Err(ManifestError::SchemaVersion(version));
+        }
+        Ok(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let raw = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0,"x-extra":1},"layers":[],"x-top":{"a":[1,2]}}"#;
+        let m: Manifest = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), raw);
+    }
+
+    #[test]
+    fn parse_detects_kinds_and_mismatches() {
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert!(matches!(ManifestKind::parse(index, "").unwrap(), ManifestKind::Index(_)));
+        let docker = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+        assert!(matches!(ManifestKind::parse(docker, "").unwrap(), ManifestKind::Image(_)));
+        assert!(matches!(
+            ManifestKind::parse(docker, media_types::OCI_MANIFEST),
+            Err(ManifestError::MediaTypeMismatch { .. })
+        ));
+        assert!(ManifestKind::parse(b"{}", "text/plain").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! A client for the OCI distribution API: auth, push, pull, copy between transports, progress.
