@@ -6,9 +6,15 @@
 
 pub mod config;
 pub mod digest;
+pub mod fsutil;
+pub mod layer;
 pub mod manifest;
 pub mod media_types;
+pub mod reference;
+pub mod store;
 
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest};
 pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform};
+pub use reference::Reference;
+pub use store::{Store, StoreError};

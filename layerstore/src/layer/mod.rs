@@ -1,0 +1,15 @@
+//! Layers: tar archives of filesystem changes, with OCI whiteouts for deletions.
+//!
+//! [`create`] makes a layer from a directory or from a changeset, [`apply`] unpacks one onto a directory without ever
+//! writing outside it, and [`compress`] streams a layer through gzip or zstd computing both the diffID (uncompressed
+//! digest) and the blob digest in one pass.
+
+pub mod apply;
+pub mod compress;
+pub mod create;
+mod path;
+
+/// Prefix of a whiteout entry: `.wh.NAME` deletes `NAME` from lower layers.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// An entry with this name makes its directory opaque: lower layers' contents of it are hidden.
+pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
