@@ -4,17 +4,24 @@
 //! references, a content-addressed blob store in OCI image layout with tags, layer tar creation and application
 //! (with whiteouts), and reading and writing docker-archive and OCI layout tarballs.
 
+pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod fsutil;
+pub mod image;
+pub mod import;
 pub mod layer;
 pub mod manifest;
 pub mod media_types;
+pub mod progress;
 pub mod reference;
 pub mod store;
+pub mod tags;
 
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest};
 pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform};
 pub use reference::Reference;
 pub use store::{Store, StoreError};
+pub use image::Image;
+pub use tags::{FoundImage, ImageRecord};

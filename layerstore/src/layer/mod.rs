@@ -7,7 +7,7 @@
 pub mod apply;
 pub mod compress;
 pub mod create;
-mod path;
+pub(crate) mod path;
 
 /// Prefix of a whiteout entry: `.wh.NAME` deletes `NAME` from lower layers.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

@@ -1,0 +1,393 @@
+//! Loading image tarballs into the store: Docker's legacy `docker save` format (≤ 24), Docker 25's dual format,
+//! and OCI layout archives (skopeo's `oci-archive:`), optionally gzip- or zstd-compressed.
+//!
+//! Nothing reaches the store until the whole archive has been read and checked: every blob's digest and size, every
+//! media type, every layer's diffID against the config. Only then are the blobs moved into place and the tags set.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+
+use serde_json::Map;
+
+use super::staging::{stage, Staged, StagedFile, StagingError};
+use super::ArchiveManifestEntry;
+use crate::config::ImageConfig;
+use crate::digest::{Digest, HashingReader};
+use crate::layer::compress::{auto_decompress, detect};
+use crate::manifest::{Descriptor, Index, Manifest, ManifestError, ManifestKind, Platform};
+use crate::media_types::{self, Compression};
+use crate::progress::Progress;
+use crate::reference::Reference;
+use crate::store::{Store, StoreError};
+use crate::tags::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+
+/// Why an archive could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not an image archive: it has neither manifest.json (docker save) nor index.json (OCI layout)")]
+    UnknownFormat,
+    #[error("{file}: invalid JSON: {source}")]
+    Json { file: String, source: serde_json::Error },
+    #[error("{file}: {source}")]
+    Manifest { file: String, source: ManifestError },
+    #[error("blob {path}: digest mismatch: the descriptor says {expected}, the content hashes to {actual}")]
+    DigestMismatch { path: String, expected: Digest, actual: Digest },
+    #[error("blob {path}: size mismatch: the descriptor says {expected} bytes, the file has {actual}")]
+    SizeMismatch { path: String, expected: u64, actual: u64 },
+    #[error("{what} {digest} has media type {media_type:?}, which is not {expected}")]
+    MediaType {
+        what: &'static str,
+        digest: Digest,
+        media_type: String,
+        expected: &'static str,
+    },
+    #[error("image {config}: {layers} layers, but the config lists {diff_ids} diff IDs")]
+    LayerCount { config: String, layers: usize, diff_ids: usize },
+    #[error("layer {path}: its content has diff ID {actual}, but the config expects {expected}")]
+    DiffId { path: String, expected: Digest, actual: Digest },
+    #[error("index {0} has no manifest for this platform")]
+    NoPlatform(Digest),
+    #[error("reading a layer to check it: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// An image the archive held, now in the store.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub descriptor: Descriptor,
+    pub id: Digest,
+    pub names: Vec<Reference>,
+}
+
+/// Loads every image of the archive read from `reader`.
+pub fn load(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result<Vec<LoadedImage>, LoadError> {
+    let _writer = store.writer_lock()?;
+    let (_, reader) = auto_decompress(reader)?;
+    let scratch = store.temp_dir("load-")?;
+    let staged = stage(reader, scratch.path(), progress)?;
+    let mut plan = Plan::default();
+    if staged.contains("index.json") {
+        plan_oci_layout(&staged, &mut plan)?;
+    } else if staged.contains("manifest.json") {
+        plan_docker_archive(&staged, &mut plan)?;
+    } else {
+        return Err(LoadError::UnknownFormat);
+    }
+    plan.commit(store)
+}
+
+/// What a checked archive adds to the store.
+#[derive(Default)]
+struct Plan {
+    blobs: Vec<(StagedFile, Digest)>,
+    new_blobs: Vec<Vec<u8>>,
+    images: Vec<LoadedImage>,
+}
+
+impl Plan {
+    fn commit(self, store: &Store) -> Result<Vec<LoadedImage>, LoadError> {
+        for (file, digest) in &self.blobs {
+            if store.has_blob(digest) {
+                continue;
+            }
+            if digest == &file.sha256 {
+                store.adopt_verified_file(&file.path, digest)?;
+            } else {
+                store.ingest(&mut File::open(&file.path)?, Some(digest))?;
+            }
+        }
+        for bytes in &self.new_blobs {
+            store.write_blob(bytes)?;
+        }
+        for image in &self.images {
+            store.add_image(&image.descriptor, &image.names)?;
+        }
+        Ok(self.images)
+    }
+
+    fn add_image(&mut self, image: LoadedImage) {
+        match self.images.iter_mut().find(|i| i.descriptor.digest == image.descriptor.digest) {
+            Some(existing) => {
+                for name in image.names {
+                    if !existing.names.contains(&name) {
+                        existing.names.push(name);
+                    }
+                }
+            }
+            None => self.images.push(image),
+        }
+    }
+}
+
+fn blob_path(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
+}
+
+/// Checks a blob of the archive against its descriptor and returns it.
+fn verified_blob<'a>(staged: &'a Staged, descriptor: &Descriptor) -> Result<&'a StagedFile, LoadError> {
+    let path = blob_path(&descriptor.digest);
+    let file = staged.file(&path)?;
+    if file.size != descriptor.size {
+        return Err(LoadError::SizeMismatch {
+            path,
+            expected: descriptor.size,
+            actual: file.size,
+        });
+    }
+    let actual = if descriptor.digest.algorithm() == file.sha256.algorithm() {
+        file.sha256.clone()
+    } else {
+        let mut reader = HashingReader::new(File::open(&file.path)?, descriptor.digest.algorithm());
+        io::copy(&mut reader, &mut io::sink())?;
+        reader.finish().0
+    };
+    if actual != descriptor.digest {
+        return Err(LoadError::DigestMismatch {
+            path,
+            expected: descriptor.digest.clone(),
+            actual,
+        });
+    }
+    Ok(file)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T, LoadError> {
+    serde_json::from_slice(bytes).map_err(|source| LoadError::Json {
+        file: file.to_string(),
+        source,
+    })
+}
+
+/// An OCI layout: `index.json` names manifests (or nested indexes) whose blobs are in `blobs/`.
+fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
+    let index: Index = parse_json(&staged.read("index.json")?, "index.json")?;
+    let legacy_tags = legacy_repo_tags(staged)?;
+    for entry in &index.manifests {
+        let manifest_descriptor = select_manifest(staged, entry)?;
+        let file = verified_blob(staged, &manifest_descriptor)?;
+        let bytes = std::fs::read(&file.path)?;
+        let manifest = match ManifestKind::parse(&bytes, &manifest_descriptor.media_type) {
+            Ok(ManifestKind::Image(manifest)) => manifest,
+            Ok(ManifestKind::Index(_)) => unreachable!("select_manifest returns image manifests"),
+            Err(source) => {
+                return Err(LoadError::Manifest {
+                    file: blob_path(&manifest_descriptor.digest),
+                    source,
+                })
+            }
+        };
+        plan.blobs.push((file.clone(), manifest_descriptor.digest.clone()));
+        check_image_blobs(staged, &manifest, plan)?;
+        let mut names = names_from_annotations(entry);
+        if let Some(tags) = legacy_tags.get(&manifest.config.digest) {
+            for tag in tags {
+                if !names.contains(tag) {
+                    names.push(tag.clone());
+                }
+            }
+        }
+        plan.add_image(LoadedImage {
+            descriptor: Descriptor::new(
+                manifest_descriptor.media_type.clone(),
+                manifest_descriptor.digest.clone(),
+                manifest_descriptor.size,
+            ),
+            id: manifest.config.digest.clone(),
+            names,
+        });
+    }
+    Ok(())
+}
+
+/// For an index entry that is itself an index, picks this host's manifest from it.
+fn select_manifest(staged: &Staged, entry: &Descriptor) -> Result<Descriptor, LoadError> {
+    let mut current = entry.clone();
+    for _ in 0..8 {
+        if media_types::is_manifest(&current.media_type) {
+            return Ok(current);
+        }
+        if !media_types::is_index(&current.media_type) {
+            return Err(LoadError::MediaType {
+                what: "index.json entry",
+                digest: current.digest.clone(),
+                media_type: current.media_type.clone(),
+                expected: "an image manifest or index",
+            });
+        }
+        let file = verified_blob(staged, &current)?;
+        let bytes = std::fs::read(&file.path)?;
+        let child = match ManifestKind::parse(&bytes, &current.media_type) {
+            Ok(ManifestKind::Index(child)) => child,
+            Ok(ManifestKind::Image(_)) => unreachable!("parsed as an index media type"),
+            Err(source) => {
+                return Err(LoadError::Manifest {
+                    file: blob_path(&current.digest),
+                    source,
+                })
+            }
+        };
+        let host = Platform::host();
+        let chosen = child
+            .manifests
+            .iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
+            })
+            .or_else(|| (child.manifests.len() == 1).then(|| &child.manifests[0]))
+            .ok_or_else(|| LoadError::NoPlatform(current.digest.clone()))?;
+        current = chosen.clone();
+    }
+    Err(LoadError::NoPlatform(entry.digest.clone()))
+}
+
+/// Checks the config and layers of a manifest and records their blobs.
+fn check_image_blobs(staged: &Staged, manifest: &Manifest, plan: &mut Plan) -> Result<(), LoadError> {
+    if !media_types::is_config(&manifest.config.media_type) {
+        return Err(LoadError::MediaType {
+            what: "config",
+            digest: manifest.config.digest.clone(),
+            media_type: manifest.config.media_type.clone(),
+            expected: "an image config",
+        });
+    }
+    let config_file = verified_blob(staged, &manifest.config)?;
+    let config: ImageConfig = parse_json(&std::fs::read(&config_file.path)?, &blob_path(&manifest.config.digest))?;
+    plan.blobs.push((config_file.clone(), manifest.config.digest.clone()));
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(LoadError::LayerCount {
+            config: manifest.config.digest.to_string(),
+            layers: manifest.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
+    }
+    for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        let compression = media_types::layer_compression(&layer.media_type).ok_or_else(|| LoadError::MediaType {
+            what: "layer",
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+            expected: "a layer media type",
+        })?;
+        let file = verified_blob(staged, layer)?;
+        if compression == Compression::None && &layer.digest != diff_id {
+            return Err(LoadError::DiffId {
+                path: blob_path(&layer.digest),
+                expected: diff_id.clone(),
+                actual: layer.digest.clone(),
+            });
+        }
+        plan.blobs.push((file.clone(), layer.digest.clone()));
+    }
+    Ok(())
+}
+
+/// The names an OCI index entry carries: containerd's full-name annotation, or an OCI ref name that is a full
+/// reference (a bare tag names no repository).
+fn names_from_annotations(entry: &Descriptor) -> Vec<Reference> {
+    let full = entry.annotation(IMAGE_NAME_ANNOTATION).or_else(|| {
+        entry
+            .annotation(REF_NAME_ANNOTATION)
+            .filter(|name| name.contains(':') || name.contains('/'))
+    });
+    full.and_then(|name| Reference::parse_tagged(name).ok()).into_iter().collect()
+}
+
+/// `RepoTags` of a `manifest.json`, by config digest (for the dual format, where both are present).
+fn legacy_repo_tags(staged: &Staged) -> Result<BTreeMap<Digest, Vec<Reference>>, LoadError> {
+    let mut tags = BTreeMap::new();
+    if !staged.contains("manifest.json") {
+        return Ok(tags);
+    }
+    let entries: Vec<ArchiveManifestEntry> = parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+    for entry in entries {
+        let config = staged.file(&entry.config)?;
+        let names = repo_tags(&entry)?;
+        tags.insert(config.sha256.clone(), names);
+    }
+    Ok(tags)
+}
+
+fn repo_tags(entry: &ArchiveManifestEntry) -> Result<Vec<Reference>, LoadError> {
+    Ok(entry
+        .repo_tags
+        .iter()
+        .flatten()
+        .filter_map(|tag| Reference::parse_tagged(tag).ok())
+        .collect())
+}
+
+/// Docker's own format: `manifest.json` lists config and layer files; a manifest is made for each image.
+fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
+    let entries: Vec<ArchiveManifestEntry> = parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+    for entry in entries {
+        let config_file = staged.file(&entry.config)?;
+        let config: ImageConfig = parse_json(&staged.read(&entry.config)?, &entry.config)?;
+        if config.rootfs.diff_ids.len() != entry.layers.len() {
+            return Err(LoadError::LayerCount {
+                config: entry.config.clone(),
+                layers: entry.layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
+        }
+        plan.blobs.push((config_file.clone(), config_file.sha256.clone()));
+        let mut layers = Vec::new();
+        for (path, expected) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+            let file = staged.file(path)?;
+            let (compression, diff_id) = layer_diff_id(file)?;
+            if &diff_id != expected {
+                return Err(LoadError::DiffId {
+                    path: path.clone(),
+                    expected: expected.clone(),
+                    actual: diff_id,
+                });
+            }
+            let media_type = match compression {
+                Compression::None => media_types::OCI_LAYER,
+                Compression::Gzip => media_types::OCI_LAYER_GZIP,
+                Compression::Zstd => media_types::OCI_LAYER_ZSTD,
+            };
+            layers.push(Descriptor::new(media_type, file.sha256.clone(), file.size));
+            plan.blobs.push((file.clone(), file.sha256.clone()));
+        }
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_types::OCI_MANIFEST.to_string()),
+            artifact_type: None,
+            config: Descriptor::new(media_types::OCI_CONFIG, config_file.sha256.clone(), config_file.size),
+            layers,
+            subject: None,
+            annotations: None,
+            extra: Map::new(),
+        };
+        let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let descriptor = Descriptor::new(media_types::OCI_MANIFEST, Digest::sha256_of(&bytes), bytes.len() as u64);
+        plan.new_blobs.push(bytes);
+        plan.add_image(LoadedImage {
+            descriptor,
+            id: config_file.sha256.clone(),
+            names: repo_tags(&entry)?,
+        });
+    }
+    Ok(())
+}
+
+/// A layer file's compression and diff ID (the digest of its uncompressed content).
+fn layer_diff_id(file: &StagedFile) -> Result<(Compression, Digest), LoadError> {
+    let mut head = [0u8; 4];
+    let n = File::open(&file.path)?.read(&mut head)?;
+    match detect(&head[..n]) {
+        Compression::None => Ok((Compression::None, file.sha256.clone())),
+        compression => {
+            let (_, reader) = auto_decompress(File::open(&file.path)?)?;
+            let mut hashing = HashingReader::new(reader, crate::digest::Algorithm::Sha256);
+            io::copy(&mut hashing, &mut io::sink())?;
+            Ok((compression, hashing.finish().0))
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Image tarballs: `docker save`-style archives and OCI layout archives.
+//!
+//! [`save`] writes Docker 25's dual format (legacy `manifest.json` + `repositories` beside an OCI layout), which
+//! every Docker version, podman and skopeo read. [`load`] reads that, the legacy format of older Docker versions,
+//! plain OCI layout archives, and gzip- or zstd-compressed tarballs of any of them.
+
+pub mod load;
+pub mod save;
+mod staging;
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of a docker-archive `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ArchiveManifestEntry {
+    pub config: String,
+    #[serde(default)]
+    pub repo_tags: Option<Vec<String>>,
+    pub layers: Vec<String>,
+}

@@ -1,0 +1,210 @@
+//! Unpacking an image tarball into a scratch directory, safely: every regular file is streamed to a numbered file
+//! while its sha256 is computed, symlinks and hard links are only recorded (never created), and no name may escape
+//! the archive. Paths are then resolved against this recorded namespace.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use crate::digest::{Algorithm, Digest, HashingWriter};
+use crate::progress::Progress;
+
+/// Why an archive could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("reading the archive: {0}")]
+    Read(io::Error),
+    #[error("the archive is truncated: entry {path} ends after {got} of {expected} bytes")]
+    Truncated { path: String, got: u64, expected: u64 },
+    #[error("unsafe archive entry {0:?}: {1}")]
+    Unsafe(String, &'static str),
+    #[error("archive entry {0:?} has unsupported type {1:?}")]
+    EntryType(String, tar::EntryType),
+    #[error("writing scratch files: {0}")]
+    Write(io::Error),
+    #[error("the archive has no file {0:?}")]
+    Missing(String),
+}
+
+/// A staged regular file: where its bytes are and what they hash to.
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    pub path: PathBuf,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+/// What is in a staged archive.
+pub struct Staged {
+    files: HashMap<String, StagedFile>,
+    links: HashMap<String, Link>,
+}
+
+enum Link {
+    Symbolic(String),
+    Hard(String),
+}
+
+/// Reads the whole tar stream `reader` into `scratch`.
+pub fn stage(reader: impl Read, scratch: &Path, progress: &dyn Progress) -> Result<Staged, StagingError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut staged = Staged {
+        files: HashMap::new(),
+        links: HashMap::new(),
+    };
+    for (number, entry) in archive.entries().map_err(StagingError::Read)?.enumerate() {
+        let mut entry = entry.map_err(StagingError::Read)?;
+        let raw = entry.path().map_err(StagingError::Read)?.to_string_lossy().into_owned();
+        let name = clean_archive_path(&raw)?;
+        if name.is_empty() {
+            continue;
+        }
+        let link_name = || -> Result<String, StagingError> {
+            let link = entry.link_name().map_err(StagingError::Read)?;
+            Ok(link.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default())
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {}
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let expected = entry.header().size().map_err(StagingError::Read)?;
+                let path = scratch.join(number.to_string());
+                let file = File::create(&path).map_err(StagingError::Write)?;
+                let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file), Algorithm::Sha256);
+                progress.start(&name, expected);
+                let got = copy_with_progress(&mut entry, &mut writer, &name, progress)?;
+                if got != expected {
+                    return Err(StagingError::Truncated {
+                        path: name,
+                        got,
+                        expected,
+                    });
+                }
+                let (buffered, sha256, size) = writer.finish();
+                buffered.into_inner().map_err(|e| StagingError::Write(e.into_error()))?;
+                progress.finish(&name, "read");
+                staged.files.insert(name, StagedFile { path, sha256, size });
+            }
+            tar::EntryType::Symlink => {
+                let target = link_name()?;
+                staged.links.insert(name, Link::Symbolic(target));
+            }
+            tar::EntryType::Link => {
+                let target = clean_archive_path(&link_name()?)?;
+                staged.links.insert(name, Link::Hard(target));
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            other => return Err(StagingError::EntryType(name, other)),
+        }
+    }
+    staged.check_no_entry_through_symlink()?;
+    Ok(staged)
+}
+
+fn copy_with_progress(
+    reader: &mut impl Read,
+    writer: &mut impl Write,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<u64, StagingError> {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).map_err(StagingError::Read)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        writer.write_all(&buffer[..n]).map_err(StagingError::Write)?;
+        total += n as u64;
+        progress.advance(name, n as u64);
+    }
+}
+
+/// A relative, normalized archive path; `..` and absolute names are refused.
+fn clean_archive_path(raw: &str) -> Result<String, StagingError> {
+    if raw.starts_with('/') {
+        return Err(StagingError::Unsafe(raw.to_string(), "absolute names are not allowed"));
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(raw).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(StagingError::Unsafe(raw.to_string(), "'..' is not allowed")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(StagingError::Unsafe(raw.to_string(), "absolute names are not allowed"))
+            }
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+impl Staged {
+    /// Refuses archives where an entry's parent directory is a symlink (an entry "through" a link).
+    fn check_no_entry_through_symlink(&self) -> Result<(), StagingError> {
+        for name in self.files.keys().chain(self.links.keys()) {
+            let mut prefix = String::new();
+            for part in name.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, p)| p) {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                if matches!(self.links.get(&prefix), Some(Link::Symbolic(_))) {
+                    return Err(StagingError::Unsafe(name.clone(), "it is inside a symlinked directory"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the archive has a file (after following links) at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.file(path).is_ok()
+    }
+
+    /// The regular file at `path`, following symlinks and hard links inside the archive.
+    pub fn file(&self, path: &str) -> Result<&StagedFile, StagingError> {
+        let mut current = clean_archive_path(path)?;
+        for _ in 0..40 {
+            if let Some(file) = self.files.get(&current) {
+                return Ok(file);
+            }
+            current = match self.links.get(&current) {
+                Some(Link::Hard(target)) => target.clone(),
+                Some(Link::Symbolic(target)) => {
+                    let base = Path::new(&current).parent().unwrap_or(Path::new(""));
+                    resolve_relative(base, target)
+                        .ok_or_else(|| StagingError::Unsafe(current.clone(), "its symlink points outside the archive"))?
+                }
+                None => return Err(StagingError::Missing(path.to_string())),
+            };
+        }
+        Err(StagingError::Unsafe(path.to_string(), "too many levels of links"))
+    }
+
+    /// Reads a small file whole.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, StagingError> {
+        std::fs::read(&self.file(path)?.path).map_err(StagingError::Write)
+    }
+}
+
+/// Joins a link target onto its directory; `None` when it climbs above the archive root.
+fn resolve_relative(base: &Path, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<String> = base
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    for component in Path::new(target).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => {}
+        }
+    }
+    Some(parts.join("/"))
+}

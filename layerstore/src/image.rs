@@ -1,0 +1,98 @@
+//! An image read from the store: its manifest and config, both kept as the exact bytes they were stored as.
+
+use crate::config::ImageConfig;
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, Manifest, ManifestError, ManifestKind};
+use crate::media_types;
+use crate::store::{Store, StoreError};
+
+/// Why an image could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("manifest {digest}: {source}")]
+    Manifest { digest: Digest, source: ManifestError },
+    #[error("manifest {0} is an index, not an image manifest")]
+    NotAnImage(Digest),
+    #[error("config {digest}: invalid JSON: {source}")]
+    Config { digest: Digest, source: serde_json::Error },
+    #[error("config {digest} has media type {media_type:?}, which is not an image config")]
+    ConfigMediaType { digest: Digest, media_type: String },
+    #[error("image {manifest} has {layers} layers but its config lists {diff_ids} diff IDs")]
+    LayerCount { manifest: Digest, layers: usize, diff_ids: usize },
+}
+
+/// A single-platform image: manifest and config, parsed and raw.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub descriptor: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest: Manifest,
+    pub config_bytes: Vec<u8>,
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// Reads and checks the image whose manifest `descriptor` names.
+    pub fn read(store: &Store, descriptor: &Descriptor) -> Result<Image, ImageError> {
+        let manifest_bytes = store.read_blob(&descriptor.digest)?;
+        let manifest = match ManifestKind::parse(&manifest_bytes, &descriptor.media_type) {
+            Ok(ManifestKind::Image(manifest)) => manifest,
+            Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(descriptor.digest.clone())),
+            Err(source) => {
+                return Err(ImageError::Manifest {
+                    digest: descriptor.digest.clone(),
+                    source,
+                })
+            }
+        };
+        let (config_bytes, config) = read_config(store, &manifest)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(ImageError::LayerCount {
+                manifest: descriptor.digest.clone(),
+                layers: manifest.layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
+        }
+        Ok(Image {
+            descriptor: descriptor.clone(),
+            manifest_bytes,
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+
+    /// Docker's image ID: the digest of the config.
+    pub fn id(&self) -> &Digest {
+        &self.manifest.config.digest
+    }
+
+    /// The digest of the manifest.
+    pub fn digest(&self) -> &Digest {
+        &self.descriptor.digest
+    }
+
+    /// Total stored size of config and layers.
+    pub fn size(&self) -> u64 {
+        self.manifest.config.size + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+    }
+}
+
+/// Reads, verifies and parses the config a manifest points at.
+pub fn read_config(store: &Store, manifest: &Manifest) -> Result<(Vec<u8>, ImageConfig), ImageError> {
+    let descriptor = &manifest.config;
+    if !media_types::is_config(&descriptor.media_type) {
+        return Err(ImageError::ConfigMediaType {
+            digest: descriptor.digest.clone(),
+            media_type: descriptor.media_type.clone(),
+        });
+    }
+    let bytes = store.read_blob(&descriptor.digest)?;
+    let config = serde_json::from_slice(&bytes).map_err(|source| ImageError::Config {
+        digest: descriptor.digest.clone(),
+        source,
+    })?;
+    Ok((bytes, config))
+}

@@ -1,0 +1,142 @@
+//! Making images from outside content: a root filesystem tarball becomes a one-layer image (`docker import`), and an
+//! image's layers flatten into one filesystem tarball (`docker export` of an image).
+
+use std::io::{self, Read, Write};
+
+use serde_json::Map;
+
+use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
+use crate::digest::Digest;
+use crate::image::Image;
+use crate::layer::apply::{apply_layer, ApplyError};
+use crate::layer::compress::auto_decompress;
+use crate::layer::create::{write_directory, LayerOptions};
+use crate::layer::path::clean_entry_path;
+use crate::manifest::{Descriptor, Manifest, Platform};
+use crate::media_types;
+use crate::reference::Reference;
+use crate::store::{IoContext, Store, StoreError};
+
+/// Why an import or export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the input is not a valid tar archive: {0}")]
+    Tar(io::Error),
+    #[error("unsafe entry in the input: {0}")]
+    Unsafe(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// What to record in the config of an imported image.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub config: ContainerConfig,
+    /// The `created` time, RFC 3339.
+    pub created: String,
+    /// The history comment (Docker: `Imported from <source>`, or the `--message`).
+    pub comment: String,
+}
+
+/// Imports the (optionally compressed) tarball from `reader` as a one-layer image named `names`.
+pub fn import_rootfs(
+    store: &Store,
+    reader: impl Read,
+    options: ImportOptions,
+    names: &[Reference],
+) -> Result<(Descriptor, Digest), ImportError> {
+    let _writer = store.writer_lock()?;
+    let (_, reader) = auto_decompress(reader).map_err(ImportError::Tar)?;
+    let mut blob = store.blob_writer(crate::digest::Algorithm::Sha256)?;
+    {
+        // Parse the tar while copying it, so that malformed or hostile input is refused.
+        let mut tee = TeeReader {
+            inner: reader,
+            copy: &mut blob,
+        };
+        let mut archive = tar::Archive::new(&mut tee);
+        for entry in archive.entries().map_err(ImportError::Tar)? {
+            let entry = entry.map_err(ImportError::Tar)?;
+            let path = entry.path().map_err(ImportError::Tar)?;
+            clean_entry_path(&path).map_err(ImportError::Unsafe)?;
+        }
+        io::copy(&mut tee, &mut io::sink()).map_err(ImportError::Tar)?;
+    }
+    let (layer_digest, layer_size) = blob.commit(None)?;
+    let platform = Platform::host();
+    let config = ImageConfig {
+        created: Some(options.created.clone()),
+        architecture: platform.architecture,
+        os: platform.os,
+        variant: platform.variant,
+        config: Some(options.config),
+        rootfs: RootFs {
+            diff_ids: vec![layer_digest.clone()],
+            ..RootFs::default()
+        },
+        history: vec![History {
+            created: Some(options.created),
+            comment: Some(options.comment),
+            ..History::default()
+        }],
+        ..ImageConfig::default()
+    };
+    let layers = vec![Descriptor::new(media_types::OCI_LAYER, layer_digest, layer_size)];
+    let (descriptor, id) = store_image(store, &config, layers)?;
+    store.add_image(&descriptor, names)?;
+    Ok((descriptor, id))
+}
+
+/// Writes `config` and an OCI manifest over it and `layers`; returns the manifest's descriptor and the image ID.
+pub fn store_image(
+    store: &Store,
+    config: &ImageConfig,
+    layers: Vec<Descriptor>,
+) -> Result<(Descriptor, Digest), StoreError> {
+    let config_bytes = serde_json::to_vec(config).expect("a config serializes");
+    let config_digest = store.write_blob(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_types::OCI_MANIFEST.to_string()),
+        artifact_type: None,
+        config: Descriptor::new(media_types::OCI_CONFIG, config_digest.clone(), config_bytes.len() as u64),
+        layers,
+        subject: None,
+        annotations: None,
+        extra: Map::new(),
+    };
+    let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    let digest = store.write_blob(&bytes)?;
+    Ok((
+        Descriptor::new(media_types::OCI_MANIFEST, digest, bytes.len() as u64),
+        config_digest,
+    ))
+}
+
+/// Writes the merged filesystem of `image` as one tarball to `out`.
+pub fn export_flattened<W: Write>(store: &Store, image: &Image, out: W) -> Result<W, ImportError> {
+    let scratch = store.temp_dir("export-")?;
+    let rootfs = scratch.path().join("rootfs");
+    std::fs::create_dir(&rootfs).context(|| "creating the export directory".into())?;
+    for layer in &image.manifest.layers {
+        let (_, reader) = auto_decompress(store.open_blob(&layer.digest)?).map_err(ImportError::Tar)?;
+        apply_layer(reader, &rootfs)?;
+    }
+    write_directory(&rootfs, out, LayerOptions::default()).map_err(ImportError::Tar)
+}
+
+/// A reader that copies everything it reads into a writer.
+struct TeeReader<'a, R, W> {
+    inner: R,
+    copy: &'a mut W,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
