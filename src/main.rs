@@ -1,2 +1,75 @@
-//! The `lade` command line: a thin layer over the library crates.
-fn main() {}
+//! The `lade` command line: a thin layer over the library crates, with Docker's verbs and flags.
+
+mod cmd;
+mod output;
+mod root;
+
+use clap::{Parser, Subcommand};
+
+use output::ProgressMode;
+
+/// lade: build, store, ship and move container images — daemonless.
+#[derive(Parser)]
+#[command(name = "lade", version, about, propagate_version = true)]
+struct Cli {
+    /// Store root (default: $LADE_ROOT, else /var/lib/lade as root, else $XDG_DATA_HOME/lade).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+    /// Progress output: auto (bars on a terminal), tty, or plain lines.
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List images.
+    Images(cmd::images::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(cmd::tag::Args),
+    /// Remove one or more images.
+    Rmi(cmd::rmi::Args),
+    /// Display detailed information on one or more images.
+    Inspect(cmd::inspect::Args),
+    /// Show the history of an image.
+    History(cmd::history::Args),
+    /// Save one or more images to a tar archive (streamed to stdout by default).
+    Save(cmd::save::Args),
+    /// Load images from a tar archive or stdin.
+    Load(cmd::load::Args),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(cmd::import::Args),
+    /// Export an image's flattened filesystem as a tar archive.
+    Export(cmd::export::Args),
+    /// Remove blobs that no image uses.
+    Prune(cmd::prune::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let context = cmd::Context {
+        root: cli.root,
+        progress: cli.progress,
+    };
+    let result = match cli.command {
+        Command::Images(args) => cmd::images::run(&context, args),
+        Command::Tag(args) => cmd::tag::run(&context, args),
+        Command::Rmi(args) => cmd::rmi::run(&context, args),
+        Command::Inspect(args) => cmd::inspect::run(&context, args),
+        Command::History(args) => cmd::history::run(&context, args),
+        Command::Save(args) => cmd::save::run(&context, args),
+        Command::Load(args) => cmd::load::run(&context, args),
+        Command::Import(args) => cmd::import::run(&context, args),
+        Command::Export(args) => cmd::export::run(&context, args),
+        Command::Prune(args) => cmd::prune::run(&context, args),
+    };
+    if let Err(error) = result {
+        eprintln!("Error: {error:#}");
+        std::process::exit(1);
+    }
+}

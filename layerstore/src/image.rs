@@ -12,15 +12,25 @@ pub enum ImageError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("manifest {digest}: {source}")]
-    Manifest { digest: Digest, source: ManifestError },
+    Manifest {
+        digest: Digest,
+        source: ManifestError,
+    },
     #[error("manifest {0} is an index, not an image manifest")]
     NotAnImage(Digest),
     #[error("config {digest}: invalid JSON: {source}")]
-    Config { digest: Digest, source: serde_json::Error },
+    Config {
+        digest: Digest,
+        source: serde_json::Error,
+    },
     #[error("config {digest} has media type {media_type:?}, which is not an image config")]
     ConfigMediaType { digest: Digest, media_type: String },
     #[error("image {manifest} has {layers} layers but its config lists {diff_ids} diff IDs")]
-    LayerCount { manifest: Digest, layers: usize, diff_ids: usize },
+    LayerCount {
+        manifest: Digest,
+        layers: usize,
+        diff_ids: usize,
+    },
 }
 
 /// A single-platform image: manifest and config, parsed and raw.
@@ -39,7 +49,9 @@ impl Image {
         let manifest_bytes = store.read_blob(&descriptor.digest)?;
         let manifest = match ManifestKind::parse(&manifest_bytes, &descriptor.media_type) {
             Ok(ManifestKind::Image(manifest)) => manifest,
-            Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(descriptor.digest.clone())),
+            Ok(ManifestKind::Index(_)) => {
+                return Err(ImageError::NotAnImage(descriptor.digest.clone()))
+            }
             Err(source) => {
                 return Err(ImageError::Manifest {
                     digest: descriptor.digest.clone(),
@@ -81,7 +93,10 @@ impl Image {
 }
 
 /// Reads, verifies and parses the config a manifest points at.
-pub fn read_config(store: &Store, manifest: &Manifest) -> Result<(Vec<u8>, ImageConfig), ImageError> {
+pub fn read_config(
+    store: &Store,
+    manifest: &Manifest,
+) -> Result<(Vec<u8>, ImageConfig), ImageError> {
     let descriptor = &manifest.config;
     if !media_types::is_config(&descriptor.media_type) {
         return Err(ImageError::ConfigMediaType {

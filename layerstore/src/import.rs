@@ -83,7 +83,11 @@ pub fn import_rootfs(
         }],
         ..ImageConfig::default()
     };
-    let layers = vec![Descriptor::new(media_types::OCI_LAYER, layer_digest, layer_size)];
+    let layers = vec![Descriptor::new(
+        media_types::OCI_LAYER,
+        layer_digest,
+        layer_size,
+    )];
     let (descriptor, id) = store_image(store, &config, layers)?;
     store.add_image(&descriptor, names)?;
     Ok((descriptor, id))
@@ -101,7 +105,11 @@ pub fn store_image(
         schema_version: 2,
         media_type: Some(media_types::OCI_MANIFEST.to_string()),
         artifact_type: None,
-        config: Descriptor::new(media_types::OCI_CONFIG, config_digest.clone(), config_bytes.len() as u64),
+        config: Descriptor::new(
+            media_types::OCI_CONFIG,
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
         layers,
         subject: None,
         annotations: None,
@@ -121,7 +129,8 @@ pub fn export_flattened<W: Write>(store: &Store, image: &Image, out: W) -> Resul
     let rootfs = scratch.path().join("rootfs");
     std::fs::create_dir(&rootfs).context(|| "creating the export directory".into())?;
     for layer in &image.manifest.layers {
-        let (_, reader) = auto_decompress(store.open_blob(&layer.digest)?).map_err(ImportError::Tar)?;
+        let (_, reader) =
+            auto_decompress(store.open_blob(&layer.digest)?).map_err(ImportError::Tar)?;
         apply_layer(reader, &rootfs)?;
     }
     write_directory(&rootfs, out, LayerOptions::default()).map_err(ImportError::Tar)

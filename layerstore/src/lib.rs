@@ -14,14 +14,15 @@ pub mod layer;
 pub mod manifest;
 pub mod media_types;
 pub mod progress;
+pub mod prune;
 pub mod reference;
 pub mod store;
 pub mod tags;
 
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest};
+pub use image::Image;
 pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform};
 pub use reference::Reference;
 pub use store::{Store, StoreError};
-pub use image::Image;
 pub use tags::{FoundImage, ImageRecord};

@@ -24,7 +24,11 @@ pub struct ProgressReader<'a, R> {
 
 impl<'a, R> ProgressReader<'a, R> {
     pub fn new(inner: R, item: &'a str, progress: &'a dyn Progress) -> Self {
-        ProgressReader { inner, item, progress }
+        ProgressReader {
+            inner,
+            item,
+            progress,
+        }
     }
 }
 

@@ -83,7 +83,9 @@ fn entry_for(descriptor: &Descriptor, name: Option<&Reference>) -> Descriptor {
 /// nothing else refers to it.
 fn set_tag(index: &mut Index, name: &Reference, descriptor: &Descriptor) {
     let previous = remove_name(index, name);
-    index.manifests.retain(|d| !(d.digest == descriptor.digest && record_of(d).name.is_none()));
+    index
+        .manifests
+        .retain(|d| !(d.digest == descriptor.digest && record_of(d).name.is_none()));
     index.manifests.push(entry_for(descriptor, Some(name)));
     if let Some(previous) = previous {
         keep_dangling(index, &previous);
@@ -101,7 +103,11 @@ fn remove_name(index: &mut Index, name: &Reference) -> Option<Descriptor> {
 
 /// Adds an untagged entry for `descriptor` unless some entry already refers to its manifest.
 fn keep_dangling(index: &mut Index, descriptor: &Descriptor) {
-    if !index.manifests.iter().any(|d| d.digest == descriptor.digest) {
+    if !index
+        .manifests
+        .iter()
+        .any(|d| d.digest == descriptor.digest)
+    {
         index.manifests.push(entry_for(descriptor, None));
     }
 }
@@ -113,7 +119,11 @@ impl Store {
     }
 
     /// Adds an image under `names` (or untagged when `names` is empty), moving tags as `docker tag` does.
-    pub fn add_image(&self, descriptor: &Descriptor, names: &[Reference]) -> Result<(), StoreError> {
+    pub fn add_image(
+        &self,
+        descriptor: &Descriptor,
+        names: &[Reference],
+    ) -> Result<(), StoreError> {
         self.update_index(|index| {
             if names.is_empty() {
                 keep_dangling(index, descriptor);
@@ -129,14 +139,20 @@ impl Store {
     /// (`sha256:…`) or by a unique prefix of it.
     pub fn find_image(&self, argument: &str) -> Result<FoundImage, TagError> {
         let records = self.image_records()?;
-        let by_reference = Reference::parse_tagged(argument).ok().and_then(|reference| {
-            let hit = records.iter().find(|r| match (reference.digest(), &r.name) {
-                (Some(digest), Some(name)) => &r.descriptor.digest == digest && name.name() == reference.name(),
-                (None, Some(name)) => name == &reference,
-                _ => false,
-            })?;
-            Some((hit.descriptor.clone(), Some(reference)))
-        });
+        let by_reference = Reference::parse_tagged(argument)
+            .ok()
+            .and_then(|reference| {
+                let hit = records
+                    .iter()
+                    .find(|r| match (reference.digest(), &r.name) {
+                        (Some(digest), Some(name)) => {
+                            &r.descriptor.digest == digest && name.name() == reference.name()
+                        }
+                        (None, Some(name)) => name == &reference,
+                        _ => false,
+                    })?;
+                Some((hit.descriptor.clone(), Some(reference)))
+            });
         let (descriptor, requested) = match by_reference {
             Some(found) => found,
             None => (self.find_by_id(&records, argument)?, None),
@@ -152,7 +168,10 @@ impl Store {
 
     fn find_by_id(&self, records: &[ImageRecord], argument: &str) -> Result<Descriptor, TagError> {
         let prefix = argument.strip_prefix("sha256:").unwrap_or(argument);
-        let is_hex = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let is_hex = !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if !is_hex {
             return Err(TagError::NotFound(argument.to_string()));
         }
@@ -198,7 +217,9 @@ impl Store {
                 report.push(format!("Untagged: {}", name.familiar()));
             };
             match &found.requested {
-                Some(reference) if reference.digest().is_none() => untag(index, reference, &mut report),
+                Some(reference) if reference.digest().is_none() => {
+                    untag(index, reference, &mut report)
+                }
                 Some(reference) => {
                     for name in found.names.iter().filter(|n| n.name() == reference.name()) {
                         untag(index, name, &mut report);
@@ -218,7 +239,8 @@ impl Store {
                 }
             }
             let still_named = index.manifests.iter().any(|d| {
-                record_of(d).name.is_some() && Image::read(self, d).map(|i| i.id() == &id).unwrap_or(false)
+                record_of(d).name.is_some()
+                    && Image::read(self, d).map(|i| i.id() == &id).unwrap_or(false)
             });
             if !still_named {
                 index

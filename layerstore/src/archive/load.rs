@@ -32,13 +32,26 @@ pub enum LoadError {
     #[error("not an image archive: it has neither manifest.json (docker save) nor index.json (OCI layout)")]
     UnknownFormat,
     #[error("{file}: invalid JSON: {source}")]
-    Json { file: String, source: serde_json::Error },
+    Json {
+        file: String,
+        source: serde_json::Error,
+    },
     #[error("{file}: {source}")]
     Manifest { file: String, source: ManifestError },
     #[error("blob {path}: digest mismatch: the descriptor says {expected}, the content hashes to {actual}")]
-    DigestMismatch { path: String, expected: Digest, actual: Digest },
-    #[error("blob {path}: size mismatch: the descriptor says {expected} bytes, the file has {actual}")]
-    SizeMismatch { path: String, expected: u64, actual: u64 },
+    DigestMismatch {
+        path: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "blob {path}: size mismatch: the descriptor says {expected} bytes, the file has {actual}"
+    )]
+    SizeMismatch {
+        path: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{what} {digest} has media type {media_type:?}, which is not {expected}")]
     MediaType {
         what: &'static str,
@@ -47,9 +60,17 @@ pub enum LoadError {
         expected: &'static str,
     },
     #[error("image {config}: {layers} layers, but the config lists {diff_ids} diff IDs")]
-    LayerCount { config: String, layers: usize, diff_ids: usize },
+    LayerCount {
+        config: String,
+        layers: usize,
+        diff_ids: usize,
+    },
     #[error("layer {path}: its content has diff ID {actual}, but the config expects {expected}")]
-    DiffId { path: String, expected: Digest, actual: Digest },
+    DiffId {
+        path: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("index {0} has no manifest for this platform")]
     NoPlatform(Digest),
     #[error("reading a layer to check it: {0}")]
@@ -65,7 +86,11 @@ pub struct LoadedImage {
 }
 
 /// Loads every image of the archive read from `reader`.
-pub fn load(store: &Store, reader: impl Read, progress: &dyn Progress) -> Result<Vec<LoadedImage>, LoadError> {
+pub fn load(
+    store: &Store,
+    reader: impl Read,
+    progress: &dyn Progress,
+) -> Result<Vec<LoadedImage>, LoadError> {
     let _writer = store.writer_lock()?;
     let (_, reader) = auto_decompress(reader)?;
     let scratch = store.temp_dir("load-")?;
@@ -111,7 +136,11 @@ impl Plan {
     }
 
     fn add_image(&mut self, image: LoadedImage) {
-        match self.images.iter_mut().find(|i| i.descriptor.digest == image.descriptor.digest) {
+        match self
+            .images
+            .iter_mut()
+            .find(|i| i.descriptor.digest == image.descriptor.digest)
+        {
             Some(existing) => {
                 for name in image.names {
                     if !existing.names.contains(&name) {
@@ -129,7 +158,10 @@ fn blob_path(digest: &Digest) -> String {
 }
 
 /// Checks a blob of the archive against its descriptor and returns it.
-fn verified_blob<'a>(staged: &'a Staged, descriptor: &Descriptor) -> Result<&'a StagedFile, LoadError> {
+fn verified_blob<'a>(
+    staged: &'a Staged,
+    descriptor: &Descriptor,
+) -> Result<&'a StagedFile, LoadError> {
     let path = blob_path(&descriptor.digest);
     let file = staged.file(&path)?;
     if file.size != descriptor.size {
@@ -181,7 +213,8 @@ fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
                 })
             }
         };
-        plan.blobs.push((file.clone(), manifest_descriptor.digest.clone()));
+        plan.blobs
+            .push((file.clone(), manifest_descriptor.digest.clone()));
         check_image_blobs(staged, &manifest, plan)?;
         let mut names = names_from_annotations(entry);
         if let Some(tags) = legacy_tags.get(&manifest.config.digest) {
@@ -248,7 +281,11 @@ fn select_manifest(staged: &Staged, entry: &Descriptor) -> Result<Descriptor, Lo
 }
 
 /// Checks the config and layers of a manifest and records their blobs.
-fn check_image_blobs(staged: &Staged, manifest: &Manifest, plan: &mut Plan) -> Result<(), LoadError> {
+fn check_image_blobs(
+    staged: &Staged,
+    manifest: &Manifest,
+    plan: &mut Plan,
+) -> Result<(), LoadError> {
     if !media_types::is_config(&manifest.config.media_type) {
         return Err(LoadError::MediaType {
             what: "config",
@@ -258,8 +295,12 @@ fn check_image_blobs(staged: &Staged, manifest: &Manifest, plan: &mut Plan) -> R
         });
     }
     let config_file = verified_blob(staged, &manifest.config)?;
-    let config: ImageConfig = parse_json(&std::fs::read(&config_file.path)?, &blob_path(&manifest.config.digest))?;
-    plan.blobs.push((config_file.clone(), manifest.config.digest.clone()));
+    let config: ImageConfig = parse_json(
+        &std::fs::read(&config_file.path)?,
+        &blob_path(&manifest.config.digest),
+    )?;
+    plan.blobs
+        .push((config_file.clone(), manifest.config.digest.clone()));
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(LoadError::LayerCount {
             config: manifest.config.digest.to_string(),
@@ -268,11 +309,13 @@ fn check_image_blobs(staged: &Staged, manifest: &Manifest, plan: &mut Plan) -> R
         });
     }
     for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        let compression = media_types::layer_compression(&layer.media_type).ok_or_else(|| LoadError::MediaType {
-            what: "layer",
-            digest: layer.digest.clone(),
-            media_type: layer.media_type.clone(),
-            expected: "a layer media type",
+        let compression = media_types::layer_compression(&layer.media_type).ok_or_else(|| {
+            LoadError::MediaType {
+                what: "layer",
+                digest: layer.digest.clone(),
+                media_type: layer.media_type.clone(),
+                expected: "a layer media type",
+            }
         })?;
         let file = verified_blob(staged, layer)?;
         if compression == Compression::None && &layer.digest != diff_id {
@@ -295,7 +338,9 @@ fn names_from_annotations(entry: &Descriptor) -> Vec<Reference> {
             .annotation(REF_NAME_ANNOTATION)
             .filter(|name| name.contains(':') || name.contains('/'))
     });
-    full.and_then(|name| Reference::parse_tagged(name).ok()).into_iter().collect()
+    full.and_then(|name| Reference::parse_tagged(name).ok())
+        .into_iter()
+        .collect()
 }
 
 /// `RepoTags` of a `manifest.json`, by config digest (for the dual format, where both are present).
@@ -304,7 +349,8 @@ fn legacy_repo_tags(staged: &Staged) -> Result<BTreeMap<Digest, Vec<Reference>>,
     if !staged.contains("manifest.json") {
         return Ok(tags);
     }
-    let entries: Vec<ArchiveManifestEntry> = parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+    let entries: Vec<ArchiveManifestEntry> =
+        parse_json(&staged.read("manifest.json")?, "manifest.json")?;
     for entry in entries {
         let config = staged.file(&entry.config)?;
         let names = repo_tags(&entry)?;
@@ -324,7 +370,8 @@ fn repo_tags(entry: &ArchiveManifestEntry) -> Result<Vec<Reference>, LoadError> 
 
 /// Docker's own format: `manifest.json` lists config and layer files; a manifest is made for each image.
 fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
-    let entries: Vec<ArchiveManifestEntry> = parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+    let entries: Vec<ArchiveManifestEntry> =
+        parse_json(&staged.read("manifest.json")?, "manifest.json")?;
     for entry in entries {
         let config_file = staged.file(&entry.config)?;
         let config: ImageConfig = parse_json(&staged.read(&entry.config)?, &entry.config)?;
@@ -335,7 +382,8 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
                 diff_ids: config.rootfs.diff_ids.len(),
             });
         }
-        plan.blobs.push((config_file.clone(), config_file.sha256.clone()));
+        plan.blobs
+            .push((config_file.clone(), config_file.sha256.clone()));
         let mut layers = Vec::new();
         for (path, expected) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             let file = staged.file(path)?;
@@ -359,14 +407,22 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
             schema_version: 2,
             media_type: Some(media_types::OCI_MANIFEST.to_string()),
             artifact_type: None,
-            config: Descriptor::new(media_types::OCI_CONFIG, config_file.sha256.clone(), config_file.size),
+            config: Descriptor::new(
+                media_types::OCI_CONFIG,
+                config_file.sha256.clone(),
+                config_file.size,
+            ),
             layers,
             subject: None,
             annotations: None,
             extra: Map::new(),
         };
         let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-        let descriptor = Descriptor::new(media_types::OCI_MANIFEST, Digest::sha256_of(&bytes), bytes.len() as u64);
+        let descriptor = Descriptor::new(
+            media_types::OCI_MANIFEST,
+            Digest::sha256_of(&bytes),
+            bytes.len() as u64,
+        );
         plan.new_blobs.push(bytes);
         plan.add_image(LoadedImage {
             descriptor,

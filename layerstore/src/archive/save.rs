@@ -20,7 +20,12 @@ pub struct SaveItem {
 }
 
 /// Writes `items` to `out` as a single tarball.
-pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W, progress: &dyn Progress) -> Result<W, StoreError> {
+pub fn save<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    out: W,
+    progress: &dyn Progress,
+) -> Result<W, StoreError> {
     let mut tar = tar::Builder::new(out);
     let mut written: HashSet<Digest> = HashSet::new();
     let mut manifest_json: Vec<ArchiveManifestEntry> = Vec::new();
@@ -45,7 +50,11 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W, progress: &dyn 
         manifest_json.push(ArchiveManifestEntry {
             config: blob_path(&manifest.config.digest),
             repo_tags: Some(tags.iter().map(|n| n.familiar()).collect()),
-            layers: manifest.layers.iter().map(|l| blob_path(&l.digest)).collect(),
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| blob_path(&l.digest))
+                .collect(),
         });
         let top_layer = manifest.layers.last().map(|l| l.digest.hex().to_string());
         for name in &tags {
@@ -62,7 +71,10 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W, progress: &dyn 
                 let mut entry = descriptor_of(image);
                 let mut annotations = BTreeMap::new();
                 annotations.insert(IMAGE_NAME_ANNOTATION.to_string(), name.to_string());
-                annotations.insert(REF_NAME_ANNOTATION.to_string(), name.tag().unwrap_or_default().to_string());
+                annotations.insert(
+                    REF_NAME_ANNOTATION.to_string(),
+                    name.tag().unwrap_or_default().to_string(),
+                );
                 entry.annotations = Some(annotations);
                 entry
             })
@@ -75,7 +87,11 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W, progress: &dyn 
 
     append_bytes(&mut tar, "index.json", &to_json(&index))?;
     append_bytes(&mut tar, "manifest.json", &to_json(&manifest_json))?;
-    append_bytes(&mut tar, "oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
+    append_bytes(
+        &mut tar,
+        "oci-layout",
+        b"{\"imageLayoutVersion\":\"1.0.0\"}",
+    )?;
     if !repositories.is_empty() {
         append_bytes(&mut tar, "repositories", &to_json(&repositories))?;
     }
@@ -107,7 +123,11 @@ fn file_header(size: u64) -> tar::Header {
     header
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> Result<(), StoreError> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+) -> Result<(), StoreError> {
     let mut header = file_header(data.len() as u64);
     tar.append_data(&mut header, path, data)
         .context(|| format!("writing {path} to the archive"))
@@ -120,7 +140,10 @@ fn append_blob<W: Write>(
     progress: &dyn Progress,
 ) -> Result<(), StoreError> {
     let file = store.open_blob(digest)?;
-    let size = file.metadata().context(|| format!("reading blob {digest}"))?.len();
+    let size = file
+        .metadata()
+        .context(|| format!("reading blob {digest}"))?
+        .len();
     let item = digest.to_string();
     progress.start(&item, size);
     let mut header = file_header(size);

@@ -16,7 +16,11 @@ pub enum StagingError {
     #[error("reading the archive: {0}")]
     Read(io::Error),
     #[error("the archive is truncated: entry {path} ends after {got} of {expected} bytes")]
-    Truncated { path: String, got: u64, expected: u64 },
+    Truncated {
+        path: String,
+        got: u64,
+        expected: u64,
+    },
     #[error("unsafe archive entry {0:?}: {1}")]
     Unsafe(String, &'static str),
     #[error("archive entry {0:?} has unsupported type {1:?}")]
@@ -47,7 +51,11 @@ enum Link {
 }
 
 /// Reads the whole tar stream `reader` into `scratch`.
-pub fn stage(reader: impl Read, scratch: &Path, progress: &dyn Progress) -> Result<Staged, StagingError> {
+pub fn stage(
+    reader: impl Read,
+    scratch: &Path,
+    progress: &dyn Progress,
+) -> Result<Staged, StagingError> {
     let mut archive = tar::Archive::new(reader);
     let mut staged = Staged {
         files: HashMap::new(),
@@ -55,14 +63,20 @@ pub fn stage(reader: impl Read, scratch: &Path, progress: &dyn Progress) -> Resu
     };
     for (number, entry) in archive.entries().map_err(StagingError::Read)?.enumerate() {
         let mut entry = entry.map_err(StagingError::Read)?;
-        let raw = entry.path().map_err(StagingError::Read)?.to_string_lossy().into_owned();
+        let raw = entry
+            .path()
+            .map_err(StagingError::Read)?
+            .to_string_lossy()
+            .into_owned();
         let name = clean_archive_path(&raw)?;
         if name.is_empty() {
             continue;
         }
         let link_name = || -> Result<String, StagingError> {
             let link = entry.link_name().map_err(StagingError::Read)?;
-            Ok(link.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default())
+            Ok(link
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default())
         };
         match entry.header().entry_type() {
             tar::EntryType::Directory => {}
@@ -70,7 +84,10 @@ pub fn stage(reader: impl Read, scratch: &Path, progress: &dyn Progress) -> Resu
                 let expected = entry.header().size().map_err(StagingError::Read)?;
                 let path = scratch.join(number.to_string());
                 let file = File::create(&path).map_err(StagingError::Write)?;
-                let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file), Algorithm::Sha256);
+                let mut writer = HashingWriter::new(
+                    io::BufWriter::with_capacity(1 << 20, file),
+                    Algorithm::Sha256,
+                );
                 progress.start(&name, expected);
                 let got = copy_with_progress(&mut entry, &mut writer, &name, progress)?;
                 if got != expected {
@@ -81,7 +98,9 @@ pub fn stage(reader: impl Read, scratch: &Path, progress: &dyn Progress) -> Resu
                     });
                 }
                 let (buffered, sha256, size) = writer.finish();
-                buffered.into_inner().map_err(|e| StagingError::Write(e.into_error()))?;
+                buffered
+                    .into_inner()
+                    .map_err(|e| StagingError::Write(e.into_error()))?;
                 progress.finish(&name, "read");
                 staged.files.insert(name, StagedFile { path, sha256, size });
             }
@@ -114,7 +133,9 @@ fn copy_with_progress(
         if n == 0 {
             return Ok(total);
         }
-        writer.write_all(&buffer[..n]).map_err(StagingError::Write)?;
+        writer
+            .write_all(&buffer[..n])
+            .map_err(StagingError::Write)?;
         total += n as u64;
         progress.advance(name, n as u64);
     }
@@ -123,16 +144,24 @@ fn copy_with_progress(
 /// A relative, normalized archive path; `..` and absolute names are refused.
 fn clean_archive_path(raw: &str) -> Result<String, StagingError> {
     if raw.starts_with('/') {
-        return Err(StagingError::Unsafe(raw.to_string(), "absolute names are not allowed"));
+        return Err(StagingError::Unsafe(
+            raw.to_string(),
+            "absolute names are not allowed",
+        ));
     }
     let mut parts = Vec::new();
     for component in Path::new(raw).components() {
         match component {
             Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
             Component::CurDir => {}
-            Component::ParentDir => return Err(StagingError::Unsafe(raw.to_string(), "'..' is not allowed")),
+            Component::ParentDir => {
+                return Err(StagingError::Unsafe(raw.to_string(), "'..' is not allowed"))
+            }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(StagingError::Unsafe(raw.to_string(), "absolute names are not allowed"))
+                return Err(StagingError::Unsafe(
+                    raw.to_string(),
+                    "absolute names are not allowed",
+                ))
             }
         }
     }
@@ -144,13 +173,21 @@ impl Staged {
     fn check_no_entry_through_symlink(&self) -> Result<(), StagingError> {
         for name in self.files.keys().chain(self.links.keys()) {
             let mut prefix = String::new();
-            for part in name.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, p)| p) {
+            for part in name
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .map_or(&[][..], |(_, p)| p)
+            {
                 if !prefix.is_empty() {
                     prefix.push('/');
                 }
                 prefix.push_str(part);
                 if matches!(self.links.get(&prefix), Some(Link::Symbolic(_))) {
-                    return Err(StagingError::Unsafe(name.clone(), "it is inside a symlinked directory"));
+                    return Err(StagingError::Unsafe(
+                        name.clone(),
+                        "it is inside a symlinked directory",
+                    ));
                 }
             }
         }
@@ -173,13 +210,20 @@ impl Staged {
                 Some(Link::Hard(target)) => target.clone(),
                 Some(Link::Symbolic(target)) => {
                     let base = Path::new(&current).parent().unwrap_or(Path::new(""));
-                    resolve_relative(base, target)
-                        .ok_or_else(|| StagingError::Unsafe(current.clone(), "its symlink points outside the archive"))?
+                    resolve_relative(base, target).ok_or_else(|| {
+                        StagingError::Unsafe(
+                            current.clone(),
+                            "its symlink points outside the archive",
+                        )
+                    })?
                 }
                 None => return Err(StagingError::Missing(path.to_string())),
             };
         }
-        Err(StagingError::Unsafe(path.to_string(), "too many levels of links"))
+        Err(StagingError::Unsafe(
+            path.to_string(),
+            "too many levels of links",
+        ))
     }
 
     /// Reads a small file whole.

@@ -1,0 +1,90 @@
+//! Garbage collection of the blob store: blobs that no index entry reaches are deleted.
+
+use std::collections::HashSet;
+
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, ManifestKind};
+use crate::store::{Store, StoreError};
+
+/// What a prune removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PruneReport {
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Deletes every blob that no index entry reaches (manifests, indexes, configs, layers, subjects).
+    /// Writers are excluded for the duration, so blobs of an import in flight are never swept.
+    pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        let _lock = self.collector_lock()?;
+        let mut reachable = HashSet::new();
+        for entry in &self.read_index()?.manifests {
+            self.mark(entry, &mut reachable)?;
+        }
+        let mut report = PruneReport::default();
+        for digest in self.list_blobs()? {
+            if !reachable.contains(&digest) {
+                report.bytes += self.blob_size(&digest).unwrap_or(0);
+                self.remove_blob(&digest)?;
+                report.blobs += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    fn mark(
+        &self,
+        descriptor: &Descriptor,
+        reachable: &mut HashSet<Digest>,
+    ) -> Result<(), StoreError> {
+        if !reachable.insert(descriptor.digest.clone()) || !self.has_blob(&descriptor.digest) {
+            return Ok(());
+        }
+        let bytes = self.read_blob(&descriptor.digest)?;
+        match ManifestKind::parse(&bytes, &descriptor.media_type) {
+            Ok(ManifestKind::Image(manifest)) => {
+                reachable.insert(manifest.config.digest.clone());
+                reachable.extend(manifest.layers.iter().map(|l| l.digest.clone()));
+            }
+            Ok(ManifestKind::Index(index)) => {
+                for child in &index.manifests {
+                    self.mark(child, reachable)?;
+                }
+            }
+            // Not a manifest we understand: keep it, reach nothing further.
+            Err(_) => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::store_image;
+    use crate::ImageConfig;
+
+    #[test]
+    fn prune_keeps_reachable_blobs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = store.write_blob(b"layer").unwrap();
+        let orphan = store.write_blob(b"orphan").unwrap();
+        let layers = vec![Descriptor::new(
+            crate::media_types::OCI_LAYER,
+            layer.clone(),
+            5,
+        )];
+        let mut config = ImageConfig::default();
+        config.rootfs.diff_ids.push(layer.clone());
+        let (descriptor, id) = store_image(&store, &config, layers).unwrap();
+        store.add_image(&descriptor, &[]).unwrap();
+        let report = store.prune().unwrap();
+        assert_eq!(report.blobs, 1);
+        assert!(!store.has_blob(&orphan));
+        for kept in [&layer, &id, &descriptor.digest] {
+            assert!(store.has_blob(kept));
+        }
+    }
+}

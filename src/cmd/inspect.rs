@@ -1,0 +1,72 @@
+//! `lade inspect IMAGE...`: Docker-like JSON (Id, RepoTags, RepoDigests, Created, Config, RootFS, Size, ...).
+
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Images: name[:tag], name@digest or image ID (prefix).
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Accepted for Docker compatibility: the output is always JSON.
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    if let Some(format) = args.format.as_deref().filter(|f| *f != "json") {
+        anyhow::bail!("unsupported --format {format:?}: only json is supported");
+    }
+    let store = context.store()?;
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for argument in &args.images {
+        match store.find_image(argument) {
+            Ok(found) => out.push(describe(&found)),
+            Err(layerstore::tags::TagError::NotFound(_)) => missing.push(argument.clone()),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if !missing.is_empty() {
+        for name in missing {
+            eprintln!("Error: No such image: {name}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn describe(found: &layerstore::FoundImage) -> Value {
+    let image = &found.image;
+    let config = &image.config;
+    let repo_tags: Vec<String> = found.names.iter().map(|n| n.familiar()).collect();
+    let mut repo_digests: Vec<String> = found
+        .names
+        .iter()
+        .map(|n| format!("{}@{}", n.familiar_name(), image.digest()))
+        .collect();
+    repo_digests.dedup();
+    let mut value = json!({
+        "Id": image.id().to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": config.created.clone().unwrap_or_default(),
+        "DockerVersion": config.extra.get("docker_version").cloned().unwrap_or(Value::from("")),
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": config.config.clone(),
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Size": image.size(),
+        "RootFS": {
+            "Type": config.rootfs.kind,
+            "Layers": config.rootfs.diff_ids,
+        },
+        "Descriptor": image.descriptor,
+    });
+    if let Some(variant) = &config.variant {
+        value["Variant"] = Value::from(variant.clone());
+    }
+    value
+}
