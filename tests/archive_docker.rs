@@ -23,7 +23,7 @@ fn imported_busybox_saved_by_lade_runs_in_docker() {
         rootfs.to_str().unwrap(),
         tag,
     ]);
-    let archive = lade.root.path().join("../lade-import-save.tar");
+    let archive = lade.scratch.path().join("lade-import-save.tar");
     let archive = archive.to_str().unwrap();
     lade.ok(&["save", "-o", archive, tag]);
     let loaded = docker.ok(&["load", "-i", archive]);

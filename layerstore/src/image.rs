@@ -70,7 +70,7 @@ impl Image {
         Ok(Image {
             descriptor: descriptor.clone(),
             manifest_bytes,
-            manifest,
+            manifest: *manifest,
             config_bytes,
             config,
         })

@@ -196,8 +196,8 @@ impl Flavour {
 /// A manifest document of any supported kind, parsed from its bytes and its declared media type.
 #[derive(Debug, Clone)]
 pub enum ManifestKind {
-    Image(Manifest),
-    Index(Index),
+    Image(Box<Manifest>),
+    Index(Box<Index>),
 }
 
 /// Why manifest bytes could not be understood.
@@ -235,9 +235,9 @@ impl ManifestKind {
             media_types::OCI_MANIFEST
         };
         let kind = if media_types::is_manifest(effective) {
-            ManifestKind::Image(serde_json::from_value(value)?)
+            ManifestKind::Image(Box::new(serde_json::from_value(value)?))
         } else if media_types::is_index(effective) {
-            ManifestKind::Index(serde_json::from_value(value)?)
+            ManifestKind::Index(Box::new(serde_json::from_value(value)?))
         } else {
             return Err(ManifestError::MediaType(effective.to_string()));
         };

@@ -40,7 +40,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let filter = args
         .repository
         .as_deref()
-        .map(|r| layerstore::Reference::parse(r))
+        .map(layerstore::Reference::parse)
         .transpose()?;
     let mut rows = Vec::new();
     for record in store.image_records()? {

@@ -21,12 +21,15 @@ pub fn shared() -> PathBuf {
 /// A `lade` with its own store root, removed at the end of the test.
 pub struct Lade {
     pub root: tempfile::TempDir,
+    /// A directory for the test's own files, beside the store.
+    pub scratch: tempfile::TempDir,
 }
 
 impl Lade {
     pub fn new() -> Lade {
         Lade {
             root: tempfile::tempdir().expect("temp dir"),
+            scratch: tempfile::tempdir().expect("temp dir"),
         }
     }
 

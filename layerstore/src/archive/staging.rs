@@ -13,7 +13,7 @@ use crate::progress::Progress;
 /// Why an archive could not be staged.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
-    #[error("reading the archive: {0}")]
+    #[error("reading the archive (is it truncated, or not a tar archive?): {0}")]
     Read(io::Error),
     #[error("the archive is truncated: entry {path} ends after {got} of {expected} bytes")]
     Truncated {

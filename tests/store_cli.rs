@@ -1,0 +1,129 @@
+//! The store's CLI semantics as Docker has them: tag, rmi (untag vs delete, by name, ID prefix or digest),
+//! dangling images, images/history output, prune, and several lade processes sharing one store.
+
+mod common;
+
+use common::Lade;
+
+fn rootfs(lade: &Lade, name: &str, content: &[u8]) -> String {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, "file", content).unwrap();
+    let path = lade.scratch.path().join(name);
+    std::fs::write(&path, builder.into_inner().unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn images_json(lade: &Lade) -> Vec<serde_json::Value> {
+    lade.ok(&["images", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn tag_rmi_and_prune_follow_docker() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    let id = lade.ok(&["import", &a, "app:1"]).trim().to_string();
+    lade.ok(&["tag", "app:1", "app:2"]);
+    lade.ok(&["tag", &id[7..19], "localhost:5000/other/app"]);
+    let rows = images_json(&lade);
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .any(|r| r["Repository"] == "localhost:5000/other/app" && r["Tag"] == "latest"));
+
+    // By ID with tags in several repositories: refused without -f.
+    let err = lade.fails(&["rmi", &id]);
+    assert!(err.contains("referenced in multiple repositories"), "{err}");
+    // By name: untag only while other tags remain.
+    assert_eq!(lade.ok(&["rmi", "app:2"]), "Untagged: app:2\n");
+    assert_eq!(
+        lade.ok(&["rmi", "localhost:5000/other/app"]),
+        "Untagged: localhost:5000/other/app:latest\n"
+    );
+    // Moving the last tag away leaves the old image dangling.
+    let b = rootfs(&lade, "b.tar", b"b");
+    let id_b = lade.ok(&["import", &b, "app:1"]).trim().to_string();
+    let rows = images_json(&lade);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .any(|r| r["Repository"] == "<none>" && r["ID"] == id[7..19]));
+    assert_eq!(lade.ok(&["images", "-q"]).lines().count(), 2);
+    // The dangling one goes by ID.
+    assert_eq!(lade.ok(&["rmi", &id]), format!("Deleted: {id}\n"));
+    let out = lade.ok(&["rmi", "app:1"]);
+    assert_eq!(out, format!("Untagged: app:1\nDeleted: {id_b}\n"));
+    assert!(images_json(&lade).is_empty());
+    let err = lade.fails(&["rmi", "app:1"]);
+    assert!(err.contains("No such image: app:1"), "{err}");
+    let pruned = lade.ok(&["prune"]);
+    assert!(pruned.starts_with("Deleted blobs: 6\n"), "{pruned}");
+    assert_eq!(
+        std::fs::read_dir(lade.root.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn invalid_references_are_rejected_like_docker() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    let err = lade.fails(&["import", &a, "App:1"]);
+    assert!(err.contains("must be lowercase"), "{err}");
+    lade.ok(&["import", &a, "app"]);
+    let err = lade.fails(&["tag", "app", "bad tag"]);
+    assert!(err.contains("invalid reference format"), "{err}");
+    assert_eq!(images_json(&lade)[0]["Tag"], "latest");
+}
+
+#[test]
+fn history_and_inspect_describe_the_image() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", "-m", "first", "-c", "LABEL x=y", &a, "app:1"]);
+    let history = lade.ok(&["history", "--format", "json", "app:1"]);
+    let step: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(step["Comment"], "first");
+    let inspect: serde_json::Value = serde_json::from_str(&lade.ok(&["inspect", "app:1"])).unwrap();
+    assert_eq!(inspect[0]["Config"]["Labels"]["x"], "y");
+    assert_eq!(inspect[0]["RepoTags"][0], "app:1");
+    let digest = inspect[0]["RepoDigests"][0].as_str().unwrap().to_string();
+    let by_digest: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", &digest])).unwrap();
+    assert_eq!(by_digest[0]["Id"], inspect[0]["Id"]);
+    let err = lade.fails(&["inspect", "nope"]);
+    assert!(err.contains("No such image: nope"));
+}
+
+#[test]
+fn concurrent_processes_share_one_store() {
+    let lade = Lade::new();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let tar = rootfs(
+                &lade,
+                &format!("{i}.tar"),
+                format!("content {i}").as_bytes(),
+            );
+            lade.command()
+                .args(["import", &tar, &format!("app:{i}")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let rows = images_json(&lade);
+    assert_eq!(rows.len(), 8);
+    for i in 0..8 {
+        assert!(rows.iter().any(|r| r["Tag"] == *i.to_string()));
+    }
+}
