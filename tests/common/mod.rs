@@ -139,7 +139,8 @@ impl Docker {
             if !script.exists() {
                 return Err(format!("{} not found", script.display()));
             }
-            let output = run_capture(Command::new("bash").arg(&script))?;
+            let dir = std::env::var("LADE_TEST_DOCKERD_DIR").unwrap_or_else(|_| "/tmp/lade-dockerd".into());
+            let output = run_capture(Command::new("bash").arg(&script).arg(dir))?;
             let stdout = String::from_utf8_lossy(&output.stdout);
             let host = stdout
                 .lines()

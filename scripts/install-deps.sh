@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what lade's demo, tests and benchmarks need on Debian 12, skipping what is already there:
+# the peers (Docker engine, skopeo, registry:2, runc, busybox, umoci) and small tools.
+set -euo pipefail
+declare -A packages=(
+  [dockerd]=docker.io [skopeo]=skopeo [docker-registry]=docker-registry [runc]=runc
+  [busybox]=busybox-static [umoci]=umoci [htpasswd]=apache2-utils [openssl]=openssl
+  [/usr/bin/time]=time [python3]=python3
+)
+missing=()
+for tool in "${!packages[@]}"; do
+  if [[ $tool == /* ]]; then [ -x "$tool" ] && continue; else command -v "$tool" >/dev/null 2>&1 && continue; fi
+  missing+=("${packages[$tool]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >&2
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1
+fi
