@@ -167,12 +167,16 @@ impl Store {
         })
     }
 
-    /// Moves a complete file into the store as the blob `digest`, after checking its content hashes to it.
+    /// Moves a complete file (on the store's filesystem) into the store as the blob `digest`; the caller has checked
+    /// that its content hashes to `digest`. The file is fsynced before the rename.
     pub fn adopt_verified_file(&self, path: &Path, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob_path(digest);
         if target.is_file() {
             return Ok(());
         }
+        File::open(path)
+            .and_then(|file| file.sync_all())
+            .context(|| format!("syncing {}", path.display()))?;
         let dir = target.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         fs::rename(path, &target).context(|| format!("storing blob {digest}"))?;
@@ -276,7 +280,6 @@ impl BlobWriter {
             .into_inner()
             .map_err(|e| e.into_error())
             .context(|| "writing blob".into())?;
-        file.sync_all().context(|| "syncing blob".into())?;
         drop(file);
         if let Some(expected) = expected {
             if expected != &digest {

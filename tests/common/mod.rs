@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -139,7 +141,8 @@ impl Docker {
             if !script.exists() {
                 return Err(format!("{} not found", script.display()));
             }
-            let dir = std::env::var("LADE_TEST_DOCKERD_DIR").unwrap_or_else(|_| "/tmp/lade-dockerd".into());
+            let dir = std::env::var("LADE_TEST_DOCKERD_DIR")
+                .unwrap_or_else(|_| "/tmp/lade-dockerd".into());
             let output = run_capture(Command::new("bash").arg(&script).arg(dir))?;
             let stdout = String::from_utf8_lossy(&output.stdout);
             let host = stdout
