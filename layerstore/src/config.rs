@@ -20,9 +20,17 @@ pub struct ImageConfig {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -143,7 +151,10 @@ mod tests {
     fn docker_fields_and_unknowns_round_trip() {
         let raw = r#"{"created":"2020-01-01T00:00:00Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"],"Healthcheck":{"Test":["CMD","true"],"Interval":1000000000},"OnBuild":["RUN x"],"Shell":["/bin/bash","-c"],"Hostname":""},"rootfs":{"type":"layers","diff_ids":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]},"history":[{"created_by":"x","empty_layer":true}],"container":"abc"}"#;
         let c: ImageConfig = serde_json::from_str(raw).unwrap();
-        assert_eq!(c.config.as_ref().unwrap().on_build.as_ref().unwrap()[0], "RUN x");
+        assert_eq!(
+            c.config.as_ref().unwrap().on_build.as_ref().unwrap()[0],
+            "RUN x"
+        );
         assert!(c.history[0].empty_layer);
         assert_eq!(serde_json::to_string(&c).unwrap(), raw);
     }

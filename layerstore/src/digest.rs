@@ -101,16 +101,18 @@ impl FromStr for Digest {
             "sha512" => Algorithm::Sha512,
             "" => return Err(DigestError::Format(s.to_string())),
             other
-                if other
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)) =>
+                if other.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                }) =>
             {
                 return Err(DigestError::Algorithm(s.to_string()))
             }
             _ => return Err(DigestError::Format(s.to_string())),
         };
         let valid = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::Encoding(s.to_string(), algorithm.hex_len()));
         }

@@ -59,9 +59,17 @@ impl Descriptor {
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -258,9 +266,15 @@ mod tests {
     #[test]
     fn parse_detects_kinds_and_mismatches() {
         let index = br#"{"schemaVersion":2,"manifests":[]}"#;
-        assert!(matches!(ManifestKind::parse(index, "").unwrap(), ManifestKind::Index(_)));
+        assert!(matches!(
+            ManifestKind::parse(index, "").unwrap(),
+            ManifestKind::Index(_)
+        ));
         let docker = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
-        assert!(matches!(ManifestKind::parse(docker, "").unwrap(), ManifestKind::Image(_)));
+        assert!(matches!(
+            ManifestKind::parse(docker, "").unwrap(),
+            ManifestKind::Image(_)
+        ));
         assert!(matches!(
             ManifestKind::parse(docker, media_types::OCI_MANIFEST),
             Err(ManifestError::MediaTypeMismatch { .. })

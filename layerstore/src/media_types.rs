@@ -6,7 +6,8 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub const OCI_LAYER_NONDISTRIBUTABLE: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
+pub const OCI_LAYER_NONDISTRIBUTABLE: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar";
 pub const OCI_LAYER_NONDISTRIBUTABLE_GZIP: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
@@ -15,7 +16,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const DOCKER_LAYER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 /// Docker 25's `docker save` writes uncompressed layers with this type.
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
@@ -46,10 +48,13 @@ pub enum Compression {
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {
         OCI_LAYER | OCI_LAYER_NONDISTRIBUTABLE | DOCKER_LAYER_TAR => Some(Compression::None),
-        OCI_LAYER_GZIP | OCI_LAYER_NONDISTRIBUTABLE_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
-            Some(Compression::Gzip)
+        OCI_LAYER_GZIP
+        | OCI_LAYER_NONDISTRIBUTABLE_GZIP
+        | DOCKER_LAYER_GZIP
+        | DOCKER_LAYER_FOREIGN_GZIP => Some(Compression::Gzip),
+        OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+            Some(Compression::Zstd)
         }
-        OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Some(Compression::Zstd),
         _ => None,
     }
 }

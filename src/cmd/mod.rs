@@ -1,0 +1,3 @@
+//! Subcommands of the `lade` command line.
+
+pub mod dockerfile;
