@@ -3,7 +3,8 @@
 //! `{"instructions": [{cmd, sub_cmd, json, original, start_line, end_line, flags, value, heredocs}]}`. For
 //! `ONBUILD`, `json` and `value` describe the trigger instruction while `flags` are ONBUILD's own, and
 //! `heredocs` is empty: that is how the reference tool reports BuildKit's tree. The reference tool passes
-//! strings through C, so each string ends at its first NUL character; the dump does the same.
+//! strings through C, so each string ends at its first NUL character and an empty `cmd` is `null`; the dump
+//! does the same.
 
 use serde_json::{json, Value};
 
@@ -38,7 +39,7 @@ pub fn node_json(node: &Node) -> Value {
         None => (None, node, heredocs_json(&node.heredocs)),
     };
     json!({
-        "cmd": c_string(&node.keyword),
+        "cmd": Some(c_string(&node.keyword)).filter(|keyword| !keyword.is_empty()),
         "sub_cmd": sub_cmd,
         "json": described.json,
         "original": c_string(&node.original),

@@ -575,4 +575,102 @@ mod tests {
         assert_eq!(expansion.matched.into_iter().collect::<Vec<_>>(), ["A"]);
         assert_eq!(expansion.unmatched.into_iter().collect::<Vec<_>>(), ["B"]);
     }
+
+    /// BuildKit's word-expansion vectors from the shared corpus (skipped when the corpus is absent).
+    mod corpus_vectors {
+        use super::*;
+
+        const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/shell");
+
+        fn read_vectors(name: &str) -> Option<String> {
+            let path = format!("{CORPUS}/{name}");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text),
+                Err(_) => {
+                    println!("SKIP: {path} not found; corpus vectors not run");
+                    None
+                }
+            }
+        }
+
+        #[test]
+        fn env_var_vectors() {
+            let Some(text) = read_vectors("envVarTest") else {
+                return;
+            };
+            let vars = env(&[
+                ("PWD", "/home"),
+                ("SHELL", "bash"),
+                ("KOREAN", "한국어"),
+                ("NULL", ""),
+            ]);
+            let lexer = Lexer::new('\\');
+            let mut checked = 0;
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let fields: Vec<&str> = line.split('|').collect();
+                assert_eq!(fields.len(), 3, "line {}: {line}", number + 1);
+                let (platform, input, expected) =
+                    (fields[0].trim(), fields[1].trim(), fields[2].trim());
+                if platform == "W" {
+                    continue;
+                }
+                let result = lexer.process_word(input, &vars);
+                if expected == "error" {
+                    assert!(
+                        result.is_err(),
+                        "line {}: {input:?} gave {result:?}",
+                        number + 1
+                    );
+                } else {
+                    assert_eq!(
+                        result.as_deref(),
+                        Ok(expected),
+                        "line {}: {input:?}",
+                        number + 1
+                    );
+                }
+                checked += 1;
+            }
+            println!("envVarTest: {checked} A/U vectors passed");
+            assert!(checked > 200);
+        }
+
+        #[test]
+        fn words_vectors() {
+            let Some(text) = read_vectors("wordsTest") else {
+                return;
+            };
+            let mut vars: Vec<(String, String)> = Vec::new();
+            let lexer = Lexer::new('\\');
+            let mut checked = 0;
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim_start();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some(assignment) = line.strip_prefix("ENV ") {
+                    let assignment = assignment.trim_start_matches(' ');
+                    let (name, value) = assignment.split_once('=').unwrap_or((assignment, ""));
+                    vars.push((name.to_string(), value.to_string()));
+                    continue;
+                }
+                let fields: Vec<&str> = line.split('|').collect();
+                assert_eq!(fields.len(), 2, "line {}: {line}", number + 1);
+                let input = fields[0].trim();
+                let expected: Vec<&str> = fields[1].trim_start_matches(' ').split(',').collect();
+                let words = match lexer.process_words(input, &vars) {
+                    Ok(words) => words,
+                    Err(_) => vec!["error".to_string()],
+                };
+                assert_eq!(words, expected, "line {}: {input:?}", number + 1);
+                checked += 1;
+            }
+            println!("wordsTest: {checked} vectors passed");
+            assert!(checked > 20);
+        }
+    }
 }
