@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn locates_line_and_column() {
         let file = SourceFile::new("Dockerfile", "FROM a\nRUN  ébc\n");
-        let error = file.error("bad", 13..14, "here");
+        let error = file.error("bad", 14..15, "here");
         assert_eq!((error.line, error.column), (2, 7));
         assert_eq!(error.to_string(), "Dockerfile:2:7: bad");
     }

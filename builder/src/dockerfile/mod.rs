@@ -7,6 +7,7 @@ pub mod ast;
 pub mod diagnostic;
 pub mod directives;
 pub mod heredoc;
+pub mod instructions;
 pub mod json_array;
 pub mod line_parsers;
 pub mod parser;
