@@ -191,7 +191,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
             ));
         }
 
-        let mut node = new_node_from_line(&joined, 0, escape).map_err(|error| ParseError {
+        let mut node = new_node_from_line(&joined, 0, escape, 0).map_err(|error| ParseError {
             message: error.message,
             span: error.span,
         })?;
@@ -250,11 +250,17 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
     })
 }
 
-/// Builds the node for the instruction starting at `offset` in the joined line.
+/// How deep `ONBUILD ONBUILD …` chains are parsed; deeper triggers are kept unparsed (the typed layer rejects
+/// any chain anyway), which bounds recursion and copying on hostile input.
+const MAX_ONBUILD_NESTING: usize = 16;
+
+/// Builds the node for the instruction starting at `offset` in the joined line; `depth` counts enclosing
+/// ONBUILDs.
 fn new_node_from_line(
     joined: &JoinedLine,
     offset: usize,
     escape: char,
+    depth: usize,
 ) -> Result<Node, ParseError> {
     let line = &joined.text[offset..];
     let split = split_command(line);
@@ -280,10 +286,23 @@ fn new_node_from_line(
         ArgumentRule::NameOrNameValue => line_parsers::parse_name_or_name_value(split.args, escape),
         ArgumentRule::HealthCheck => line_parsers::parse_health_check(split.args).map_err(error)?,
         ArgumentRule::SubInstruction => {
-            if !split.args.is_empty() {
-                sub_instruction = Some(Box::new(new_node_from_line(joined, args_start, escape)?));
+            if split.args.is_empty() {
+                SplitArgs::default()
+            } else {
+                if depth < MAX_ONBUILD_NESTING {
+                    sub_instruction = Some(Box::new(new_node_from_line(
+                        joined,
+                        args_start,
+                        escape,
+                        depth + 1,
+                    )?));
+                }
+                // BuildKit's node for ONBUILD has one empty-valued argument holding the trigger.
+                SplitArgs {
+                    values: vec![String::new()],
+                    json: false,
+                }
             }
-            SplitArgs::default()
         }
         ArgumentRule::Ignore => SplitArgs {
             values: vec![String::new()],
@@ -380,6 +399,20 @@ mod tests {
             ("RUN", owned(&["echo hi"]))
         );
         assert_eq!(sub.keyword_span, 12..15);
+    }
+
+    #[test]
+    fn nested_onbuild_is_bounded() {
+        let line = "ONBUILD ".repeat(10_000) + "RUN x";
+        let parsed = parse(&line).unwrap();
+        let mut depth = 0;
+        let mut node = &parsed.nodes[0];
+        while let Some(sub) = &node.sub_instruction {
+            node = sub;
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_ONBUILD_NESTING);
+        assert_eq!(node.args, [""]);
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl Lexer {
             env: &|name: &str| env.get(name).map(str::to_string),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            nesting: 0,
         };
         match state.process_stop_on(None, self.raw_escapes) {
             Ok((word, words)) => Ok(Expansion {
@@ -182,7 +183,12 @@ struct ShellWord<'a> {
     env: Lookup<'a>,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// How many `${…}` enclose the current position.
+    nesting: usize,
 }
+
+/// Deepest `${…${…}…}` nesting accepted; bounds recursion on hostile input.
+const MAX_NESTING: usize = 200;
 
 impl ShellWord<'_> {
     fn peek(&self) -> Option<char> {
@@ -348,6 +354,19 @@ impl ShellWord<'_> {
             });
         }
         self.pos += 1;
+        if self.nesting >= MAX_NESTING {
+            return Err(format!(
+                "variable substitutions nested more than {MAX_NESTING} deep"
+            ));
+        }
+        self.nesting += 1;
+        let result = self.process_braced();
+        self.nesting -= 1;
+        result
+    }
+
+    /// `${…}` after the opening brace.
+    fn process_braced(&mut self) -> Result<String, String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
@@ -565,6 +584,18 @@ mod tests {
             .process_words(r#"RUN <<"EOF" $X ${Y:-z} a\ b"#, &env(&[]))
             .unwrap();
         assert_eq!(words, ["RUN", "<<\"EOF\"", "$X", "${Y:-z}", r"a\ b"]);
+    }
+
+    #[test]
+    fn deep_nesting_fails_cleanly() {
+        let word = "${A:-".repeat(100_000) + &"}".repeat(100_000);
+        let error = Lexer::new('\\').process_word(&word, &env(&[])).unwrap_err();
+        assert!(error.reason.contains("nested"));
+        let fine = "${A:-".repeat(50) + "x" + &"}".repeat(50);
+        assert_eq!(
+            Lexer::new('\\').process_word(&fine, &env(&[])).unwrap(),
+            "x"
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ enum Token {
     AnyString,
 }
 
+/// Most `*` a pattern may have; bounds the matcher's recursion.
+const MAX_WILDCARDS: usize = 256;
+
 /// A compiled wildcard pattern.
 #[derive(Debug, Clone)]
 pub struct ShellPattern {
@@ -29,7 +32,21 @@ impl ShellPattern {
         let mut chars = pattern.chars().peekable();
         while let Some(ch) = chars.next() {
             match ch {
-                '*' => tokens.push(Token::AnyString),
+                // `**` matches what `*` matches, with the same preference.
+                '*' if tokens.last() == Some(&Token::AnyString) => {}
+                '*' => {
+                    tokens.push(Token::AnyString);
+                    if tokens
+                        .iter()
+                        .filter(|token| **token == Token::AnyString)
+                        .count()
+                        > MAX_WILDCARDS
+                    {
+                        return Err(format!(
+                            "more than {MAX_WILDCARDS} '*' wildcards in pattern"
+                        ));
+                    }
+                }
                 '?' => tokens.push(Token::AnyChar),
                 '\\' => {
                     if matches!(chars.peek(), Some('}' | '/')) {
@@ -47,53 +64,14 @@ impl ShellPattern {
         Ok(ShellPattern { tokens, greedy })
     }
 
-    /// The first match at or after the start (only at the start when `anchored`), as a char-index range.
-    fn find(&self, text: &[char], anchored: bool) -> Option<(usize, usize)> {
-        let mut memo = HashMap::new();
-        let last_start = if anchored { 0 } else { text.len() };
-        (0..=last_start).find_map(|start| {
-            self.match_at(text, 0, start, &mut memo)
-                .map(|end| (start, end))
-        })
-    }
-
-    /// Where a match of `tokens[token..]` starting at `pos` ends, trying alternatives in Go's preference order.
-    fn match_at(
-        &self,
-        text: &[char],
-        token: usize,
-        pos: usize,
-        memo: &mut HashMap<(usize, usize), Option<usize>>,
-    ) -> Option<usize> {
-        if let Some(known) = memo.get(&(token, pos)) {
-            return *known;
+    /// A matcher over `text`.
+    fn search<'a>(&'a self, text: &'a [char]) -> Search<'a> {
+        Search {
+            pattern: self,
+            text,
+            line_end: line_ends(text),
+            memo: HashMap::new(),
         }
-        let result = match self.tokens.get(token) {
-            None => Some(pos),
-            Some(Token::Literal(ch)) => {
-                if text.get(pos) == Some(ch) {
-                    self.match_at(text, token + 1, pos + 1, memo)
-                } else {
-                    None
-                }
-            }
-            Some(Token::AnyChar) => match text.get(pos) {
-                Some(ch) if *ch != '\n' => self.match_at(text, token + 1, pos + 1, memo),
-                _ => None,
-            },
-            Some(Token::AnyString) => {
-                let longest = text[pos..].iter().take_while(|ch| **ch != '\n').count();
-                if self.greedy {
-                    (0..=longest)
-                        .rev()
-                        .find_map(|len| self.match_at(text, token + 1, pos + len, memo))
-                } else {
-                    (0..=longest).find_map(|len| self.match_at(text, token + 1, pos + len, memo))
-                }
-            }
-        };
-        memo.insert((token, pos), result);
-        result
     }
 
     /// Reverses the pattern for suffix matching, keeping escaped characters escaped.
@@ -105,11 +83,70 @@ impl ShellPattern {
     }
 }
 
+/// For each position, where the line containing it ends (wildcards stop there).
+fn line_ends(text: &[char]) -> Vec<usize> {
+    let mut ends = vec![text.len(); text.len() + 1];
+    for pos in (0..text.len()).rev() {
+        ends[pos] = if text[pos] == '\n' {
+            pos
+        } else {
+            ends[pos + 1]
+        };
+    }
+    ends
+}
+
+/// One matching run over a text, memoising the outcome at each wildcard position.
+struct Search<'a> {
+    pattern: &'a ShellPattern,
+    text: &'a [char],
+    line_end: Vec<usize>,
+    memo: HashMap<(usize, usize), Option<usize>>,
+}
+
+impl Search<'_> {
+    /// The first match starting at `from` or later (only at `from` when `anchored`), as a char-index range.
+    fn find(&mut self, from: usize, anchored: bool) -> Option<(usize, usize)> {
+        let last_start = if anchored { from } else { self.text.len() };
+        (from..=last_start).find_map(|start| self.match_at(0, start).map(|end| (start, end)))
+    }
+
+    /// Where a match of `tokens[token..]` starting at `pos` ends, trying alternatives in Go's preference order.
+    /// Literal runs are matched in a loop; recursion happens only at `*`, so its depth is bounded by the
+    /// number of stars.
+    fn match_at(&mut self, mut token: usize, mut pos: usize) -> Option<usize> {
+        loop {
+            match self.pattern.tokens.get(token) {
+                None => return Some(pos),
+                Some(Token::Literal(ch)) if self.text.get(pos) == Some(ch) => {}
+                Some(Token::AnyChar) if self.text.get(pos).is_some_and(|ch| *ch != '\n') => {}
+                Some(Token::AnyString) => break,
+                Some(_) => return None,
+            }
+            token += 1;
+            pos += 1;
+        }
+        if let Some(known) = self.memo.get(&(token, pos)) {
+            return *known;
+        }
+        let longest = self.line_end[pos] - pos;
+        let result = if self.pattern.greedy {
+            (0..=longest)
+                .rev()
+                .find_map(|len| self.match_at(token + 1, pos + len))
+        } else {
+            (0..=longest).find_map(|len| self.match_at(token + 1, pos + len))
+        };
+        self.memo.insert((token, pos), result);
+        result
+    }
+}
+
 /// `${VAR#pattern}` / `${VAR##pattern}`: removes the shortest (longest when `greedy`) matching prefix.
 pub fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
     let pattern = ShellPattern::compile(pattern, greedy)?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(match pattern.find(&chars, true) {
+    Ok(match pattern.search(&chars).find(0, true) {
         Some((_, end)) => chars[end..].iter().collect(),
         None => value.to_string(),
     })
@@ -119,7 +156,7 @@ pub fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, S
 pub fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
     let pattern = ShellPattern::compile(pattern, greedy)?.reversed();
     let reversed: Vec<char> = value.chars().rev().collect();
-    Ok(match pattern.find(&reversed, true) {
+    Ok(match pattern.search(&reversed).find(0, true) {
         Some((_, end)) => reversed[end..].iter().rev().collect(),
         None => value.to_string(),
     })
@@ -132,8 +169,9 @@ pub fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, S
 pub fn replace(pattern: &str, value: &str, replacement: &str, all: bool) -> Result<String, String> {
     let pattern = ShellPattern::compile(pattern, true)?;
     let chars: Vec<char> = value.chars().collect();
+    let mut search = pattern.search(&chars);
     if !all {
-        return Ok(match pattern.find(&chars, false) {
+        return Ok(match search.find(0, false) {
             Some((start, end)) => {
                 let mut out: String = chars[..start].iter().collect();
                 out.push_str(replacement);
@@ -148,10 +186,7 @@ pub fn replace(pattern: &str, value: &str, replacement: &str, all: bool) -> Resu
     let mut search_from = 0;
     let mut previous_match_end: Option<usize> = None;
     while search_from <= chars.len() {
-        let Some((start, end)) = pattern
-            .find(&chars[search_from..], false)
-            .map(|(s, e)| (s + search_from, e + search_from))
-        else {
+        let Some((start, end)) = search.find(search_from, false) else {
             break;
         };
         // Go ignores an empty match right after the previous match.
@@ -231,6 +266,18 @@ mod tests {
         assert_eq!(replace("", "ab", "-", true).unwrap(), "-a-b-");
         assert_eq!(replace("b", "abc", "[$0]", true).unwrap(), "a[b]c");
         assert_eq!(replace("b", "abc", "$$x$y", true).unwrap(), "a$xc");
+    }
+
+    #[test]
+    fn long_values_and_patterns() {
+        let value = "a".repeat(200_000) + "/b";
+        assert_eq!(trim_prefix("*/", &value, true).unwrap(), "b");
+        assert_eq!(trim_suffix("/*", &value, false).unwrap().len(), 200_000);
+        let pattern = "a".repeat(200_000);
+        assert_eq!(trim_prefix(&pattern, &value, false).unwrap(), "/b");
+        assert!(trim_prefix(&"*a".repeat(1000), "a", false).is_err());
+        let many = "ab".repeat(100_000);
+        assert_eq!(replace("a", &many, "", true).unwrap(), "b".repeat(100_000));
     }
 
     #[test]
