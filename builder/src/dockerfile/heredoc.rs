@@ -48,6 +48,10 @@ pub fn parse_heredoc_marker(word: &str) -> Option<Heredoc> {
 
 /// All heredoc markers in an instruction line, in order.
 pub fn heredocs_in_line(line: &str) -> Vec<Heredoc> {
+    // Splitting never creates `<<`: a line without it has no marker.
+    if !line.contains("<<") {
+        return Vec::new();
+    }
     let lexer = Lexer {
         raw_quotes: true,
         raw_escapes: true,
