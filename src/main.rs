@@ -44,6 +44,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Remove blobs that no image uses.
     Prune(cmd::prune::Args),
+    /// Inspect Dockerfiles: parse, type-check and plan them.
+    Dockerfile(cmd::dockerfile::DockerfileArgs),
 }
 
 fn main() {
@@ -67,9 +69,13 @@ fn main() {
         Command::Import(args) => cmd::import::run(&context, args),
         Command::Export(args) => cmd::export::run(&context, args),
         Command::Prune(args) => cmd::prune::run(&context, args),
+        Command::Dockerfile(args) => cmd::dockerfile::run(args),
     };
     if let Err(error) = result {
-        eprintln!("Error: {error:#}");
+        // Dockerfile diagnostics are printed (with their source excerpt) where they arise.
+        if error.downcast_ref::<cmd::dockerfile::Reported>().is_none() {
+            eprintln!("Error: {error:#}");
+        }
         std::process::exit(1);
     }
 }

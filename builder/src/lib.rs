@@ -1,4 +1,6 @@
 //! Turns a Dockerfile and a build context into images in the layer store.
 //!
-//! Will hold the Dockerfile front end (parser, word expansion, typed instructions, stages), the build plan (stages,
-//! content-addressed cache keys) and the executor (snapshots, RUN through an OCI runtime).
+//! Holds the Dockerfile front end ([`dockerfile`]: parser, word expansion, typed instructions, stages). The build
+//! plan's cache keys and the executor (snapshots, RUN through an OCI runtime) will live beside it.
+
+pub mod dockerfile;

@@ -1,0 +1,232 @@
+//! Errors and warnings that point into the Dockerfile: file, line, column, the source line and a caret.
+//!
+//! [`SourceDiagnostic`] is a `miette::Diagnostic` carrying the named source and a labelled span, so any miette
+//! report handler renders the offending line with the span underlined.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use miette::{LabeledSpan, NamedSource, Severity, SourceCode};
+
+/// A Dockerfile's text with its name, shared by all diagnostics about it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    name: Arc<str>,
+    text: Arc<str>,
+}
+
+impl SourceFile {
+    /// Wraps a file's name and text.
+    pub fn new(name: &str, text: &str) -> Self {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The file name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_and_column(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+
+    /// An error about `span`, labelled with what was expected there.
+    pub fn error(
+        &self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> SourceDiagnostic {
+        self.diagnostic(Severity::Error, message.into(), span, label.into())
+    }
+
+    /// A warning about `span`.
+    pub fn warning(
+        &self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> SourceDiagnostic {
+        self.diagnostic(Severity::Warning, message.into(), span, label.into())
+    }
+
+    fn diagnostic(
+        &self,
+        severity: Severity,
+        message: String,
+        span: Range<usize>,
+        label: String,
+    ) -> SourceDiagnostic {
+        let start = floor_char_boundary(&self.text, span.start.min(self.text.len()));
+        let end = floor_char_boundary(&self.text, span.end.clamp(start, self.text.len()));
+        let (line, column) = self.line_and_column(start);
+        SourceDiagnostic {
+            severity,
+            message,
+            label,
+            help: None,
+            span: start..end,
+            line,
+            column,
+            source: self.clone(),
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// An error or warning located in a Dockerfile.
+#[derive(Clone)]
+pub struct SourceDiagnostic {
+    severity: Severity,
+    /// What is wrong.
+    pub message: String,
+    /// What was expected at the span.
+    pub label: String,
+    /// An optional hint.
+    pub help: Option<String>,
+    /// Byte range in the source.
+    pub span: Range<usize>,
+    /// 1-based line of the span's start.
+    pub line: usize,
+    /// 1-based column (characters) of the span's start.
+    pub column: usize,
+    source: SourceFile,
+}
+
+impl SourceDiagnostic {
+    /// Adds a hint.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Whether this is a warning rather than an error.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
+    }
+
+    /// The file name the diagnostic is about.
+    pub fn file_name(&self) -> &str {
+        self.source.name()
+    }
+
+    /// A miette source with the file name, for rendering.
+    pub fn named_source(&self) -> NamedSource<Arc<str>> {
+        NamedSource::new(self.source.name(), self.source.text.clone())
+    }
+}
+
+impl fmt::Debug for SourceDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceDiagnostic")
+            .field("severity", &self.severity)
+            .field("message", &self.message)
+            .field("file", &self.source.name())
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .finish()
+    }
+}
+
+impl fmt::Display for SourceDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.source.name(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for SourceDiagnostic {}
+
+impl miette::Diagnostic for SourceDiagnostic {
+    fn severity(&self) -> Option<Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|help| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = LabeledSpan::new(Some(self.label.clone()), self.span.start, self.span.len());
+        Some(Box::new(std::iter::once(span)))
+    }
+}
+
+impl SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.to_string(),
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            contents.column(),
+            contents.line_count(),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_line_and_column() {
+        let file = SourceFile::new("Dockerfile", "FROM a\nRUN  ébc\n");
+        let error = file.error("bad", 14..15, "here");
+        assert_eq!((error.line, error.column), (2, 7));
+        assert_eq!(error.to_string(), "Dockerfile:2:7: bad");
+    }
+
+    #[test]
+    fn renders_source_line_with_label() {
+        let file = SourceFile::new("Dockerfile", "FROM a\nCOPY --bogus=1 a b\n");
+        let error = file.error("unknown flag: bogus", 12..21, "not a COPY flag");
+        let mut rendered = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut rendered, &error)
+            .unwrap();
+        assert!(rendered.contains("Dockerfile:2:6"), "{rendered}");
+        assert!(rendered.contains("COPY --bogus=1 a b"), "{rendered}");
+        assert!(rendered.contains("not a COPY flag"), "{rendered}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The Dockerfile front end: text → raw instructions → typed instructions → stages, with no execution.
+//!
+//! A port of BuildKit's `frontend/dockerfile` packages: [`parser`] (with [`directives`], [`split_command`],
+//! [`line_parsers`], [`json_array`], [`heredoc`]) produces [`ast::Node`]s; [`instructions`] types them;
+//! [`stages`] groups them into stages and plans a build; [`shell`] expands words; [`diagnostic`] reports
+//! problems with file, line, column and the offending source.
+//!
+//! ```
+//! use builder::dockerfile::{BuildOptions, Dockerfile};
+//!
+//! let dockerfile = Dockerfile::parse("FROM alpine AS base\nRUN echo hi\n", "Dockerfile").unwrap();
+//! let plan = dockerfile.plan(&BuildOptions::default()).unwrap();
+//! assert_eq!(plan.build_order, [0]);
+//! ```
+
+pub mod ast;
+pub mod diagnostic;
+pub mod directives;
+pub mod heredoc;
+pub mod instructions;
+pub mod json_array;
+pub mod line_parsers;
+pub mod parser;
+pub mod platform;
+pub mod raw_dump;
+pub mod shell;
+pub mod shell_pattern;
+pub mod split_command;
+pub mod stages;
+
+pub use ast::{Heredoc, Node, RawFlag};
+pub use diagnostic::{SourceDiagnostic, SourceFile};
+pub use directives::Directives;
+pub use instructions::{Command, CommandLine, Instruction, Location};
+pub use platform::Platform;
+pub use shell::{Environment, ExpandError, Expansion, Lexer};
+pub use stages::{BaseImage, BuildOptions, BuildPlan, GlobalArg, PlannedStage, Stage, Stages};
+
+/// A parsed Dockerfile: its source, directives, raw instructions and parser warnings.
+#[derive(Debug, Clone)]
+pub struct Dockerfile {
+    /// The file's name and text (for diagnostics).
+    pub source: SourceFile,
+    /// Parser directives from the top of the file.
+    pub directives: Directives,
+    /// The raw instructions in file order.
+    pub nodes: Vec<Node>,
+    /// Warnings from parsing.
+    pub warnings: Vec<SourceDiagnostic>,
+}
+
+impl Dockerfile {
+    /// Parses `source`; `file_name` is used in diagnostics.
+    pub fn parse(source: &str, file_name: &str) -> Result<Dockerfile, SourceDiagnostic> {
+        let file = SourceFile::new(file_name, source);
+        let raw = parser::parse(source).map_err(|error| {
+            let label = if error.message == "file with no instructions" {
+                "expected an instruction"
+            } else {
+                "here"
+            };
+            file.error(error.message, error.span, label)
+        })?;
+        let warnings = raw
+            .warnings
+            .into_iter()
+            .map(|(message, span)| {
+                file.warning(message, span, "empty continuation line in this instruction")
+            })
+            .collect();
+        Ok(Dockerfile {
+            source: file,
+            directives: raw.directives,
+            nodes: raw.nodes,
+            warnings,
+        })
+    }
+
+    /// The escape character in force (`\` or `` ` ``).
+    pub fn escape(&self) -> char {
+        self.directives.escape
+    }
+
+    /// Types the instructions and splits them into stages.
+    pub fn stages(&self) -> Result<Stages, SourceDiagnostic> {
+        Stages::from_dockerfile(self)
+    }
+
+    /// Types, splits into stages and resolves them for a build with `options`.
+    pub fn plan(&self, options: &BuildOptions) -> Result<BuildPlan, SourceDiagnostic> {
+        self.stages()?.plan(options)
+    }
+
+    /// The raw parse as JSON in the reference schema (see [`raw_dump`]).
+    pub fn raw_json(&self) -> serde_json::Value {
+        raw_dump::dump(&self.nodes)
+    }
+}

@@ -1,0 +1,910 @@
+//! Build stages: global ARGs, stages with names and indices, and the build plan for a target.
+//!
+//! [`Stages`] splits typed instructions at each FROM. [`Stages::plan`] applies build options (build args,
+//! target, platforms): it resolves each stage's base (image, `scratch` or a stage defined earlier) with the global ARGs,
+//! finds what each stage needs (`FROM <stage>`, `COPY --from`, `RUN --mount from=`), orders the stages the
+//! target needs, reports dependency cycles and unknown stages, and lists build args nothing consumes.
+//! [`BuildPlan::expand_stage`] then gives a build engine a stage's instructions with variables expanded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use super::diagnostic::{SourceDiagnostic, SourceFile};
+use super::instructions::{
+    ArgDeclaration, Command, CommandExpandError, From, Instruction, InstructionWarning, Location,
+};
+use super::platform::{is_predefined_arg, Platform, PROXY_ARGS};
+use super::shell::{Environment, Lexer};
+use super::Dockerfile;
+
+/// A stage: `FROM …` and the instructions up to the next FROM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Position among the stages (0-based), usable as `COPY --from=<index>`.
+    pub index: usize,
+    /// `AS name`, lower-cased.
+    pub name: Option<String>,
+    /// The FROM instruction as written.
+    pub from: From,
+    /// Where the FROM instruction is.
+    pub from_location: Location,
+    /// The stage's instructions after FROM.
+    pub instructions: Vec<Instruction>,
+}
+
+/// An ARG before the first FROM; usable in FROM lines and re-declarable inside stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalArg {
+    /// Name and default as written.
+    pub declaration: ArgDeclaration,
+    /// Where it is declared.
+    pub location: Location,
+}
+
+/// A Dockerfile split into global ARGs and stages.
+#[derive(Debug, Clone)]
+pub struct Stages {
+    /// The escape character of the file.
+    pub escape: char,
+    /// ARGs before the first FROM.
+    pub global_args: Vec<GlobalArg>,
+    /// The stages in file order.
+    pub stages: Vec<Stage>,
+    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …).
+    pub warnings: Vec<SourceDiagnostic>,
+    source: SourceFile,
+}
+
+/// Options of one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// `--build-arg NAME=VALUE`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (default: the last one).
+    pub target: Option<String>,
+    /// The platform built for.
+    pub target_platform: Platform,
+    /// The platform building.
+    pub build_platform: Platform,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            build_args: BTreeMap::new(),
+            target: None,
+            target_platform: Platform::host(),
+            build_platform: Platform::host(),
+        }
+    }
+}
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseImage {
+    /// `FROM scratch`.
+    Scratch,
+    /// An image reference (variables expanded).
+    Image(String),
+    /// Another stage, by index.
+    Stage(usize),
+}
+
+/// A stage resolved for a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStage {
+    /// The stage as written.
+    pub stage: Stage,
+    /// Its base.
+    pub base: BaseImage,
+    /// `--platform` of its FROM, expanded and parsed.
+    pub platform: Option<Platform>,
+    /// Stages it needs (base stage, `COPY --from`, `RUN --mount from=`), sorted.
+    pub stage_dependencies: Vec<usize>,
+    /// Images it copies or mounts from (`COPY --from=<image>`), sorted.
+    pub image_dependencies: Vec<String>,
+}
+
+/// The stages of a build, resolved against build options.
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    /// All stages, resolved.
+    pub stages: Vec<PlannedStage>,
+    /// The stage to build.
+    pub target: usize,
+    /// The stages the target needs, each after its dependencies; the target is last.
+    pub build_order: Vec<usize>,
+    /// Values of the global ARGs (and platform ARGs), as used in FROM lines.
+    pub global_env: Vec<(String, String)>,
+    /// Proxy build args, passed to RUN without declaration.
+    pub proxy_env: Vec<(String, String)>,
+    /// Build args that no ARG of the built stages (or the global scope) declares.
+    pub unused_build_args: Vec<String>,
+    /// Warnings (those of [`Stages`] plus plan warnings).
+    pub warnings: Vec<SourceDiagnostic>,
+    options: BuildOptions,
+    global_args: Vec<GlobalArg>,
+    escape: char,
+    source: SourceFile,
+}
+
+fn warning_to_diagnostic(source: &SourceFile, warning: InstructionWarning) -> SourceDiagnostic {
+    source.warning(warning.message, warning.span, warning.label)
+}
+
+impl Stages {
+    /// Types every instruction of `dockerfile` and splits them into stages.
+    pub fn from_dockerfile(dockerfile: &Dockerfile) -> Result<Stages, SourceDiagnostic> {
+        let source = dockerfile.source.clone();
+        let mut typing_warnings = Vec::new();
+        let mut global_args = Vec::new();
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        for node in &dockerfile.nodes {
+            let instruction = super::instructions::parse_instruction(node, &mut typing_warnings)
+                .map_err(|error| {
+                    let diagnostic = source.error(error.message, error.span, error.expected);
+                    match error.help {
+                        Some(help) => diagnostic.with_help(help),
+                        None => diagnostic,
+                    }
+                })?;
+            match instruction.command {
+                Command::From(from) => {
+                    if let Some(name) = &from.stage_name {
+                        if names.insert(name.clone(), stages.len()).is_some() {
+                            return Err(source.error(
+                                format!("duplicate stage name \"{name}\""),
+                                node.args_span.clone(),
+                                "a name not used by an earlier stage",
+                            ));
+                        }
+                    }
+                    stages.push(Stage {
+                        index: stages.len(),
+                        name: from.stage_name.clone(),
+                        from,
+                        from_location: instruction.location,
+                        instructions: Vec::new(),
+                    });
+                }
+                command => {
+                    match stages.last_mut() {
+                        Some(stage) => stage.instructions.push(Instruction {
+                            command,
+                            location: instruction.location,
+                        }),
+                        None => match command {
+                            Command::Arg(arg) => global_args.extend(
+                                arg.declarations.into_iter().map(|declaration| GlobalArg {
+                                    declaration,
+                                    location: instruction.location.clone(),
+                                }),
+                            ),
+                            _ => {
+                                return Err(source.error(
+                                    "no build stage in current context",
+                                    node.keyword_span.clone(),
+                                    "only ARG may come before the first FROM",
+                                ))
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        if stages.is_empty() {
+            let end = source.text().len();
+            return Err(source.error(
+                "dockerfile contains no stages to build",
+                end..end,
+                "expected a FROM instruction",
+            ));
+        }
+        let mut warnings: Vec<SourceDiagnostic> = dockerfile.warnings.clone();
+        warnings.extend(
+            typing_warnings
+                .into_iter()
+                .map(|warning| warning_to_diagnostic(&source, warning)),
+        );
+        for stage in &stages {
+            warnings.extend(repeated_instruction_warnings(&source, stage));
+        }
+        Ok(Stages {
+            escape: dockerfile.escape(),
+            global_args,
+            stages,
+            warnings,
+            source,
+        })
+    }
+
+    /// The stage called `name` (case-insensitive).
+    pub fn find_by_name(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .position(|stage| stage.name.as_deref() == Some(lower.as_str()))
+    }
+
+    /// Resolves the stages against `options`.
+    pub fn plan(&self, options: &BuildOptions) -> Result<BuildPlan, SourceDiagnostic> {
+        let lexer = Lexer::new(self.escape);
+        let source = &self.source;
+        let mut global_env: Vec<(String, String)> =
+            options.target_platform.predefined_args("TARGET");
+        global_env.extend(options.build_platform.predefined_args("BUILD"));
+        for global in &self.global_args {
+            let name = &global.declaration.name;
+            let value = match (options.build_args.get(name), &global.declaration.default) {
+                (Some(value), _) => Some(value.clone()),
+                (None, Some(default)) => Some(
+                    lexer
+                        .process_word(default, global_env.as_slice())
+                        .map_err(|error| {
+                            source.error(
+                                error.to_string(),
+                                global.location.span.clone(),
+                                "a valid default",
+                            )
+                        })?,
+                ),
+                (None, None) => None,
+            };
+            global_env.retain(|(existing, _)| existing != name);
+            if let Some(value) = value {
+                global_env.push((name.clone(), value));
+            }
+        }
+
+        let mut planned = Vec::with_capacity(self.stages.len());
+        for stage in &self.stages {
+            planned.push(self.plan_stage(stage, &lexer, &global_env, options)?);
+        }
+
+        let target = match &options.target {
+            Some(name) => self.find_by_name(name).ok_or_else(|| {
+                let mut known: Vec<&str> = self
+                    .stages
+                    .iter()
+                    .filter_map(|stage| stage.name.as_deref())
+                    .collect();
+                known.sort_unstable();
+                source
+                    .error(
+                        format!("target stage \"{name}\" could not be found"),
+                        0..0,
+                        "no stage has this name",
+                    )
+                    .with_help(format!("stages with names: {}", known.join(", ")))
+            })?,
+            None => self.stages.len() - 1,
+        };
+        let build_order = self.build_order(&planned, target)?;
+
+        let mut declared: BTreeSet<&str> = self
+            .global_args
+            .iter()
+            .map(|global| global.declaration.name.as_str())
+            .collect();
+        for &index in &build_order {
+            for instruction in &self.stages[index].instructions {
+                if let Command::Arg(arg) = &instruction.command {
+                    declared.extend(
+                        arg.declarations
+                            .iter()
+                            .map(|declaration| declaration.name.as_str()),
+                    );
+                }
+            }
+        }
+        let unused_build_args: Vec<String> = options
+            .build_args
+            .keys()
+            .filter(|name| !declared.contains(name.as_str()) && !is_predefined_arg(name))
+            .cloned()
+            .collect();
+        let proxy_env = PROXY_ARGS
+            .iter()
+            .filter_map(|name| {
+                options
+                    .build_args
+                    .get(*name)
+                    .map(|value| (name.to_string(), value.clone()))
+            })
+            .collect();
+
+        Ok(BuildPlan {
+            stages: planned,
+            target,
+            build_order,
+            global_env,
+            proxy_env,
+            unused_build_args,
+            warnings: self.warnings.clone(),
+            options: options.clone(),
+            global_args: self.global_args.clone(),
+            escape: self.escape,
+            source: self.source.clone(),
+        })
+    }
+
+    fn plan_stage(
+        &self,
+        stage: &Stage,
+        lexer: &Lexer,
+        global_env: &[(String, String)],
+        options: &BuildOptions,
+    ) -> Result<PlannedStage, SourceDiagnostic> {
+        let source = &self.source;
+        let from_span = stage.from_location.span.clone();
+        let image = lexer
+            .process_word(&stage.from.image, global_env)
+            .map_err(|error| {
+                source.error(
+                    error.to_string(),
+                    from_span.clone(),
+                    "a valid image reference",
+                )
+            })?;
+        if image.is_empty() {
+            return Err(source.error(
+                format!("base name ({}) should not be blank", stage.from.image),
+                from_span,
+                "an image reference or stage name",
+            ));
+        }
+        let platform = match &stage.from.platform {
+            None => None,
+            Some(text) => {
+                let expanded = lexer.process_word(text, global_env).map_err(|error| {
+                    source.error(error.to_string(), from_span.clone(), "a platform")
+                })?;
+                Some(Platform::parse(&expanded).map_err(|message| {
+                    source.error(message, from_span.clone(), "os/arch[/variant]")
+                })?)
+            }
+        };
+        let mut stage_dependencies = BTreeSet::new();
+        let mut image_dependencies = BTreeSet::new();
+        let base = if image == "scratch" {
+            BaseImage::Scratch
+        } else if let Some(index) = self
+            .find_by_name(&image)
+            .filter(|index| *index < stage.index)
+        {
+            // Like BuildKit, a FROM line only refers to stages defined before it.
+            stage_dependencies.insert(index);
+            BaseImage::Stage(index)
+        } else {
+            BaseImage::Image(image)
+        };
+
+        // Walk the stage with the ARG and ENV values known before the build, to expand --from references.
+        let mut scope = StageScope::new(global_env, &self.global_args, options, &[]);
+        for instruction in &stage.instructions {
+            let references: Vec<&str> = match &instruction.command {
+                Command::Copy(copy) => copy.from.as_deref().into_iter().collect(),
+                Command::Run(run) => run.mount_specs.iter().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if !references.is_empty() {
+                let expanded = instruction.command.expand(lexer, &scope).map_err(|error| {
+                    expand_diagnostic(source, error, instruction.location.span.clone())
+                })?;
+                let from_values: Vec<String> = match &expanded {
+                    Command::Copy(copy) => copy.from.clone().into_iter().collect(),
+                    Command::Run(run) => run
+                        .mounts
+                        .iter()
+                        .filter_map(|mount| mount.from.clone())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for reference in from_values {
+                    match self.resolve_reference(&reference, instruction.location.span.clone())? {
+                        BaseImage::Stage(index) => {
+                            stage_dependencies.insert(index);
+                        }
+                        BaseImage::Image(image) => {
+                            image_dependencies.insert(image);
+                        }
+                        BaseImage::Scratch => {}
+                    }
+                }
+            }
+            scope.observe(&instruction.command, lexer);
+        }
+        Ok(PlannedStage {
+            stage: stage.clone(),
+            base,
+            platform,
+            stage_dependencies: stage_dependencies.into_iter().collect(),
+            image_dependencies: image_dependencies.into_iter().collect(),
+        })
+    }
+
+    /// A `--from` value: a stage name, a stage index, or an image.
+    fn resolve_reference(
+        &self,
+        reference: &str,
+        span: Range<usize>,
+    ) -> Result<BaseImage, SourceDiagnostic> {
+        if let Some(index) = self.find_by_name(reference) {
+            return Ok(BaseImage::Stage(index));
+        }
+        if let Ok(index) = reference.parse::<i64>() {
+            return usize::try_from(index)
+                .ok()
+                .filter(|index| *index < self.stages.len())
+                .map(BaseImage::Stage)
+                .ok_or_else(|| {
+                    self.source.error(
+                        format!("invalid stage index {index}"),
+                        span,
+                        format!("a stage index from 0 to {}", self.stages.len() - 1),
+                    )
+                });
+        }
+        if reference == "scratch" {
+            return Ok(BaseImage::Scratch);
+        }
+        Ok(BaseImage::Image(reference.to_string()))
+    }
+
+    fn build_order(
+        &self,
+        planned: &[PlannedStage],
+        target: usize,
+    ) -> Result<Vec<usize>, SourceDiagnostic> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Unvisited,
+            InProgress,
+            Done,
+        }
+        let mut marks = vec![Mark::Unvisited; planned.len()];
+        let mut order = Vec::new();
+        // Iterative depth-first search: (stage, next dependency position).
+        let mut stack = vec![(target, 0usize)];
+        marks[target] = Mark::InProgress;
+        while let Some((stage, position)) = stack.pop() {
+            match planned[stage].stage_dependencies.get(position) {
+                None => {
+                    marks[stage] = Mark::Done;
+                    order.push(stage);
+                }
+                Some(&dependency) => {
+                    stack.push((stage, position + 1));
+                    match marks[dependency] {
+                        Mark::Done => {}
+                        Mark::InProgress => {
+                            let stage_ref = &self.stages[stage];
+                            let span = self.dependency_span(stage_ref, dependency);
+                            let name = self.stages[dependency]
+                                .name
+                                .clone()
+                                .unwrap_or_else(|| dependency.to_string());
+                            return Err(self.source.error(
+                                format!("circular dependency detected on stage: {name}"),
+                                span,
+                                "this reference closes a cycle",
+                            ));
+                        }
+                        Mark::Unvisited => {
+                            marks[dependency] = Mark::InProgress;
+                            stack.push((dependency, 0));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// Where `stage` refers to `dependency` (its FROM line or the first instruction naming it).
+    fn dependency_span(&self, stage: &Stage, dependency: usize) -> Range<usize> {
+        let names_dependency = |text: &str| {
+            self.stages[dependency].name.as_deref() == Some(text.to_ascii_lowercase().as_str())
+                || text == dependency.to_string()
+        };
+        stage
+            .instructions
+            .iter()
+            .find(|instruction| match &instruction.command {
+                Command::Copy(copy) => copy.from.as_deref().is_some_and(names_dependency),
+                Command::Run(run) => run
+                    .mounts
+                    .iter()
+                    .any(|mount| mount.from.as_deref().is_some_and(names_dependency)),
+                _ => false,
+            })
+            .map(|instruction| instruction.location.span.clone())
+            .unwrap_or_else(|| stage.from_location.span.clone())
+    }
+}
+
+/// Warns about CMD, ENTRYPOINT and HEALTHCHECK given more than once in a stage.
+fn repeated_instruction_warnings(source: &SourceFile, stage: &Stage) -> Vec<SourceDiagnostic> {
+    let mut warnings = Vec::new();
+    for name in ["CMD", "ENTRYPOINT", "HEALTHCHECK"] {
+        let occurrences: Vec<&Instruction> = stage
+            .instructions
+            .iter()
+            .filter(|instruction| instruction.command.name() == name)
+            .collect();
+        if let Some((_, earlier)) = occurrences.split_last() {
+            for instruction in earlier {
+                warnings.push(source.warning(
+                    format!(
+                        "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
+                    ),
+                    instruction.location.span.clone(),
+                    format!("overridden by a later {name}"),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+fn expand_diagnostic(
+    source: &SourceFile,
+    error: CommandExpandError,
+    span: Range<usize>,
+) -> SourceDiagnostic {
+    source.error(error.to_string(), span, "a valid expansion")
+}
+
+/// The variables in force at one point of a stage: ENV values shadow ARG values.
+#[derive(Debug, Clone)]
+struct StageScope<'a> {
+    global_env: &'a [(String, String)],
+    global_args: &'a [GlobalArg],
+    options: &'a BuildOptions,
+    args: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+}
+
+impl<'a> StageScope<'a> {
+    fn new(
+        global_env: &'a [(String, String)],
+        global_args: &'a [GlobalArg],
+        options: &'a BuildOptions,
+        base_env: &[(String, String)],
+    ) -> Self {
+        StageScope {
+            global_env,
+            global_args,
+            options,
+            args: Vec::new(),
+            env: base_env.to_vec(),
+        }
+    }
+
+    /// The value an `ARG name[=default]` takes in a stage.
+    fn arg_value(
+        &self,
+        declaration: &ArgDeclaration,
+        lexer: &Lexer,
+    ) -> Result<Option<String>, CommandExpandError> {
+        let name = &declaration.name;
+        if let Some(value) = self.options.build_args.get(name) {
+            return Ok(Some(value.clone()));
+        }
+        if let Some(default) = &declaration.default {
+            return Ok(Some(lexer.process_word(default, self)?));
+        }
+        let declared_globally = self
+            .global_args
+            .iter()
+            .any(|global| &global.declaration.name == name);
+        if declared_globally || is_predefined_arg(name) {
+            return Ok(self
+                .global_env
+                .iter()
+                .rev()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone()));
+        }
+        Ok(None)
+    }
+
+    fn set(list: &mut Vec<(String, String)>, name: &str, value: String) {
+        list.retain(|(key, _)| key != name);
+        list.push((name.to_string(), value));
+    }
+
+    /// Records ARG and ENV effects; values that cannot be expanded yet are left unset.
+    fn observe(&mut self, command: &Command, lexer: &Lexer) {
+        let _ = self.apply(command, lexer);
+    }
+
+    /// Records ARG and ENV effects, failing on expansion errors.
+    fn apply(&mut self, command: &Command, lexer: &Lexer) -> Result<(), CommandExpandError> {
+        match command {
+            Command::Arg(arg) => {
+                for declaration in &arg.declarations {
+                    if let Some(value) = self.arg_value(declaration, lexer)? {
+                        Self::set(&mut self.args, &declaration.name, value);
+                    }
+                }
+            }
+            Command::Env(env) => {
+                for variable in &env.variables {
+                    let key = lexer.process_word(&variable.key, self)?;
+                    let value = lexer.process_word(&variable.value, self)?;
+                    Self::set(&mut self.env, &key, value);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Environment for StageScope<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        Environment::get(self.env.as_slice(), name)
+            .or_else(|| Environment::get(self.args.as_slice(), name))
+    }
+}
+
+impl BuildPlan {
+    /// The options the plan was made with.
+    pub fn options(&self) -> &BuildOptions {
+        &self.options
+    }
+
+    /// The stages to build, in order.
+    pub fn stages_to_build(&self) -> impl Iterator<Item = &PlannedStage> {
+        self.build_order.iter().map(|&index| &self.stages[index])
+    }
+
+    /// A stage's instructions with variables expanded as the build sees them, given the environment the
+    /// stage starts with (its base image's or base stage's ENV). ARG and ENV update the environment as they
+    /// come; ARG and ENV instructions are returned with their values expanded.
+    pub fn expand_stage(
+        &self,
+        index: usize,
+        base_env: &[(String, String)],
+    ) -> Result<Vec<Instruction>, SourceDiagnostic> {
+        let lexer = Lexer::new(self.escape);
+        let mut scope =
+            StageScope::new(&self.global_env, &self.global_args, &self.options, base_env);
+        let mut expanded = Vec::new();
+        for instruction in &self.stages[index].stage.instructions {
+            let span = instruction.location.span.clone();
+            let command = instruction
+                .command
+                .expand(&lexer, &scope)
+                .map_err(|error| expand_diagnostic(&self.source, error, span.clone()))?;
+            scope
+                .apply(&instruction.command, &lexer)
+                .map_err(|error| expand_diagnostic(&self.source, error, span))?;
+            expanded.push(Instruction {
+                command,
+                location: instruction.location.clone(),
+            });
+        }
+        Ok(expanded)
+    }
+
+    /// The ENV and ARG values in force at the end of a stage (ENV first), given its starting environment.
+    pub fn stage_environment(
+        &self,
+        index: usize,
+        base_env: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, SourceDiagnostic> {
+        let lexer = Lexer::new(self.escape);
+        let mut scope =
+            StageScope::new(&self.global_env, &self.global_args, &self.options, base_env);
+        for instruction in &self.stages[index].stage.instructions {
+            scope.apply(&instruction.command, &lexer).map_err(|error| {
+                expand_diagnostic(&self.source, error, instruction.location.span.clone())
+            })?;
+        }
+        let mut variables = scope.env.clone();
+        variables.extend(
+            scope
+                .args
+                .iter()
+                .filter(|(name, _)| !scope.env.iter().any(|(key, _)| key == name))
+                .cloned(),
+        );
+        Ok(variables)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::instructions::{CommandLine, Source};
+
+    fn stages(source: &str) -> Stages {
+        Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap()).unwrap()
+    }
+
+    fn options(args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
+        BuildOptions {
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            target: target.map(str::to_string),
+            target_platform: Platform::parse("linux/arm64/v8").unwrap(),
+            build_platform: Platform::parse("linux/amd64").unwrap(),
+        }
+    }
+
+    const MULTI_STAGE: &str = "\
+ARG VERSION=1.0
+ARG BASE=alpine
+FROM ${BASE}:${VERSION} AS base
+ARG VERSION
+RUN echo $VERSION
+
+FROM golang:1.22 AS build
+ARG TARGETARCH
+COPY --from=base /etc/os-release /
+RUN --mount=type=cache,target=/root/.cache,from=tools make
+
+FROM busybox AS tools
+
+FROM scratch AS final
+COPY --from=build /out /
+COPY --from=1 /x /y
+COPY --from=nginx:latest /etc/nginx /etc/nginx
+";
+
+    #[test]
+    fn stages_and_global_args() {
+        let stages = stages(MULTI_STAGE);
+        assert_eq!(stages.global_args.len(), 2);
+        assert_eq!(stages.stages.len(), 4);
+        assert_eq!(stages.find_by_name("BUILD"), Some(1));
+        let plan = stages.plan(&options(&[("VERSION", "3.19")], None)).unwrap();
+        assert_eq!(plan.stages[0].base, BaseImage::Image("alpine:3.19".into()));
+        assert_eq!(plan.stages[3].base, BaseImage::Scratch);
+        assert_eq!(plan.stages[1].stage_dependencies, [0, 2]);
+        assert_eq!(plan.stages[3].stage_dependencies, [1]);
+        assert_eq!(plan.stages[3].image_dependencies, ["nginx:latest"]);
+        assert_eq!(plan.target, 3);
+        assert_eq!(plan.build_order, [0, 2, 1, 3]);
+    }
+
+    #[test]
+    fn target_selects_needed_stages_and_unused_args() {
+        let stages = stages(MULTI_STAGE);
+        let plan = stages
+            .plan(&options(
+                &[
+                    ("UNUSED", "x"),
+                    ("HTTP_PROXY", "http://p"),
+                    ("VERSION", "2"),
+                ],
+                Some("base"),
+            ))
+            .unwrap();
+        assert_eq!(plan.build_order, [0]);
+        assert_eq!(plan.unused_build_args, ["UNUSED"]);
+        assert_eq!(
+            plan.proxy_env,
+            [("HTTP_PROXY".to_string(), "http://p".to_string())]
+        );
+        let error = stages.plan(&options(&[], Some("nope"))).unwrap_err();
+        assert_eq!(error.message, "target stage \"nope\" could not be found");
+    }
+
+    #[test]
+    fn arg_redeclaration_and_platform_args() {
+        let stages = stages(MULTI_STAGE);
+        let plan = stages.plan(&options(&[], None)).unwrap();
+        let environment = plan.stage_environment(0, &[]).unwrap();
+        assert!(environment.contains(&("VERSION".to_string(), "1.0".to_string())));
+        let environment = plan.stage_environment(1, &[]).unwrap();
+        assert!(environment.contains(&("TARGETARCH".to_string(), "arm64".to_string())));
+        assert!(!environment.iter().any(|(name, _)| name == "BUILDARCH"));
+    }
+
+    #[test]
+    fn expand_stage_applies_arg_and_env_in_order() {
+        let source = "FROM a\nARG DIR=/src\nENV OUT=$DIR/out\nCOPY $DIR/x ${OUT}/\nRUN echo $OUT\nENV DIR=/env\nWORKDIR $DIR\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let expanded = plan
+            .expand_stage(0, &[("PATH".into(), "/bin".into())])
+            .unwrap();
+        let Command::Copy(copy) = &expanded[2].command else {
+            panic!("not COPY");
+        };
+        assert_eq!(copy.sources, [Source::Path("/src/x".into())]);
+        assert_eq!(copy.destination, "/src/out/");
+        let Command::Run(run) = &expanded[3].command else {
+            panic!("not RUN");
+        };
+        assert_eq!(run.command, CommandLine::Shell("echo $OUT".into()));
+        let Command::Workdir(workdir) = &expanded[5].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/env");
+    }
+
+    #[test]
+    fn build_args_override_defaults_inside_stages() {
+        let source = "FROM a\nARG MODE=debug\nWORKDIR /$MODE\n";
+        let plan = stages(source)
+            .plan(&options(&[("MODE", "release")], None))
+            .unwrap();
+        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[1].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/release");
+    }
+
+    #[test]
+    fn cycles_and_bad_references_are_errors() {
+        let cyclic = "FROM a AS one\nCOPY --from=two / /\nFROM b AS two\nCOPY --from=one / /\n";
+        let error = stages(cyclic).plan(&options(&[], None)).unwrap_err();
+        assert!(
+            error
+                .message
+                .starts_with("circular dependency detected on stage"),
+            "{}",
+            error.message
+        );
+        let error = stages("FROM a AS one\nFROM one AS two\nFROM b\nCOPY --from=7 / /\n")
+            .plan(&options(&[], None))
+            .unwrap_err();
+        assert_eq!(error.message, "invalid stage index 7");
+        let self_copy = stages("FROM x\nCOPY --from=0 / /\n")
+            .plan(&options(&[], None))
+            .unwrap_err();
+        assert!(self_copy.message.contains("circular"));
+        let same_name = stages("FROM node AS node\n")
+            .plan(&options(&[], None))
+            .unwrap();
+        assert_eq!(same_name.stages[0].base, BaseImage::Image("node".into()));
+    }
+
+    #[test]
+    fn structural_errors() {
+        let parse = |source: &str| {
+            Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap())
+        };
+        assert_eq!(
+            parse("RUN x\nFROM a").unwrap_err().message,
+            "no build stage in current context"
+        );
+        assert_eq!(
+            parse("ARG A\n").unwrap_err().message,
+            "dockerfile contains no stages to build"
+        );
+        assert_eq!(
+            parse("FROM a AS x\nFROM b AS X\n").unwrap_err().message,
+            "duplicate stage name \"x\""
+        );
+        let error = parse("FROM a\nCOPY --bogus=1 a b\n").unwrap_err();
+        assert_eq!((error.line, error.column), (2, 6));
+    }
+
+    #[test]
+    fn repeated_cmd_warns() {
+        let stages = stages("FROM a\nCMD a\nCMD b\nFROM b\nCMD c\n");
+        let messages: Vec<_> = stages
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.clone()))
+            .collect();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].0, 2);
+        assert!(messages[0].1.starts_with("Multiple CMD instructions"));
+    }
+
+    #[test]
+    fn blank_base_name_is_an_error() {
+        let error = stages("ARG IMAGE\nFROM $IMAGE\n")
+            .plan(&options(&[], None))
+            .unwrap_err();
+        assert_eq!(error.message, "base name ($IMAGE) should not be blank");
+    }
+}
