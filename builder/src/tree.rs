@@ -153,7 +153,7 @@ mod tests {
         std::os::unix::fs::symlink("/nowhere", src.join("link")).unwrap();
         rustix::fs::mknodat(
             CWD,
-            &src.join("fifo"),
+            src.join("fifo"),
             FileType::Fifo,
             Mode::from_raw_mode(0o600),
             0,
