@@ -3,6 +3,8 @@
 //! Will hold the Dockerfile front end (parser, word expansion, typed instructions, stages), the build plan (stages,
 //! content-addressed cache keys) and the executor (snapshots, RUN through an OCI runtime).
 
+pub mod dockerignore;
+pub mod glob;
 pub mod runtime;
 pub mod snapshot;
 pub mod tree;
