@@ -74,11 +74,7 @@ fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut i = 0;
     while i < trimmed.len() {
         match trimmed[i] {
-            b'\\' => {
-                if i + 1 < trimmed.len() {
-                    i += 1;
-                }
-            }
+            b'\\' if i + 1 < trimmed.len() => i += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
