@@ -3,6 +3,7 @@
 //! Will hold the Dockerfile front end (parser, word expansion, typed instructions, stages), the build plan (stages,
 //! content-addressed cache keys) and the executor (snapshots, RUN through an OCI runtime).
 
+pub mod context;
 pub mod dockerignore;
 pub mod glob;
 pub mod runtime;
