@@ -4,6 +4,7 @@
 //! content-addressed cache keys) and the executor (snapshots, RUN through an OCI runtime).
 
 pub mod context;
+pub mod copy;
 pub mod dockerignore;
 pub mod glob;
 pub mod runtime;
