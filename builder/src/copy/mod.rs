@@ -1,9 +1,11 @@
 //! COPY and ADD into a step's root filesystem, with Docker's path rules: destinations relative to WORKDIR, a
 //! trailing `/` (or an existing directory) meaning "into", a directory source copying its contents, missing parents
 //! created (0755, owned by the `--chown` owner), symlinks inside directories copied as links, `--chown`/`--chmod`,
-//! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz).
+//! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz) and downloads URLs
+//! ([`remote`]).
 
 pub mod archive;
+pub mod remote;
 
 use std::fs::{self, File};
 use std::io;
@@ -35,6 +37,14 @@ pub enum CopyError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("the content of {url} has digest {actual}, but --checksum says {expected}")]
+    ChecksumMismatch {
+        url: String,
+        expected: layerstore::Digest,
+        actual: layerstore::Digest,
+    },
     #[error("unpacking {archive}: {source}")]
     Unpack { archive: String, source: ApplyError },
 }
