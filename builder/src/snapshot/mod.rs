@@ -45,8 +45,6 @@ pub enum SnapshotError {
     },
     #[error("mounting overlay on {target}: {source}")]
     Mount { target: PathBuf, source: io::Error },
-    #[error("overlay mount options for {layers} layers are {len} bytes, over the kernel's 4095-byte limit")]
-    TooManyLayers { layers: usize, len: usize },
 }
 
 pub(crate) fn io_context<C: FnOnce() -> String>(

@@ -32,45 +32,29 @@ impl OverlayMount {
         for d in [&upper, &work, &merged].into_iter().chain(lowers.iter()) {
             fs::create_dir_all(d).map_err(io_context(|| format!("creating {}", d.display())))?;
         }
-        let mut lowerdir = String::new();
-        for lower in lowers.iter().rev() {
-            let text = lower.to_str().filter(|t| !t.contains([':', ',']));
-            let Some(text) = text else {
-                return Err(SnapshotError::Mount {
-                    target: merged,
-                    source: std::io::Error::other(format!(
-                        "layer directory {} has a name overlayfs options cannot carry",
-                        lower.display()
-                    )),
-                });
-            };
-            if !lowerdir.is_empty() {
-                lowerdir.push(':');
+        let options = legacy_options(&lowers, &upper, &work);
+        let mounted = match options {
+            // Short enough for mount(2)'s one page of options, and every path expressible in them.
+            Some(data) if data.len() <= 4095 => {
+                let data = std::ffi::CString::new(data).expect("paths checked to have no NUL");
+                mount(
+                    "overlay",
+                    &merged,
+                    "overlay",
+                    MountFlags::empty(),
+                    data.as_c_str(),
+                )
             }
-            lowerdir.push_str(text);
-        }
-        let data = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={},{FIXED_OPTIONS}",
-            upper.display(),
-            work.display()
-        );
-        if data.len() > 4095 {
-            return Err(SnapshotError::TooManyLayers {
-                layers: lowers.len(),
-                len: data.len(),
-            });
-        }
-        let data = std::ffi::CString::new(data).expect("paths checked above have no NUL");
-        mount(
-            "overlay",
-            &merged,
-            "overlay",
-            MountFlags::empty(),
-            data.as_c_str(),
-        )
-        .map_err(|e| SnapshotError::Mount {
+            // Too many layers for one page: the new mount API takes lower directories one at a time.
+            _ => mount_layer_by_layer(&lowers, &upper, &work, &merged),
+        };
+        mounted.map_err(|e| SnapshotError::Mount {
             target: merged.clone(),
-            source: e.into(),
+            source: std::io::Error::other(format!(
+                "{} ({} lower layers)",
+                std::io::Error::from(e),
+                lowers.len()
+            )),
         })?;
         Ok(OverlayMount {
             upper,
@@ -113,6 +97,58 @@ impl Drop for OverlayMount {
     fn drop(&mut self) {
         let _ = self.unmount();
     }
+}
+
+/// The `mount(2)` data for an overlay, or `None` when a path has a character the option syntax cannot carry.
+fn legacy_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Option<String> {
+    let text = |p: &Path| {
+        p.to_str()
+            .filter(|t| !t.contains([':', ',', '\0']))
+            .map(str::to_string)
+    };
+    let lowerdir: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|l| text(l))
+        .collect::<Option<_>>()?;
+    Some(format!(
+        "lowerdir={},upperdir={},workdir={},{FIXED_OPTIONS}",
+        lowerdir.join(":"),
+        text(upper)?,
+        text(work)?
+    ))
+}
+
+/// Mounts with `fsopen`/`fsconfig` (`lowerdir+`, Linux 6.8 and later), which has no limit on the option length.
+fn mount_layer_by_layer(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
+        FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for lower in lowers.iter().rev() {
+        fsconfig_set_string(&fs, "lowerdir+", lower.as_path())?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper)?;
+    fsconfig_set_string(&fs, "workdir", work)?;
+    for option in FIXED_OPTIONS.split(',') {
+        let (key, value) = option.split_once('=').expect("key=value options");
+        fsconfig_set_string(&fs, key, value)?;
+    }
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        merged,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
 }
 
 /// Whether an overlay can be mounted under `scratch_parent` here (root with overlayfs support).

@@ -1,4 +1,6 @@
 //! Shared test fixtures: a busybox base image in a fresh store, the runtime, layer inspection.
+// Each test binary uses its own subset of these.
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
