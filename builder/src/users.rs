@@ -29,12 +29,15 @@ pub struct Identity {
     pub gid: u32,
     /// Supplementary groups: every group of `/etc/group` listing the user by name, except the primary one.
     pub additional_gids: Vec<u32>,
+    /// The home directory from `/etc/passwd` (`/` when the user has no entry), for `HOME`.
+    pub home: String,
 }
 
 struct PasswdEntry {
     name: String,
     uid: u32,
     gid: u32,
+    home: String,
 }
 
 struct GroupEntry {
@@ -48,15 +51,23 @@ struct GroupEntry {
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<Identity, UserError> {
     let (user, group) = split(spec)?;
     let passwd = read_passwd(rootfs)?;
-    let (uid, primary, name) = match user.parse::<u32>() {
-        Ok(uid) => match passwd.iter().find(|e| e.uid == uid) {
-            Some(e) => (uid, e.gid, Some(e.name.clone())),
-            None => (uid, 0, None),
-        },
-        Err(_) => match passwd.iter().find(|e| e.name == user) {
-            Some(e) => (e.uid, e.gid, Some(e.name.clone())),
-            None => return Err(unknown_user(rootfs, user)),
-        },
+    let entry = match user.parse::<u32>() {
+        Ok(uid) => passwd.iter().find(|e| e.uid == uid),
+        Err(_) => Some(
+            passwd
+                .iter()
+                .find(|e| e.name == user)
+                .ok_or_else(|| unknown_user(rootfs, user))?,
+        ),
+    };
+    let (uid, primary, name, home) = match entry {
+        Some(e) => (e.uid, e.gid, Some(e.name.clone()), e.home.clone()),
+        None => (
+            user.parse().expect("numeric when not found"),
+            0,
+            None,
+            "/".to_string(),
+        ),
     };
     let groups = read_groups(rootfs)?;
     let gid = match group {
@@ -76,6 +87,7 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<Identity, UserError> {
         uid,
         gid,
         additional_gids,
+        home,
     })
 }
 
@@ -157,6 +169,11 @@ fn read_passwd(rootfs: &Path) -> Result<Vec<PasswdEntry>, UserError> {
                 name: f.first()?.clone(),
                 uid: f.get(2)?.parse().ok()?,
                 gid: f.get(3)?.parse().ok()?,
+                home: f
+                    .get(5)
+                    .filter(|h| !h.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| "/".into()),
             })
         })
         .collect())
@@ -212,7 +229,8 @@ mod tests {
             Identity {
                 uid: 1000,
                 gid: 1001,
-                additional_gids: vec![10, 29]
+                additional_gids: vec![10, 29],
+                home: "/home/app".into(),
             }
         );
         assert_eq!(resolve_user(dir.path(), "1000").unwrap(), app);
@@ -222,7 +240,8 @@ mod tests {
             Identity {
                 uid: 4242,
                 gid: 7,
-                additional_gids: vec![]
+                additional_gids: vec![],
+                home: "/".into(),
             }
         );
         assert_eq!(resolve_user(dir.path(), "4242").unwrap().gid, 0);

@@ -102,7 +102,10 @@ fn user_and_workdir_apply() {
     let Some(f) = fixture() else { return };
     let snapshots = Snapshotter::new(&f.store).unwrap();
     let mut snapshot = snapshots.prepare(&f.layers).unwrap();
-    let mut spec = sh(snapshot.rootfs(), "id -u; id -g; pwd; echo $PATH");
+    let mut spec = sh(
+        snapshot.rootfs(),
+        "id -u; id -g; pwd; echo $PATH; echo $HOME",
+    );
     spec.user = Some("app".into());
     spec.cwd = "/home/app/work".into();
     let (outcome, out) = run(&f, &mut snapshot, &spec);
@@ -110,6 +113,7 @@ fn user_and_workdir_apply() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..3], ["1000", "1000", "/home/app/work"]);
     assert!(lines[3].contains("/usr/bin"), "{out}");
+    assert_eq!(lines[4], "/home/app");
 }
 
 fn changes_end_up_in_the_layer(mode: SnapshotMode) {

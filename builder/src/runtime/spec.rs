@@ -92,6 +92,9 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", input.identity.home));
+    }
     let caps: oci_spec::runtime::Capabilities = CAPABILITIES.into_iter().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -163,6 +166,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             additional_gids: vec![10],
+            home: "/home/u".into(),
         };
         let args = vec!["sh".to_string(), "-c".to_string(), "true".to_string()];
         let env = vec!["A=b".to_string()];
@@ -181,6 +185,7 @@ mod tests {
         assert_eq!(json["process"]["user"]["uid"], 1000);
         assert_eq!(json["process"]["user"]["additionalGids"][0], 10);
         assert_eq!(json["process"]["env"][0], DEFAULT_PATH);
+        assert_eq!(json["process"]["env"][2], "HOME=/home/u");
         assert_eq!(json["process"]["cwd"], "/app");
         let ns: Vec<&str> = json["linux"]["namespaces"]
             .as_array()
