@@ -66,7 +66,7 @@ pub fn can_mount() -> bool {
     root
 }
 
-/// The entries of a stored gzip layer: (path, entry type, size).
+/// The entries of a stored gzip layer: (path, entry type, size); fails on overlayfs xattrs in the layer.
 pub fn layer_entries(store: &Store, layer: &Descriptor) -> Vec<(String, tar::EntryType, u64)> {
     let (_, reader) = auto_decompress(store.open_blob(&layer.digest).unwrap()).unwrap();
     let mut archive = tar::Archive::new(reader);
@@ -75,6 +75,15 @@ pub fn layer_entries(store: &Store, layer: &Descriptor) -> Vec<(String, tar::Ent
         .unwrap()
         .map(|e| {
             let mut e = e.unwrap();
+            if let Some(pax) = e.pax_extensions().unwrap() {
+                for record in pax {
+                    let key = record.unwrap().key().unwrap().to_string();
+                    assert!(
+                        !key.starts_with("SCHILY.xattr.trusted.overlay."),
+                        "overlay xattr {key} in a layer"
+                    );
+                }
+            }
             let mut content = Vec::new();
             e.read_to_end(&mut content).unwrap();
             (
