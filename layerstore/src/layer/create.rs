@@ -225,6 +225,9 @@ fn set_name(
     Ok(())
 }
 
+/// The prefix of overlayfs's private xattrs, which layers never carry.
+pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+
 /// Adds `SCHILY.xattr.*` records for a path's extended attributes (best effort: none when unsupported).
 fn add_xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
     let mut names = vec![0u8; 4096];
@@ -240,6 +243,10 @@ fn add_xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
         let Ok(name) = std::str::from_utf8(name) else {
             continue;
         };
+        // overlayfs bookkeeping (origin, opaque, redirect) of a snapshot's upper dir is never image content.
+        if name.starts_with(OVERLAY_XATTR_PREFIX) {
+            continue;
+        }
         let mut value = vec![0u8; 65536];
         if let Ok(n) = rustix::fs::lgetxattr(path, name, &mut value) {
             pax.push((format!("SCHILY.xattr.{name}"), value[..n].to_vec()));

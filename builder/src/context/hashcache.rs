@@ -1,0 +1,128 @@
+//! Remembered file content digests, keyed by (path, inode, size, mtime, ctime), so that an unchanged build context
+//! is not read again on a rebuild. Kept in `<store>/context-hashes.json`, replaced atomically on save.
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use layerstore::digest::{Algorithm, HashingWriter};
+use layerstore::{Digest, Store};
+
+use super::ContextError;
+
+/// The digest cache of one build.
+#[derive(Debug)]
+pub struct HashCache {
+    path: PathBuf,
+    entries: HashMap<String, Digest>,
+    dirty: bool,
+    files_read: u64,
+}
+
+impl HashCache {
+    /// Loads the cache of `store` (empty when missing or unreadable: it is only a cache).
+    pub fn open(store: &Store) -> HashCache {
+        let path = store.root().join("context-hashes.json");
+        let entries = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<String, String>>(&b).ok())
+            .map(|m| {
+                m.into_iter()
+                    .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        HashCache {
+            path,
+            entries,
+            dirty: false,
+            files_read: 0,
+        }
+    }
+
+    /// The sha256 of a regular file's content, from the cache when the file is unchanged.
+    pub fn file_digest(&mut self, path: &Path, meta: &Metadata) -> Result<Digest, ContextError> {
+        let key = format!(
+            "{}\0{}\0{}\0{}.{}\0{}.{}",
+            path.display(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        if let Some(digest) = self.entries.get(&key) {
+            return Ok(digest.clone());
+        }
+        let read_err = |source| ContextError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        };
+        let mut file = File::open(path).map_err(read_err)?;
+        let mut hashing = HashingWriter::new(io::sink(), Algorithm::Sha256);
+        io::copy(&mut file, &mut hashing).map_err(read_err)?;
+        let (_, digest, _) = hashing.finish();
+        self.files_read += 1;
+        self.entries.insert(key, digest.clone());
+        self.dirty = true;
+        Ok(digest)
+    }
+
+    /// How many files had to be read (not found in the cache) since it was opened.
+    pub fn files_read(&self) -> u64 {
+        self.files_read
+    }
+
+    /// Writes the cache back when it changed.
+    pub fn save(&self) -> Result<(), ContextError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let map: HashMap<&String, String> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        let bytes = serde_json::to_vec(&map).expect("a map of strings serializes");
+        layerstore::fsutil::write_atomic(&self.path, &bytes).map_err(|source| ContextError::Io {
+            context: format!("writing {}", self.path.display()),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_files_are_not_read_again_after_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"one").unwrap();
+        let mut cache = HashCache::open(&store);
+        let first = cache
+            .file_digest(&file, &fs::metadata(&file).unwrap())
+            .unwrap();
+        assert_eq!(first, Digest::sha256_of(b"one"));
+        cache.save().unwrap();
+        let mut cache = HashCache::open(&store);
+        assert_eq!(
+            cache
+                .file_digest(&file, &fs::metadata(&file).unwrap())
+                .unwrap(),
+            first
+        );
+        assert_eq!(cache.files_read(), 0);
+        fs::write(&file, b"two").unwrap();
+        let second = cache
+            .file_digest(&file, &fs::metadata(&file).unwrap())
+            .unwrap();
+        assert_eq!(second, Digest::sha256_of(b"two"));
+        assert_eq!(cache.files_read(), 1);
+    }
+}

@@ -1,0 +1,349 @@
+//! COPY and ADD into a step's root filesystem, with Docker's path rules: destinations relative to WORKDIR, a
+//! trailing `/` (or an existing directory) meaning "into", a directory source copying its contents, missing parents
+//! created (0755, owned by the `--chown` owner), symlinks inside directories copied as links, `--chown`/`--chmod`,
+//! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz) and downloads URLs
+//! ([`remote`]).
+
+pub mod archive;
+pub mod remote;
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use layerstore::layer::apply::{apply_layer, resolve_in_root, ApplyError};
+
+use crate::context::{BuildContext, ContextError, Source};
+use crate::dockerignore::{PatternError, PatternMatcher};
+use crate::users::{resolve_chown, UserError};
+
+/// Why a COPY or ADD failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("--chown: {0}")]
+    Chown(#[from] UserError),
+    #[error("invalid --exclude pattern: {0}")]
+    Exclude(#[from] PatternError),
+    #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
+    DestinationNotDirectory,
+    #[error("cannot copy {source_path} to {target}: {reason}")]
+    Conflict {
+        source_path: String,
+        target: String,
+        reason: &'static str,
+    },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("the content of {url} has digest {actual}, but --checksum says {expected}")]
+    ChecksumMismatch {
+        url: String,
+        expected: layerstore::Digest,
+        actual: layerstore::Digest,
+    },
+    #[error("unpacking {archive}: {source}")]
+    Unpack { archive: String, source: ApplyError },
+}
+
+fn io_err(context: String) -> impl FnOnce(io::Error) -> CopyError {
+    move |source| CopyError::Io { context, source }
+}
+
+/// The flags of one COPY or ADD.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// `--chown=user[:group]`, names resolved in the destination root filesystem.
+    pub chown: Option<String>,
+    /// `--chmod` (already parsed from octal).
+    pub chmod: Option<u32>,
+    /// `--exclude` patterns, matched against context-relative paths.
+    pub excludes: Vec<String>,
+    /// `--parents`: keep each source's path (from the context root, or after a `/./` in the argument).
+    pub parents: bool,
+    /// The absolute WORKDIR that a relative destination is under.
+    pub workdir: PathBuf,
+    /// ADD: unpack local tar archives.
+    pub unpack_archives: bool,
+}
+
+impl CopyOptions {
+    /// The owner copied files get: the resolved `--chown`, else root.
+    pub fn owner(&self, rootfs: &Path) -> Result<(u32, u32), CopyError> {
+        Ok(match &self.chown {
+            Some(spec) => resolve_chown(rootfs, spec)?,
+            None => (0, 0),
+        })
+    }
+
+    /// The compiled `--exclude` patterns.
+    pub fn exclude_matcher(&self) -> Result<PatternMatcher, CopyError> {
+        Ok(PatternMatcher::new(&self.excludes)?)
+    }
+}
+
+/// Copies the sources `args` (as written in the instruction) selected from `from` to `dest` in `rootfs`.
+pub fn copy(
+    from: &BuildContext,
+    args: &[String],
+    dest: &str,
+    rootfs: &Path,
+    options: &CopyOptions,
+) -> Result<(), CopyError> {
+    let owner = options.owner(rootfs)?;
+    let excludes = options.exclude_matcher()?;
+    let mut selected: Vec<(Source, &String)> = Vec::new();
+    for arg in args {
+        for source in from.select(std::slice::from_ref(arg))? {
+            selected.push((source, arg));
+        }
+    }
+    let dest_path = if dest.starts_with('/') {
+        PathBuf::from(dest)
+    } else {
+        options.workdir.join(dest)
+    };
+    let dest_relative: PathBuf = dest_path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let says_dir = dest.ends_with('/')
+        || dest == "."
+        || dest.ends_with("/.")
+        || dest_relative.as_os_str().is_empty();
+    let exists_as_dir = is_dir_in_root(rootfs, &dest_relative);
+    let dest_is_dir = says_dir || exists_as_dir || options.parents || selected.len() > 1;
+    if args.len() > 1 && !(says_dir || exists_as_dir) {
+        return Err(CopyError::DestinationNotDirectory);
+    }
+    for (source, arg) in &selected {
+        let mut target = dest_relative.clone();
+        if options.parents {
+            target.push(parents_path(arg, &source.relative));
+        }
+        if options.unpack_archives && !source.is_dir {
+            let archive = archive::open_archive(&source.path)
+                .map_err(io_err(format!("reading {}", source.path.display())))?;
+            if let Some(reader) = archive {
+                let dir = ensure_dir(rootfs, &target, owner)?;
+                apply_layer(reader, &dir).map_err(|e| CopyError::Unpack {
+                    archive: source.relative.clone(),
+                    source: e,
+                })?;
+                continue;
+            }
+        }
+        if source.is_dir {
+            copy_dir(
+                from,
+                source,
+                &excludes,
+                rootfs,
+                &target,
+                owner,
+                options.chmod,
+            )?;
+        } else {
+            if dest_is_dir && !options.parents {
+                // The name as selected: a symlink source keeps its own name, not its target's.
+                target.push(Path::new(&source.relative).file_name().unwrap_or_default());
+            }
+            let parent = ensure_dir(rootfs, target.parent().unwrap_or(Path::new("")), owner)?;
+            let name = target.file_name().ok_or_else(|| CopyError::Conflict {
+                source_path: source.relative.clone(),
+                target: dest.to_string(),
+                reason: "the destination is the root directory",
+            })?;
+            let meta = fs::metadata(&source.path)
+                .map_err(io_err(format!("reading {}", source.path.display())))?;
+            write_entry(
+                &source.path,
+                &meta,
+                &parent.join(name),
+                owner,
+                options.chmod,
+                &source.relative,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The path `--parents` keeps for a source: from the context root, or from after a `/./` pivot in the argument.
+fn parents_path(arg: &str, relative: &str) -> PathBuf {
+    let cleaned = arg.trim_start_matches('/');
+    match cleaned.find("/./") {
+        Some(pivot) => {
+            let strip = crate::dockerignore::clean(&cleaned[..pivot]);
+            Path::new(relative)
+                .strip_prefix(&strip)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| relative.into())
+        }
+        None => PathBuf::from(relative),
+    }
+}
+
+fn copy_dir(
+    from: &BuildContext,
+    source: &Source,
+    excludes: &PatternMatcher,
+    rootfs: &Path,
+    target: &Path,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+) -> Result<(), CopyError> {
+    let entries = from.entries(source, excludes)?;
+    let existed = is_dir_in_root(rootfs, target);
+    let top = ensure_dir(rootfs, target, owner)?;
+    if !existed {
+        let mode = chmod.unwrap_or(entries[0].meta.mode() & 0o7777);
+        fs::set_permissions(&top, fs::Permissions::from_mode(mode))
+            .map_err(io_err(format!("setting the mode of {}", top.display())))?;
+    }
+    for entry in entries.iter().skip(1) {
+        let destination = top.join(&entry.relative);
+        let shown = format!("{}/{}", source.relative, entry.relative.display());
+        write_entry(&entry.path, &entry.meta, &destination, owner, chmod, &shown)?;
+    }
+    // Directory times last: writing their children changed them.
+    for entry in entries.iter().skip(1).filter(|e| e.meta.is_dir()).rev() {
+        let destination = top.join(&entry.relative);
+        set_mtime(&destination, &entry.meta)?;
+    }
+    Ok(())
+}
+
+/// Writes one entry (file, directory, symlink, other) at `target`, replacing a non-directory there.
+fn write_entry(
+    source: &Path,
+    meta: &fs::Metadata,
+    target: &Path,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+    shown: &str,
+) -> Result<(), CopyError> {
+    let ctx = || format!("copying {shown} to {}", target.display());
+    let existing = fs::symlink_metadata(target).ok();
+    if meta.is_dir() {
+        match existing {
+            Some(e) if e.is_dir() => {}
+            Some(_) => {
+                fs::remove_file(target).map_err(io_err(ctx()))?;
+                fs::create_dir(target).map_err(io_err(ctx()))?;
+            }
+            None => fs::create_dir(target).map_err(io_err(ctx()))?,
+        }
+    } else {
+        if let Some(e) = existing {
+            if e.is_dir() {
+                return Err(CopyError::Conflict {
+                    source_path: shown.to_string(),
+                    target: target.display().to_string(),
+                    reason: "a directory is in the way",
+                });
+            }
+            fs::remove_file(target).map_err(io_err(ctx()))?;
+        }
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let link = fs::read_link(source).map_err(io_err(ctx()))?;
+            std::os::unix::fs::symlink(link, target).map_err(io_err(ctx()))?;
+        } else if kind.is_file() {
+            let mut from = File::open(source).map_err(io_err(ctx()))?;
+            let mut to = File::create(target).map_err(io_err(ctx()))?;
+            io::copy(&mut from, &mut to).map_err(io_err(ctx()))?;
+        } else {
+            // Devices, fifos and sockets in a context are not copied (Docker skips them too).
+            return Ok(());
+        }
+    }
+    std::os::unix::fs::lchown(target, Some(owner.0), Some(owner.1)).map_err(io_err(ctx()))?;
+    if !meta.file_type().is_symlink() {
+        let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+        fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_err(ctx()))?;
+    }
+    set_mtime(target, meta)
+}
+
+fn set_mtime(target: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
+    crate::tree::set_times(
+        target,
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+    .map_err(io_err(format!("setting the times of {}", target.display())))
+}
+
+/// Whether `relative` is a directory in `rootfs`, following symlinks as if `rootfs` were `/`.
+fn is_dir_in_root(rootfs: &Path, relative: &Path) -> bool {
+    let mut relative = relative.to_path_buf();
+    for _ in 0..40 {
+        let Ok(path) = resolve_in_root(rootfs, &relative, false) else {
+            return false;
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let Ok(link) = fs::read_link(&path) else {
+                    return false;
+                };
+                let parent = path.parent().unwrap_or(rootfs);
+                let base = parent.strip_prefix(rootfs).unwrap_or(Path::new(""));
+                relative = if link.is_absolute() {
+                    link
+                } else {
+                    base.join(link)
+                };
+            }
+            Ok(meta) => return meta.is_dir(),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Makes sure the directory `relative` exists in `rootfs` (symlinks followed inside it), creating missing ones
+/// with mode 0755 and the given owner; returns its host path.
+pub fn ensure_dir(rootfs: &Path, relative: &Path, owner: (u32, u32)) -> Result<PathBuf, CopyError> {
+    let mut current = PathBuf::new();
+    for component in relative
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+    {
+        let candidate = current.join(component);
+        let ctx = || format!("creating {} in the root filesystem", candidate.display());
+        let resolved = resolve_in_root(rootfs, &candidate, false).map_err(io_err(ctx()))?;
+        let next = match fs::symlink_metadata(&resolved) {
+            Ok(m) if m.is_dir() => resolved,
+            Ok(m) if m.file_type().is_symlink() => {
+                resolve_in_root(rootfs, &candidate, true).map_err(io_err(ctx()))?
+            }
+            Ok(_) => {
+                return Err(CopyError::Conflict {
+                    source_path: relative.display().to_string(),
+                    target: candidate.display().to_string(),
+                    reason: "a parent is not a directory",
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&resolved).map_err(io_err(ctx()))?;
+                fs::set_permissions(&resolved, fs::Permissions::from_mode(0o755))
+                    .map_err(io_err(ctx()))?;
+                std::os::unix::fs::lchown(&resolved, Some(owner.0), Some(owner.1))
+                    .map_err(io_err(ctx()))?;
+                resolved
+            }
+            Err(e) => return Err(io_err(ctx())(e)),
+        };
+        current = next.strip_prefix(rootfs).unwrap_or(&next).to_path_buf();
+    }
+    Ok(rootfs.join(current))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ctx: BuildContext,
+    rootfs: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    fs::create_dir_all(context.join("src/sub")).unwrap();
+    fs::write(context.join("src/a.go"), "a").unwrap();
+    fs::write(context.join("src/b.go"), "b").unwrap();
+    fs::write(context.join("src/sub/c.go"), "c").unwrap();
+    fs::set_permissions(context.join("src/a.go"), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink("a.go", context.join("src/link")).unwrap();
+    fs::write(context.join("top.txt"), "top").unwrap();
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(rootfs.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+    let ctx = BuildContext::open(&context, Path::new("Dockerfile")).unwrap();
+    Fixture {
+        _dir: dir,
+        ctx,
+        rootfs,
+    }
+}
+
+fn opts() -> CopyOptions {
+    CopyOptions {
+        workdir: "/".into(),
+        ..CopyOptions::default()
+    }
+}
+
+fn run(f: &Fixture, args: &[&str], dest: &str, options: &CopyOptions) -> Result<(), CopyError> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    copy(&f.ctx, &args, dest, &f.rootfs, options)
+}
+
+#[test]
+fn file_destinations_follow_docker_rules() {
+    let f = fixture();
+    run(&f, &["top.txt"], "/into/", &opts()).unwrap();
+    assert_eq!(
+        fs::read_to_string(f.rootfs.join("into/top.txt")).unwrap(),
+        "top"
+    );
+    run(&f, &["top.txt"], "/renamed", &opts()).unwrap();
+    assert_eq!(fs::read_to_string(f.rootfs.join("renamed")).unwrap(), "top");
+    // An existing directory means "into" even without a slash.
+    run(&f, &["top.txt"], "/etc", &opts()).unwrap();
+    assert!(f.rootfs.join("etc/top.txt").is_file());
+    let workdir = CopyOptions {
+        workdir: "/app".into(),
+        ..opts()
+    };
+    run(&f, &["top.txt"], "rel/", &workdir).unwrap();
+    assert!(f.rootfs.join("app/rel/top.txt").is_file());
+    run(&f, &["top.txt"], ".", &workdir).unwrap();
+    assert!(f.rootfs.join("app/top.txt").is_file());
+    assert!(matches!(
+        run(&f, &["top.txt", "src/a.go"], "/multi", &opts()),
+        Err(CopyError::DestinationNotDirectory)
+    ));
+    // One glob matching several files makes the destination a directory.
+    run(&f, &["src/*.go"], "/globbed", &opts()).unwrap();
+    assert!(f.rootfs.join("globbed/a.go").is_file() && f.rootfs.join("globbed/b.go").is_file());
+    let created = fs::metadata(f.rootfs.join("into")).unwrap();
+    assert_eq!(created.mode() & 0o7777, 0o755);
+    let copied = fs::metadata(f.rootfs.join("globbed/a.go")).unwrap();
+    assert_eq!(copied.mode() & 0o7777, 0o640);
+    assert_eq!(
+        copied.mtime(),
+        fs::metadata(f.ctx.root().join("src/a.go")).unwrap().mtime()
+    );
+}
+
+#[test]
+fn directories_copy_their_contents_with_links_kept() {
+    let f = fixture();
+    run(&f, &["src"], "/app", &opts()).unwrap();
+    assert!(f.rootfs.join("app/a.go").is_file());
+    assert!(f.rootfs.join("app/sub/c.go").is_file());
+    assert!(!f.rootfs.join("app/src").exists());
+    let link = fs::symlink_metadata(f.rootfs.join("app/link")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(
+        fs::read_link(f.rootfs.join("app/link")).unwrap(),
+        Path::new("a.go")
+    );
+    // A top-level symlink source is followed.
+    run(&f, &["src/link"], "/single/", &opts()).unwrap();
+    let single = fs::symlink_metadata(f.rootfs.join("single/link")).unwrap();
+    assert!(single.is_file());
+}
+
+#[test]
+fn chown_chmod_and_excludes() {
+    let f = fixture();
+    let options = CopyOptions {
+        chown: Some("app:staff".into()),
+        chmod: Some(0o600),
+        excludes: vec!["src/sub".into(), "**/b.go".into()],
+        ..opts()
+    };
+    run(&f, &["src"], "/new/dir/", &options).unwrap();
+    let a = fs::metadata(f.rootfs.join("new/dir/a.go")).unwrap();
+    assert_eq!((a.uid(), a.gid(), a.mode() & 0o7777), (1000, 50, 0o600));
+    let parent = fs::metadata(f.rootfs.join("new")).unwrap();
+    assert_eq!(
+        (parent.uid(), parent.gid(), parent.mode() & 0o7777),
+        (1000, 50, 0o755)
+    );
+    assert!(!f.rootfs.join("new/dir/b.go").exists());
+    assert!(!f.rootfs.join("new/dir/sub").exists());
+    assert!(matches!(
+        run(
+            &f,
+            &["top.txt"],
+            "/x",
+            &CopyOptions {
+                chown: Some("nobody".into()),
+                ..opts()
+            }
+        ),
+        Err(CopyError::Chown(_))
+    ));
+}
+
+#[test]
+fn parents_keep_source_paths() {
+    let f = fixture();
+    let options = CopyOptions {
+        parents: true,
+        ..opts()
+    };
+    run(&f, &["src/sub/c.go", "top.txt"], "/out/", &options).unwrap();
+    assert!(f.rootfs.join("out/src/sub/c.go").is_file());
+    assert!(f.rootfs.join("out/top.txt").is_file());
+    run(&f, &["src/./sub/c.go"], "/pivot/", &options).unwrap();
+    assert!(f.rootfs.join("pivot/sub/c.go").is_file());
+}
+
+#[test]
+fn add_unpacks_local_archives_and_copies_other_files() {
+    let f = fixture();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "pkg/file", &b"inner"[..])
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&builder.into_inner().unwrap()).unwrap();
+    fs::write(f.ctx.root().join("bundle.tar.gz"), gz.finish().unwrap()).unwrap();
+    let add = CopyOptions {
+        unpack_archives: true,
+        ..opts()
+    };
+    run(&f, &["bundle.tar.gz"], "/opt", &add).unwrap();
+    assert_eq!(
+        fs::read_to_string(f.rootfs.join("opt/pkg/file")).unwrap(),
+        "inner"
+    );
+    run(&f, &["top.txt"], "/plain/", &add).unwrap();
+    assert!(f.rootfs.join("plain/top.txt").is_file());
+    // COPY never unpacks.
+    run(&f, &["bundle.tar.gz"], "/copied/", &opts()).unwrap();
+    assert!(f.rootfs.join("copied/bundle.tar.gz").is_file());
+}
+
+#[test]
+fn destinations_never_escape_the_root() {
+    let f = fixture();
+    std::os::unix::fs::symlink("/../../..", f.rootfs.join("escape")).unwrap();
+    run(&f, &["top.txt"], "/escape/", &opts()).unwrap();
+    assert!(
+        f.rootfs.join("top.txt").is_file(),
+        "the link resolves to the root of the rootfs"
+    );
+}

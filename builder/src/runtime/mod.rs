@@ -1,0 +1,337 @@
+//! `RUN`: a command in an OCI bundle over a snapshot's root filesystem, run by an OCI runtime binary (runc, or crun
+//! where it works).
+//!
+//! [`Runtime::detect`] finds a runtime that actually starts containers here (crun, for one, fails on hybrid-cgroup
+//! hosts), [`Runtime::run`] writes the bundle, runs the container with a unique id, streams its output, and always
+//! deletes the container and its bundle afterwards.
+
+pub mod mounts;
+pub mod spec;
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use layerstore::layer::apply::resolve_in_root;
+use layerstore::Store;
+
+pub use mounts::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
+pub use spec::Network;
+
+use crate::users::{resolve_user, UserError};
+
+/// How much of a step's output [`RunOutcome::output_tail`] keeps.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// Why a step could not be run (a command that runs and fails is not an error: see [`RunOutcome::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no OCI runtime found (looked for {0}); install one with `apt-get install runc`")]
+    NotInstalled(String),
+    #[error("no OCI runtime works here: {0}")]
+    NoneWorks(String),
+    #[error("running {runtime}: {source}")]
+    Spawn { runtime: PathBuf, source: io::Error },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("building the OCI runtime config: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error("secret {0} is required but was not given to the build")]
+    SecretMissing(String),
+    #[error("RUN has no command")]
+    EmptyCommand,
+}
+
+/// One step to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The root filesystem (a snapshot's).
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    /// `KEY=value` entries; `PATH` gets Docker's default when missing.
+    pub env: Vec<String>,
+    /// Absolute working directory; created (0755) when missing, as Docker does.
+    pub cwd: PathBuf,
+    /// `USER`: `name`, `uid`, `name:group`, `uid:gid`; `None` is root.
+    pub user: Option<String>,
+    pub network: Network,
+    pub mounts: Vec<MountSpec>,
+}
+
+impl RunSpec {
+    /// Every container path the runtime will mount onto; give them to
+    /// [`crate::snapshot::Snapshot::record_mount_targets`] before running, so that targets the runtime has to create
+    /// do not end up in the layer.
+    pub fn mount_targets(&self) -> Result<Vec<PathBuf>, RuntimeError> {
+        let mut targets = spec::mount_targets(&spec::standard_mounts()?);
+        targets.extend(self.mounts.iter().filter_map(MountSpec::target));
+        Ok(targets)
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The command's exit code (128 + signal number when killed by a signal).
+    pub exit_code: i32,
+    /// The last [`TAIL_BYTES`] of stdout and stderr, interleaved as they came.
+    pub output_tail: Vec<u8>,
+}
+
+/// An OCI runtime binary known to run containers here.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    binary: PathBuf,
+    store: Store,
+}
+
+impl Runtime {
+    /// Finds a working runtime: `explicit` (a path or a name on `PATH`) when given, else runc, then crun. Each
+    /// candidate must run a test container (the host's `true`) successfully.
+    pub fn detect(store: &Store, explicit: Option<&Path>) -> Result<Runtime, RuntimeError> {
+        let names: Vec<PathBuf> = match explicit {
+            Some(path) => vec![path.to_path_buf()],
+            None => vec!["runc".into(), "crun".into()],
+        };
+        let found: Vec<PathBuf> = names.iter().filter_map(|n| find_binary(n)).collect();
+        if found.is_empty() {
+            let looked: Vec<String> = names.iter().map(|n| n.display().to_string()).collect();
+            return Err(RuntimeError::NotInstalled(looked.join(", ")));
+        }
+        let mut failures = Vec::new();
+        for binary in found {
+            let runtime = Runtime {
+                binary: binary.clone(),
+                store: store.clone(),
+            };
+            match runtime.probe() {
+                Ok(()) => return Ok(runtime),
+                Err(e) => failures.push(format!("{}: {e}", binary.display())),
+            }
+        }
+        Err(RuntimeError::NoneWorks(failures.join("; ")))
+    }
+
+    /// The runtime binary in use.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs `true` from the host's `/usr` in an otherwise empty root filesystem.
+    fn probe(&self) -> Result<(), RuntimeError> {
+        let scratch = self.store.temp_dir("runtime-probe-")?;
+        let rootfs = scratch.path().join("rootfs");
+        fs::create_dir(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
+        let mut mounts = Vec::new();
+        for dir in ["bin", "sbin", "lib", "lib32", "lib64", "usr"] {
+            let host = Path::new("/").join(dir);
+            match fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let link = fs::read_link(&host)
+                        .map_err(io_err(format!("reading {}", host.display())))?;
+                    std::os::unix::fs::symlink(link, rootfs.join(dir))
+                        .map_err(io_err(format!("linking {dir} in the probe rootfs")))?;
+                }
+                Ok(meta) if meta.is_dir() => mounts.push(MountSpec::Bind(BindMount {
+                    target: host.clone(),
+                    source: host,
+                    readwrite: false,
+                })),
+                _ => {}
+            }
+        }
+        let spec = RunSpec {
+            rootfs,
+            args: vec!["true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: None,
+            network: Network::None,
+            mounts,
+        };
+        let outcome = self.run(&spec, &mut |_| {})?;
+        if outcome.exit_code != 0 {
+            return Err(RuntimeError::NoneWorks(format!(
+                "test container exited with {}: {}",
+                outcome.exit_code,
+                String::from_utf8_lossy(&outcome.output_tail).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one step, passing its output (stdout and stderr interleaved) to `output` as it comes.
+    pub fn run(
+        &self,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
+        if spec.args.is_empty() {
+            return Err(RuntimeError::EmptyCommand);
+        }
+        let identity = resolve_user(&spec.rootfs, spec.user.as_deref().unwrap_or("0"))?;
+        let cwd_relative = spec.cwd.strip_prefix("/").unwrap_or(&spec.cwd);
+        resolve_in_root(&spec.rootfs, cwd_relative, true).map_err(io_err(format!(
+            "creating the working directory {}",
+            spec.cwd.display()
+        )))?;
+        let state_root = self.store.root().join("runtime/state");
+        fs::create_dir_all(&state_root)
+            .map_err(io_err(format!("creating {}", state_root.display())))?;
+        let container = Container {
+            binary: self.binary.clone(),
+            state_root,
+            id: layerstore::fsutil::unique_name("lade-"),
+            bundle: self.store.temp_dir("bundle-")?,
+        };
+        let prepared = mounts::prepare(&self.store, container.bundle.path(), &spec.mounts)?;
+        let config = spec::build(spec::SpecInput {
+            rootfs: &spec.rootfs,
+            args: &spec.args,
+            env: &spec.env,
+            cwd: &spec.cwd,
+            identity: &identity,
+            network: spec.network,
+            extra_mounts: prepared.mounts.clone(),
+        })?;
+        let config_path = container.bundle.path().join("config.json");
+        let json = serde_json::to_vec_pretty(&config).expect("a runtime config serializes");
+        fs::write(&config_path, json)
+            .map_err(io_err(format!("writing {}", config_path.display())))?;
+        let outcome = container.run(output)?;
+        drop(prepared);
+        Ok(outcome)
+    }
+}
+
+/// A container being run; deleted (forcibly) with its bundle when dropped.
+struct Container {
+    binary: PathBuf,
+    state_root: PathBuf,
+    id: String,
+    bundle: layerstore::fsutil::TempDir,
+}
+
+impl Container {
+    fn run(&self, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, RuntimeError> {
+        let spawn_err = |source| RuntimeError::Spawn {
+            runtime: self.binary.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state_root)
+            .arg("run")
+            .arg("--bundle")
+            .arg(self.bundle.path())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        let (sender, receiver) = mpsc::channel::<Vec<u8>>();
+        let readers: Vec<_> = [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ]
+        .into_iter()
+        .map(|mut pipe| {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+        drop(sender);
+        let mut tail = VecDeque::with_capacity(TAIL_BYTES);
+        for chunk in receiver {
+            output(&chunk);
+            tail.extend(chunk);
+            let excess = tail.len().saturating_sub(TAIL_BYTES);
+            tail.drain(..excess);
+        }
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let status = child.wait().map_err(spawn_err)?;
+        use std::os::unix::process::ExitStatusExt;
+        let exit_code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(RunOutcome {
+            exit_code,
+            output_tail: tail.into(),
+        })
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state_root)
+            .args(["delete", "-f", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn io_err(context: String) -> impl FnOnce(io::Error) -> RuntimeError {
+    move |source| RuntimeError::Io { context, source }
+}
+
+impl From<layerstore::StoreError> for RuntimeError {
+    fn from(e: layerstore::StoreError) -> Self {
+        RuntimeError::Io {
+            context: "using the store".into(),
+            source: io::Error::other(e),
+        }
+    }
+}
+
+/// A path as given, or a name looked up on `PATH` (plus the sbin directories, where Debian puts runc).
+fn find_binary(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_runtime_says_how_to_install_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = Runtime::detect(&store, Some(Path::new("/nonexistent/runc"))).unwrap_err();
+        assert!(matches!(err, RuntimeError::NotInstalled(_)));
+        assert!(err.to_string().contains("apt-get install runc"), "{err}");
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_run_containers_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // `false` exists but is no OCI runtime: its "container" never runs.
+        let err = Runtime::detect(&store, Some(Path::new("false"))).unwrap_err();
+        assert!(matches!(err, RuntimeError::NoneWorks(_)), "{err}");
+    }
+}

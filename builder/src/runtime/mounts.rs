@@ -1,0 +1,344 @@
+//! `RUN --mount` mounts: what the build asks for, and the host side prepared for one run (cache directories and
+//! their locks, throwaway copies for `rw` binds, secret files).
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use layerstore::{Digest, Store};
+use oci_spec::runtime::{Mount, MountBuilder};
+use rustix::fs::FlockOperation;
+
+use super::RuntimeError;
+
+/// How concurrent builds share a cache mount (`sharing=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Everyone uses the same directory at once.
+    #[default]
+    Shared,
+    /// A user that finds the directory in use gets another one.
+    Private,
+    /// Users wait for each other.
+    Locked,
+}
+
+/// `--mount=type=cache`: a directory under the store that persists across builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    pub target: PathBuf,
+    /// Defaults to the target.
+    pub id: Option<String>,
+    pub sharing: Sharing,
+    pub readonly: bool,
+    /// Owner and mode of the directory when it is first created (BuildKit defaults: 0, 0, 0o755).
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// `--mount=type=bind`: a host directory or file (from the context or another stage's root filesystem, resolved by
+/// the caller), read-only unless `readwrite`, in which case the run gets a copy whose changes are thrown away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub target: PathBuf,
+    pub source: PathBuf,
+    pub readwrite: bool,
+}
+
+/// `--mount=type=tmpfs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsMount {
+    pub target: PathBuf,
+    /// Size limit in bytes.
+    pub size: Option<u64>,
+}
+
+/// `--mount=type=secret`: a host file mounted read-only at `target` (default `/run/secrets/<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// The host file given for this id with `--secret`; `None` when the build was given none.
+    pub source: Option<PathBuf>,
+    pub target: Option<PathBuf>,
+    /// Fail when no source was given (otherwise the mount is skipped).
+    pub required: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// BuildKit's default is 0o400.
+    pub mode: u32,
+}
+
+/// A `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSpec {
+    Cache(CacheMount),
+    Bind(BindMount),
+    Tmpfs(TmpfsMount),
+    Secret(SecretMount),
+}
+
+impl MountSpec {
+    /// Where the mount appears in the container; `None` for an optional secret that was not given.
+    pub fn target(&self) -> Option<PathBuf> {
+        match self {
+            MountSpec::Cache(m) => Some(m.target.clone()),
+            MountSpec::Bind(m) => Some(m.target.clone()),
+            MountSpec::Tmpfs(m) => Some(m.target.clone()),
+            MountSpec::Secret(m) if m.source.is_none() && !m.required => None,
+            MountSpec::Secret(m) => Some(
+                m.target
+                    .clone()
+                    .unwrap_or_else(|| Path::new("/run/secrets").join(&m.id)),
+            ),
+        }
+    }
+}
+
+/// Host-side resources of a run's mounts, released when dropped (locks held until then).
+#[derive(Default)]
+pub struct PreparedMounts {
+    pub mounts: Vec<Mount>,
+    _locks: Vec<File>,
+}
+
+/// The host directory of a cache mount id (hashed, so any id is a safe name).
+fn cache_dir(store: &Store, id: &str) -> PathBuf {
+    store
+        .root()
+        .join("cache-mounts")
+        .join(&Digest::sha256_of(id.as_bytes()).hex()[..32])
+}
+
+fn bind(target: &Path, source: &Path, readonly: bool) -> Result<Mount, RuntimeError> {
+    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    if readonly {
+        options.push("ro".to_string());
+    }
+    Ok(MountBuilder::default()
+        .destination(target)
+        .typ("bind")
+        .source(source)
+        .options(options)
+        .build()?)
+}
+
+fn io_err(context: String) -> impl FnOnce(io::Error) -> RuntimeError {
+    move |source| RuntimeError::Io { context, source }
+}
+
+/// Prepares the host side of `specs` for a run whose scratch directory is `scratch`.
+pub fn prepare(
+    store: &Store,
+    scratch: &Path,
+    specs: &[MountSpec],
+) -> Result<PreparedMounts, RuntimeError> {
+    let mut prepared = PreparedMounts::default();
+    for (index, spec) in specs.iter().enumerate() {
+        match spec {
+            MountSpec::Cache(cache) => {
+                let id = cache
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| cache.target.display().to_string());
+                let (dir, lock) = acquire_cache_dir(store, &id, cache.sharing)?;
+                if let Some(lock) = lock {
+                    prepared._locks.push(lock);
+                }
+                if !dir.exists() {
+                    create_cache_dir(&dir, cache)?;
+                }
+                prepared
+                    .mounts
+                    .push(bind(&cache.target, &dir, cache.readonly)?);
+            }
+            MountSpec::Bind(b) => {
+                if !b.readwrite {
+                    prepared.mounts.push(bind(&b.target, &b.source, true)?);
+                    continue;
+                }
+                let copy = scratch.join(format!("bind-{index}"));
+                crate::tree::copy_tree(&b.source, &copy).map_err(io_err(format!(
+                    "copying {} for a rw bind mount",
+                    b.source.display()
+                )))?;
+                prepared.mounts.push(bind(&b.target, &copy, false)?);
+            }
+            MountSpec::Tmpfs(t) => {
+                let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(size) = t.size {
+                    options.push(format!("size={size}"));
+                }
+                prepared.mounts.push(
+                    MountBuilder::default()
+                        .destination(&t.target)
+                        .typ("tmpfs")
+                        .source("tmpfs")
+                        .options(options)
+                        .build()?,
+                );
+            }
+            MountSpec::Secret(secret) => {
+                let Some(target) = spec.target() else {
+                    continue;
+                };
+                let source = secret
+                    .source
+                    .as_ref()
+                    .ok_or_else(|| RuntimeError::SecretMissing(secret.id.clone()))?;
+                let copy = scratch.join(format!("secret-{index}"));
+                fs::copy(source, &copy).map_err(io_err(format!(
+                    "reading secret {} from {}",
+                    secret.id,
+                    source.display()
+                )))?;
+                fs::set_permissions(&copy, fs::Permissions::from_mode(secret.mode))
+                    .map_err(io_err(format!("setting the mode of secret {}", secret.id)))?;
+                std::os::unix::fs::chown(&copy, Some(secret.uid), Some(secret.gid))
+                    .map_err(io_err(format!("setting the owner of secret {}", secret.id)))?;
+                prepared.mounts.push(bind(&target, &copy, true)?);
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+/// Picks the directory for a cache id under its sharing mode, with the lock that keeps it.
+fn acquire_cache_dir(
+    store: &Store,
+    id: &str,
+    sharing: Sharing,
+) -> Result<(PathBuf, Option<File>), RuntimeError> {
+    let base = cache_dir(store, id);
+    let parent = base.parent().expect("cache dirs have a parent");
+    fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+    let open_lock = |dir: &Path| {
+        let path = dir.with_extension("lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))
+    };
+    match sharing {
+        Sharing::Shared => {
+            // Shared users take a shared lock so that a private user sees the directory as busy.
+            let file = open_lock(&base)?;
+            rustix::fs::flock(file.as_fd(), FlockOperation::LockShared)
+                .map_err(|e| io_err(format!("locking cache {id}"))(e.into()))?;
+            Ok((base, Some(file)))
+        }
+        Sharing::Locked => {
+            let file = open_lock(&base)?;
+            rustix::fs::flock(file.as_fd(), FlockOperation::LockExclusive)
+                .map_err(|e| io_err(format!("locking cache {id}"))(e.into()))?;
+            Ok((base, Some(file)))
+        }
+        Sharing::Private => {
+            for n in 0.. {
+                let dir = if n == 0 {
+                    base.clone()
+                } else {
+                    base.with_file_name(format!(
+                        "{}-{n}",
+                        base.file_name().unwrap_or_default().to_string_lossy()
+                    ))
+                };
+                let file = open_lock(&dir)?;
+                if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_ok()
+                {
+                    return Ok((dir, Some(file)));
+                }
+            }
+            unreachable!("the loop only ends by returning")
+        }
+    }
+}
+
+fn create_cache_dir(dir: &Path, cache: &CacheMount) -> Result<(), RuntimeError> {
+    let tmp = dir.with_extension(layerstore::fsutil::unique_name("new-"));
+    fs::create_dir(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(cache.mode))
+        .map_err(io_err(format!("setting the mode of {}", tmp.display())))?;
+    std::os::unix::fs::chown(&tmp, Some(cache.uid), Some(cache.gid))
+        .map_err(io_err(format!("setting the owner of {}", tmp.display())))?;
+    if fs::rename(&tmp, dir).is_err() {
+        // Another build created it meanwhile.
+        let _ = fs::remove_dir(&tmp);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(sharing: Sharing) -> MountSpec {
+        MountSpec::Cache(CacheMount {
+            target: "/root/.cache".into(),
+            id: Some("pip".into()),
+            sharing,
+            readonly: false,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        })
+    }
+
+    fn sources(p: &PreparedMounts) -> Vec<PathBuf> {
+        p.mounts
+            .iter()
+            .map(|m| m.source().clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn private_caches_split_while_in_use_and_shared_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scratch = dir.path().join("scratch");
+        let a = prepare(&store, &scratch, &[cache(Sharing::Private)]).unwrap();
+        let b = prepare(&store, &scratch, &[cache(Sharing::Private)]).unwrap();
+        assert_ne!(sources(&a), sources(&b));
+        drop(b);
+        let c = prepare(&store, &scratch, &[cache(Sharing::Private)]).unwrap();
+        assert_ne!(sources(&a), sources(&c));
+        drop((a, c));
+        let s1 = prepare(&store, &scratch, &[cache(Sharing::Shared)]).unwrap();
+        let s2 = prepare(&store, &scratch, &[cache(Sharing::Shared)]).unwrap();
+        assert_eq!(sources(&s1), sources(&s2));
+        assert!(sources(&s1)[0].is_dir());
+    }
+
+    #[test]
+    fn a_required_secret_without_source_fails_and_an_optional_one_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let secret = |required| {
+            MountSpec::Secret(SecretMount {
+                id: "token".into(),
+                source: None,
+                target: None,
+                required,
+                uid: 0,
+                gid: 0,
+                mode: 0o400,
+            })
+        };
+        assert!(matches!(
+            prepare(&store, dir.path(), &[secret(true)]),
+            Err(RuntimeError::SecretMissing(id)) if id == "token"
+        ));
+        assert!(prepare(&store, dir.path(), &[secret(false)])
+            .unwrap()
+            .mounts
+            .is_empty());
+        assert_eq!(
+            secret(true).target(),
+            Some(PathBuf::from("/run/secrets/token"))
+        );
+    }
+}

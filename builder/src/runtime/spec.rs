@@ -1,0 +1,218 @@
+//! The OCI runtime config (`config.json`) of a build step, shaped like BuildKit's: mount, pid, ipc and uts
+//! namespaces (plus network when the step has no network), hostname `buildkitsandbox`, the usual `/proc`, `/dev`,
+//! `/dev/pts`, `/dev/shm`, `/dev/mqueue`, read-only `/sys`, the host's `/etc/resolv.conf` and `/etc/hosts`
+//! read-only, and Docker's default capabilities.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    get_default_mounts, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
+};
+
+use super::RuntimeError;
+use crate::users::Identity;
+
+/// The hostname BuildKit gives build containers.
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// `PATH` when the image sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Host files every step sees read-only.
+pub const HOST_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
+
+/// The network a step has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// The host's network (BuildKit's default for a local build).
+    #[default]
+    Host,
+    /// A new network namespace with only a loopback device.
+    None,
+}
+
+/// What goes into a config.json besides the defaults.
+pub struct SpecInput<'a> {
+    pub rootfs: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a Path,
+    pub identity: &'a Identity,
+    pub network: Network,
+    /// Mounts of `RUN --mount`, after the standard ones.
+    pub extra_mounts: Vec<Mount>,
+}
+
+/// Docker's default capability set.
+const CAPABILITIES: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// The standard mounts: the runtime defaults without cgroups, plus the host's resolv.conf and hosts.
+pub fn standard_mounts() -> Result<Vec<Mount>, RuntimeError> {
+    let mut mounts: Vec<Mount> = get_default_mounts()
+        .into_iter()
+        .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
+        .collect();
+    for file in HOST_FILES {
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(file)
+                .typ("bind")
+                .source(file)
+                .options(vec![
+                    "rbind".to_string(),
+                    "rprivate".to_string(),
+                    "ro".to_string(),
+                ])
+                .build()?,
+        );
+    }
+    Ok(mounts)
+}
+
+/// Builds the config.
+pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
+    let mut env = input.env.to_vec();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", input.identity.home));
+    }
+    let caps: oci_spec::runtime::Capabilities = CAPABILITIES.into_iter().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()?;
+    let user = UserBuilder::default()
+        .uid(input.identity.uid)
+        .gid(input.identity.gid)
+        .additional_gids(input.identity.additional_gids.clone())
+        .umask(0o022u32)
+        .build()?;
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .args(input.args.to_vec())
+        .env(env)
+        .cwd(input.cwd)
+        .user(user)
+        .capabilities(capabilities)
+        .no_new_privileges(false)
+        .build()?;
+    let mut kinds = vec![
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ];
+    if input.network == Network::None {
+        kinds.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = kinds
+        .into_iter()
+        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+        .collect::<Result<Vec<LinuxNamespace>, _>>()?;
+    let defaults = oci_spec::runtime::Linux::default();
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
+        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        .build()?;
+    let mut mounts = standard_mounts()?;
+    mounts.extend(input.extra_mounts);
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(
+            RootBuilder::default()
+                .path(input.rootfs)
+                .readonly(false)
+                .build()?,
+        ))
+        .set_hostname(Some(HOSTNAME.to_string()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux));
+    Ok(spec)
+}
+
+/// The container paths a config mounts onto.
+pub fn mount_targets(mounts: &[Mount]) -> Vec<PathBuf> {
+    mounts.iter().map(|m| m.destination().clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_has_the_build_shape() {
+        let identity = Identity {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+            home: "/home/u".into(),
+        };
+        let args = vec!["sh".to_string(), "-c".to_string(), "true".to_string()];
+        let env = vec!["A=b".to_string()];
+        let spec = build(SpecInput {
+            rootfs: Path::new("/r"),
+            args: &args,
+            env: &env,
+            cwd: Path::new("/app"),
+            identity: &identity,
+            network: Network::None,
+            extra_mounts: Vec::new(),
+        })
+        .unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["hostname"], HOSTNAME);
+        assert_eq!(json["process"]["user"]["uid"], 1000);
+        assert_eq!(json["process"]["user"]["additionalGids"][0], 10);
+        assert_eq!(json["process"]["env"][0], DEFAULT_PATH);
+        assert_eq!(json["process"]["env"][2], "HOME=/home/u");
+        assert_eq!(json["process"]["cwd"], "/app");
+        let ns: Vec<&str> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["mount", "pid", "ipc", "uts", "network"]);
+        let targets = mount_targets(spec.mounts().as_ref().unwrap());
+        for t in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/sys",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+        ] {
+            assert!(targets.contains(&PathBuf::from(t)), "{t} missing");
+        }
+        let sys = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
+        assert!(sys.options().as_ref().unwrap().contains(&"ro".to_string()));
+    }
+}

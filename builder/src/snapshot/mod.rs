@@ -1,0 +1,421 @@
+//! Snapshots: the writable root filesystem of one build step, and the layer it produces.
+//!
+//! With overlayfs (root, and a mount that works) image layers are unpacked once into a cache keyed by chain ID
+//! ([`unpack`]) and stacked as lower directories under a fresh upper directory; the step's changes are read back
+//! from the upper directory. Without it, the layers are applied into a lower tree, copied into the root filesystem,
+//! and the two trees are compared afterwards ([`diff`]).
+//!
+//! Mount targets that the runtime had to create (`/proc`, `/etc/hosts`, a secret's `/run/secrets/ID`, ...) are not
+//! content of the step: [`Snapshot::record_mount_targets`] notes which did not exist before, and the commit drops
+//! them again when they are still empty.
+
+pub mod diff;
+pub mod overlay;
+pub mod unpack;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use layerstore::layer::apply::{apply_layer, resolve_in_root, ApplyError};
+use layerstore::layer::compress::{auto_decompress, CompressingWriter};
+use layerstore::layer::create::{write_changes, Change, LayerOptions};
+use layerstore::media_types::{Compression, OCI_LAYER_GZIP};
+use layerstore::{Descriptor, Digest, Image, Store, StoreError};
+
+use overlay::OverlayMount;
+
+/// Why a snapshot could not be made or committed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("unpacking layer {digest}: {source}")]
+    Apply { digest: Digest, source: ApplyError },
+    #[error(
+        "layer {digest} uncompresses to {actual}, but the image config gives diff ID {expected}"
+    )]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("mounting overlay on {target}: {source}")]
+    Mount { target: PathBuf, source: io::Error },
+}
+
+pub(crate) fn io_context<C: FnOnce() -> String>(
+    context: C,
+) -> impl FnOnce(io::Error) -> SnapshotError {
+    move |source| SnapshotError::Io {
+        context: context(),
+        source,
+    }
+}
+
+/// One layer of the image a step starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRef {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
+impl LayerRef {
+    /// The layers of an image, bottom first.
+    pub fn of_image(image: &Image) -> Vec<LayerRef> {
+        image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+            .map(|(descriptor, diff_id)| LayerRef {
+                descriptor: descriptor.clone(),
+                diff_id: diff_id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// How snapshots are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Overlay mounts over cached unpacked layers.
+    Overlay,
+    /// Copied trees compared after the step (no mounts needed).
+    Copy,
+}
+
+/// A layer made by committing a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedLayer {
+    /// The gzip-compressed layer blob, now in the store.
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    /// The layer stack including this layer, to start the next step from.
+    pub layers: Vec<LayerRef>,
+}
+
+/// Makes snapshots under `<store>/snapshots`.
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    store: Store,
+    mode: SnapshotMode,
+}
+
+impl Snapshotter {
+    /// Uses overlayfs when a test mount of it succeeds here, copies otherwise.
+    pub fn new(store: &Store) -> Result<Snapshotter, SnapshotError> {
+        let snapshotter = Snapshotter::with_mode(store, SnapshotMode::Copy)?;
+        let mode = if overlay::works(&snapshotter.work_root()) {
+            SnapshotMode::Overlay
+        } else {
+            SnapshotMode::Copy
+        };
+        Ok(Snapshotter {
+            mode,
+            ..snapshotter
+        })
+    }
+
+    /// Uses the given mode (an overlay mount fails later when unavailable).
+    pub fn with_mode(store: &Store, mode: SnapshotMode) -> Result<Snapshotter, SnapshotError> {
+        let snapshotter = Snapshotter {
+            store: store.clone(),
+            mode,
+        };
+        for dir in [snapshotter.layer_cache(), snapshotter.work_root()] {
+            fs::create_dir_all(&dir)
+                .map_err(io_context(|| format!("creating {}", dir.display())))?;
+        }
+        Ok(snapshotter)
+    }
+
+    pub fn mode(&self) -> SnapshotMode {
+        self.mode
+    }
+
+    fn layer_cache(&self) -> PathBuf {
+        self.store.root().join("snapshots/layers")
+    }
+
+    fn work_root(&self) -> PathBuf {
+        self.store.root().join("snapshots/work")
+    }
+
+    /// A writable root filesystem holding `layers` (bottom first; empty for `FROM scratch`).
+    pub fn prepare(&self, layers: &[LayerRef]) -> Result<Snapshot, SnapshotError> {
+        // Beside the layer cache, so that a committed upper directory can be renamed into it.
+        let dir = self
+            .work_root()
+            .join(layerstore::fsutil::unique_name("step-"));
+        fs::create_dir(&dir).map_err(io_context(|| format!("creating {}", dir.display())))?;
+        let mut snapshot = Snapshot {
+            store: self.store.clone(),
+            layer_cache: self.layer_cache(),
+            dir: dir.clone(),
+            layers: layers.to_vec(),
+            kind: SnapshotKind::Copy {
+                lower: dir.join("lower"),
+                rootfs: dir.join("rootfs"),
+            },
+            created_targets: BTreeSet::new(),
+        };
+        match self.mode {
+            SnapshotMode::Overlay => {
+                let lowers = unpack::unpack_chain(&self.store, &self.layer_cache(), layers)?;
+                let mount = OverlayMount::mount(&dir, &lowers)?;
+                snapshot.kind = SnapshotKind::Overlay(mount);
+            }
+            SnapshotMode::Copy => {
+                let SnapshotKind::Copy { lower, rootfs } = &snapshot.kind else {
+                    unreachable!("set above")
+                };
+                fs::create_dir(lower)
+                    .map_err(io_context(|| format!("creating {}", lower.display())))?;
+                for layer in layers {
+                    let digest = &layer.descriptor.digest;
+                    let (_, reader) = auto_decompress(self.store.open_blob(digest)?)
+                        .map_err(io_context(|| format!("reading layer {digest}")))?;
+                    apply_layer(reader, lower).map_err(|source| SnapshotError::Apply {
+                        digest: digest.clone(),
+                        source,
+                    })?;
+                }
+                crate::tree::copy_tree(lower, rootfs).map_err(io_context(|| {
+                    format!("copying {} to {}", lower.display(), rootfs.display())
+                }))?;
+            }
+        }
+        Ok(snapshot)
+    }
+}
+
+enum SnapshotKind {
+    Overlay(OverlayMount),
+    Copy { lower: PathBuf, rootfs: PathBuf },
+}
+
+/// The root filesystem of one step. Dropping it without committing discards it (unmounting when needed).
+pub struct Snapshot {
+    store: Store,
+    layer_cache: PathBuf,
+    dir: PathBuf,
+    layers: Vec<LayerRef>,
+    kind: SnapshotKind,
+    /// Paths (relative to the root) that did not exist before mounts were made on them or under them.
+    created_targets: BTreeSet<PathBuf>,
+}
+
+impl Snapshot {
+    /// The directory to run or copy into.
+    pub fn rootfs(&self) -> &Path {
+        match &self.kind {
+            SnapshotKind::Overlay(mount) => mount.merged(),
+            SnapshotKind::Copy { rootfs, .. } => rootfs,
+        }
+    }
+
+    /// Notes which of these container paths (mount targets), and of their parents, do not exist yet, so that the
+    /// commit drops them when the runtime created them and they stayed empty. Call it before running.
+    pub fn record_mount_targets(&mut self, targets: &[PathBuf]) {
+        for target in targets {
+            let relative: PathBuf = target
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            let Some(resolved) = self.resolve(&relative) else {
+                continue;
+            };
+            for path in resolved.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+                if fs::symlink_metadata(self.rootfs().join(path)).is_err() {
+                    self.created_targets.insert(path.to_path_buf());
+                }
+            }
+        }
+    }
+
+    /// Where `relative` is in the root filesystem once its symlinked parents are followed, relative to the root.
+    fn resolve(&self, relative: &Path) -> Option<PathBuf> {
+        let parent = relative.parent().unwrap_or(Path::new(""));
+        let resolved_parent = resolve_in_root(self.rootfs(), parent, false).ok()?;
+        let parent_rel = resolved_parent
+            .strip_prefix(self.rootfs())
+            .ok()?
+            .to_path_buf();
+        Some(parent_rel.join(relative.file_name()?))
+    }
+
+    /// Ends the step and stores its changes as a gzip layer; `None` when the step changed nothing. The caller holds
+    /// the store's writer lock until the image referencing the layer is recorded.
+    pub fn commit(
+        mut self,
+        options: LayerOptions,
+    ) -> Result<Option<CommittedLayer>, SnapshotError> {
+        let (root, mut changes) = match &mut self.kind {
+            SnapshotKind::Overlay(mount) => {
+                mount.unmount()?;
+                let upper = mount.upper().to_path_buf();
+                let changes = diff::upper_changes(&upper).map_err(io_context(|| {
+                    format!("reading changes from {}", upper.display())
+                }))?;
+                (upper, changes)
+            }
+            SnapshotKind::Copy { lower, rootfs } => {
+                let changes = diff::tree_changes(lower, rootfs).map_err(io_context(|| {
+                    format!("comparing {} with {}", rootfs.display(), lower.display())
+                }))?;
+                (rootfs.clone(), changes)
+            }
+        };
+        self.drop_created_targets(&root, &mut changes)?;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let mut blob = self.store.blob_writer(layerstore::Algorithm::Sha256)?;
+        let compressing = CompressingWriter::new(&mut blob, Compression::Gzip)
+            .map_err(io_context(|| "starting layer compression".into()))?;
+        let compressing =
+            write_changes(&root, &changes, compressing, options).map_err(io_context(|| {
+                format!("writing the layer of {}", root.display())
+            }))?;
+        let (_, digests) = compressing
+            .finish()
+            .map_err(io_context(|| "finishing the layer".into()))?;
+        blob.commit(Some(&digests.digest))?;
+        let new_layer = LayerRef {
+            descriptor: Descriptor::new(OCI_LAYER_GZIP, digests.digest.clone(), digests.size),
+            diff_id: digests.diff_id.clone(),
+        };
+        let mut layers = self.layers.clone();
+        layers.push(new_layer.clone());
+        if let SnapshotKind::Overlay(_) = self.kind {
+            self.adopt_upper(&root, &layers)?;
+        }
+        Ok(Some(CommittedLayer {
+            descriptor: new_layer.descriptor,
+            diff_id: new_layer.diff_id,
+            layers,
+        }))
+    }
+
+    /// Removes runtime-created mount targets that are still empty from the changes and from `root`.
+    fn drop_created_targets(
+        &self,
+        root: &Path,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), SnapshotError> {
+        // Deepest first, so a created directory is empty once its created children are gone.
+        for path in self.created_targets.iter().rev() {
+            let full = root.join(path);
+            let Ok(meta) = fs::symlink_metadata(&full) else {
+                continue;
+            };
+            let empty = if meta.is_dir() {
+                fs::read_dir(&full)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false)
+            } else {
+                meta.is_file() && meta.len() == 0
+            };
+            if !empty {
+                continue;
+            }
+            let removed = if meta.is_dir() {
+                fs::remove_dir(&full)
+            } else {
+                fs::remove_file(&full)
+            };
+            removed.map_err(io_context(|| {
+                format!("removing mount target {}", full.display())
+            }))?;
+            changes.retain(|c| !matches!(c, Change::Write(p) | Change::Opaque(p) if p == path));
+        }
+        // A parent written only because a dropped target was created in it is not a change either.
+        let needed: BTreeSet<PathBuf> = changes
+            .iter()
+            .filter(|c| !matches!(c, Change::Write(p) if self.created_targets.iter().any(|t| t.starts_with(p))))
+            .flat_map(|c| {
+                let p = match c {
+                    Change::Write(p) | Change::Delete(p) | Change::Opaque(p) => p,
+                };
+                p.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>()
+            })
+            .collect();
+        let opaque: BTreeSet<PathBuf> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Opaque(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        changes.retain(|c| match c {
+            Change::Write(p) => {
+                !(self.created_targets.iter().any(|t| t.starts_with(p))
+                    && !self.created_targets.contains(p)
+                    && !needed.contains(p)
+                    && !opaque.contains(p)
+                    && self
+                        .lower_path(p)
+                        .is_some_and(|lower| same_dir_meta(&lower, &root.join(p))))
+            }
+            _ => true,
+        });
+        Ok(())
+    }
+
+    /// Where a path is in the tree the step started from, if it exists there.
+    fn lower_path(&self, relative: &Path) -> Option<PathBuf> {
+        match &self.kind {
+            SnapshotKind::Copy { lower, .. } => Some(lower.join(relative)),
+            SnapshotKind::Overlay(mount) => mount
+                .lowers()
+                .iter()
+                .rev()
+                .map(|l| l.join(relative))
+                .find(|p| fs::symlink_metadata(p).is_ok()),
+        }
+    }
+
+    /// Moves the committed upper directory into the layer cache as the unpacked form of its chain.
+    fn adopt_upper(&self, upper: &Path, layers: &[LayerRef]) -> Result<(), SnapshotError> {
+        let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        let chain = unpack::chain_ids(&diff_ids)
+            .pop()
+            .expect("at least the new layer");
+        let target = unpack::layer_dir(&self.layer_cache, &chain);
+        if target.exists() {
+            return Ok(());
+        }
+        match fs::rename(upper, &target) {
+            Err(_) if target.is_dir() => Ok(()),
+            other => other.map_err(io_context(|| format!("caching layer {}", target.display()))),
+        }
+    }
+}
+
+/// Whether two directories have the same mode and owner.
+fn same_dir_meta(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => {
+            a.is_dir()
+                && b.is_dir()
+                && a.mode() == b.mode()
+                && a.uid() == b.uid()
+                && a.gid() == b.gid()
+        }
+        _ => false,
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let SnapshotKind::Overlay(mount) = &mut self.kind {
+            let _ = mount.unmount();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

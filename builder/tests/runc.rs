@@ -1,0 +1,302 @@
+//! RUN against the real OCI runtime over real snapshots (root only; CI must have runc).
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use builder::runtime::{
+    CacheMount, MountSpec, Network, RunOutcome, RunSpec, Runtime, SecretMount, Sharing,
+};
+use builder::snapshot::{LayerRef, Snapshot, SnapshotMode, Snapshotter};
+use common::*;
+use layerstore::layer::create::LayerOptions;
+use layerstore::Store;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: Store,
+    layers: Vec<LayerRef>,
+    runtime: Runtime,
+}
+
+fn fixture() -> Option<Fixture> {
+    if !can_mount() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (store, layers) = store_with_busybox(dir.path());
+    let runtime = runtime(&store)?;
+    Some(Fixture {
+        _dir: dir,
+        root,
+        store,
+        layers,
+        runtime,
+    })
+}
+
+fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
+    RunSpec {
+        rootfs: rootfs.to_path_buf(),
+        args: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![],
+        cwd: "/".into(),
+        user: None,
+        network: Network::Host,
+        mounts: vec![],
+    }
+}
+
+fn run(f: &Fixture, snapshot: &mut Snapshot, spec: &RunSpec) -> (RunOutcome, String) {
+    snapshot.record_mount_targets(&spec.mount_targets().unwrap());
+    let mut streamed = Vec::new();
+    let outcome = f
+        .runtime
+        .run(spec, &mut |chunk| streamed.extend_from_slice(chunk))
+        .unwrap();
+    (outcome, String::from_utf8(streamed).unwrap())
+}
+
+fn run_sh(f: &Fixture, snapshot: &mut Snapshot, script: &str) -> (RunOutcome, String) {
+    let spec = sh(snapshot.rootfs(), script);
+    run(f, snapshot, &spec)
+}
+
+#[test]
+fn echo_output_is_streamed_and_exit_codes_pass_through() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    assert_eq!(snapshots.mode(), SnapshotMode::Overlay);
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let (outcome, out) = run_sh(&f, &mut snapshot, "echo hello; echo oops >&2; hostname");
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert!(out.contains("hello\n") && out.contains("oops\n"), "{out}");
+    assert!(out.contains("buildkitsandbox"), "{out}");
+    assert_eq!(String::from_utf8_lossy(&outcome.output_tail), out);
+    let (outcome, _) = run_sh(&f, &mut snapshot, "exit 42");
+    assert_eq!(outcome.exit_code, 42);
+    drop(snapshot);
+    assert_no_mounts_under(&f.root);
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let mut spec = sh(
+        snapshot.rootfs(),
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    );
+    spec.network = Network::None;
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+}
+
+#[test]
+fn user_and_workdir_apply() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let mut spec = sh(
+        snapshot.rootfs(),
+        "id -u; id -g; pwd; echo $PATH; echo $HOME",
+    );
+    spec.user = Some("app".into());
+    spec.cwd = "/home/app/work".into();
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["1000", "1000", "/home/app/work"]);
+    assert!(lines[3].contains("/usr/bin"), "{out}");
+    assert_eq!(lines[4], "/home/app");
+}
+
+fn changes_end_up_in_the_layer(mode: SnapshotMode) {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::with_mode(&f.store, mode).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let script =
+        "echo data > /root/new && rm /bin/vi && rm -rf /home && mkdir /home && touch /home/fresh";
+    let (outcome, out) = run_sh(&f, &mut snapshot, script);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    let layer = snapshot
+        .commit(LayerOptions::default())
+        .unwrap()
+        .expect("changes");
+    let entries = layer_entries(&f.store, &layer.descriptor);
+    let names = names(&entries);
+    assert!(
+        entries.contains(&("root/new".into(), tar::EntryType::Regular, 5)),
+        "{names:?}"
+    );
+    assert!(names.contains(&"root"), "parent dir written: {names:?}");
+    assert!(names.contains(&"bin/.wh.vi"), "{names:?}");
+    assert!(names.contains(&"home/fresh"), "{names:?}");
+    match mode {
+        SnapshotMode::Overlay => assert!(names.contains(&"home/.wh..wh..opq"), "{names:?}"),
+        SnapshotMode::Copy => assert!(names.contains(&"home/.wh.app"), "{names:?}"),
+    }
+    for leaked in ["etc/hosts", "etc/resolv.conf", "etc", "proc", "dev", "sys"] {
+        assert!(!names.contains(&leaked), "{leaked} leaked into {names:?}");
+    }
+    // The next step starts from the new layer.
+    let mut next = snapshots.prepare(&layer.layers).unwrap();
+    let (outcome, out) = run_sh(
+        &f,
+        &mut next,
+        "cat /root/new; test -e /bin/vi || echo novi; ls /home",
+    );
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert_eq!(out, "data\nnovi\nfresh\n");
+    drop(next);
+    assert_no_mounts_under(&f.root);
+}
+
+#[test]
+fn overlay_changes_end_up_in_the_layer() {
+    changes_end_up_in_the_layer(SnapshotMode::Overlay);
+}
+
+#[test]
+fn copied_snapshot_changes_end_up_in_the_layer() {
+    changes_end_up_in_the_layer(SnapshotMode::Copy);
+}
+
+fn nothing_leaks(mode: SnapshotMode) {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::with_mode(&f.store, mode).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let secret = f.root.join("token.txt");
+    fs::write(&secret, "s3cret").unwrap();
+    let mut spec = sh(
+        snapshot.rootfs(),
+        "cat /run/secrets/token; echo; cat /etc/hosts >/dev/null; ls /run/secrets; test -w /run/secrets/token || echo ro",
+    );
+    spec.mounts = vec![MountSpec::Secret(SecretMount {
+        id: "token".into(),
+        source: Some(secret),
+        target: None,
+        required: true,
+        uid: 0,
+        gid: 0,
+        mode: 0o400,
+    })];
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert!(out.starts_with("s3cret\ntoken\n"), "{out}");
+    let layer = snapshot.commit(LayerOptions::default()).unwrap();
+    assert!(
+        layer.is_none(),
+        "a step that changed nothing made a layer: {:?}",
+        layer.map(|l| layer_entries(&f.store, &l.descriptor))
+    );
+    assert_no_mounts_under(&f.root);
+}
+
+#[test]
+fn mount_targets_and_secrets_do_not_leak_overlay() {
+    nothing_leaks(SnapshotMode::Overlay);
+}
+
+#[test]
+fn mount_targets_and_secrets_do_not_leak_copy() {
+    nothing_leaks(SnapshotMode::Copy);
+}
+
+#[test]
+fn cache_mount_persists_across_runs_and_stays_out_of_the_layer() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let cache = MountSpec::Cache(CacheMount {
+        target: "/var/cache/thing".into(),
+        id: None,
+        sharing: Sharing::Locked,
+        readonly: false,
+        uid: 1000,
+        gid: 1000,
+        mode: 0o700,
+    });
+    let mut first = snapshots.prepare(&f.layers).unwrap();
+    let mut spec = sh(
+        first.rootfs(),
+        "stat -c '%u %a' /var/cache/thing; echo kept > /var/cache/thing/file",
+    );
+    spec.mounts = vec![cache.clone()];
+    let (outcome, out) = run(&f, &mut first, &spec);
+    assert_eq!((outcome.exit_code, out.as_str()), (0, "1000 700\n"));
+    assert!(
+        first.commit(LayerOptions::default()).unwrap().is_none(),
+        "the cache target leaked"
+    );
+    let mut second = snapshots.prepare(&f.layers).unwrap();
+    let mut spec = sh(second.rootfs(), "cat /var/cache/thing/file");
+    spec.mounts = vec![cache];
+    let (outcome, out) = run(&f, &mut second, &spec);
+    assert_eq!((outcome.exit_code, out.as_str()), (0, "kept\n"));
+}
+
+#[test]
+fn bind_mounts_are_read_only_unless_rw_and_rw_changes_are_thrown_away() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let context = f.root.join("context");
+    fs::create_dir(&context).unwrap();
+    fs::write(context.join("a"), "A").unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let bind = |readwrite| {
+        MountSpec::Bind(builder::runtime::BindMount {
+            target: "/src".into(),
+            source: context.clone(),
+            readwrite,
+        })
+    };
+    let mut spec = sh(snapshot.rootfs(), "cat /src/a; echo x > /src/b");
+    spec.mounts = vec![bind(false)];
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_ne!(outcome.exit_code, 0, "{out}");
+    assert!(
+        out.contains('A') && out.contains("Read-only file system"),
+        "{out}"
+    );
+    spec.mounts = vec![bind(true)];
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert!(
+        !context.join("b").exists(),
+        "rw bind wrote through to the source"
+    );
+    let mut tmpfs = sh(
+        snapshot.rootfs(),
+        "echo t > /scratch/t && grep ' /scratch ' /proc/mounts",
+    );
+    tmpfs.mounts = vec![MountSpec::Tmpfs(builder::runtime::TmpfsMount {
+        target: "/scratch".into(),
+        size: Some(1 << 20),
+    })];
+    let (outcome, out) = run(&f, &mut snapshot, &tmpfs);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert!(out.contains("tmpfs") && out.contains("size=1024k"), "{out}");
+    assert!(snapshot.commit(LayerOptions::default()).unwrap().is_none());
+}
+
+#[test]
+fn no_containers_are_left_behind() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let (outcome, _) = run_sh(&f, &mut snapshot, "exit 3");
+    assert_eq!(outcome.exit_code, 3);
+    let list = std::process::Command::new(f.runtime.binary())
+        .arg("--root")
+        .arg(f.root.join("runtime/state"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "");
+}
