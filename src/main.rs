@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(cmd::build::Args),
     /// List images.
     Images(cmd::images::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
@@ -48,7 +50,17 @@ enum Command {
     Dockerfile(cmd::dockerfile::DockerfileArgs),
 }
 
+/// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
+/// panicking on the failed write.
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
@@ -59,6 +71,7 @@ fn main() {
         progress: cli.progress,
     };
     let result = match cli.command {
+        Command::Build(args) => cmd::build::run(&context, args),
         Command::Images(args) => cmd::images::run(&context, args),
         Command::Tag(args) => cmd::tag::run(&context, args),
         Command::Rmi(args) => cmd::rmi::run(&context, args),

@@ -4,6 +4,7 @@
 //! context ([`context`], [`dockerignore`], [`glob`]), file operations for COPY/ADD ([`copy`], [`tree`], [`users`]),
 //! snapshots of root filesystems ([`snapshot`]) and RUN through an OCI runtime ([`runtime`]).
 
+pub mod build;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;

@@ -55,10 +55,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             }
         }
         "table" => {
-            println!(
-                "{:<14}{:<20}{:<48}{:<10}COMMENT",
-                "IMAGE", "CREATED", "CREATED BY", "SIZE"
-            );
+            let mut lines =
+                vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from)];
             for (index, (step, size)) in rows.iter().enumerate() {
                 let id = if index == 0 {
                     top_id.clone()
@@ -73,17 +71,40 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
                 if !args.no_trunc && created_by.chars().count() > 45 {
                     created_by = created_by.chars().take(44).collect::<String>() + "…";
                 }
-                println!(
-                    "{:<14}{:<20}{:<48}{:<10}{}",
+                lines.push([
                     id,
                     time_ago(step.created.as_deref()),
                     created_by,
                     human_size(*size),
-                    step.comment.clone().unwrap_or_default()
-                );
+                    step.comment.clone().unwrap_or_default(),
+                ]);
             }
+            print_columns(&lines);
         }
         other => anyhow::bail!("unsupported --format {other:?}: use table or json"),
     }
     Ok(())
+}
+
+/// Prints rows in columns padded to their widest cell, three spaces apart, like Docker's tabwriter.
+fn print_columns(lines: &[[String; 5]]) {
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in lines {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            text.push_str(cell);
+            if c + 1 < line.len() {
+                text.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+            }
+        }
+        println!("{}", text.trim_end());
+    }
 }

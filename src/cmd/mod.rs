@@ -1,5 +1,6 @@
 //! One module per `lade` verb; each has clap `Args` and a `run` function.
 
+pub mod build;
 pub mod dockerfile;
 pub mod export;
 pub mod history;

@@ -333,50 +333,8 @@ impl Snapshot {
             }))?;
             changes.retain(|c| !matches!(c, Change::Write(p) | Change::Opaque(p) if p == path));
         }
-        // A parent written only because a dropped target was created in it is not a change either.
-        let needed: BTreeSet<PathBuf> = changes
-            .iter()
-            .filter(|c| !matches!(c, Change::Write(p) if self.created_targets.iter().any(|t| t.starts_with(p))))
-            .flat_map(|c| {
-                let p = match c {
-                    Change::Write(p) | Change::Delete(p) | Change::Opaque(p) => p,
-                };
-                p.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>()
-            })
-            .collect();
-        let opaque: BTreeSet<PathBuf> = changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Opaque(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
-        changes.retain(|c| match c {
-            Change::Write(p) => {
-                !(self.created_targets.iter().any(|t| t.starts_with(p))
-                    && !self.created_targets.contains(p)
-                    && !needed.contains(p)
-                    && !opaque.contains(p)
-                    && self
-                        .lower_path(p)
-                        .is_some_and(|lower| same_dir_meta(&lower, &root.join(p))))
-            }
-            _ => true,
-        });
+        // A parent that existed before keeps its change (its modification time moved), as in BuildKit's layers.
         Ok(())
-    }
-
-    /// Where a path is in the tree the step started from, if it exists there.
-    fn lower_path(&self, relative: &Path) -> Option<PathBuf> {
-        match &self.kind {
-            SnapshotKind::Copy { lower, .. } => Some(lower.join(relative)),
-            SnapshotKind::Overlay(mount) => mount
-                .lowers()
-                .iter()
-                .rev()
-                .map(|l| l.join(relative))
-                .find(|p| fs::symlink_metadata(p).is_ok()),
-        }
     }
 
     /// Moves the committed upper directory into the layer cache as the unpacked form of its chain.
@@ -393,21 +351,6 @@ impl Snapshot {
             Err(_) if target.is_dir() => Ok(()),
             other => other.map_err(io_context(|| format!("caching layer {}", target.display()))),
         }
-    }
-}
-
-/// Whether two directories have the same mode and owner.
-fn same_dir_meta(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
-        (Ok(a), Ok(b)) => {
-            a.is_dir()
-                && b.is_dir()
-                && a.mode() == b.mode()
-                && a.uid() == b.uid()
-                && a.gid() == b.gid()
-        }
-        _ => false,
     }
 }
 

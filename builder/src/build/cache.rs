@@ -1,0 +1,158 @@
+//! The build cache: for each layer-producing step, its content-addressed key maps to the layer it made (or to "no
+//! changes") and the time it was made, so a rebuild reuses both. Keys chain from the base image's manifest digest
+//! through every instruction and the inputs it can see; they never include tags or the project's path.
+//!
+//! Beside the keys, the cache remembers the inputs each Dockerfile position saw last time, so a miss can be
+//! explained ("COPY sources changed").
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use layerstore::{Descriptor, Digest, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::LayerRef;
+
+/// What a cached step produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheRecord {
+    pub layer: Option<CachedLayer>,
+    /// RFC 3339 creation time, reused in the history so a cached rebuild gives the same image.
+    pub created: String,
+}
+
+/// A layer in a cache record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedLayer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+}
+
+impl From<&LayerRef> for CachedLayer {
+    fn from(layer: &LayerRef) -> Self {
+        CachedLayer {
+            descriptor: layer.descriptor.clone(),
+            diff_id: layer.diff_id.clone(),
+        }
+    }
+}
+
+impl From<CachedLayer> for LayerRef {
+    fn from(layer: CachedLayer) -> Self {
+        LayerRef {
+            descriptor: layer.descriptor,
+            diff_id: layer.diff_id,
+        }
+    }
+}
+
+/// The inputs of a step, by name, for cache keys and miss explanations.
+pub type Inputs = BTreeMap<&'static str, String>;
+
+/// The cache under `<store>/buildcache`.
+#[derive(Debug, Clone)]
+pub struct StepCache {
+    keys: PathBuf,
+    positions: PathBuf,
+    store: Store,
+}
+
+impl StepCache {
+    pub fn open(store: &Store) -> std::io::Result<StepCache> {
+        let root = store.root().join("buildcache");
+        let cache = StepCache {
+            keys: root.join("keys"),
+            positions: root.join("positions"),
+            store: store.clone(),
+        };
+        fs::create_dir_all(&cache.keys)?;
+        fs::create_dir_all(&cache.positions)?;
+        Ok(cache)
+    }
+
+    /// The key of a step from its inputs (which include its parent's key as `parent`).
+    pub fn key(inputs: &Inputs) -> Digest {
+        let mut text = String::from("lade-step-v1\n");
+        for (name, value) in inputs {
+            text.push_str(&format!("{name} {}:{value}\n", value.len()));
+        }
+        Digest::sha256_of(text.as_bytes())
+    }
+
+    /// The record for `key`, when present and its layer is still in the store.
+    pub fn get(&self, key: &Digest) -> Option<CacheRecord> {
+        let bytes = fs::read(self.keys.join(key.hex())).ok()?;
+        let record: CacheRecord = serde_json::from_slice(&bytes).ok()?;
+        match &record.layer {
+            Some(layer) if !self.store.has_blob(&layer.descriptor.digest) => None,
+            _ => Some(record),
+        }
+    }
+
+    pub fn put(&self, key: &Digest, record: &CacheRecord) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(record).expect("a cache record serializes");
+        layerstore::fsutil::write_atomic(&self.keys.join(key.hex()), &bytes)
+    }
+
+    /// The inputs a Dockerfile position saw in its previous build.
+    pub fn previous_inputs(&self, position: &Digest) -> Option<BTreeMap<String, String>> {
+        let bytes = fs::read(self.positions.join(position.hex())).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn remember_inputs(&self, position: &Digest, inputs: &Inputs) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(inputs).expect("inputs serialize");
+        layerstore::fsutil::write_atomic(&self.positions.join(position.hex()), &bytes)
+    }
+
+    /// Every layer blob the cache refers to (kept by `lade prune`).
+    pub fn layer_digests(&self) -> std::io::Result<Vec<Digest>> {
+        let mut digests = Vec::new();
+        for entry in fs::read_dir(&self.keys)? {
+            let bytes = fs::read(entry?.path())?;
+            if let Ok(CacheRecord {
+                layer: Some(layer), ..
+            }) = serde_json::from_slice(&bytes)
+            {
+                digests.push(layer.descriptor.digest);
+            }
+        }
+        Ok(digests)
+    }
+
+    /// Forgets every record (`lade builder prune`).
+    pub fn clear(&self) -> std::io::Result<u64> {
+        let mut removed = 0;
+        for dir in [&self.keys, &self.positions] {
+            for entry in fs::read_dir(dir)? {
+                fs::remove_file(entry?.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Says which inputs differ between a previous build of a step and this one.
+pub fn explain_miss(previous: Option<&BTreeMap<String, String>>, current: &Inputs) -> String {
+    let Some(previous) = previous else {
+        return "not built before".to_string();
+    };
+    let changed: Vec<&str> = current
+        .iter()
+        .filter(|(name, value)| previous.get(**name) != Some(*value))
+        .map(|(name, _)| *name)
+        .collect();
+    match changed.as_slice() {
+        [] => "unchanged inputs, but the cached layer is gone".to_string(),
+        ["parent"] => "a previous step changed".to_string(),
+        _ => {
+            let own: Vec<&str> = changed
+                .into_iter()
+                .filter(|name| *name != "parent")
+                .collect();
+            format!("changed: {}", own.join(", "))
+        }
+    }
+}

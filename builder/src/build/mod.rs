@@ -1,0 +1,174 @@
+//! The build engine: a Dockerfile and a context directory become an image in the layer store.
+//!
+//! [`build`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
+//! dependency order ([`stage`]). Every layer-producing step (RUN, COPY, ADD, WORKDIR) is looked up in the
+//! content-addressed [`cache`] first; metadata steps only change the config. The result is an image whose config and
+//! history match what BuildKit writes for the same Dockerfile ([`history`]).
+
+pub mod cache;
+pub mod history;
+mod mounts;
+mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use layerstore::fsutil::FileLock;
+use layerstore::{Descriptor, Digest, Reference, Store};
+
+use crate::context::ContextError;
+use crate::copy::CopyError;
+use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
+use crate::runtime::{Network, RuntimeError};
+use crate::snapshot::SnapshotError;
+
+/// Everything `lade build` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's path (for its name in messages and `<Dockerfile>.dockerignore`).
+    pub dockerfile_path: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    /// The network of RUN steps (`RUN --network` overrides it per step).
+    pub network: Network,
+    /// `--label`: added to the final image's config.
+    pub labels: BTreeMap<String, String>,
+    /// `--secret id=…,src=…`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--runtime`: an OCI runtime binary to use instead of detecting runc/crun.
+    pub runtime: Option<PathBuf>,
+    /// `SOURCE_DATE_EPOCH`: clamps created times and file modification times in new layers.
+    pub source_date_epoch: Option<i64>,
+    /// Tags to give the result.
+    pub tags: Vec<Reference>,
+}
+
+/// What a build made.
+pub struct BuildResult {
+    /// The manifest of the built image.
+    pub descriptor: Descriptor,
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// Warnings (unused build args, deprecated forms).
+    pub warnings: Vec<String>,
+    /// Held until the result is dropped, so `prune` cannot sweep an untagged result being exported.
+    pub writer_lock: FileLock,
+}
+
+/// Receives the progress of a build, step by step.
+pub trait Reporter: Sync {
+    /// Step `id` (numbered from 1 across the build) starts; `name` is like `[2/5] RUN make`.
+    fn step(&self, id: usize, name: &str);
+    /// The step was found in the cache.
+    fn cached(&self, id: usize);
+    /// Output of a RUN step as it comes.
+    fn output(&self, id: usize, data: &[u8]);
+    /// A remark about the step (why the cache missed).
+    fn note(&self, id: usize, message: &str);
+    /// The step finished.
+    fn done(&self, id: usize, elapsed: Duration);
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Dockerfile(Box<SourceDiagnostic>),
+    #[error("{file}:{line}: {step}: {source}")]
+    Step {
+        file: String,
+        line: usize,
+        step: String,
+        source: StepError,
+    },
+    #[error(transparent)]
+    Store(#[from] layerstore::StoreError),
+    #[error("opening the build context: {0}")]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("base image {0} is not in the local store; pull it first (`lade pull {0}`), or `lade load` it")]
+    BaseImageMissing(String),
+    #[error("reading image {image}: {message}")]
+    Image { image: String, message: String },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("the command exited with code {exit_code}; last output:\n{tail}")]
+    CommandFailed { exit_code: i32, tail: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<SourceDiagnostic> for BuildError {
+    fn from(diagnostic: SourceDiagnostic) -> Self {
+        BuildError::Dockerfile(Box::new(diagnostic))
+    }
+}
+
+/// Builds the request's target stage and tags the result.
+pub fn build(
+    store: &Store,
+    request: &BuildRequest,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, BuildError> {
+    let file_name = request.dockerfile_path.display().to_string();
+    let dockerfile = Dockerfile::parse(&request.dockerfile, &file_name)?;
+    let stages = Stages::from_dockerfile(&dockerfile)?;
+    let options = BuildOptions {
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        target_platform: Platform::host(),
+        build_platform: Platform::host(),
+    };
+    let plan = stages.plan(&options)?;
+    let mut warnings: Vec<String> = dockerfile
+        .warnings
+        .iter()
+        .chain(&plan.warnings)
+        .map(|w| w.to_string())
+        .collect();
+    for unused in &plan.unused_build_args {
+        warnings.push(format!(
+            "[Warning] One or more build-args [{unused}] were not consumed"
+        ));
+    }
+    let writer_lock = store.writer_lock()?;
+    let mut engine = stage::Engine::new(store, request, &plan, &file_name, reporter)?;
+    let (descriptor, id) = engine.run()?;
+    store.add_image(&descriptor, &request.tags)?;
+    Ok(BuildResult {
+        descriptor,
+        id,
+        warnings,
+        writer_lock,
+    })
+}

@@ -1,0 +1,1168 @@
+//! Running the stages of a plan: each instruction either changes the image config (with a history entry, as
+//! BuildKit writes it) or makes a layer in a snapshot — from the cache when its key is known.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use layerstore::config::{ContainerConfig, Healthcheck as ConfigHealthcheck, History, ImageConfig};
+use layerstore::layer::create::LayerOptions;
+use layerstore::{Descriptor, Digest, Image, Store};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::cache::{explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
+use super::history::{self, BUILDKIT_COMMENT, BUILDKIT_SUFFIX};
+use super::mounts::{self, BindSources};
+use super::{BuildError, BuildRequest, Reporter, StepError};
+use crate::context::hashcache::HashCache;
+use crate::context::BuildContext;
+use crate::copy::{self, CopyOptions};
+use crate::dockerfile::instructions::{
+    Add, Command, CommandLine, Copy, Healthcheck, Instruction, NetworkMode, Run, Source,
+};
+use crate::dockerfile::{BaseImage, BuildPlan};
+use crate::runtime::{Network, RunSpec, Runtime};
+use crate::snapshot::{LayerRef, Snapshot, Snapshotter};
+
+/// The default PATH BuildKit gives `FROM scratch` images and RUN steps without one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A built stage: its image config and layers, and the cache key of its last step.
+#[derive(Debug, Clone)]
+struct StageResult {
+    config: ImageConfig,
+    layers: Vec<LayerRef>,
+    key: Digest,
+}
+
+/// The state of the stage being built.
+struct StageState {
+    config: ImageConfig,
+    layers: Vec<LayerRef>,
+    key: Digest,
+    /// Build args declared in the stage, in order, with their values (`None`: declared without a value).
+    args: Vec<(String, Option<String>)>,
+    /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+    /// Index in `config.history` of this stage's first entry.
+    first_entry: usize,
+    /// History entries that made (or looked up) a layer, with their creation time.
+    timed_entries: Vec<(usize, String)>,
+}
+
+impl StageState {
+    fn container(&mut self) -> &mut ContainerConfig {
+        self.config.container_config_mut()
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .map(|env| {
+                env.iter()
+                    .map(|e| match e.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (e.clone(), String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_env(&mut self, key: &str, value: &str) {
+        let env = self.container().env.get_or_insert_with(Vec::new);
+        let entry = format!("{key}={value}");
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(existing) => *existing = entry,
+            None => env.push(entry),
+        }
+    }
+
+    fn workdir(&self) -> PathBuf {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.as_deref())
+            .filter(|w| !w.is_empty())
+            .map_or_else(|| PathBuf::from("/"), PathBuf::from)
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn command_args(&self, command: &CommandLine) -> Vec<String> {
+        match command {
+            CommandLine::Exec(args) => args.clone(),
+            CommandLine::Shell(text) => {
+                let mut args = self.shell();
+                args.push(text.clone());
+                args
+            }
+        }
+    }
+
+    /// Build args as RUN sees them: `KEY=value` with ENV taking precedence, `""` for args without a value.
+    fn run_args(&self) -> Vec<(String, String)> {
+        let env = self.env();
+        self.args
+            .iter()
+            .map(|(key, value)| {
+                let from_env = env
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone());
+                (
+                    key.clone(),
+                    from_env.or_else(|| value.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn add_history(&mut self, created_by: String, empty_layer: bool) -> usize {
+        self.config.history.push(History {
+            created_by: Some(created_by),
+            comment: Some(BUILDKIT_COMMENT.to_string()),
+            empty_layer,
+            ..History::default()
+        });
+        self.config.history.len() - 1
+    }
+}
+
+/// Runs a plan's stages.
+pub struct Engine<'a> {
+    store: &'a Store,
+    request: &'a BuildRequest,
+    plan: &'a BuildPlan,
+    file_name: &'a str,
+    reporter: &'a dyn Reporter,
+    cache: StepCache,
+    hashes: HashCache,
+    context: BuildContext,
+    snapshotter: Snapshotter,
+    runtime: Option<Runtime>,
+    results: BTreeMap<usize, StageResult>,
+    next_step: usize,
+    started: String,
+    scratch: layerstore::fsutil::TempDir,
+}
+
+fn io_step(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
+    let context = context.into();
+    move |source| StepError::Io { context, source }
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).expect("times format as RFC 3339")
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        store: &'a Store,
+        request: &'a BuildRequest,
+        plan: &'a BuildPlan,
+        file_name: &'a str,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Engine<'a>, BuildError> {
+        let cache = StepCache::open(store).map_err(|source| BuildError::Io {
+            context: "opening the build cache".into(),
+            source,
+        })?;
+        let started = match request.source_date_epoch {
+            Some(epoch) => {
+                OffsetDateTime::from_unix_timestamp(epoch).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            }
+            None => OffsetDateTime::now_utc(),
+        };
+        Ok(Engine {
+            store,
+            request,
+            plan,
+            file_name,
+            reporter,
+            cache,
+            hashes: HashCache::open(store),
+            context: BuildContext::open(&request.context, &request.dockerfile_path)?,
+            snapshotter: Snapshotter::new(store)?,
+            runtime: None,
+            results: BTreeMap::new(),
+            next_step: 1,
+            started: rfc3339(started),
+            scratch: store.temp_dir("build-")?,
+        })
+    }
+
+    /// Builds every stage the target needs; stores the target's image and returns its manifest and ID.
+    pub fn run(&mut self) -> Result<(Descriptor, Digest), BuildError> {
+        for &index in &self.plan.build_order {
+            let result = self.run_stage(index)?;
+            self.results.insert(index, result);
+        }
+        let _ = self.hashes.save();
+        let mut result = self
+            .results
+            .remove(&self.plan.target)
+            .expect("the target is built last");
+        if !self.request.labels.is_empty() {
+            let labels = result
+                .config
+                .container_config_mut()
+                .labels
+                .get_or_insert_with(Default::default);
+            labels.extend(self.request.labels.clone());
+        }
+        result.config.rootfs.diff_ids = result.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let layers: Vec<Descriptor> = result.layers.iter().map(|l| l.descriptor.clone()).collect();
+        Ok(layerstore::import::store_image(
+            self.store,
+            &result.config,
+            layers,
+        )?)
+    }
+
+    fn step_error(&self, instruction: &Instruction, step: &str, source: StepError) -> BuildError {
+        BuildError::Step {
+            file: self.file_name.to_string(),
+            line: instruction.location.start_line,
+            step: step.to_string(),
+            source,
+        }
+    }
+
+    fn run_stage(&mut self, index: usize) -> Result<StageResult, BuildError> {
+        let planned = &self.plan.stages[index];
+        let instructions_count = planned.stage.instructions.len() + 1;
+        let label = |position: usize| {
+            if self.plan.stages.len() > 1 {
+                let name = planned
+                    .stage
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("stage-{index}"));
+                format!("[{name} {position}/{instructions_count}]")
+            } else {
+                format!("[{position}/{instructions_count}]")
+            }
+        };
+        let from_text = format!("{} FROM {}", label(1), planned.stage.from.image);
+        let step_id = self.begin(&from_text);
+        let base = self
+            .base(&planned.base)
+            .map_err(|source| BuildError::Step {
+                file: self.file_name.to_string(),
+                line: planned.stage.from_location.start_line,
+                step: format!("FROM {}", planned.stage.from.image),
+                source,
+            })?;
+        self.reporter.done(step_id, std::time::Duration::ZERO);
+        let onbuild = base
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.on_build.clone())
+            .unwrap_or_default();
+        if !onbuild.is_empty() {
+            return Err(BuildError::Step {
+                file: self.file_name.to_string(),
+                line: planned.stage.from_location.start_line,
+                step: format!("FROM {}", planned.stage.from.image),
+                source: StepError::Unsupported(format!(
+                    "the base image has ONBUILD triggers ({}), which lade does not run yet",
+                    onbuild.join("; ")
+                )),
+            });
+        }
+        let mut state = StageState {
+            first_entry: base.config.history.len(),
+            config: base.config,
+            layers: base.layers,
+            key: base.key,
+            args: Vec::new(),
+            cmd_set: false,
+            timed_entries: Vec::new(),
+        };
+        let base_env = state.env();
+        let instructions = self.plan.expand_stage(index, &base_env)?;
+        for (position, instruction) in instructions.iter().enumerate() {
+            let text = format!(
+                "{} {}",
+                label(position + 2),
+                instruction_text(&self.request.dockerfile, instruction)
+            );
+            self.dispatch(index, position, &mut state, instruction, &text)?;
+        }
+        self.fill_history_times(&mut state);
+        Ok(StageResult {
+            config: state.config,
+            layers: state.layers,
+            key: state.key,
+        })
+    }
+
+    fn begin(&mut self, text: &str) -> usize {
+        let id = self.next_step;
+        self.next_step += 1;
+        self.reporter.step(id, text);
+        id
+    }
+
+    /// The config, layers and cache key a stage starts from.
+    fn base(&mut self, base: &BaseImage) -> Result<StageResult, StepError> {
+        match base {
+            BaseImage::Scratch => {
+                let platform = layerstore::Platform::host();
+                let config = ImageConfig {
+                    architecture: platform.architecture,
+                    os: platform.os,
+                    variant: platform.variant,
+                    config: Some(ContainerConfig {
+                        env: Some(vec![format!("PATH={DEFAULT_PATH}")]),
+                        working_dir: Some("/".into()),
+                        ..ContainerConfig::default()
+                    }),
+                    ..ImageConfig::default()
+                };
+                Ok(StageResult {
+                    config,
+                    layers: Vec::new(),
+                    key: Digest::sha256_of(b"lade-base scratch"),
+                })
+            }
+            BaseImage::Stage(index) => Ok(self.results[index].clone()),
+            BaseImage::Image(reference) => {
+                let image = self.find_image(reference)?;
+                let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
+                Ok(StageResult {
+                    layers: LayerRef::of_image(&image),
+                    config: image.config,
+                    key,
+                })
+            }
+        }
+    }
+
+    fn find_image(&self, reference: &str) -> Result<Image, StepError> {
+        match self.store.find_image(reference) {
+            Ok(found) => Ok(found.image),
+            Err(layerstore::tags::TagError::NotFound(_)) => {
+                Err(StepError::BaseImageMissing(reference.to_string()))
+            }
+            Err(e) => Err(StepError::Image {
+                image: reference.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        stage: usize,
+        position: usize,
+        state: &mut StageState,
+        instruction: &Instruction,
+        text: &str,
+    ) -> Result<(), BuildError> {
+        let metadata = |state: &mut StageState, created_by: String| {
+            state.add_history(created_by, true);
+        };
+        match &instruction.command {
+            Command::Arg(arg) => {
+                for declaration in &arg.declarations {
+                    let value = self
+                        .request
+                        .build_args
+                        .get(&declaration.name)
+                        .cloned()
+                        .or_else(|| declaration.default.clone())
+                        .or_else(|| {
+                            self.plan
+                                .global_env
+                                .iter()
+                                .rev()
+                                .find(|(k, _)| k == &declaration.name)
+                                .map(|(_, v)| v.clone())
+                        });
+                    state.args.retain(|(k, _)| k != &declaration.name);
+                    state.args.push((declaration.name.clone(), value));
+                    let created_by = match &declaration.default {
+                        Some(default) => format!("ARG {}={default}", declaration.name),
+                        None => format!("ARG {}", declaration.name),
+                    };
+                    state.key = chain(&state.key, &created_by);
+                    metadata(state, created_by);
+                }
+            }
+            Command::Env(env) => {
+                for variable in &env.variables {
+                    state.set_env(&variable.key, &variable.value);
+                }
+                let pairs: Vec<String> = env
+                    .variables
+                    .iter()
+                    .map(|v| format!("{}={}", v.key, v.value))
+                    .collect();
+                let created_by = format!("ENV {}", pairs.join(" "));
+                state.key = chain(&state.key, &created_by);
+                metadata(state, created_by);
+            }
+            Command::Label(label) => {
+                let labels = state
+                    .container()
+                    .labels
+                    .get_or_insert_with(Default::default);
+                for pair in &label.labels {
+                    labels.insert(pair.key.clone(), pair.value.clone());
+                }
+                let pairs: Vec<String> = label
+                    .labels
+                    .iter()
+                    .map(|v| format!("{}={}", v.key, v.value))
+                    .collect();
+                metadata(state, format!("LABEL {}", pairs.join(" ")));
+            }
+            Command::Maintainer(maintainer) => {
+                state.config.author = Some(maintainer.name.clone());
+                metadata(state, format!("MAINTAINER {}", maintainer.name));
+            }
+            Command::Expose(expose) => {
+                let ranges = expose
+                    .port_ranges()
+                    .map_err(|e| self.step_error(instruction, text, StepError::Unsupported(e)))?;
+                let mut these = BTreeMap::new();
+                for key in ranges.iter().flat_map(|r| r.config_keys()) {
+                    these.insert(key, serde_json::json!({}));
+                }
+                let ports = state
+                    .container()
+                    .exposed_ports
+                    .get_or_insert_with(Default::default);
+                ports.extend(these.clone());
+                metadata(state, format!("EXPOSE {}", history::go_set(&these)));
+            }
+            Command::Volume(volume) => {
+                let volumes = state
+                    .container()
+                    .volumes
+                    .get_or_insert_with(Default::default);
+                for path in &volume.paths {
+                    volumes.insert(path.clone(), serde_json::json!({}));
+                }
+                metadata(state, format!("VOLUME {}", history::go_list(&volume.paths)));
+            }
+            Command::User(user) => {
+                state.container().user = Some(user.user.clone());
+                state.key = chain(&state.key, &format!("USER {}", user.user));
+                metadata(state, format!("USER {}", user.user));
+            }
+            Command::StopSignal(signal) => {
+                state.container().stop_signal = Some(signal.signal.clone());
+                metadata(state, format!("STOPSIGNAL {}", signal.signal));
+            }
+            Command::Shell(shell) => {
+                state.container().shell = Some(shell.shell.clone());
+                state.key = chain(&state.key, &format!("SHELL {:?}", shell.shell));
+                metadata(state, format!("SHELL {}", history::go_list(&shell.shell)));
+            }
+            Command::Cmd(cmd) => {
+                let args = state.command_args(&cmd.command);
+                state.container().cmd = Some(args.clone());
+                state.container().args_escaped = Some(true);
+                state.cmd_set = true;
+                metadata(state, format!("CMD {}", history::go_quoted_list(&args)));
+            }
+            Command::Entrypoint(entrypoint) => {
+                let args = state.command_args(&entrypoint.command);
+                state.container().entrypoint = Some(args.clone());
+                if !state.cmd_set {
+                    state.container().cmd = None;
+                }
+                metadata(
+                    state,
+                    format!("ENTRYPOINT {}", history::go_quoted_list(&args)),
+                );
+            }
+            Command::Healthcheck(healthcheck) => {
+                let (config, created_by) = healthcheck_config(state, healthcheck);
+                state.container().healthcheck = Some(config);
+                metadata(state, created_by);
+            }
+            Command::Onbuild(onbuild) => {
+                state
+                    .container()
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(onbuild.expression.clone());
+            }
+            Command::Workdir(workdir) => {
+                let path = state.workdir().join(&workdir.path);
+                let path = normalize(&path);
+                state.container().working_dir = Some(path.clone());
+                let created_by = format!("WORKDIR {path}");
+                let mut inputs = Inputs::new();
+                inputs.insert("instruction", created_by.clone());
+                self.layer_step(
+                    stage,
+                    position,
+                    state,
+                    instruction,
+                    text,
+                    created_by,
+                    inputs,
+                    |_, snapshot| {
+                        let relative = path.trim_start_matches('/');
+                        if !relative.is_empty() {
+                            copy::ensure_dir(snapshot.rootfs(), Path::new(relative), (0, 0))?;
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+            Command::Run(run) => self.run_step(stage, position, state, instruction, text, run)?,
+            Command::Copy(copy) => self.copy_step(
+                stage,
+                position,
+                state,
+                instruction,
+                text,
+                CopyLike::Copy(copy),
+            )?,
+            Command::Add(add) => self.copy_step(
+                stage,
+                position,
+                state,
+                instruction,
+                text,
+                CopyLike::Add(add),
+            )?,
+            Command::From(_) => unreachable!("FROM starts a stage"),
+        }
+        Ok(())
+    }
+
+    /// A step that may make a layer: looked up by key, else run in a fresh snapshot and committed.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step(
+        &mut self,
+        stage: usize,
+        position: usize,
+        state: &mut StageState,
+        instruction: &Instruction,
+        text: &str,
+        created_by: String,
+        mut inputs: Inputs,
+        work: impl FnOnce(&mut Self, &mut Snapshot) -> Result<(), StepError>,
+    ) -> Result<(), BuildError> {
+        let id = self.begin(text);
+        let started = Instant::now();
+        inputs.insert("parent", state.key.to_string());
+        let key = StepCache::key(&inputs);
+        let position_key = Digest::sha256_of(
+            format!(
+                "{}\0{}\0{stage}\0{position}",
+                self.context.root().display(),
+                self.file_name
+            )
+            .as_bytes(),
+        );
+        let cached = if self.request.no_cache {
+            None
+        } else {
+            self.cache.get(&key)
+        };
+        let record = match cached {
+            Some(record) => {
+                self.reporter.cached(id);
+                record
+            }
+            None => {
+                if !self.request.no_cache {
+                    let previous = self.cache.previous_inputs(&position_key);
+                    self.reporter.note(
+                        id,
+                        &format!("cache miss: {}", explain_miss(previous.as_ref(), &inputs)),
+                    );
+                }
+                let mut snapshot = self
+                    .snapshotter
+                    .prepare(&state.layers)
+                    .map_err(BuildError::Snapshot)?;
+                work(self, &mut snapshot).map_err(|e| self.step_error(instruction, text, e))?;
+                let options = LayerOptions {
+                    mtime_clamp: self.request.source_date_epoch.map(|e| e.max(0) as u64),
+                };
+                let committed = snapshot.commit(options).map_err(BuildError::Snapshot)?;
+                let record = CacheRecord {
+                    layer: committed.as_ref().map(|c| CachedLayer {
+                        descriptor: c.descriptor.clone(),
+                        diff_id: c.diff_id.clone(),
+                    }),
+                    created: self.step_time(),
+                };
+                self.cache
+                    .put(&key, &record)
+                    .map_err(|source| BuildError::Io {
+                        context: "writing the build cache".into(),
+                        source,
+                    })?;
+                record
+            }
+        };
+        let _ = self.cache.remember_inputs(&position_key, &inputs);
+        let created = match self.request.source_date_epoch {
+            Some(_) => self.started.clone(),
+            None => record.created.clone(),
+        };
+        let entry = state.add_history(created_by, record.layer.is_none());
+        state.timed_entries.push((entry, created));
+        if let Some(layer) = record.layer {
+            state.layers.push(layer.into());
+        }
+        state.key = key;
+        self.reporter.done(id, started.elapsed());
+        Ok(())
+    }
+
+    fn step_time(&self) -> String {
+        match self.request.source_date_epoch {
+            Some(_) => self.started.clone(),
+            None => rfc3339(OffsetDateTime::now_utc()),
+        }
+    }
+
+    fn run_step(
+        &mut self,
+        stage: usize,
+        position: usize,
+        state: &mut StageState,
+        instruction: &Instruction,
+        text: &str,
+        run: &Run,
+    ) -> Result<(), BuildError> {
+        let args = run_args(state, run).map_err(|e| self.step_error(instruction, text, e))?;
+        let run_build_args = state.run_args();
+        let created_by = history::run(&args, &run_build_args);
+        let mut env: Vec<(String, String)> = self.plan.proxy_env.clone();
+        env.extend(
+            state
+                .args
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))),
+        );
+        for (key, value) in state.env() {
+            env.retain(|(k, _)| k != &key);
+            env.push((key, value));
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let network = match run.network {
+            Some(NetworkMode::None) => Network::None,
+            Some(NetworkMode::Host) => Network::Host,
+            Some(NetworkMode::Default) | None => self.request.network,
+        };
+        let user = state
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .filter(|u| !u.is_empty());
+        let workdir = state.workdir();
+        let mut inputs = Inputs::new();
+        inputs.insert("instruction", created_by.clone());
+        inputs.insert(
+            "env",
+            env.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        inputs.insert("user", user.clone().unwrap_or_default());
+        inputs.insert("workdir", workdir.display().to_string());
+        inputs.insert("network", format!("{network:?}"));
+        inputs.insert("mounts", run.mount_specs.join("\n"));
+        let secrets = self.request.secrets.clone();
+        self.layer_step(
+            stage,
+            position,
+            state,
+            instruction,
+            text,
+            created_by,
+            inputs,
+            |engine, snapshot| {
+                let runtime = engine.runtime()?;
+                let sources = engine.bind_sources()?;
+                let mounts = mounts::to_specs(&run.mounts, &workdir, &secrets, &sources)?;
+                let spec = RunSpec {
+                    rootfs: snapshot.rootfs().to_path_buf(),
+                    args,
+                    env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    cwd: workdir.clone(),
+                    user,
+                    network,
+                    mounts,
+                };
+                snapshot.record_mount_targets(&spec.mount_targets()?);
+                let reporter = engine.reporter;
+                let outcome = runtime.run(&spec, &mut |data| {
+                    reporter.output(engine.next_step - 1, data)
+                })?;
+                drop(sources);
+                if outcome.exit_code != 0 {
+                    let tail = String::from_utf8_lossy(&outcome.output_tail);
+                    let lines: Vec<&str> = tail.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                    return Err(StepError::CommandFailed {
+                        exit_code: outcome.exit_code,
+                        tail,
+                    });
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn runtime(&mut self) -> Result<Runtime, StepError> {
+        if self.runtime.is_none() {
+            self.runtime = Some(Runtime::detect(
+                self.store,
+                self.request.runtime.as_deref(),
+            )?);
+        }
+        Ok(self.runtime.clone().expect("set above"))
+    }
+
+    /// Root filesystems that `RUN --mount=type=bind,from=…` may read from.
+    fn bind_sources(&self) -> Result<StageRoots<'_>, StepError> {
+        Ok(StageRoots {
+            engine: self,
+            prepared: std::cell::RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The source a COPY/ADD `--from` (or RUN bind `from=`) names: a stage's or an image's layers.
+    fn layers_of(&self, from: &str) -> Result<(Vec<LayerRef>, Digest), StepError> {
+        let stage = from
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < self.plan.stages.len())
+            .or_else(|| {
+                self.plan
+                    .stages
+                    .iter()
+                    .position(|s| s.stage.name.as_deref() == Some(&from.to_ascii_lowercase()))
+            });
+        if let Some(index) = stage {
+            let result = self.results.get(&index).ok_or_else(|| {
+                StepError::Unsupported(format!("stage {from} is not built before it is used"))
+            })?;
+            return Ok((result.layers.clone(), result.key.clone()));
+        }
+        let image = self.find_image(from)?;
+        let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
+        Ok((LayerRef::of_image(&image), key))
+    }
+
+    fn copy_step(
+        &mut self,
+        stage: usize,
+        position: usize,
+        state: &mut StageState,
+        instruction: &Instruction,
+        text: &str,
+        copy: CopyLike<'_>,
+    ) -> Result<(), BuildError> {
+        let fail = |engine: &Self, e: StepError| engine.step_error(instruction, text, e);
+        let (sources, destination, chown, chmod_text, excludes) = copy.parts();
+        let chmod = match chmod_text {
+            Some(text) => Some(u32::from_str_radix(text, 8).map_err(|_| {
+                fail(
+                    self,
+                    StepError::Unsupported(format!(
+                        "invalid --chmod {text:?}: expected an octal mode"
+                    )),
+                )
+            })?),
+            None => None,
+        };
+        let words: Vec<String> = sources
+            .iter()
+            .map(|s| match s {
+                Source::Path(p) => p.clone(),
+                Source::Heredoc(h) => format!("<<{}", h.name),
+            })
+            .chain(std::iter::once(destination.to_string()))
+            .collect();
+        let created_by = format!("{} {}{BUILDKIT_SUFFIX}", copy.name(), words.join(" "));
+        let options = CopyOptions {
+            chown: chown.map(str::to_string),
+            chmod,
+            excludes: excludes.to_vec(),
+            parents: copy.parents(),
+            workdir: state.workdir(),
+            unpack_archives: matches!(copy, CopyLike::Add(_)),
+        };
+        let mut inputs = Inputs::new();
+        inputs.insert("instruction", format!("{created_by} chown={chown:?} chmod={chmod:?} exclude={excludes:?} parents={} workdir={}", options.parents, options.workdir.display()));
+
+        // Where the sources come from, and their checksum for the key.
+        let heredoc_dir = self
+            .scratch
+            .path()
+            .join(format!("heredocs-{}", self.next_step));
+        let mut paths: Vec<String> = Vec::new();
+        let mut urls: Vec<String> = Vec::new();
+        for source in sources {
+            match source {
+                Source::Path(path) if copy.is_add() && is_url(path) => urls.push(path.clone()),
+                Source::Path(path) => paths.push(path.clone()),
+                Source::Heredoc(heredoc) => {
+                    std::fs::create_dir_all(&heredoc_dir)
+                        .map_err(io_step("writing a heredoc"))
+                        .map_err(|e| fail(self, e))?;
+                    let content = if heredoc.chomp {
+                        heredoc
+                            .content
+                            .lines()
+                            .map(|l| l.trim_start_matches('\t'))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                            + "\n"
+                    } else {
+                        heredoc.content.clone()
+                    };
+                    std::fs::write(heredoc_dir.join(&heredoc.name), content)
+                        .map_err(io_step("writing a heredoc"))
+                        .map_err(|e| fail(self, e))?;
+                    paths.push(heredoc.name.clone());
+                }
+            }
+        }
+        let has_heredocs = sources.iter().any(|s| matches!(s, Source::Heredoc(_)));
+        if has_heredocs && paths.len() != sources.len() {
+            return Err(fail(
+                self,
+                StepError::Unsupported(
+                    "mixing heredocs with other sources is not supported".into(),
+                ),
+            ));
+        }
+        let from = copy.from();
+        let (from_layers, source_checksum) = match from {
+            Some(from) => {
+                let (layers, key) = self.layers_of(from).map_err(|e| fail(self, e))?;
+                (Some(layers), format!("stage {key}"))
+            }
+            None => {
+                let context = if has_heredocs {
+                    BuildContext::unfiltered(&heredoc_dir)
+                } else {
+                    self.context.clone()
+                };
+                let selected = context.select(&paths).map_err(|e| fail(self, e.into()))?;
+                let excludes = options
+                    .exclude_matcher()
+                    .map_err(|e| fail(self, e.into()))?;
+                let checksum = context
+                    .checksum(&selected, &excludes, None, chmod, &mut self.hashes)
+                    .map_err(|e| fail(self, e.into()))?;
+                (None, checksum.to_string())
+            }
+        };
+        inputs.insert("sources", source_checksum);
+        let mut fetched = Vec::new();
+        for url in &urls {
+            let checksum = copy.checksum();
+            let download = crate::copy::remote::fetch(url, checksum.as_ref(), self.scratch.path())
+                .map_err(|e| fail(self, e.into()))?;
+            inputs.insert(
+                "urls",
+                format!(
+                    "{}{url}={}\n",
+                    inputs.get("urls").cloned().unwrap_or_default(),
+                    download.digest
+                ),
+            );
+            fetched.push(download);
+        }
+
+        let destination = destination.to_string();
+        self.layer_step(
+            stage,
+            position,
+            state,
+            instruction,
+            text,
+            created_by,
+            inputs,
+            |engine, snapshot| {
+                let rootfs = snapshot.rootfs().to_path_buf();
+                if !paths.is_empty() {
+                    match &from_layers {
+                        Some(layers) => {
+                            let source = engine.snapshotter.prepare(layers)?;
+                            let context = BuildContext::unfiltered(source.rootfs());
+                            copy::copy(&context, &paths, &destination, &rootfs, &options)?;
+                        }
+                        None if has_heredocs => copy::copy(
+                            &BuildContext::unfiltered(&heredoc_dir),
+                            &paths,
+                            &destination,
+                            &rootfs,
+                            &options,
+                        )?,
+                        None => {
+                            copy::copy(&engine.context, &paths, &destination, &rootfs, &options)?
+                        }
+                    }
+                }
+                for download in &fetched {
+                    crate::copy::remote::add_fetched(download, &destination, &rootfs, &options)?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// History entries without a time take the time of the next layer step of the stage, else the previous one.
+    fn fill_history_times(&self, state: &mut StageState) {
+        let fallback = state
+            .timed_entries
+            .last()
+            .map_or_else(|| self.started.clone(), |(_, t)| t.clone());
+        for index in state.first_entry..state.config.history.len() {
+            if state.config.history[index].created.is_some() {
+                continue;
+            }
+            let time = state
+                .timed_entries
+                .iter()
+                .find(|(entry, _)| *entry >= index)
+                .map_or_else(|| fallback.clone(), |(_, t)| t.clone());
+            state.config.history[index].created = Some(time);
+        }
+        state.config.created = state
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created.clone())
+            .or(Some(self.started.clone()));
+    }
+}
+
+/// Prepared root filesystems of stages and images, for bind mounts; dropped (unmounted) after the step.
+struct StageRoots<'e> {
+    engine: &'e Engine<'e>,
+    prepared: std::cell::RefCell<Vec<Snapshot>>,
+}
+
+impl BindSources for StageRoots<'_> {
+    fn root_for(&self, from: Option<&str>) -> Result<PathBuf, StepError> {
+        let Some(from) = from else {
+            return Ok(self.engine.context.root().to_path_buf());
+        };
+        let (layers, _) = self.engine.layers_of(from)?;
+        let snapshot = self.engine.snapshotter.prepare(&layers)?;
+        let root = snapshot.rootfs().to_path_buf();
+        self.prepared.borrow_mut().push(snapshot);
+        Ok(root)
+    }
+}
+
+/// COPY and ADD share their handling.
+enum CopyLike<'a> {
+    Copy(&'a Copy),
+    Add(&'a Add),
+}
+
+impl CopyLike<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            CopyLike::Copy(_) => "COPY",
+            CopyLike::Add(_) => "ADD",
+        }
+    }
+
+    fn is_add(&self) -> bool {
+        matches!(self, CopyLike::Add(_))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parts(&self) -> (&[Source], &str, Option<&str>, Option<&str>, &[String]) {
+        match self {
+            CopyLike::Copy(c) => (
+                &c.sources,
+                &c.destination,
+                c.chown.as_deref(),
+                c.chmod.as_deref(),
+                &c.excludes,
+            ),
+            CopyLike::Add(a) => (
+                &a.sources,
+                &a.destination,
+                a.chown.as_deref(),
+                a.chmod.as_deref(),
+                &a.excludes,
+            ),
+        }
+    }
+
+    fn from(&self) -> Option<&str> {
+        match self {
+            CopyLike::Copy(c) => c.from.as_deref(),
+            CopyLike::Add(_) => None,
+        }
+    }
+
+    fn parents(&self) -> bool {
+        match self {
+            CopyLike::Copy(c) => c.parents,
+            CopyLike::Add(_) => false,
+        }
+    }
+
+    fn checksum(&self) -> Option<Digest> {
+        match self {
+            CopyLike::Add(a) => a.checksum.as_deref().and_then(|c| c.parse().ok()),
+            CopyLike::Copy(_) => None,
+        }
+    }
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// The command a RUN executes: exec form as is; shell form through SHELL; a heredoc-only command as a script.
+fn run_args(state: &StageState, run: &Run) -> Result<Vec<String>, StepError> {
+    match (&run.command, run.heredocs.as_slice()) {
+        (command, []) => Ok(state.command_args(command)),
+        (CommandLine::Shell(text), [heredoc])
+            if text.trim_start().starts_with("<<") && !text.trim().contains(' ') =>
+        {
+            let content = if heredoc.chomp {
+                heredoc
+                    .content
+                    .lines()
+                    .map(|l| l.trim_start_matches('\t'))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            } else {
+                heredoc.content.clone()
+            };
+            let mut args = state.shell();
+            args.push(content);
+            Ok(args)
+        }
+        _ => Err(StepError::Unsupported(
+            "RUN heredocs are supported as the whole command (RUN <<EOF … EOF) only".into(),
+        )),
+    }
+}
+
+/// The health check config and BuildKit's history text for it.
+fn healthcheck_config(
+    state: &StageState,
+    healthcheck: &Healthcheck,
+) -> (ConfigHealthcheck, String) {
+    use std::time::Duration;
+    match healthcheck {
+        Healthcheck::None => {
+            let test = vec!["NONE".to_string()];
+            let created_by =
+                history::healthcheck(&test, Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
+            (
+                ConfigHealthcheck {
+                    test: Some(test),
+                    ..ConfigHealthcheck::default()
+                },
+                created_by,
+            )
+        }
+        Healthcheck::Check {
+            command,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => {
+            let test = match command {
+                CommandLine::Exec(args) => std::iter::once("CMD".to_string())
+                    .chain(args.iter().cloned())
+                    .collect(),
+                CommandLine::Shell(text) => vec!["CMD-SHELL".to_string(), text.clone()],
+            };
+            let _ = state;
+            let nanos =
+                |d: &Option<Duration>| d.filter(|d| !d.is_zero()).map(|d| d.as_nanos() as i64);
+            let created_by = history::healthcheck(
+                &test,
+                interval.unwrap_or_default(),
+                timeout.unwrap_or_default(),
+                start_period.unwrap_or_default(),
+                retries.unwrap_or(0),
+            );
+            (
+                ConfigHealthcheck {
+                    test: Some(test),
+                    interval: nanos(interval),
+                    timeout: nanos(timeout),
+                    start_period: nanos(start_period),
+                    start_interval: nanos(start_interval),
+                    retries: retries.filter(|r| *r != 0).map(i64::from),
+                    ..ConfigHealthcheck::default()
+                },
+                created_by,
+            )
+        }
+    }
+}
+
+/// Chains a metadata instruction into the cache key, so later steps depend on it.
+fn chain(key: &Digest, text: &str) -> Digest {
+    Digest::sha256_of(format!("{key}\n{text}").as_bytes())
+}
+
+/// `/a/./b/../c` → `/a/c`.
+fn normalize(path: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The instruction as written (continuations joined), as progress shows it.
+fn instruction_text(source: &str, instruction: &Instruction) -> String {
+    let written = source
+        .get(instruction.location.span.clone())
+        .unwrap_or(instruction.command.name());
+    let joined: Vec<&str> = written.split_whitespace().collect();
+    let text = joined.join(" ");
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}

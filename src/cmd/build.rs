@@ -1,0 +1,324 @@
+//! `lade build [OPTIONS] CONTEXT`: a Dockerfile and its context become an image in the store, daemonless.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use builder::build::{BuildError, BuildRequest, Reporter};
+use builder::runtime::Network;
+use layerstore::archive::save::{save, SaveItem};
+use layerstore::{Image, Reference};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Name and optionally a tag (name:tag); repeatable.
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from stdin.
+    #[arg(short, long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// A build argument; without a value it is taken from the environment.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The network of RUN steps: default (the host's), host or none.
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Set metadata on the image.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Output instead of tagging in the store: type=oci|docker,dest=FILE or type=local,dest=DIR.
+    #[arg(short, long, value_name = "type=…,dest=…")]
+    output: Option<String>,
+    /// A secret for RUN --mount=type=secret: id=ID,src=FILE.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    secrets: Vec<String>,
+    /// The OCI runtime binary for RUN (default: the first of runc, crun that works).
+    #[arg(long, value_name = "PATH")]
+    runtime: Option<PathBuf>,
+    /// Say why each cache miss missed (always shown with --progress=plain).
+    #[arg(long)]
+    explain_cache: bool,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The build context directory.
+    context: PathBuf,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let store = context.store()?;
+    let (dockerfile_path, dockerfile) = read_dockerfile(&args)?;
+    let build_args = parse_build_args(&args.build_args)?;
+    let source_date_epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<i64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a number of seconds"))
+        })
+        .transpose()?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse_tagged(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let output = args.output.as_deref().map(Output::parse).transpose()?;
+    let request = BuildRequest {
+        context: args.context.clone(),
+        dockerfile_path,
+        dockerfile,
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        network: match args.network.as_str() {
+            "default" | "host" => Network::Host,
+            "none" => Network::None,
+            other => bail!("unsupported --network {other:?}: use default, host or none"),
+        },
+        labels: parse_key_values(&args.labels, "--label")?,
+        secrets: parse_secrets(&args.secrets)?,
+        runtime: args.runtime.clone(),
+        source_date_epoch,
+        tags: if output.is_some() {
+            Vec::new()
+        } else {
+            tags.clone()
+        },
+    };
+    let plain = matches!(context.progress, crate::output::ProgressMode::Plain);
+    let reporter = PlainReporter {
+        quiet: args.quiet,
+        explain: args.explain_cache || plain || !std::io::stderr().is_terminal(),
+        started: Mutex::new(BTreeMap::new()),
+    };
+    let result = match builder::build::build(&store, &request, &reporter) {
+        Ok(result) => result,
+        Err(BuildError::Dockerfile(diagnostic)) => {
+            eprintln!("{:?}", miette::Report::new(*diagnostic));
+            std::process::exit(1);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for warning in &result.warnings {
+        eprintln!("{warning}");
+    }
+    if let Some(output) = &output {
+        let image = Image::read(&store, &result.descriptor)?;
+        output.write(&store, image, &tags)?;
+    } else if !args.quiet {
+        eprintln!("writing image {} done", result.id);
+        for tag in &tags {
+            eprintln!("naming to {tag} done");
+        }
+    }
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, result.id.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.quiet {
+        println!("{}", result.id);
+    }
+    Ok(())
+}
+
+fn read_dockerfile(args: &Args) -> anyhow::Result<(PathBuf, String)> {
+    match &args.file {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the Dockerfile from stdin")?;
+            Ok((PathBuf::from("Dockerfile"), text))
+        }
+        file => {
+            let path = file
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading the Dockerfile {}", path.display()))?;
+            let relative = std::fs::canonicalize(&path)
+                .ok()
+                .zip(std::fs::canonicalize(&args.context).ok())
+                .and_then(|(file, context)| file.strip_prefix(context).ok().map(Path::to_path_buf))
+                .unwrap_or_else(|| path.clone());
+            Ok((relative, String::from_utf8_lossy(&bytes).into_owned()))
+        }
+    }
+}
+
+fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut args = BTreeMap::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((key, value)) => {
+                args.insert(key.to_string(), value.to_string());
+            }
+            None => {
+                // Docker: `--build-arg KEY` takes the value from the environment, and is ignored when unset.
+                if let Ok(env) = std::env::var(value) {
+                    args.insert(value.clone(), env);
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn parse_key_values(values: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|v| match v.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{flag} {v:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut secrets = BTreeMap::new();
+    for value in values {
+        let fields = parse_key_values(
+            &value.split(',').map(str::to_string).collect::<Vec<_>>(),
+            "--secret",
+        )?;
+        let id = fields
+            .get("id")
+            .with_context(|| format!("--secret {value:?}: missing id="))?;
+        let src = fields
+            .get("src")
+            .or_else(|| fields.get("source"))
+            .with_context(|| format!("--secret {value:?}: missing src="))?;
+        let path = PathBuf::from(src);
+        if !path.is_file() {
+            bail!("--secret {value:?}: {src} is not a file");
+        }
+        secrets.insert(id.clone(), path);
+    }
+    Ok(secrets)
+}
+
+/// `-o type=…,dest=…`.
+enum Output {
+    Archive(PathBuf),
+    Local(PathBuf),
+}
+
+impl Output {
+    fn parse(text: &str) -> anyhow::Result<Output> {
+        let fields = parse_key_values(
+            &text.split(',').map(str::to_string).collect::<Vec<_>>(),
+            "--output",
+        )?;
+        let dest = fields
+            .get("dest")
+            .with_context(|| format!("--output {text:?}: missing dest="))?;
+        match fields.get("type").map(String::as_str) {
+            Some("oci") | Some("docker") | Some("tar") => Ok(Output::Archive(PathBuf::from(dest))),
+            Some("local") => Ok(Output::Local(PathBuf::from(dest))),
+            other => bail!("--output {text:?}: unsupported type {other:?} (oci, docker or local)"),
+        }
+    }
+
+    fn write(
+        &self,
+        store: &layerstore::Store,
+        image: Image,
+        names: &[Reference],
+    ) -> anyhow::Result<()> {
+        match self {
+            Output::Archive(path) => {
+                let output = super::ArchiveOutput::new(Some(path))?;
+                let item = SaveItem {
+                    image,
+                    names: names.to_vec(),
+                };
+                output.write_with(|out| {
+                    save(
+                        store,
+                        std::slice::from_ref(&item),
+                        out,
+                        &layerstore::progress::NoProgress,
+                    )?;
+                    Ok(())
+                })
+            }
+            Output::Local(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for layer in &image.manifest.layers {
+                    let (_, reader) = layerstore::layer::compress::auto_decompress(
+                        store.open_blob(&layer.digest)?,
+                    )?;
+                    layerstore::layer::apply::apply_layer(reader, dir)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Plain progress lines on stderr, like BuildKit's `--progress=plain`.
+struct PlainReporter {
+    quiet: bool,
+    explain: bool,
+    started: Mutex<BTreeMap<usize, std::time::Instant>>,
+}
+
+impl PlainReporter {
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{text}");
+        }
+    }
+}
+
+impl Reporter for PlainReporter {
+    fn step(&self, id: usize, name: &str) {
+        self.started
+            .lock()
+            .expect("not poisoned")
+            .insert(id, std::time::Instant::now());
+        self.line(&format!("#{id} {name}"));
+    }
+
+    fn cached(&self, id: usize) {
+        self.line(&format!("#{id} CACHED"));
+    }
+
+    fn output(&self, id: usize, data: &[u8]) {
+        let elapsed = self
+            .started
+            .lock()
+            .expect("not poisoned")
+            .get(&id)
+            .map_or(0.0, |s| s.elapsed().as_secs_f64());
+        for line in String::from_utf8_lossy(data).lines() {
+            self.line(&format!("#{id} {elapsed:.3} {line}"));
+        }
+    }
+
+    fn note(&self, id: usize, message: &str) {
+        if self.explain {
+            self.line(&format!("#{id} {message}"));
+        }
+    }
+
+    fn done(&self, id: usize, elapsed: Duration) {
+        self.line(&format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()));
+    }
+}
