@@ -109,31 +109,40 @@ pub async fn get(
     Ok(response)
 }
 
-/// Reads a request body of at most `max` bytes; `SIZE_INVALID` (413) beyond that.
+/// Reads a request body of at most `max` bytes; `SIZE_INVALID` (413) beyond that. A moderately oversized body is
+/// read to its end before answering, so that the client, still sending, gets the answer rather than a reset.
 async fn read_limited(req: Request, max: u64) -> ApiResult<Vec<u8>> {
     let too_large = || {
         ApiError::new(Code::SizeInvalid)
             .message(format!("manifest exceeds the {max} byte limit"))
             .status(StatusCode::PAYLOAD_TOO_LARGE)
     };
+    let drain_limit = max.saturating_mul(4);
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max) {
+    if announced.is_some_and(|n| n > drain_limit) {
         return Err(too_large());
     }
     let mut stream = req.into_body().into_data_stream();
     let mut bytes = Vec::new();
+    let mut seen = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::new(Code::ManifestInvalid).detail(format!("reading body: {e}"))
         })?;
-        if (bytes.len() + chunk.len()) as u64 > max {
+        seen += chunk.len() as u64;
+        if seen > drain_limit {
             return Err(too_large());
         }
-        bytes.extend_from_slice(&chunk);
+        if seen <= max {
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    if seen > max {
+        return Err(too_large());
     }
     Ok(bytes)
 }
