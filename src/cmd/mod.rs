@@ -1,0 +1,3 @@
+//! One module per `lade` subcommand.
+
+pub mod registry;
