@@ -4,6 +4,7 @@
 //! addr: 0.0.0.0:5000
 //! root: /var/lib/lade/registry
 //! delete: true                 # allow DELETE of blobs, manifests and tags
+//! automatic_crossmount: false  # mount without `from` links any blob the registry holds
 //! tls: { cert: cert.pem, key: key.pem }
 //! auth:
 //!   htpasswd: /etc/lade/htpasswd   # bcrypt entries, as `htpasswd -B` writes them
@@ -42,6 +43,9 @@ pub struct Config {
     pub addr: SocketAddr,
     pub root: PathBuf,
     pub delete: bool,
+    /// Let a mount request without `from` link any blob the registry holds (the spec's optional automatic content
+    /// discovery); off by default, as in registry:2, because it lets a client learn of blobs in other repositories.
+    pub automatic_crossmount: bool,
     pub tls: Option<TlsConfig>,
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
@@ -139,6 +143,7 @@ impl Default for Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 5000)),
             root: default_root(),
             delete: false,
+            automatic_crossmount: false,
             tls: None,
             auth: None,
             gc: GcConfig::default(),

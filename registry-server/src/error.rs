@@ -19,6 +19,7 @@ pub enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    TagInvalid,
     Unauthorized,
     Denied,
     Unsupported,
@@ -41,6 +42,7 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
+            Code::TagInvalid => "TAG_INVALID",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
@@ -62,7 +64,8 @@ impl Code {
             | Code::ManifestBlobUnknown
             | Code::ManifestInvalid
             | Code::NameInvalid
-            | Code::SizeInvalid => StatusCode::BAD_REQUEST,
+            | Code::SizeInvalid
+            | Code::TagInvalid => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Denied => StatusCode::FORBIDDEN,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
@@ -86,6 +89,7 @@ impl Code {
             Code::NameInvalid => "invalid repository name",
             Code::NameUnknown => "repository name not known to registry",
             Code::SizeInvalid => "provided length did not match content length",
+            Code::TagInvalid => "invalid tag",
             Code::Unauthorized => "authentication required",
             Code::Denied => "requested access to the resource is denied",
             Code::Unsupported => "the operation is unsupported",

@@ -253,6 +253,36 @@ fn cross_repository_mount_and_fallbacks() {
 }
 
 #[test]
+fn automatic_crossmount_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.automatic_crossmount = true;
+    let server = TestServer::with_config(cfg);
+    let digest = push_blob(&server, "somewhere/else", b"discoverable");
+    let r = client()
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/?mount={digest}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        client()
+            .get(server.location(&r))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .as_ref(),
+        b"discoverable"
+    );
+    let unknown = Digest::sha256_of(b"unknown");
+    let r = client()
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/?mount={unknown}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+}
+
+#[test]
 fn upload_cancel() {
     let server = TestServer::start();
     let c = client();

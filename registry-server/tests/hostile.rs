@@ -233,7 +233,7 @@ fn invalid_names_and_tags() {
     expect_error(
         put_manifest(&server, NAME, "-bad-tag", OCI_MANIFEST, b"{}"),
         400,
-        "MANIFEST_INVALID",
+        "TAG_INVALID",
     );
     expect_error(
         c.get(server.url(&format!("/v2/{NAME}/manifests/.hidden")))

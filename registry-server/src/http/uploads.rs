@@ -40,12 +40,22 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
     let params = query::parse(req.uri().query());
     if let Some(mount) = query::first(&params, "mount") {
         let digest = parse_digest(mount)?;
-        if let Some(from) = query::first(&params, "from").filter(|f| names::is_valid_name(f)) {
+        let source = match query::first(&params, "from") {
+            Some(from) if names::is_valid_name(from) => Some(Some(from.to_string())),
+            Some(_) => None,
+            None if st.config.automatic_crossmount => Some(None),
+            None => None,
+        };
+        if let Some(source) = source {
             let (registry, lock) = (st.registry.clone(), st.commit_lock.clone());
-            let (from, to, d) = (from.to_string(), name.clone(), digest.clone());
+            let (to, d) = (name.clone(), digest.clone());
             let mounted = blocking(move || {
                 let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
-                if registry.blob_size(&from, &d)?.is_none() {
+                let found = match &source {
+                    Some(from) => registry.blob_size(from, &d)?,
+                    None => registry.global_blob_size(&d)?,
+                };
+                if found.is_none() {
                     return Ok(false);
                 }
                 registry.link_blob(&to, &d)?;
