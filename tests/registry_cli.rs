@@ -135,7 +135,10 @@ fn sigterm_lets_the_request_in_flight_finish() {
     let (status, head) = read_response(stream);
     assert_eq!(status, 202, "{head}");
     assert_eq!(header(&head, "range"), "0-9");
-    assert!(server.wait(Duration::from_secs(10)), "lade exited unsuccessfully");
+    assert!(
+        server.wait(Duration::from_secs(10)),
+        "lade exited unsuccessfully"
+    );
 }
 
 #[test]
@@ -152,7 +155,12 @@ fn config_file_and_flags() {
     )
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
-    let (status, _) = request(&server.host, "PUT", "/v2/cfg/manifests/latest", &[b'{'; 200]);
+    let (status, _) = request(
+        &server.host,
+        "PUT",
+        "/v2/cfg/manifests/latest",
+        &[b'{'; 200],
+    );
     assert_eq!(status, 413);
     let digest = Digest::sha256_of(b"x");
     let (status, _) = request(
@@ -162,13 +170,26 @@ fn config_file_and_flags() {
         b"x",
     );
     assert_eq!(status, 201);
-    assert!(blob_path(&root, &digest).exists(), "the config file's root is used");
-    let (status, _) = request(&server.host, "DELETE", &format!("/v2/cfg/blobs/{digest}"), b"");
+    assert!(
+        blob_path(&root, &digest).exists(),
+        "the config file's root is used"
+    );
+    let (status, _) = request(
+        &server.host,
+        "DELETE",
+        &format!("/v2/cfg/blobs/{digest}"),
+        b"",
+    );
     assert_eq!(status, 405);
     drop(server);
     // The flag overrides the file.
     let server = Server::start(&["--config", config.to_str().unwrap(), "--enable-delete"]);
-    let (status, _) = request(&server.host, "DELETE", &format!("/v2/cfg/blobs/{digest}"), b"");
+    let (status, _) = request(
+        &server.host,
+        "DELETE",
+        &format!("/v2/cfg/blobs/{digest}"),
+        b"",
+    );
     assert_eq!(status, 202);
     assert!(Command::new(env!("CARGO_BIN_EXE_lade"))
         .args(["registry", "serve", "--config"])
@@ -200,11 +221,18 @@ fn offline_gc_command() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let dry = gc(&["--dry-run"]);
-    assert!(dry.contains(&format!("would delete blob {garbage}")), "{dry}");
+    assert!(
+        dry.contains(&format!("would delete blob {garbage}")),
+        "{dry}"
+    );
     assert!(blob_path(tmp.path(), &garbage).exists());
     let kept = gc(&["--grace-period", "3600"]);
     assert!(kept.contains("0 blobs"), "{kept}");

@@ -37,7 +37,9 @@ fn have(program: &str) -> bool {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed:\n{}\n{}",
@@ -48,7 +50,11 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16) {
@@ -159,7 +165,9 @@ fn small_layer(path: &str, content: &str) -> Vec<u8> {
     header.set_size(content.len() as u64);
     header.set_mode(0o644);
     header.set_mtime(1_600_000_000);
-    builder.append_data(&mut header, path, content.as_bytes()).unwrap();
+    builder
+        .append_data(&mut header, path, content.as_bytes())
+        .unwrap();
     builder.into_inner().unwrap()
 }
 
@@ -198,18 +206,33 @@ fn oci_image(layout: &Path) -> Digest {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_size},
         "layers": descriptors,
     });
-    let (manifest_digest, manifest_size) = write_blob(layout, &serde_json::to_vec(&manifest).unwrap());
+    let (manifest_digest, manifest_size) =
+        write_blob(layout, &serde_json::to_vec(&manifest).unwrap());
     let index = json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest.to_string(), "size": manifest_size,
         "annotations": {"org.opencontainers.image.ref.name": "latest"},
     }]});
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     manifest_digest
 }
 
 fn skopeo_copy(src: &str, dst: &str) {
-    run(Command::new("skopeo").args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false", src, dst]));
+    run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        src,
+        dst,
+    ]));
 }
 
 fn raw_manifest(image: &str) -> Vec<u8> {
@@ -217,7 +240,11 @@ fn raw_manifest(image: &str) -> Vec<u8> {
         .args(["inspect", "--raw", "--tls-verify=false", image])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -235,7 +262,11 @@ fn tags(image: &str) -> Vec<String> {
 /// Copies every blob an image in an OCI layout references and checks they match the source byte for byte.
 fn assert_same_blobs(source: &Path, copy: &Path, manifest: &Digest) {
     let read = |layout: &Path, digest: &str| {
-        std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
     };
     let bytes = read(copy, &manifest.to_string()).expect("manifest copied unchanged");
     assert_eq!(bytes, read(source, &manifest.to_string()).unwrap());
@@ -249,7 +280,11 @@ fn assert_same_blobs(source: &Path, copy: &Path, manifest: &Digest) {
             .map(|l| l["digest"].as_str().unwrap().to_string()),
     );
     for digest in digests {
-        assert_eq!(read(copy, &digest).unwrap(), read(source, &digest).unwrap(), "{digest}");
+        assert_eq!(
+            read(copy, &digest).unwrap(),
+            read(source, &digest).unwrap(),
+            "{digest}"
+        );
     }
 }
 
@@ -287,7 +322,10 @@ fn skopeo_copies_in_and_out() {
         manifest["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
-    skopeo_copy(&v2s2, &format!("oci:{}:converted", tmp.path().join("out2").display()));
+    skopeo_copy(
+        &v2s2,
+        &format!("oci:{}:converted", tmp.path().join("out2").display()),
+    );
 }
 
 #[test]
@@ -309,13 +347,19 @@ fn registry2_and_lade_serve_each_others_roots() {
     let lade_root = tmp.path().join("lade-root");
     {
         let server = lade(&lade_root, &[]);
-        skopeo_copy(&src, &format!("docker://{}/written/by-lade:v1", server.host));
+        skopeo_copy(
+            &src,
+            &format!("docker://{}/written/by-lade:v1", server.host),
+        );
     }
     {
         let (_registry, host) = registry2(&lade_root, tmp.path());
         let image = format!("docker://{host}/written/by-lade:v1");
         assert_eq!(Digest::sha256_of(&raw_manifest(&image)), digest);
-        assert_eq!(tags(&format!("docker://{host}/written/by-lade")), vec!["v1"]);
+        assert_eq!(
+            tags(&format!("docker://{host}/written/by-lade")),
+            vec!["v1"]
+        );
         let out = tmp.path().join("from-registry2");
         skopeo_copy(&image, &format!("oci:{}:x", out.display()));
         assert_same_blobs(&source, &out, &digest);
@@ -413,18 +457,28 @@ fn docker_engine_pushes_pulls_and_runs() {
 
     // Pull what skopeo pushed, run it, push it back under another name (Docker converts it to schema 2).
     run(engine.docker().args(["pull", &seeded]));
-    let out = run(engine
-        .docker()
-        .args(["run", "--rm", "--network=none", &seeded, "cat", "/hello.txt"]));
+    let out = run(engine.docker().args([
+        "run",
+        "--rm",
+        "--network=none",
+        &seeded,
+        "cat",
+        "/hello.txt",
+    ]));
     assert_eq!(out, "hello from lade\n");
     let pushed = format!("{}/docker/pushed:1", server.host);
     run(engine.docker().args(["tag", &seeded, &pushed]));
     run(engine.docker().args(["push", &pushed]));
     run(engine.docker().args(["rmi", &seeded, &pushed]));
     run(engine.docker().args(["pull", &pushed]));
-    let out = run(engine
-        .docker()
-        .args(["run", "--rm", "--network=none", &pushed, "cat", "/etc/lade-release"]));
+    let out = run(engine.docker().args([
+        "run",
+        "--rm",
+        "--network=none",
+        &pushed,
+        "cat",
+        "/etc/lade-release",
+    ]));
     assert_eq!(out, "interop\n");
     drop(server);
 
@@ -444,7 +498,13 @@ fn docker_engine_pushes_pulls_and_runs() {
     };
     let login = |password: &str| {
         let mut child = docker()
-            .args(["login", "-u", "dockeruser", "--password-stdin", &server.host])
+            .args([
+                "login",
+                "-u",
+                "dockeruser",
+                "--password-stdin",
+                &server.host,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -461,7 +521,12 @@ fn docker_engine_pushes_pulls_and_runs() {
     let private = format!("{}/private/img:1", server.host);
     run(docker().args(["tag", &pushed, &private]));
     assert!(
-        !docker().args(["push", &private]).output().unwrap().status.success(),
+        !docker()
+            .args(["push", &private])
+            .output()
+            .unwrap()
+            .status
+            .success(),
         "pushed without login"
     );
     assert!(!login("wrong"), "docker login accepted a wrong password");
@@ -469,12 +534,24 @@ fn docker_engine_pushes_pulls_and_runs() {
     run(docker().args(["push", &private]));
     run(docker().args(["rmi", &private, &pushed]));
     run(docker().args(["pull", &private]));
-    let out = run(docker().args(["run", "--rm", "--network=none", &private, "cat", "/hello.txt"]));
+    let out = run(docker().args([
+        "run",
+        "--rm",
+        "--network=none",
+        &private,
+        "cat",
+        "/hello.txt",
+    ]));
     assert_eq!(out, "hello from lade\n");
     run(docker().args(["rmi", &private]));
     run(docker().args(["logout", &server.host]));
     assert!(
-        !docker().args(["pull", &private]).output().unwrap().status.success(),
+        !docker()
+            .args(["pull", &private])
+            .output()
+            .unwrap()
+            .status
+            .success(),
         "pulled without login"
     );
 }

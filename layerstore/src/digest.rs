@@ -93,7 +93,9 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Digest, DigestError> {
-        let (algorithm, hex) = s.split_once(':').ok_or_else(|| DigestError::Format(s.to_string()))?;
+        let (algorithm, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Format(s.to_string()))?;
         let algorithm = match algorithm {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
@@ -107,8 +109,8 @@ impl FromStr for Digest {
             }
             _ => return Err(DigestError::Format(s.to_string())),
         };
-        let valid =
-            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid = hex.len() == algorithm.hex_len()
+            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::Encoding(s.to_string(), algorithm.hex_len()));
         }

@@ -258,15 +258,9 @@ mod tests {
     #[test]
     fn parse_detects_kinds_and_mismatches() {
         let index = br#"{"schemaVersion":2,"manifests":[]}"#;
-        assert!(matches!(
-            ManifestKind::parse(index, "").unwrap(),
-            ManifestKind::Index(_)
-        ));
+        assert!(matches!(ManifestKind::parse(index, "").unwrap(), ManifestKind::Index(_)));
         let docker = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
-        assert!(matches!(
-            ManifestKind::parse(docker, "").unwrap(),
-            ManifestKind::Image(_)
-        ));
+        assert!(matches!(ManifestKind::parse(docker, "").unwrap(), ManifestKind::Image(_)));
         assert!(matches!(
             ManifestKind::parse(docker, media_types::OCI_MANIFEST),
             Err(ManifestError::MediaTypeMismatch { .. })

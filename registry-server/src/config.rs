@@ -180,8 +180,10 @@ mod tests {
 
     #[test]
     fn parses_partial_yaml() {
-        let c =
-            Config::parse("addr: 127.0.0.1:5001\ndelete: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n").unwrap();
+        let c = Config::parse(
+            "addr: 127.0.0.1:5001\ndelete: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
+        )
+        .unwrap();
         assert_eq!(c.addr.port(), 5001);
         assert!(c.delete && c.gc.enabled);
         assert_eq!(c.gc.grace_period_secs, 3600);

@@ -55,9 +55,10 @@ impl Code {
     /// The HTTP status the code is usually sent with.
     pub fn status(self) -> StatusCode {
         match self {
-            Code::BlobUnknown | Code::BlobUploadUnknown | Code::ManifestUnknown | Code::NameUnknown => {
-                StatusCode::NOT_FOUND
-            }
+            Code::BlobUnknown
+            | Code::BlobUploadUnknown
+            | Code::ManifestUnknown
+            | Code::NameUnknown => StatusCode::NOT_FOUND,
             Code::BlobUploadInvalid
             | Code::DigestInvalid
             | Code::ManifestBlobUnknown
@@ -80,7 +81,9 @@ impl Code {
             Code::BlobUploadInvalid => "blob upload invalid",
             Code::BlobUploadUnknown => "blob upload unknown to registry",
             Code::DigestInvalid => "provided digest did not match uploaded content",
-            Code::ManifestBlobUnknown => "manifest references a manifest or blob unknown to registry",
+            Code::ManifestBlobUnknown => {
+                "manifest references a manifest or blob unknown to registry"
+            }
             Code::ManifestInvalid => "manifest invalid",
             Code::ManifestUnknown => "manifest unknown to registry",
             Code::NameInvalid => "invalid repository name",
@@ -171,7 +174,10 @@ impl IntoResponse for ApiError {
         let text = json!({ "errors": [entry] }).to_string();
         let mut response = (body.status, text).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (name, value) in body.headers {
             headers.append(name, value);
         }

@@ -37,7 +37,9 @@ pub struct GcReport {
 }
 
 fn age(modified: SystemTime) -> Duration {
-    SystemTime::now().duration_since(modified).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default()
 }
 
 fn ignore_missing(result: Result<(), DriverError>) -> Result<(), DriverError> {
@@ -110,7 +112,11 @@ fn kept_manifests(
 
 /// Runs one collection. `commit_lock` is taken for writing around each deletion so that no push links a blob while
 /// it is being removed.
-pub fn collect(registry: &Registry, options: &GcOptions, commit_lock: &RwLock<()>) -> Result<GcReport, DriverError> {
+pub fn collect(
+    registry: &Registry,
+    options: &GcOptions,
+    commit_lock: &RwLock<()>,
+) -> Result<GcReport, DriverError> {
     let driver = registry.driver().clone();
     let mut report = GcReport::default();
     let mut marked: HashSet<Digest> = HashSet::new();
@@ -128,7 +134,9 @@ pub fn collect(registry: &Registry, options: &GcOptions, commit_lock: &RwLock<()
         let keep = kept_manifests(registry, repo, &parsed, &revisions, options)?;
         for digest in &revisions {
             if !keep.contains(digest) {
-                report.manifests_removed.push((repo.clone(), digest.clone()));
+                report
+                    .manifests_removed
+                    .push((repo.clone(), digest.clone()));
                 if !options.dry_run {
                     ignore_missing(driver.delete(&layout::revision_link_dir(repo, digest)))?;
                 }

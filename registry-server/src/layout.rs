@@ -25,7 +25,11 @@ pub fn repositories_root() -> String {
 
 pub fn blob_dir(digest: &Digest) -> String {
     let hex = digest.hex();
-    format!("{ROOT}/blobs/{}/{}/{hex}", digest.algorithm().name(), &hex[..2])
+    format!(
+        "{ROOT}/blobs/{}/{}/{hex}",
+        digest.algorithm().name(),
+        &hex[..2]
+    )
 }
 
 pub fn blob_data(digest: &Digest) -> String {
@@ -41,7 +45,12 @@ pub fn layers_dir(name: &str) -> String {
 }
 
 pub fn layer_link_dir(name: &str, digest: &Digest) -> String {
-    format!("{}/{}/{}", layers_dir(name), digest.algorithm().name(), digest.hex())
+    format!(
+        "{}/{}/{}",
+        layers_dir(name),
+        digest.algorithm().name(),
+        digest.hex()
+    )
 }
 
 pub fn layer_link(name: &str, digest: &Digest) -> String {
@@ -53,7 +62,12 @@ pub fn revisions_dir(name: &str) -> String {
 }
 
 pub fn revision_link_dir(name: &str, digest: &Digest) -> String {
-    format!("{}/{}/{}", revisions_dir(name), digest.algorithm().name(), digest.hex())
+    format!(
+        "{}/{}/{}",
+        revisions_dir(name),
+        digest.algorithm().name(),
+        digest.hex()
+    )
 }
 
 pub fn revision_link(name: &str, digest: &Digest) -> String {

@@ -50,7 +50,9 @@ pub fn is_valid_tag(tag: &str) -> bool {
     };
     bytes.len() <= 128
         && (first.is_ascii_alphanumeric() || first == b'_')
-        && rest.iter().all(|&b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && rest
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[cfg(test)]
@@ -69,7 +71,8 @@ mod tests {
             assert!(is_valid_name(good), "{good} rejected");
         }
         for bad in [
-            "", "A", "a/", "/a", "a//b", "a..b", "a___b", "a.-b", ".a", "a.", "a-", "../a", "a/../b", "a:b", "a b",
+            "", "A", "a/", "/a", "a//b", "a..b", "a___b", "a.-b", ".a", "a.", "a-", "../a",
+            "a/../b", "a:b", "a b",
         ] {
             assert!(!is_valid_name(bad), "{bad} accepted");
         }

@@ -31,7 +31,11 @@ pub fn manifest_media_type(bytes: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
         return media_types::OCI_MANIFEST.to_string();
     };
-    if let Some(declared) = value.get("mediaType").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(declared) = value
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         return declared.to_string();
     }
     if value.get("manifests").is_some() {
@@ -89,7 +93,11 @@ impl Registry {
     }
 
     /// Reads a blob's content from `offset` on.
-    pub fn open_blob(&self, digest: &Digest, offset: u64) -> Result<Box<dyn Read + Send>, DriverError> {
+    pub fn open_blob(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<Box<dyn Read + Send>, DriverError> {
         self.driver.reader(&layout::blob_data(digest), offset)
     }
 
@@ -121,8 +129,16 @@ impl Registry {
     }
 
     /// The bytes of a manifest revision of repository `name`.
-    pub fn get_manifest(&self, name: &str, digest: &Digest) -> Result<Option<Vec<u8>>, DriverError> {
-        if self.read_link(&layout::revision_link(name, digest))?.as_ref() != Some(digest) {
+    pub fn get_manifest(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, DriverError> {
+        if self
+            .read_link(&layout::revision_link(name, digest))?
+            .as_ref()
+            != Some(digest)
+        {
             return Ok(None);
         }
         optional(self.driver.get_content(&layout::blob_data(digest)))
@@ -130,14 +146,21 @@ impl Registry {
 
     /// Does repository `name` hold manifest `digest`?
     pub fn manifest_exists(&self, name: &str, digest: &Digest) -> Result<bool, DriverError> {
-        Ok(
-            self.read_link(&layout::revision_link(name, digest))?.as_ref() == Some(digest)
-                && self.global_blob_size(digest)?.is_some(),
-        )
+        Ok(self
+            .read_link(&layout::revision_link(name, digest))?
+            .as_ref()
+            == Some(digest)
+            && self.global_blob_size(digest)?.is_some())
     }
 
     /// Stores manifest bytes (already verified to hash to `digest`) as a revision of `name`, and points `tags` at it.
-    pub fn put_manifest(&self, name: &str, digest: &Digest, bytes: &[u8], tags: &[String]) -> Result<(), DriverError> {
+    pub fn put_manifest(
+        &self,
+        name: &str,
+        digest: &Digest,
+        bytes: &[u8],
+        tags: &[String],
+    ) -> Result<(), DriverError> {
         let path = layout::blob_data(digest);
         match optional(self.driver.stat(&path))? {
             Some(info) if info.size == bytes.len() as u64 => self.driver.touch(&path)?,
@@ -167,7 +190,10 @@ impl Registry {
 
     /// Removes a manifest revision and every tag pointing at it; false when the revision did not exist.
     pub fn delete_manifest(&self, name: &str, digest: &Digest) -> Result<bool, DriverError> {
-        if self.read_link(&layout::revision_link(name, digest))?.is_none() {
+        if self
+            .read_link(&layout::revision_link(name, digest))?
+            .is_none()
+        {
             return Ok(false);
         }
         optional(self.driver.delete(&layout::revision_link_dir(name, digest)))?;
@@ -233,7 +259,8 @@ impl Registry {
                 } else {
                     format!("{prefix}/{child}")
                 };
-                if optional(self.driver.stat(&format!("{root}/{path}")))?.is_some_and(|i| i.is_dir) {
+                if optional(self.driver.stat(&format!("{root}/{path}")))?.is_some_and(|i| i.is_dir)
+                {
                     pending.push(path);
                 }
             }
@@ -247,11 +274,17 @@ impl Registry {
         let mut digests = Vec::new();
         let dir = layout::revisions_dir(name);
         for algorithm in optional(self.driver.list(&dir))?.unwrap_or_default() {
-            for hex in optional(self.driver.list(&format!("{dir}/{algorithm}")))?.unwrap_or_default() {
+            for hex in
+                optional(self.driver.list(&format!("{dir}/{algorithm}")))?.unwrap_or_default()
+            {
                 let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>() else {
                     continue;
                 };
-                if self.read_link(&layout::revision_link(name, &digest))?.as_ref() == Some(&digest) {
+                if self
+                    .read_link(&layout::revision_link(name, &digest))?
+                    .as_ref()
+                    == Some(&digest)
+                {
                     digests.push(digest);
                 }
             }
@@ -268,7 +301,8 @@ impl Registry {
     ) -> Result<Vec<Descriptor>, DriverError> {
         let mut found = Vec::new();
         for digest in self.manifest_revisions(name)? {
-            let Some(bytes) = optional(self.driver.get_content(&layout::blob_data(&digest)))? else {
+            let Some(bytes) = optional(self.driver.get_content(&layout::blob_data(&digest)))?
+            else {
                 continue;
             };
             let Ok(kind) = ManifestKind::parse(&bytes, "") else {
@@ -277,10 +311,16 @@ impl Registry {
             let (subject_of, artifact, annotations) = match &kind {
                 ManifestKind::Image(m) => (
                     m.subject.as_ref(),
-                    m.artifact_type.clone().or_else(|| Some(m.config.media_type.clone())),
+                    m.artifact_type
+                        .clone()
+                        .or_else(|| Some(m.config.media_type.clone())),
                     m.annotations.clone(),
                 ),
-                ManifestKind::Index(i) => (i.subject.as_ref(), i.artifact_type.clone(), i.annotations.clone()),
+                ManifestKind::Index(i) => (
+                    i.subject.as_ref(),
+                    i.artifact_type.clone(),
+                    i.annotations.clone(),
+                ),
             };
             if subject_of.map(|s| &s.digest) != Some(subject) {
                 continue;
@@ -288,7 +328,8 @@ impl Registry {
             if artifact_type.is_some_and(|wanted| artifact.as_deref() != Some(wanted)) {
                 continue;
             }
-            let mut descriptor = Descriptor::new(manifest_media_type(&bytes), digest, bytes.len() as u64);
+            let mut descriptor =
+                Descriptor::new(manifest_media_type(&bytes), digest, bytes.len() as u64);
             descriptor.artifact_type = artifact;
             descriptor.annotations = annotations;
             found.push(descriptor);

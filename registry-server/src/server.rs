@@ -44,7 +44,12 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         config.limits.blob_max_bytes,
         commit_lock.clone(),
     ));
-    let auth = config.auth.as_ref().map(Authenticator::load).transpose()?.map(Arc::new);
+    let auth = config
+        .auth
+        .as_ref()
+        .map(Authenticator::load)
+        .transpose()?
+        .map(Arc::new);
     Ok(Arc::new(AppState {
         registry,
         uploads,
@@ -86,7 +91,9 @@ async fn online_gc(state: Shared) {
     loop {
         interval.tick().await;
         let (st, opts) = (state.clone(), options.clone());
-        let result = tokio::task::spawn_blocking(move || gc::collect(&st.registry, &opts, &st.commit_lock)).await;
+        let result =
+            tokio::task::spawn_blocking(move || gc::collect(&st.registry, &opts, &st.commit_lock))
+                .await;
         match result {
             Ok(Ok(report)) => tracing::info!(
                 blobs_removed = report.blobs_removed.len(),
@@ -111,7 +118,10 @@ pub async fn serve(
     let state = state(config)?;
     let config = state.config.clone();
     let app = http::router(state.clone());
-    let gc_task = config.gc.enabled.then(|| tokio::spawn(online_gc(state.clone())));
+    let gc_task = config
+        .gc
+        .enabled
+        .then(|| tokio::spawn(online_gc(state.clone())));
     let grace = Duration::from_secs(config.limits.shutdown_timeout_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -141,9 +151,10 @@ pub async fn serve(
         }
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .map_err(ServeError::Tls)?;
+            let rustls_config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(ServeError::Tls)?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             let mut rx = stop_rx;

@@ -49,11 +49,19 @@ pub struct Session {
 }
 
 /// Runs blocking storage work off the async threads.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
 }
 
-fn hash_file(driver: &dyn Driver, path: &str, algorithm: Algorithm) -> Result<HashState, DriverError> {
+fn hash_file(
+    driver: &dyn Driver,
+    path: &str,
+    algorithm: Algorithm,
+) -> Result<HashState, DriverError> {
     let mut reader = driver.reader(path, 0)?;
     let mut hasher = Hasher::new(algorithm);
     let mut buf = vec![0u8; 256 * 1024];
@@ -76,7 +84,11 @@ fn unknown_upload() -> ApiError {
 }
 
 impl Uploads {
-    pub fn new(registry: Arc<Registry>, max_blob_size: Option<u64>, commit_lock: Arc<RwLock<()>>) -> Uploads {
+    pub fn new(
+        registry: Arc<Registry>,
+        max_blob_size: Option<u64>,
+        commit_lock: Arc<RwLock<()>>,
+    ) -> Uploads {
         Uploads {
             registry,
             sessions: Mutex::new(HashMap::new()),
@@ -104,7 +116,10 @@ impl Uploads {
     }
 
     fn forget(&self, uuid: &str) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(uuid);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uuid);
     }
 
     /// Starts a new session in repository `name`.
@@ -117,7 +132,9 @@ impl Uploads {
                 .format(&time::format_description::well_known::Rfc3339)
                 .map_err(ApiError::internal)?;
             driver.put_content(&layout::upload_started_at(&n, &u), started.as_bytes())?;
-            driver.writer(&layout::upload_data(&n, &u), false)?.commit()?;
+            driver
+                .writer(&layout::upload_data(&n, &u), false)?
+                .commit()?;
             Ok(())
         })
         .await?;
@@ -193,7 +210,8 @@ impl Uploads {
             match item {
                 Ok(chunk) => {
                     sent += chunk.len() as u64;
-                    self.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    self.received
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     if max.is_some_and(|max| sent > max) {
                         failure = Some(
                             ApiError::new(Code::SizeInvalid)
@@ -207,7 +225,10 @@ impl Uploads {
                     }
                 }
                 Err(err) => {
-                    failure = Some(ApiError::new(Code::BlobUploadInvalid).detail(format!("reading body: {err}")));
+                    failure = Some(
+                        ApiError::new(Code::BlobUploadInvalid)
+                            .detail(format!("reading body: {err}")),
+                    );
                     break;
                 }
             }
@@ -218,7 +239,9 @@ impl Uploads {
         session.state.replace(state);
         if let Some(max) = max.filter(|&max| size > max) {
             return Err(ApiError::new(Code::SizeInvalid)
-                .message(format!("blob exceeds the configured size limit of {max} bytes"))
+                .message(format!(
+                    "blob exceeds the configured size limit of {max} bytes"
+                ))
                 .status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
         }
         match failure {
@@ -243,17 +266,23 @@ impl Uploads {
                 Err(err) => return Err(err.into()),
             };
             let actual = match known {
-                Some(state) if state.offset == size && expected.algorithm() == Algorithm::Sha256 => {
+                Some(state)
+                    if state.offset == size && expected.algorithm() == Algorithm::Sha256 =>
+                {
                     state.hasher.finish()
                 }
-                _ => hash_file(driver.as_ref(), &data, expected.algorithm())?.hasher.finish(),
+                _ => hash_file(driver.as_ref(), &data, expected.algorithm())?
+                    .hasher
+                    .finish(),
             };
             if actual != expected {
                 driver.delete(&layout::upload_dir(&name, &uuid))?;
-                return Err(ApiError::new(Code::DigestInvalid).detail(serde_json::json!({
-                    "expected": expected.to_string(),
-                    "actual": actual.to_string(),
-                })));
+                return Err(
+                    ApiError::new(Code::DigestInvalid).detail(serde_json::json!({
+                        "expected": expected.to_string(),
+                        "actual": actual.to_string(),
+                    })),
+                );
             }
             let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
             match registry.global_blob_size(&expected)? {

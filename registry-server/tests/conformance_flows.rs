@@ -15,8 +15,18 @@ fn ping_answers_with_api_version() {
     let server = TestServer::start();
     let r = client().get(server.url("/v2/")).send().unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(header(&r, "docker-distribution-api-version"), "registry/2.0");
-    assert_eq!(client().get(server.url("/healthz")).send().unwrap().status(), 200);
+    assert_eq!(
+        header(&r, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]
@@ -49,9 +59,10 @@ fn monolithic_post_with_digest_then_pull() {
     assert!(head.bytes().unwrap().is_empty());
     // The blob is stored in Distribution's layout.
     let hex = digest.hex();
-    let data_path = server
-        .root
-        .join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let data_path = server.root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
     assert_eq!(std::fs::read(data_path).unwrap(), data);
     let link = server.root.join(format!(
         "docker/registry/v2/repositories/{NAME}/_layers/sha256/{hex}/link"
@@ -125,11 +136,22 @@ fn chunked_upload_with_status_out_of_order_and_retry() {
         .send()
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
-    assert_eq!(header(&put, "location"), format!("/v2/{NAME}/blobs/{digest}"));
-    let got = c.get(server.location(&put)).send().unwrap().bytes().unwrap();
+    assert_eq!(
+        header(&put, "location"),
+        format!("/v2/{NAME}/blobs/{digest}")
+    );
+    let got = c
+        .get(server.location(&put))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
     assert_eq!(got.as_ref(), &data[..]);
     // The session is gone.
-    assert_eq!(c.get(&location).send().unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get(&location).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
@@ -144,7 +166,9 @@ fn streamed_patch_then_empty_put() {
         .unwrap();
     let patch = c
         .patch(server.location(&post))
-        .body(reqwest::blocking::Body::new(std::io::Cursor::new(data.clone())))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            data.clone(),
+        )))
         .send()
         .unwrap();
     assert_eq!(patch.status(), StatusCode::ACCEPTED);
@@ -166,7 +190,11 @@ fn sha512_blobs_and_manifests() {
     let cd = push_blob_with(&server, NAME, config, Algorithm::Sha512);
     let ld = push_blob_with(&server, NAME, &layer, Algorithm::Sha512);
     assert!(cd.to_string().starts_with("sha512:"));
-    let manifest = serde_json::to_vec(&image_manifest(&(cd, config.len()), &[(ld.clone(), layer.len())])).unwrap();
+    let manifest = serde_json::to_vec(&image_manifest(
+        &(cd, config.len()),
+        &[(ld.clone(), layer.len())],
+    ))
+    .unwrap();
     let md = Digest::of(Algorithm::Sha512, &manifest);
     let r = put_manifest(&server, NAME, &md.to_string(), OCI_MANIFEST, &manifest);
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -188,19 +216,30 @@ fn cross_repository_mount_and_fallbacks() {
     let digest = push_blob(&server, "other/repo", data);
     let r = c
         .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
-        .query(&[("mount", digest.to_string()), ("from", "other/repo".to_string())])
+        .query(&[
+            ("mount", digest.to_string()),
+            ("from", "other/repo".to_string()),
+        ])
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/{NAME}/blobs/{digest}"));
     assert_eq!(
-        c.get(server.location(&r)).send().unwrap().bytes().unwrap().as_ref(),
+        c.get(server.location(&r))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .as_ref(),
         data
     );
     // Unknown blob, or no `from`: an upload session instead.
     let missing = Digest::sha256_of(b"never pushed");
     for query in [
-        vec![("mount", missing.to_string()), ("from", "other/repo".to_string())],
+        vec![
+            ("mount", missing.to_string()),
+            ("from", "other/repo".to_string()),
+        ],
         vec![("mount", digest.to_string())],
     ] {
         let r = c
@@ -252,9 +291,16 @@ fn upload_cancel() {
         .send()
         .unwrap();
     let location = server.location(&post);
-    assert_eq!(c.delete(&location).send().unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        c.delete(&location).send().unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
     expect_error(c.get(&location).send().unwrap(), 404, "BLOB_UPLOAD_UNKNOWN");
-    expect_error(c.delete(&location).send().unwrap(), 404, "BLOB_UPLOAD_UNKNOWN");
+    expect_error(
+        c.delete(&location).send().unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    );
     let uploads = server
         .root
         .join(format!("docker/registry/v2/repositories/{NAME}/_uploads"));
@@ -277,7 +323,10 @@ fn range_requests() {
         let r = c.get(&url).header("range", range).send().unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(header(&r, "content-length"), (end - start + 1).to_string());
-        assert_eq!(header(&r, "content-range"), format!("bytes {start}-{end}/2048"));
+        assert_eq!(
+            header(&r, "content-range"),
+            format!("bytes {start}-{end}/2048")
+        );
         assert_eq!(r.bytes().unwrap().as_ref(), &body[start..=end]);
     }
     for range in ["bytes=500-0", "bytes=5000-10000", "bytes=x-y"] {
@@ -311,7 +360,10 @@ fn manifests_by_tag_and_digest_are_served_byte_for_byte() {
     for i in 0..4 {
         let r = put_manifest(&server, NAME, &format!("test{i}"), OCI_MANIFEST, &manifest);
         assert_eq!(r.status(), StatusCode::CREATED);
-        assert_eq!(header(&r, "location"), format!("/v2/{NAME}/manifests/{digest}"));
+        assert_eq!(
+            header(&r, "location"),
+            format!("/v2/{NAME}/manifests/{digest}")
+        );
         assert_eq!(header(&r, "docker-content-digest"), digest.to_string());
     }
     for reference in ["test0".to_string(), digest.to_string()] {
@@ -335,7 +387,10 @@ fn manifests_by_tag_and_digest_are_served_byte_for_byte() {
     // A client that accepts only Docker types does not get an OCI manifest by tag.
     let r = c
         .get(server.url(&format!("/v2/{NAME}/manifests/test0")))
-        .header("accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
         .send()
         .unwrap();
     expect_error(r, 404, "MANIFEST_UNKNOWN");
@@ -358,7 +413,10 @@ fn manifests_by_tag_and_digest_are_served_byte_for_byte() {
     let tag_link = server.root.join(format!(
         "docker/registry/v2/repositories/{NAME}/_manifests/tags/test1/current/link"
     ));
-    assert_eq!(std::fs::read_to_string(tag_link).unwrap(), digest.to_string());
+    assert_eq!(
+        std::fs::read_to_string(tag_link).unwrap(),
+        digest.to_string()
+    );
 }
 
 #[test]
@@ -374,7 +432,13 @@ fn whitespace_changed_manifest_fails_digest_check() {
         "DIGEST_INVALID",
     );
     expect_error(
-        put_manifest(&server, NAME, "sha256:baddigeststring", OCI_MANIFEST, &manifest),
+        put_manifest(
+            &server,
+            NAME,
+            "sha256:baddigeststring",
+            OCI_MANIFEST,
+            &manifest,
+        ),
         400,
         "DIGEST_INVALID",
     );
@@ -427,7 +491,10 @@ fn docker_manifest_list_and_nested_index() {
     );
     let r = client()
         .get(server.url(&format!("/v2/{NAME}/manifests/list")))
-        .header("accept", "application/vnd.docker.distribution.manifest.list.v2+json")
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )
         .send()
         .unwrap();
     assert_eq!(
@@ -495,7 +562,12 @@ fn tag_parameters_answer_with_oci_tag() {
     assert_eq!(list["tags"], json!(["one", "two"]));
 }
 
-fn artifact(server: &TestServer, subject: &(Digest, usize), artifact_type: &str, note: &str) -> (Digest, Vec<u8>) {
+fn artifact(
+    server: &TestServer,
+    subject: &(Digest, usize),
+    artifact_type: &str,
+    note: &str,
+) -> (Digest, Vec<u8>) {
     let empty = push_blob(server, NAME, b"{}");
     let layer = push_blob(server, NAME, note.as_bytes());
     let manifest = json!({
@@ -556,11 +628,17 @@ fn subject_and_referrers() {
         .unwrap();
     let manifests = all["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 2);
-    let first = manifests.iter().find(|m| m["digest"] == a1.to_string()).unwrap();
+    let first = manifests
+        .iter()
+        .find(|m| m["digest"] == a1.to_string())
+        .unwrap();
     assert_eq!(first["artifactType"], "application/vnd.example.one");
     assert_eq!(first["mediaType"], OCI_MANIFEST);
     assert_eq!(first["size"], b1.len());
-    assert_eq!(first["annotations"]["org.opencontainers.conformance"], "first");
+    assert_eq!(
+        first["annotations"]["org.opencontainers.conformance"],
+        "first"
+    );
     let r = c
         .get(server.url(&format!(
             "/v2/{NAME}/referrers/{sd}?artifactType=application/vnd.example.two"
@@ -606,8 +684,14 @@ fn tag_list_and_catalog_pagination() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(full, json!({"name": NAME, "tags": ["a", "b", "c", "d", "e"]}));
-    let r = c.get(server.url(&format!("/v2/{NAME}/tags/list?n=2"))).send().unwrap();
+    assert_eq!(
+        full,
+        json!({"name": NAME, "tags": ["a", "b", "c", "d", "e"]})
+    );
+    let r = c
+        .get(server.url(&format!("/v2/{NAME}/tags/list?n=2")))
+        .send()
+        .unwrap();
     assert_eq!(
         header(&r, "link"),
         format!("</v2/{NAME}/tags/list?n=2&last=b>; rel=\"next\"")
@@ -630,18 +714,34 @@ fn tag_list_and_catalog_pagination() {
         .unwrap();
     assert_eq!(r.json::<Value>().unwrap()["tags"], json!(["d", "e"]));
     expect_error(
-        c.get(server.url("/v2/never/pushed/tags/list")).send().unwrap(),
+        c.get(server.url("/v2/never/pushed/tags/list"))
+            .send()
+            .unwrap(),
         404,
         "NAME_UNKNOWN",
     );
     push_blob(&server, "alpha", b"x");
     push_blob(&server, "zeta/nested", b"x");
-    let cat: Value = c.get(server.url("/v2/_catalog")).send().unwrap().json().unwrap();
+    let cat: Value = c
+        .get(server.url("/v2/_catalog"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(cat["repositories"], json!(["alpha", NAME, "zeta/nested"]));
     let r = c.get(server.url("/v2/_catalog?n=1")).send().unwrap();
-    assert_eq!(header(&r, "link"), "</v2/_catalog?n=1&last=alpha>; rel=\"next\"");
-    let r = c.get(server.url("/v2/_catalog?n=5&last=alpha")).send().unwrap();
-    assert_eq!(r.json::<Value>().unwrap()["repositories"], json!([NAME, "zeta/nested"]));
+    assert_eq!(
+        header(&r, "link"),
+        "</v2/_catalog?n=1&last=alpha>; rel=\"next\""
+    );
+    let r = c
+        .get(server.url("/v2/_catalog?n=5&last=alpha"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().unwrap()["repositories"],
+        json!([NAME, "zeta/nested"])
+    );
 }
 
 #[test]
@@ -657,8 +757,14 @@ fn content_management_deletes() {
         );
     }
     let tag_url = server.url(&format!("/v2/{NAME}/manifests/drop"));
-    assert_eq!(c.delete(&tag_url).send().unwrap().status(), StatusCode::ACCEPTED);
-    assert_eq!(c.head(&tag_url).send().unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.delete(&tag_url).send().unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        c.head(&tag_url).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     expect_error(c.get(&tag_url).send().unwrap(), 404, "MANIFEST_UNKNOWN");
     assert_eq!(
         c.head(server.url(&format!("/v2/{NAME}/manifests/keep")))
@@ -668,8 +774,14 @@ fn content_management_deletes() {
         StatusCode::OK
     );
     let digest_url = server.url(&format!("/v2/{NAME}/manifests/{digest}"));
-    assert_eq!(c.delete(&digest_url).send().unwrap().status(), StatusCode::ACCEPTED);
-    assert_eq!(c.head(&digest_url).send().unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.delete(&digest_url).send().unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        c.head(&digest_url).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     // Deleting the revision removed the tags pointing at it.
     assert_eq!(
         c.head(server.url(&format!("/v2/{NAME}/manifests/keep")))
@@ -678,11 +790,21 @@ fn content_management_deletes() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    expect_error(c.delete(&digest_url).send().unwrap(), 404, "MANIFEST_UNKNOWN");
+    expect_error(
+        c.delete(&digest_url).send().unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    );
     let blob = push_blob(&server, NAME, b"to delete");
     let blob_url = server.url(&format!("/v2/{NAME}/blobs/{blob}"));
-    assert_eq!(c.delete(&blob_url).send().unwrap().status(), StatusCode::ACCEPTED);
-    assert_eq!(c.head(&blob_url).send().unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.delete(&blob_url).send().unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        c.head(&blob_url).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     expect_error(c.delete(&blob_url).send().unwrap(), 404, "BLOB_UNKNOWN");
 }
 
@@ -776,8 +898,16 @@ fn concurrent_uploads_of_one_blob() {
 fn metrics_count_requests() {
     let server = TestServer::start();
     client().get(server.url("/v2/")).send().unwrap();
-    client().get(server.url("/v2/x/manifests/missing")).send().unwrap();
-    let text = client().get(server.url("/metrics")).send().unwrap().text().unwrap();
+    client()
+        .get(server.url("/v2/x/manifests/missing"))
+        .send()
+        .unwrap();
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(
         text.contains("lade_registry_http_requests_total{method=\"GET\",status=\"200\"}"),
         "{text}"

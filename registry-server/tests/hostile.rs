@@ -59,7 +59,11 @@ fn wrong_digest_on_put_stores_nothing() {
     let uploads = server
         .root
         .join(format!("docker/registry/v2/repositories/{NAME}/_uploads"));
-    assert!(files_under(&uploads).is_empty(), "{:?}", files_under(&uploads));
+    assert!(
+        files_under(&uploads).is_empty(),
+        "{:?}",
+        files_under(&uploads)
+    );
     expect_error(
         client()
             .get(server.url(&format!("/v2/{NAME}/blobs/{wrong}")))
@@ -81,7 +85,9 @@ fn malformed_digests_are_400_not_500() {
         "sha256:ZZZZ",
     ] {
         expect_error(
-            c.get(server.url(&format!("/v2/{NAME}/blobs/{digest}"))).send().unwrap(),
+            c.get(server.url(&format!("/v2/{NAME}/blobs/{digest}")))
+                .send()
+                .unwrap(),
             400,
             "DIGEST_INVALID",
         );
@@ -96,7 +102,11 @@ fn malformed_digests_are_400_not_500() {
         .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
         .send()
         .unwrap();
-    expect_error(c.put(server.location(&post)).send().unwrap(), 400, "DIGEST_INVALID");
+    expect_error(
+        c.put(server.location(&post)).send().unwrap(),
+        400,
+        "DIGEST_INVALID",
+    );
     let r = c
         .put(format!("{}?digest=sha256:bad", server.location(&post)))
         .send()
@@ -109,7 +119,11 @@ fn manifest_referencing_missing_blobs_is_refused() {
     let server = TestServer::start();
     let config = push_blob(&server, NAME, b"{}");
     let missing = Digest::sha256_of(b"never uploaded");
-    let manifest = serde_json::to_vec(&image_manifest(&(config.clone(), 2), &[(missing.clone(), 14)])).unwrap();
+    let manifest = serde_json::to_vec(&image_manifest(
+        &(config.clone(), 2),
+        &[(missing.clone(), 14)],
+    ))
+    .unwrap();
     let r = put_manifest(&server, NAME, "latest", OCI_MANIFEST, &manifest);
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = r.json().unwrap();
@@ -167,17 +181,30 @@ fn invalid_manifests_are_refused() {
 fn oversized_manifest_is_413() {
     let server = TestServer::start();
     let big = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": {"x": "A".repeat(4 * 1024 * 1024)}});
-    let r = put_manifest(&server, NAME, "big", OCI_INDEX, &serde_json::to_vec(&big).unwrap());
+    let r = put_manifest(
+        &server,
+        NAME,
+        "big",
+        OCI_INDEX,
+        &serde_json::to_vec(&big).unwrap(),
+    );
     expect_error(r, 413, "SIZE_INVALID");
     // Just under the limit is fine (the conformance suite's large manifest is about 3.9 MB).
     let large = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": {"x": "A".repeat(3_900_000)}});
     assert_eq!(
-        put_manifest(&server, NAME, "large", OCI_INDEX, &serde_json::to_vec(&large).unwrap()).status(),
+        put_manifest(
+            &server,
+            NAME,
+            "large",
+            OCI_INDEX,
+            &serde_json::to_vec(&large).unwrap()
+        )
+        .status(),
         201
     );
-    let revisions = server
-        .root
-        .join(format!("docker/registry/v2/repositories/{NAME}/_manifests/revisions"));
+    let revisions = server.root.join(format!(
+        "docker/registry/v2/repositories/{NAME}/_manifests/revisions"
+    ));
     assert_eq!(files_under(&revisions).len(), 1);
 }
 
@@ -201,12 +228,17 @@ fn invalid_names_and_tags() {
     }
     for name in ["Upper/case", "a_", "a..b/c"] {
         expect_error(
-            c.get(server.url(&format!("/v2/{name}/tags/list"))).send().unwrap(),
+            c.get(server.url(&format!("/v2/{name}/tags/list")))
+                .send()
+                .unwrap(),
             400,
             "NAME_INVALID",
         );
     }
-    let r = c.get(server.url("/v2/a/%2E%2E/b/tags/list")).send().unwrap();
+    let r = c
+        .get(server.url("/v2/a/%2E%2E/b/tags/list"))
+        .send()
+        .unwrap();
     assert!(r.status().is_client_error());
     expect_error(
         put_manifest(&server, NAME, "-bad-tag", OCI_MANIFEST, b"{}"),
@@ -220,7 +252,11 @@ fn invalid_names_and_tags() {
         404,
         "MANIFEST_UNKNOWN",
     );
-    assert!(files_under(&server.root).is_empty(), "{:?}", files_under(&server.root));
+    assert!(
+        files_under(&server.root).is_empty(),
+        "{:?}",
+        files_under(&server.root)
+    );
 }
 
 #[test]
@@ -245,10 +281,17 @@ fn patch_on_finished_or_unknown_upload() {
         404,
         "BLOB_UPLOAD_UNKNOWN",
     );
-    assert_eq!(raw_status(&server, &format!("PATCH /v2/{NAME}/blobs/uploads/..")), 404);
+    assert_eq!(
+        raw_status(&server, &format!("PATCH /v2/{NAME}/blobs/uploads/..")),
+        404
+    );
     for uuid in ["not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
         let url = server.url(&format!("/v2/{NAME}/blobs/uploads/{uuid}"));
-        expect_error(c.patch(&url).body("x").send().unwrap(), 404, "BLOB_UPLOAD_UNKNOWN");
+        expect_error(
+            c.patch(&url).body("x").send().unwrap(),
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+        );
     }
     let uploads = server
         .root

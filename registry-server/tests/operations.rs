@@ -66,18 +66,27 @@ fn basic_auth_guards_everything() {
     }
     // Unauthenticated writes store nothing.
     let r = c
-        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/?digest={}", Digest::sha256_of(b"x"))))
+        .post(server.url(&format!(
+            "/v2/{NAME}/blobs/uploads/?digest={}",
+            Digest::sha256_of(b"x")
+        )))
         .body("x")
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(files_under(&server.root).is_empty());
-    assert_eq!(c.get(server.url("/v2/_catalog")).send().unwrap().status(), 401);
+    assert_eq!(
+        c.get(server.url("/v2/_catalog")).send().unwrap().status(),
+        401
+    );
     // Health and metrics stay open.
     assert_eq!(c.get(server.url("/healthz")).send().unwrap().status(), 200);
     // Authenticated push and pull.
     let post = c
-        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/?digest={}", Digest::sha256_of(b"x"))))
+        .post(server.url(&format!(
+            "/v2/{NAME}/blobs/uploads/?digest={}",
+            Digest::sha256_of(b"x")
+        )))
         .basic_auth("alice", Some("s3cret"))
         .body("x")
         .send()
@@ -149,7 +158,11 @@ fn serves_tls() {
         .arg(&cert)
         .output()
         .expect("openssl is needed to make a test certificate");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let mut cfg = config(&tmp.path().join("root"));
     cfg.tls = Some(TlsConfig {
         cert: cert.clone(),
@@ -215,7 +228,10 @@ fn offline_gc_sweeps_unreferenced_blobs_and_repush_works() {
         kept = image(&server, NAME, "kept", 2);
         dropped = image(&server, NAME, "dropped", 1);
         stray = push_blob(&server, NAME, b"never referenced");
-        assert_eq!(put_manifest(&server, NAME, "kept", OCI_MANIFEST, &kept).status(), 201);
+        assert_eq!(
+            put_manifest(&server, NAME, "kept", OCI_MANIFEST, &kept).status(),
+            201
+        );
         assert_eq!(
             put_manifest(&server, NAME, "dropped", OCI_MANIFEST, &dropped).status(),
             201
@@ -249,7 +265,10 @@ fn offline_gc_sweeps_unreferenced_blobs_and_repush_works() {
     assert!(blob_exists(tmp.path(), &Digest::sha256_of(&kept)));
     let server = TestServer::with_config(config(tmp.path()));
     let c = client();
-    let r = c.get(server.url(&format!("/v2/{NAME}/manifests/kept"))).send().unwrap();
+    let r = c
+        .get(server.url(&format!("/v2/{NAME}/manifests/kept")))
+        .send()
+        .unwrap();
     assert_eq!(r.bytes().unwrap().as_ref(), &kept[..]);
     assert_eq!(
         c.head(server.url(&format!("/v2/{NAME}/blobs/{stray}")))
@@ -276,7 +295,10 @@ fn gc_delete_untagged_keeps_referrers_of_kept_images() {
         let server = TestServer::with_config(config(tmp.path()));
         tagged = image(&server, NAME, "tagged", 1);
         untagged = image(&server, NAME, "untagged", 1);
-        assert_eq!(put_manifest(&server, NAME, "v1", OCI_MANIFEST, &tagged).status(), 201);
+        assert_eq!(
+            put_manifest(&server, NAME, "v1", OCI_MANIFEST, &tagged).status(),
+            201
+        );
         let ud = Digest::sha256_of(&untagged);
         assert_eq!(
             put_manifest(&server, NAME, &ud.to_string(), OCI_MANIFEST, &untagged).status(),
@@ -315,7 +337,10 @@ fn online_gc_respects_the_grace_period() {
     let manifest = image(&server, NAME, "inflight", 2);
     let stray = push_blob(&server, NAME, b"garbage");
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(put_manifest(&server, NAME, "v1", OCI_MANIFEST, &manifest).status(), 201);
+    assert_eq!(
+        put_manifest(&server, NAME, "v1", OCI_MANIFEST, &manifest).status(),
+        201
+    );
     // The unreferenced blob is swept once it is older than the grace period.
     let mut swept = false;
     for _ in 0..50 {

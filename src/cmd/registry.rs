@@ -117,14 +117,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     config.delete |= args.enable_delete;
-    let listener = TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let listener =
+        TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
         "lade registry listening on {scheme}://{} (root {})",
         listener.local_addr()?,
         config.root.display()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(registry_server::serve(
         config,
         listener,
@@ -136,7 +143,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn collect(args: GcArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
     let root = args.root.unwrap_or(config.root);
-    anyhow::ensure!(root.is_dir(), "registry root {} does not exist", root.display());
+    anyhow::ensure!(
+        root.is_dir(),
+        "registry root {} does not exist",
+        root.display()
+    );
     let options = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged || config.gc.delete_untagged,
@@ -145,7 +156,11 @@ fn collect(args: GcArgs) -> anyhow::Result<()> {
     };
     let registry = Registry::new(std::sync::Arc::new(FsDriver::new(&root)));
     let report = gc::collect(&registry, &options, &RwLock::new(()))?;
-    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     for (repo, digest) in &report.manifests_removed {
         println!("{verb} manifest {repo}@{digest}");
     }

@@ -51,9 +51,11 @@ impl Authenticator {
     /// Loads the htpasswd file a configuration names.
     pub fn load(config: &AuthConfig) -> Result<Authenticator, AuthError> {
         let path = config.htpasswd.display().to_string();
-        let text = std::fs::read_to_string(Path::new(&config.htpasswd)).map_err(|source| AuthError::Read {
-            path: path.clone(),
-            source,
+        let text = std::fs::read_to_string(Path::new(&config.htpasswd)).map_err(|source| {
+            AuthError::Read {
+                path: path.clone(),
+                source,
+            }
         })?;
         let mut users = HashMap::new();
         for (index, line) in text.lines().enumerate() {
@@ -66,7 +68,10 @@ impl Authenticator {
                 line: index + 1,
             })?;
             if !(hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$")) {
-                return Err(AuthError::Entry { path, line: index + 1 });
+                return Err(AuthError::Entry {
+                    path,
+                    line: index + 1,
+                });
             }
             users.insert(user.to_string(), hash.to_string());
         }
@@ -82,7 +87,10 @@ impl Authenticator {
         let Some(value) = authorization else {
             return Credentials::Absent;
         };
-        let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+        let Some(encoded) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        else {
             return Credentials::Invalid;
         };
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
@@ -98,11 +106,19 @@ impl Authenticator {
             return Credentials::Invalid;
         };
         let key = (user.to_string(), Digest::sha256_of(password.as_bytes()));
-        if self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
             return Credentials::Valid;
         }
         if bcrypt::verify(password, hash).unwrap_or(false) {
-            self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+            self.verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key);
             Credentials::Valid
         } else {
             Credentials::Invalid
@@ -111,7 +127,10 @@ impl Authenticator {
 
     fn challenge(&self) -> Response {
         ApiError::new(Code::Unauthorized)
-            .header(header::WWW_AUTHENTICATE, hv(format!("Basic realm=\"{}\"", self.realm)))
+            .header(
+                header::WWW_AUTHENTICATE,
+                hv(format!("Basic realm=\"{}\"", self.realm)),
+            )
             .into_response()
     }
 }
@@ -136,7 +155,9 @@ pub async fn require(State(st): State<Shared>, request: Request, next: Next) -> 
     let is_read = request.method() == Method::GET || request.method() == Method::HEAD;
     match credentials {
         Credentials::Valid => next.run(request).await,
-        Credentials::Absent if auth.anonymous_read && is_read && !is_base => next.run(request).await,
+        Credentials::Absent if auth.anonymous_read && is_read && !is_base => {
+            next.run(request).await
+        }
         _ => auth.challenge(),
     }
 }

@@ -21,7 +21,13 @@ fn blob_unknown(digest: &Digest) -> ApiError {
 }
 
 /// GET or HEAD of `/v2/<name>/blobs/<digest>`.
-pub async fn get(st: Shared, name: String, digest: String, req: Request, head: bool) -> ApiResult<Response> {
+pub async fn get(
+    st: Shared,
+    name: String,
+    digest: String,
+    req: Request,
+    head: bool,
+) -> ApiResult<Response> {
     let digest = parse_digest(&digest)?;
     let registry = st.registry.clone();
     let d = digest.clone();
@@ -48,10 +54,16 @@ pub async fn get(st: Shared, name: String, digest: String, req: Request, head: b
     headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::ETAG, hv(format!("\"{digest}\"")));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=31536000"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     let (status, start, len) = match wanted {
         Some(r) => {
-            headers.insert(header::CONTENT_RANGE, hv(format!("bytes {}-{}/{size}", r.start, r.end)));
+            headers.insert(
+                header::CONTENT_RANGE,
+                hv(format!("bytes {}-{}/{size}", r.start, r.end)),
+            );
             (StatusCode::PARTIAL_CONTENT, r.start, r.len())
         }
         None => (StatusCode::OK, 0, size),
@@ -110,7 +122,9 @@ fn stream_blob(registry: Arc<Registry>, digest: Digest, offset: u64, len: u64) -
 /// DELETE of `/v2/<name>/blobs/<digest>`: unlinks the blob from the repository.
 pub async fn delete(st: Shared, name: String, digest: String) -> ApiResult<Response> {
     if !st.config.delete {
-        return Err(ApiError::new(Code::Unsupported).message("deletes are disabled on this registry"));
+        return Err(
+            ApiError::new(Code::Unsupported).message("deletes are disabled on this registry")
+        );
     }
     let digest = parse_digest(&digest)?;
     let registry = st.registry.clone();

@@ -12,7 +12,10 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::uploads::blocking;
 
 /// One page of a sorted list, and whether more follows.
-fn paginate(items: Vec<String>, params: &[(String, String)]) -> ApiResult<(Vec<String>, Option<usize>)> {
+fn paginate(
+    items: Vec<String>,
+    params: &[(String, String)],
+) -> ApiResult<(Vec<String>, Option<usize>)> {
     let n = match query::first(params, "n") {
         Some(text) => Some(text.parse::<usize>().map_err(|_| {
             ApiError::new(Code::Unsupported)
@@ -22,7 +25,10 @@ fn paginate(items: Vec<String>, params: &[(String, String)]) -> ApiResult<(Vec<S
         None => None,
     };
     let last = query::first(params, "last").unwrap_or_default();
-    let rest: Vec<String> = items.into_iter().filter(|item| item.as_str() > last).collect();
+    let rest: Vec<String> = items
+        .into_iter()
+        .filter(|item| item.as_str() > last)
+        .collect();
     match n {
         Some(n) if rest.len() > n => Ok((rest[..n].to_vec(), Some(n))),
         _ => Ok((rest, None)),
@@ -32,7 +38,10 @@ fn paginate(items: Vec<String>, params: &[(String, String)]) -> ApiResult<(Vec<S
 fn json_response(body: serde_json::Value, link: Option<String>) -> Response {
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(link) = link {
         headers.insert(header::LINK, hv(link));
     }
@@ -41,7 +50,10 @@ fn json_response(body: serde_json::Value, link: Option<String>) -> Response {
 
 fn next_link(path: &str, page: &[String], n: Option<usize>) -> Option<String> {
     let (n, last) = (n?, page.last()?);
-    Some(format!("<{path}?n={n}&last={}>; rel=\"next\"", query::encode(last)))
+    Some(format!(
+        "<{path}?n={n}&last={}>; rel=\"next\"",
+        query::encode(last)
+    ))
 }
 
 /// GET `/v2/<name>/tags/list`.
@@ -74,18 +86,30 @@ pub async fn catalog(State(st): State<Shared>, req: Request) -> Response {
 }
 
 /// GET `/v2/<name>/referrers/<digest>[?artifactType=]`: an OCI index of the manifests whose subject is `digest`.
-pub async fn referrers(st: Shared, name: String, digest: String, req: Request) -> ApiResult<Response> {
+pub async fn referrers(
+    st: Shared,
+    name: String,
+    digest: String,
+    req: Request,
+) -> ApiResult<Response> {
     let subject = parse_digest(&digest)?;
     let params = query::parse(req.uri().query());
     let artifact_type = query::first(&params, "artifactType").map(str::to_string);
     let registry = st.registry.clone();
     let filter = artifact_type.clone();
-    let found = blocking(move || Ok(registry.referrers(&name, &subject, filter.as_deref())?)).await?;
+    let found =
+        blocking(move || Ok(registry.referrers(&name, &subject, filter.as_deref())?)).await?;
     let body = serde_json::to_vec(&Index::new(found)).map_err(ApiError::internal)?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_types::OCI_INDEX));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media_types::OCI_INDEX),
+    );
     if artifact_type.is_some() {
-        headers.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        headers.insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().extend(headers);

@@ -46,7 +46,13 @@ fn accepted(headers: &HeaderMap) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|t| !t.is_empty())
         .collect()
 }
@@ -59,7 +65,13 @@ fn acceptable(accept: &[String], media_type: &str) -> bool {
 }
 
 /// GET or HEAD of `/v2/<name>/manifests/<reference>`.
-pub async fn get(st: Shared, name: String, reference: String, req: Request, head: bool) -> ApiResult<Response> {
+pub async fn get(
+    st: Shared,
+    name: String,
+    reference: String,
+    req: Request,
+    head: bool,
+) -> ApiResult<Response> {
     let parsed = parse_reference(&reference, Code::ManifestUnknown)?;
     let registry = st.registry.clone();
     let found = blocking(move || {
@@ -70,7 +82,9 @@ pub async fn get(st: Shared, name: String, reference: String, req: Request, head
                 None => return Ok(None),
             },
         };
-        Ok(registry.get_manifest(&name, &digest)?.map(|bytes| (digest, bytes)))
+        Ok(registry
+            .get_manifest(&name, &digest)?
+            .map(|bytes| (digest, bytes)))
     })
     .await?;
     let (digest, bytes) = found.ok_or_else(|| manifest_unknown(&reference))?;
@@ -86,7 +100,11 @@ pub async fn get(st: Shared, name: String, reference: String, req: Request, head
     headers.insert(header::CONTENT_LENGTH, hv(bytes.len().to_string()));
     headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
     headers.insert(header::ETAG, hv(format!("\"{digest}\"")));
-    let mut response = Response::new(if head { Body::empty() } else { Body::from(bytes) });
+    let mut response = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
     *response.headers_mut() = headers;
     Ok(response)
 }
@@ -112,7 +130,9 @@ async fn read_limited(req: Request, max: u64) -> ApiResult<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut seen = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(Code::ManifestInvalid).detail(format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(Code::ManifestInvalid).detail(format!("reading body: {e}"))
+        })?;
         seen += chunk.len() as u64;
         if seen > drain_limit {
             return Err(too_large());
@@ -161,8 +181,8 @@ fn blob_unknown(digest: &Digest) -> ApiError {
 fn check_references(registry: &Registry, name: &str, kind: &ManifestKind) -> ApiResult<()> {
     match kind {
         ManifestKind::Image(manifest) => {
-            let required =
-                std::iter::once(&manifest.config).chain(manifest.layers.iter().filter(|l| !may_be_foreign(l)));
+            let required = std::iter::once(&manifest.config)
+                .chain(manifest.layers.iter().filter(|l| !may_be_foreign(l)));
             for descriptor in required {
                 if registry.blob_size(name, &descriptor.digest)?.is_none() {
                     return Err(blob_unknown(&descriptor.digest));
@@ -230,7 +250,10 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
     })
     .await?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::LOCATION, hv(format!("/v2/{name}/manifests/{digest}")));
+    headers.insert(
+        header::LOCATION,
+        hv(format!("/v2/{name}/manifests/{digest}")),
+    );
     headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
     if let Some(subject) = subject {
         headers.insert("oci-subject", hv(subject.to_string()));
@@ -246,7 +269,9 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
 /// DELETE `/v2/<name>/manifests/<reference>`: a tag removes only the tag, a digest the revision and its tags.
 pub async fn delete(st: Shared, name: String, reference: String) -> ApiResult<Response> {
     if !st.config.delete {
-        return Err(ApiError::new(Code::Unsupported).message("deletes are disabled on this registry"));
+        return Err(
+            ApiError::new(Code::Unsupported).message("deletes are disabled on this registry")
+        );
     }
     let parsed = parse_reference(&reference, Code::ManifestUnknown)?;
     let registry = st.registry.clone();

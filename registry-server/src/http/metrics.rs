@@ -73,7 +73,12 @@ pub async fn render(State(st): State<Shared>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP lade_registry_http_requests_total HTTP requests by method and status.\n");
     out.push_str("# TYPE lade_registry_http_requests_total counter\n");
-    for ((method, status), count) in metrics.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for ((method, status), count) in metrics
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
         let _ = writeln!(
             out,
             "lade_registry_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}"
@@ -97,7 +102,10 @@ pub async fn render(State(st): State<Shared>) -> Response {
         ),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
     }
     let mut response = out.into_response();
     response.headers_mut().insert(

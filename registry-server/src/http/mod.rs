@@ -78,9 +78,10 @@ async fn base(method: Method) -> Response {
         return ApiError::new(Code::Unsupported).into_response();
     }
     let mut response = (StatusCode::OK, "{}").into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -162,7 +163,9 @@ async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
         (Route::Manifest(r), &Method::PUT) => manifests::put(st, name, r, req).await,
         (Route::Manifest(r), &Method::DELETE) => manifests::delete(st, name, r).await,
         (Route::Tags, &Method::GET | &Method::HEAD) => discovery::tags(st, name, req).await,
-        (Route::Referrers(d), &Method::GET | &Method::HEAD) => discovery::referrers(st, name, d, req).await,
+        (Route::Referrers(d), &Method::GET | &Method::HEAD) => {
+            discovery::referrers(st, name, d, req).await
+        }
         _ => Err(unsupported(&method)),
     }
 }
@@ -170,7 +173,9 @@ async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
 /// Parses a digest from a path or query, answering `DIGEST_INVALID` (400) for a malformed one.
 fn parse_digest(text: &str) -> ApiResult<Digest> {
     text.parse()
-        .map_err(|err: layerstore::digest::DigestError| ApiError::new(Code::DigestInvalid).detail(err.to_string()))
+        .map_err(|err: layerstore::digest::DigestError| {
+            ApiError::new(Code::DigestInvalid).detail(err.to_string())
+        })
 }
 
 /// An empty-bodied response with the given status and headers.
@@ -194,9 +199,18 @@ mod tests {
 
     #[test]
     fn routes_split_from_the_right() {
-        assert_eq!(parse_route("a/b/tags/list"), Some(("a/b".into(), Route::Tags)));
-        assert_eq!(parse_route("a/blobs/uploads/"), Some(("a".into(), Route::UploadStart)));
-        assert_eq!(parse_route("a/blobs/uploads"), Some(("a".into(), Route::UploadStart)));
+        assert_eq!(
+            parse_route("a/b/tags/list"),
+            Some(("a/b".into(), Route::Tags))
+        );
+        assert_eq!(
+            parse_route("a/blobs/uploads/"),
+            Some(("a".into(), Route::UploadStart))
+        );
+        assert_eq!(
+            parse_route("a/blobs/uploads"),
+            Some(("a".into(), Route::UploadStart))
+        );
         assert_eq!(
             parse_route("a/blobs/uploads/u1"),
             Some(("a".into(), Route::Upload("u1".into())))

@@ -14,7 +14,10 @@ pub fn parse(raw: Option<&str>) -> Vec<(String, String)> {
 
 /// The first value of `key`.
 pub fn first<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Every value of `key`.

@@ -37,7 +37,10 @@ pub fn requested(value: Option<&HeaderValue>, size: u64) -> Result<Option<ByteRa
     if spec.contains(',') {
         return Ok(None);
     }
-    let (first, last) = spec.trim().split_once('-').ok_or_else(|| unsatisfiable(size))?;
+    let (first, last) = spec
+        .trim()
+        .split_once('-')
+        .ok_or_else(|| unsatisfiable(size))?;
     let number = |s: &str| s.trim().parse::<u64>().map_err(|_| unsatisfiable(size));
     let range = match (first.trim().is_empty(), last.trim().is_empty()) {
         (true, true) => return Err(unsatisfiable(size)),

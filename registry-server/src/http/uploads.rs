@@ -6,14 +6,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use layerstore::Digest;
 
-use super::{empty, hv, parse_digest, query, range, Shared, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID};
+use super::{
+    empty, hv, parse_digest, query, range, Shared, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID,
+};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names;
 use crate::uploads::{blocking, Session};
 
 fn session_headers(name: &str, uuid: &str, size: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::LOCATION, hv(format!("/v2/{name}/blobs/uploads/{uuid}")));
+    headers.insert(
+        header::LOCATION,
+        hv(format!("/v2/{name}/blobs/uploads/{uuid}")),
+    );
     headers.insert(header::RANGE, hv(format!("0-{}", size.saturating_sub(1))));
     headers.insert(DOCKER_UPLOAD_UUID, hv(uuid));
     headers
@@ -81,11 +86,18 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
 pub async fn status(st: Shared, name: String, uuid: String) -> ApiResult<Response> {
     let session = st.uploads.open(&name, &uuid).await?;
     let size = st.uploads.size(&session).await?;
-    Ok(empty(StatusCode::NO_CONTENT, session_headers(&name, &uuid, size)))
+    Ok(empty(
+        StatusCode::NO_CONTENT,
+        session_headers(&name, &uuid, size),
+    ))
 }
 
 /// Checks a chunk's `Content-Range` against what the session holds: a chunk must start where the data ends.
-async fn check_chunk_start(st: &Shared, session: &Session, headers: &HeaderMap) -> ApiResult<Option<range::ByteRange>> {
+async fn check_chunk_start(
+    st: &Shared,
+    session: &Session,
+    headers: &HeaderMap,
+) -> ApiResult<Option<range::ByteRange>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -143,15 +155,19 @@ async fn append_chunk(st: &Shared, session: &mut Session, req: Request) -> ApiRe
 pub async fn patch(st: Shared, name: String, uuid: String, req: Request) -> ApiResult<Response> {
     let mut session = st.uploads.open(&name, &uuid).await?;
     let size = append_chunk(&st, &mut session, req).await?;
-    Ok(empty(StatusCode::ACCEPTED, session_headers(&name, &uuid, size)))
+    Ok(empty(
+        StatusCode::ACCEPTED,
+        session_headers(&name, &uuid, size),
+    ))
 }
 
 /// PUT `/v2/<name>/blobs/uploads/<uuid>?digest=`: an optional last chunk, then verification and commit.
 pub async fn put(st: Shared, name: String, uuid: String, req: Request) -> ApiResult<Response> {
     let params = query::parse(req.uri().query());
     let mut session = st.uploads.open(&name, &uuid).await?;
-    let digest = query::first(&params, "digest")
-        .ok_or_else(|| ApiError::new(Code::DigestInvalid).message("the digest query parameter is required"))?;
+    let digest = query::first(&params, "digest").ok_or_else(|| {
+        ApiError::new(Code::DigestInvalid).message("the digest query parameter is required")
+    })?;
     let digest = parse_digest(digest)?;
     append_chunk(&st, &mut session, req).await?;
     st.uploads.finish(session, &digest).await?;

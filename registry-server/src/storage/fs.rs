@@ -21,7 +21,9 @@ impl FsDriver {
 
     fn full(&self, path: &str) -> Result<PathBuf, DriverError> {
         let relative = Path::new(path);
-        let clean = relative.components().all(|c| matches!(c, Component::Normal(_)));
+        let clean = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
         if path.is_empty() || !clean {
             return Err(DriverError::InvalidPath(path.to_string()));
         }
@@ -99,7 +101,8 @@ impl Driver for FsDriver {
 
     fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn Read + Send>, DriverError> {
         let mut file = File::open(self.full(path)?).map_err(|e| io_err(path, e))?;
-        file.seek(SeekFrom::Start(offset)).map_err(|e| io_err(path, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_err(path, e))?;
         Ok(Box::new(file))
     }
 
@@ -165,7 +168,8 @@ impl Driver for FsDriver {
             .write(true)
             .open(self.full(path)?)
             .map_err(|e| io_err(path, e))?;
-        file.set_modified(SystemTime::now()).map_err(|e| io_err(path, e))
+        file.set_modified(SystemTime::now())
+            .map_err(|e| io_err(path, e))
     }
 }
 
@@ -186,8 +190,14 @@ mod tests {
         d.move_to("a/up", "z/moved").unwrap();
         assert_eq!(d.stat("z/moved").unwrap().size, 2);
         assert!(d.get_content("a/up").unwrap_err().is_not_found());
-        assert!(matches!(d.get_content("../x"), Err(DriverError::InvalidPath(_))));
-        assert!(matches!(d.get_content("/etc/passwd"), Err(DriverError::InvalidPath(_))));
+        assert!(matches!(
+            d.get_content("../x"),
+            Err(DriverError::InvalidPath(_))
+        ));
+        assert!(matches!(
+            d.get_content("/etc/passwd"),
+            Err(DriverError::InvalidPath(_))
+        ));
         d.delete("a").unwrap();
         assert!(d.stat("a").unwrap_err().is_not_found());
     }

@@ -50,7 +50,11 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let root = config.root.clone();
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -126,7 +130,10 @@ pub fn header(response: &Response, name: &str) -> String {
 /// The first error code of a spec error body.
 pub fn error_code(response: Response) -> String {
     let body: Value = response.json().expect("error body is JSON");
-    body["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+    body["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Asserts a status and an error code.
@@ -145,7 +152,12 @@ pub fn push_blob(server: &TestServer, name: &str, data: &[u8]) -> Digest {
     push_blob_with(server, name, data, Algorithm::Sha256)
 }
 
-pub fn push_blob_with(server: &TestServer, name: &str, data: &[u8], algorithm: Algorithm) -> Digest {
+pub fn push_blob_with(
+    server: &TestServer,
+    name: &str,
+    data: &[u8],
+    algorithm: Algorithm,
+) -> Digest {
     let digest = Digest::of(algorithm, data);
     let c = client();
     let post = c
@@ -188,7 +200,13 @@ pub fn image(server: &TestServer, name: &str, seed: &str, layers: usize) -> Vec<
 }
 
 /// PUTs a manifest and returns the response.
-pub fn put_manifest(server: &TestServer, name: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
+pub fn put_manifest(
+    server: &TestServer,
+    name: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> Response {
     client()
         .put(server.url(&format!("/v2/{name}/manifests/{reference}")))
         .header("content-type", media_type)
