@@ -181,6 +181,7 @@ impl Uploads {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Display,
     {
+        let already = self.size(session).await?;
         let driver = self.driver();
         let path = layout::upload_data(&session.name, &session.uuid);
         let known = session.state.take();
@@ -212,7 +213,7 @@ impl Uploads {
                     sent += chunk.len() as u64;
                     self.received
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    if max.is_some_and(|max| sent > max) {
+                    if max.is_some_and(|max| already + sent > max) {
                         failure = Some(
                             ApiError::new(Code::SizeInvalid)
                                 .message("blob exceeds the configured size limit")

@@ -374,3 +374,58 @@ fn online_gc_respects_the_grace_period() {
         200
     );
 }
+
+#[test]
+fn blob_size_limit_applies_to_streamed_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.limits.blob_max_bytes = Some(1000);
+    let server = TestServer::with_config(cfg);
+    let c = client();
+    let small = push_blob(&server, NAME, &[7u8; 1000]);
+    assert_eq!(
+        c.head(server.url(&format!("/v2/{NAME}/blobs/{small}")))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let big = vec![8u8; 5000];
+    let r = c
+        .post(server.url(&format!(
+            "/v2/{NAME}/blobs/uploads/?digest={}",
+            Digest::sha256_of(&big)
+        )))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            big.clone(),
+        )))
+        .send()
+        .unwrap();
+    expect_error(r, 413, "SIZE_INVALID");
+    let uploads = server
+        .root
+        .join(format!("docker/registry/v2/repositories/{NAME}/_uploads"));
+    assert!(files_under(&uploads).is_empty());
+    let post = c
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+        .send()
+        .unwrap();
+    let patch = c
+        .patch(server.location(&post))
+        .body(vec![1u8; 600])
+        .send()
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::ACCEPTED);
+    let location = server.location(&patch);
+    expect_error(
+        c.patch(&location).body(vec![1u8; 600]).send().unwrap(),
+        413,
+        "SIZE_INVALID",
+    );
+    let status = c.get(&location).send().unwrap();
+    let end: u64 = header(&status, "range")
+        .trim_start_matches("0-")
+        .parse()
+        .unwrap();
+    assert!(end < 1000, "the upload grew past the limit: {end}");
+}
