@@ -158,7 +158,11 @@ impl Uploads {
             uuid: uuid.to_string(),
             state,
         };
-        self.size(&session).await?;
+        if let Err(err) = self.size(&session).await {
+            // Do not let requests for unknown sessions grow the lock table.
+            self.forget(uuid);
+            return Err(err);
+        }
         Ok(session)
     }
 
