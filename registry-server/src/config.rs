@@ -5,13 +5,19 @@
 //! root: /var/lib/lade/registry
 //! delete: true                 # allow DELETE of blobs, manifests and tags
 //! automatic_crossmount: false  # mount without `from` links any blob the registry holds
+//! read_only: false             # refuse writes (403 DENIED), e.g. during offline garbage collection
 //! tls: { cert: cert.pem, key: key.pem }
 //! auth:
 //!   htpasswd: /etc/lade/htpasswd   # bcrypt entries, as `htpasswd -B` writes them
 //!   realm: lade registry
 //!   anonymous_read: false
 //! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800 }
-//! limits: { manifest_max_bytes: 4194304, blob_max_bytes: null, request_timeout_secs: 3600, shutdown_timeout_secs: 30 }
+//! limits:
+//!   manifest_max_bytes: 4194304
+//!   blob_max_bytes: null           # no limit
+//!   request_timeout_secs: 3600     # 0: none
+//!   shutdown_timeout_secs: 30
+//!   max_concurrent_requests: null  # beyond it: 429 TOOMANYREQUESTS
 //! ```
 
 use std::net::SocketAddr;
@@ -46,6 +52,8 @@ pub struct Config {
     /// Let a mount request without `from` link any blob the registry holds (the spec's optional automatic content
     /// discovery); off by default, as in registry:2, because it lets a client learn of blobs in other repositories.
     pub automatic_crossmount: bool,
+    /// Refuse every write with 403 `DENIED` (e.g. while `lade registry gc` runs on the root).
+    pub read_only: bool,
     pub tls: Option<TlsConfig>,
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
@@ -111,6 +119,8 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// API requests served at once; more are refused with 429 `TOOMANYREQUESTS`. None: no limit.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 impl Default for Limits {
@@ -120,6 +130,7 @@ impl Default for Limits {
             blob_max_bytes: None,
             request_timeout_secs: 3600,
             shutdown_timeout_secs: 30,
+            max_concurrent_requests: None,
         }
     }
 }
@@ -144,6 +155,7 @@ impl Default for Config {
             root: default_root(),
             delete: false,
             automatic_crossmount: false,
+            read_only: false,
             tls: None,
             auth: None,
             gc: GcConfig::default(),

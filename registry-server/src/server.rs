@@ -44,6 +44,10 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         config.limits.blob_max_bytes,
         commit_lock.clone(),
     ));
+    let admission = config
+        .limits
+        .max_concurrent_requests
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     let auth = config
         .auth
         .as_ref()
@@ -57,6 +61,7 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         auth,
         metrics: Arc::new(Metrics::default()),
         commit_lock,
+        admission,
     }))
 }
 

@@ -429,3 +429,84 @@ fn blob_size_limit_applies_to_streamed_uploads() {
         .unwrap();
     assert!(end < 1000, "the upload grew past the limit: {end}");
 }
+
+#[test]
+fn read_only_mode_denies_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = {
+        let server = TestServer::with_config(config(tmp.path()));
+        push_blob(&server, NAME, b"before")
+    };
+    let mut cfg = config(tmp.path());
+    cfg.read_only = true;
+    let server = TestServer::with_config(cfg);
+    let c = client();
+    expect_error(
+        c.post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+            .send()
+            .unwrap(),
+        403,
+        "DENIED",
+    );
+    expect_error(
+        c.delete(server.url(&format!("/v2/{NAME}/blobs/{digest}")))
+            .send()
+            .unwrap(),
+        403,
+        "DENIED",
+    );
+    expect_error(
+        put_manifest(&server, NAME, "x", OCI_MANIFEST, b"{}"),
+        403,
+        "DENIED",
+    );
+    let r = c
+        .get(server.url(&format!("/v2/{NAME}/blobs/{digest}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.bytes().unwrap().as_ref(), b"before");
+}
+
+#[test]
+fn requests_beyond_the_concurrency_limit_get_429() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.limits.max_concurrent_requests = Some(1);
+    let server = TestServer::with_config(cfg);
+    let c = client();
+    let post = c
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+        .send()
+        .unwrap();
+    let location = header(&post, "location");
+    // Hold the only permit with an upload whose body is still arriving.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        slow,
+        "PATCH {location} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhalf"
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c.get(server.url("/v2/")).send().unwrap();
+    assert_eq!(header(&r, "retry-after"), "1");
+    expect_error(r, 429, "TOOMANYREQUESTS");
+    // Health checks are not limited.
+    assert_eq!(c.get(server.url("/healthz")).send().unwrap().status(), 200);
+    slow.write_all(b"done").unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut slow, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+    drop(slow);
+    let mut ok = false;
+    for _ in 0..50 {
+        if c.get(server.url("/v2/")).send().unwrap().status() == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "the permit was not released");
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Read-held while content is linked; write-held by garbage collection while it sweeps.
     pub commit_lock: Arc<RwLock<()>>,
+    /// Permits for `limits.max_concurrent_requests`.
+    pub admission: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -53,6 +55,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v2/", any(base))
         .route("/v2/_catalog", any(discovery::catalog))
         .route("/v2/{*path}", any(dispatch))
+        .route_layer(from_fn_with_state(state.clone(), admit))
         .route_layer(from_fn_with_state(state.clone(), auth::require));
     let timeout = state.config.limits.request_timeout_secs;
     let mut app = api
@@ -67,6 +70,32 @@ pub fn router(state: Shared) -> Router {
         ));
     }
     app
+}
+
+/// Middleware on `/v2/...`: refuses writes on a read-only registry (403 `DENIED`) and requests beyond the
+/// concurrency limit (429 `TOOMANYREQUESTS`).
+async fn admit(State(st): State<Shared>, request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if st.config.read_only && write {
+        return ApiError::new(Code::Denied)
+            .message("the registry is in read-only mode")
+            .into_response();
+    }
+    let _permit = match &st.admission {
+        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return ApiError::new(Code::TooManyRequests)
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+                    .into_response()
+            }
+        },
+        None => None,
+    };
+    next.run(request).await
 }
 
 async fn health() -> &'static str {
