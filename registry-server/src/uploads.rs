@@ -45,7 +45,9 @@ pub struct Uploads {
 pub struct Session {
     pub name: String,
     pub uuid: String,
-    state: OwnedMutexGuard<Option<HashState>>,
+    /// The session lock. A body being written holds it until the last byte is on storage, even if the request that
+    /// sent it is gone, so that a retried chunk never interleaves with it.
+    lock: Option<OwnedMutexGuard<Option<HashState>>>,
 }
 
 /// Runs blocking storage work off the async threads.
@@ -138,11 +140,11 @@ impl Uploads {
             Ok(())
         })
         .await?;
-        let state = self.lock(&uuid).await;
+        let lock = Some(self.lock(&uuid).await);
         Ok(Session {
             name: name.to_string(),
             uuid,
-            state,
+            lock,
         })
     }
 
@@ -152,11 +154,11 @@ impl Uploads {
         if !valid {
             return Err(unknown_upload().detail(serde_json::json!({ "uuid": uuid })));
         }
-        let state = self.lock(uuid).await;
+        let lock = Some(self.lock(uuid).await);
         let session = Session {
             name: name.to_string(),
             uuid: uuid.to_string(),
-            state,
+            lock,
         };
         if let Err(err) = self.size(&session).await {
             // Do not let requests for unknown sessions grow the lock table.
@@ -188,12 +190,15 @@ impl Uploads {
         let already = self.size(session).await?;
         let driver = self.driver();
         let path = layout::upload_data(&session.name, &session.uuid);
-        let known = session.state.take();
+        let mut lock = session
+            .lock
+            .take()
+            .ok_or_else(|| ApiError::internal("upload session used after a failed write"))?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let max = self.max_blob_size;
-        let writer = tokio::task::spawn_blocking(move || -> Result<HashState, DriverError> {
+        let writer = tokio::task::spawn_blocking(move || -> Result<_, DriverError> {
             let mut file = driver.writer(&path, true)?;
-            let mut state = match known {
+            let mut state = match lock.take() {
                 Some(state) if state.offset == file.size() => state,
                 _ => hash_file(driver.as_ref(), &path, Algorithm::Sha256)?,
             };
@@ -207,7 +212,9 @@ impl Uploads {
                 state.offset += chunk.len() as u64;
             }
             file.commit()?;
-            Ok(state)
+            let size = state.offset;
+            *lock = Some(state);
+            Ok((lock, size))
         });
         let mut failure = None;
         let mut sent = 0u64;
@@ -239,9 +246,8 @@ impl Uploads {
             }
         }
         drop(tx);
-        let state = writer.await.map_err(ApiError::internal)??;
-        let size = state.offset;
-        session.state.replace(state);
+        let (lock, size) = writer.await.map_err(ApiError::internal)??;
+        session.lock = Some(lock);
         if let Some(max) = max.filter(|&max| size > max) {
             return Err(ApiError::new(Code::SizeInvalid)
                 .message(format!(
@@ -259,7 +265,7 @@ impl Uploads {
     /// digest mismatch the session is cancelled and `DIGEST_INVALID` returned.
     pub async fn finish(&self, mut session: Session, digest: &Digest) -> ApiResult<()> {
         let registry = self.registry.clone();
-        let known = session.state.take();
+        let known = session.lock.as_mut().and_then(|lock| lock.take());
         let (name, uuid, expected) = (session.name.clone(), session.uuid.clone(), digest.clone());
         let lock = self.commit_lock.clone();
         let result = blocking(move || {
