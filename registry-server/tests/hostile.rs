@@ -344,3 +344,46 @@ fn unknown_methods_and_endpoints() {
         404
     );
 }
+
+#[test]
+fn interrupted_chunk_can_be_resumed() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let c = client();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
+    let post = c
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+        .send()
+        .unwrap();
+    let location = header(&post, "location");
+    {
+        let address = server.base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "PATCH {location} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n"
+        )
+        .unwrap();
+        stream.write_all(&data[..400]).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The connection is gone mid-body; what arrived is kept.
+    let mut received = String::new();
+    for _ in 0..50 {
+        received = header(&c.get(server.url(&location)).send().unwrap(), "range");
+        if received == "0-399" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(received, "0-399");
+    let put = c
+        .put(server.url(&location))
+        .query(&[("digest", Digest::sha256_of(&data).to_string())])
+        .header("content-range", "400-999")
+        .body(data[400..].to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+}
