@@ -145,9 +145,8 @@ fn lade(root: &Path, extra: &[&str]) -> Lade {
     }
 }
 
-/// CNCF Distribution serving `root`.
-fn registry2(root: &Path, dir: &Path) -> (Guard, String) {
-    let port = free_port();
+/// A CNCF Distribution configuration for `root`, listening on `port`.
+fn registry2_config(root: &Path, dir: &Path, port: u16) -> PathBuf {
     let config = dir.join(format!("registry2-{port}.yml"));
     std::fs::write(
         &config,
@@ -157,6 +156,13 @@ fn registry2(root: &Path, dir: &Path) -> (Guard, String) {
         ),
     )
     .unwrap();
+    config
+}
+
+/// CNCF Distribution serving `root`.
+fn registry2(root: &Path, dir: &Path) -> (Guard, String) {
+    let port = free_port();
+    let config = registry2_config(root, dir, port);
     let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&config)
@@ -167,6 +173,46 @@ fn registry2(root: &Path, dir: &Path) -> (Guard, String) {
     let guard = Guard(child);
     wait_for_port(port);
     (guard, format!("127.0.0.1:{port}"))
+}
+
+/// Pushes a blob no manifest references (POST, then PUT: registry:2 ignores a body on POST).
+fn push_stray_blob(host: &str, name: &str) -> Digest {
+    let data = format!("stray blob for {host}");
+    let digest = Digest::sha256_of(data.as_bytes());
+    let head = run(Command::new("curl")
+        .args(["-sf", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .arg(format!("http://{host}/v2/{name}/blobs/uploads/")));
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim())
+        })
+        .expect("upload location")
+        .to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{host}{location}")
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    run(Command::new("curl")
+        .args(["-sf", "-X", "PUT", "--data-binary", &data])
+        .args([
+            "-H",
+            "Content-Type: application/octet-stream",
+            &format!("{url}{separator}digest={digest}"),
+        ]));
+    digest
+}
+
+fn blob_file(root: &Path, digest: &Digest) -> PathBuf {
+    root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &digest.hex()[..2],
+        digest.hex()
+    ))
 }
 
 /// The busybox rootfs tarball from the shared tool, made once per test process.
@@ -415,6 +461,94 @@ fn registry2_and_lade_serve_each_others_roots() {
         .unwrap();
     let catalog: Value = serde_json::from_slice(&catalog.stdout).unwrap();
     assert_eq!(catalog["repositories"], json!(["written/by-registry2"]));
+}
+
+#[test]
+fn garbage_collectors_agree_on_each_others_roots() {
+    if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed")
+        || !require_peer(
+            have("docker-registry", "docker-registry"),
+            "docker-registry is not installed",
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("source");
+    let digest = oci_image(&source);
+    let src = format!("oci:{}:latest", source.display());
+    let image_blobs = |root: &Path| {
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(blob_file(root, &digest)).unwrap()).unwrap();
+        let mut digests = vec![
+            digest.clone(),
+            manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ];
+        for layer in manifest["layers"].as_array().unwrap() {
+            digests.push(layer["digest"].as_str().unwrap().parse().unwrap());
+        }
+        digests
+    };
+
+    // registry:2's garbage-collect on a root lade wrote removes only the unreferenced blob.
+    let lade_root = tmp.path().join("lade-root");
+    let stray = {
+        let server = lade(&lade_root, &[]);
+        skopeo_copy(&src, &format!("docker://{}/gc/image:v1", server.host));
+        push_stray_blob(&server.host, "gc/image")
+    };
+    let config = registry2_config(&lade_root, tmp.path(), free_port());
+    run(Command::new("docker-registry")
+        .arg("garbage-collect")
+        .arg(&config));
+    assert!(
+        !blob_file(&lade_root, &stray).exists(),
+        "registry:2 kept the stray blob"
+    );
+    for blob in image_blobs(&lade_root) {
+        assert!(
+            blob_file(&lade_root, &blob).exists(),
+            "registry:2 deleted {blob}"
+        );
+    }
+    {
+        let server = lade(&lade_root, &[]);
+        let out = tmp.path().join("after-registry2-gc");
+        skopeo_copy(
+            &format!("docker://{}/gc/image:v1", server.host),
+            &format!("oci:{}:x", out.display()),
+        );
+        assert_same_blobs(&source, &out, &digest);
+    }
+
+    // lade's gc on a root registry:2 wrote does the same.
+    let r2_root = tmp.path().join("registry2-root");
+    let stray = {
+        let (_registry, host) = registry2(&r2_root, tmp.path());
+        skopeo_copy(&src, &format!("docker://{host}/gc/image:v1"));
+        push_stray_blob(&host, "gc/image")
+    };
+    let report = run(Command::new(env!("CARGO_BIN_EXE_lade"))
+        .args(["registry", "gc", "--root"])
+        .arg(&r2_root));
+    assert!(
+        report.contains(&format!("deleted blob {stray}")),
+        "{report}"
+    );
+    for blob in image_blobs(&r2_root) {
+        assert!(blob_file(&r2_root, &blob).exists(), "lade deleted {blob}");
+    }
+    let (_registry, host) = registry2(&r2_root, tmp.path());
+    let out = tmp.path().join("after-lade-gc");
+    skopeo_copy(
+        &format!("docker://{host}/gc/image:v1"),
+        &format!("oci:{}:x", out.display()),
+    );
+    assert_same_blobs(&source, &out, &digest);
 }
 
 /// A private Docker engine, stopped on drop.
