@@ -192,7 +192,13 @@ pub fn collect(
                 for hex in list(&format!("{layers}/{algorithm}"))? {
                     if let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>() {
                         if removed.contains(&digest) {
-                            ignore_missing(driver.delete(&layout::layer_link_dir(repo, &digest)))?;
+                            // Unless a push brought the blob back since it was swept.
+                            let _guard = commit_lock.write().unwrap_or_else(|e| e.into_inner());
+                            if registry.global_blob_size(&digest)?.is_none() {
+                                ignore_missing(
+                                    driver.delete(&layout::layer_link_dir(repo, &digest)),
+                                )?;
+                            }
                         }
                     }
                 }

@@ -31,7 +31,10 @@ pub async fn get(
     let digest = parse_digest(&digest)?;
     let registry = st.registry.clone();
     let d = digest.clone();
+    let lock = st.commit_lock.clone();
     let size = blocking(move || {
+        // Under the commit lock, so that a collection either sees the touch below or has already swept the blob.
+        let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
         let size = registry.blob_size(&name, &d)?;
         if head && size.is_some() {
             // A HEAD usually precedes a push that skips this blob: keep it safe from an imminent collection.
