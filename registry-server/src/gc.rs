@@ -134,13 +134,20 @@ pub fn collect(
         let keep = kept_manifests(registry, repo, &parsed, &revisions, options)?;
         for digest in &revisions {
             if !keep.contains(digest) {
-                report
-                    .manifests_removed
-                    .push((repo.clone(), digest.clone()));
-                if !options.dry_run {
-                    ignore_missing(driver.delete(&layout::revision_link_dir(repo, digest)))?;
+                let _guard = commit_lock.write().unwrap_or_else(|e| e.into_inner());
+                // A push that references this manifest touches it first; it then stays.
+                let used_since = driver
+                    .stat(&layout::blob_data(digest))
+                    .is_ok_and(|info| age(info.modified) < options.grace_period);
+                if !used_since {
+                    report
+                        .manifests_removed
+                        .push((repo.clone(), digest.clone()));
+                    if !options.dry_run {
+                        ignore_missing(driver.delete(&layout::revision_link_dir(repo, digest)))?;
+                    }
+                    continue;
                 }
-                continue;
             }
             marked.insert(digest.clone());
             if let Some(kind) = parsed.get(digest) {
