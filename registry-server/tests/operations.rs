@@ -510,3 +510,34 @@ fn requests_beyond_the_concurrency_limit_get_429() {
     }
     assert!(ok, "the permit was not released");
 }
+
+#[test]
+fn gc_purges_stale_upload_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stale, fresh) = {
+        let server = TestServer::with_config(config(tmp.path()));
+        let c = client();
+        let stale = c
+            .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+            .send()
+            .unwrap();
+        let stale = header(&stale, "docker-upload-uuid");
+        std::thread::sleep(Duration::from_millis(1500));
+        let fresh = c
+            .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+            .send()
+            .unwrap();
+        (stale, header(&fresh, "docker-upload-uuid"))
+    };
+    let uploads = tmp
+        .path()
+        .join(format!("docker/registry/v2/repositories/{NAME}/_uploads"));
+    let options = GcOptions {
+        upload_max_age: Duration::from_secs(1),
+        ..gc_options(false)
+    };
+    let report = offline_gc(tmp.path(), &options);
+    assert_eq!(report.uploads_removed, 1);
+    assert!(!uploads.join(&stale).exists());
+    assert!(uploads.join(&fresh).join("data").exists());
+}
