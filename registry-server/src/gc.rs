@@ -120,7 +120,7 @@ pub fn collect(
     let driver = registry.driver().clone();
     let mut report = GcReport::default();
     let mut marked: HashSet<Digest> = HashSet::new();
-    let repositories = registry.repositories()?;
+    let repositories = registry.repository_dirs()?;
     for repo in &repositories {
         let revisions = registry.manifest_revisions(repo)?;
         let mut parsed = HashMap::new();

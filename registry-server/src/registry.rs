@@ -236,8 +236,17 @@ impl Registry {
         Ok(map)
     }
 
-    /// The sorted names of all repositories.
+    /// The sorted names of all repositories (directories holding manifests or blob links).
     pub fn repositories(&self) -> Result<Vec<String>, DriverError> {
+        self.find_repositories(&["_manifests", "_layers"])
+    }
+
+    /// The sorted names of all repository directories, including those that so far only hold upload sessions.
+    pub fn repository_dirs(&self) -> Result<Vec<String>, DriverError> {
+        self.find_repositories(&["_manifests", "_layers", "_uploads"])
+    }
+
+    fn find_repositories(&self, markers: &[&str]) -> Result<Vec<String>, DriverError> {
         let mut found = Vec::new();
         let mut pending = vec![String::new()];
         let root = layout::repositories_root();
@@ -250,7 +259,7 @@ impl Registry {
             let Some(children) = optional(self.driver.list(&dir))? else {
                 continue;
             };
-            if children.iter().any(|c| c == "_manifests" || c == "_layers") && !prefix.is_empty() {
+            if children.iter().any(|c| markers.contains(&c.as_str())) && !prefix.is_empty() {
                 found.push(prefix.clone());
             }
             for child in children.into_iter().filter(|c| !c.starts_with('_')) {
