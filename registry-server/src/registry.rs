@@ -347,3 +347,25 @@ impl Registry {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_of_stored_manifests() {
+        let declared = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#;
+        assert_eq!(
+            manifest_media_type(declared),
+            media_types::DOCKER_MANIFEST_LIST
+        );
+        assert_eq!(
+            manifest_media_type(br#"{"schemaVersion":2,"manifests":[]}"#),
+            media_types::OCI_INDEX
+        );
+        let docker = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.docker.container.image.v1+json"},"layers":[]}"#;
+        assert_eq!(manifest_media_type(docker), media_types::DOCKER_MANIFEST);
+        let oci = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json"},"layers":[]}"#;
+        assert_eq!(manifest_media_type(oci), media_types::OCI_MANIFEST);
+    }
+}

@@ -541,3 +541,32 @@ fn gc_purges_stale_upload_sessions() {
     assert!(!uploads.join(&stale).exists());
     assert!(uploads.join(&fresh).join("data").exists());
 }
+
+#[test]
+fn slow_requests_time_out() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.limits.request_timeout_secs = 1;
+    let server = TestServer::with_config(cfg);
+    let post = client()
+        .post(server.url(&format!("/v2/{NAME}/blobs/uploads/")))
+        .send()
+        .unwrap();
+    let location = header(&post, "location");
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "PATCH {location} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 100\r\nConnection: close\r\n\r\nslow"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
