@@ -27,13 +27,15 @@ fn require_peer(available: bool, reason: &str) -> bool {
     false
 }
 
+/// Is `program` an executable on `PATH`?
 fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Is `program` there, installing Debian's `package` with apt when it is not?
@@ -397,6 +399,89 @@ fn skopeo_copies_in_and_out() {
 }
 
 #[test]
+fn skopeo_over_tls_with_basic_auth() {
+    if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed")
+        || !require_peer(have("openssl", "openssl"), "openssl is not installed")
+        || !require_peer(
+            have("htpasswd", "apache2-utils"),
+            "htpasswd is not installed",
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    let htpasswd = tmp.path().join("htpasswd");
+    run(Command::new("htpasswd")
+        .args(["-cbB"])
+        .arg(&htpasswd)
+        .args(["skopeo", "secret"]));
+    let source = tmp.path().join("source");
+    let digest = oci_image(&source);
+    let server = lade(
+        &tmp.path().join("root"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+        ],
+    );
+    let image = format!("docker://{}/secure/img:1", server.host);
+    let src = format!("oci:{}:latest", source.display());
+    let denied = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", &src, &image])
+        .output()
+        .unwrap();
+    assert!(!denied.status.success(), "pushed without credentials");
+    let wrong = Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "skopeo:wrong",
+            &src,
+            &image,
+        ])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "pushed with a wrong password");
+    // The certificate is verified when skopeo is given the CA.
+    let certs = tmp.path().join("certs.d");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-creds", "skopeo:secret", "--dest-cert-dir"])
+        .arg(&certs)
+        .args([&src, &image]));
+    let out = tmp.path().join("out");
+    run(Command::new("skopeo")
+        .args(["copy", "--src-creds", "skopeo:secret", "--src-cert-dir"])
+        .arg(&certs)
+        .arg(&image)
+        .arg(format!("oci:{}:x", out.display())));
+    assert_same_blobs(&source, &out, &digest);
+}
+
+#[test]
 fn registry2_and_lade_serve_each_others_roots() {
     if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed")
         || !require_peer(
@@ -593,7 +678,12 @@ impl Drop for Dockerd {
 
 #[test]
 fn docker_engine_pushes_pulls_and_runs() {
-    if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed") {
+    if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed")
+        || !require_peer(
+            have("htpasswd", "apache2-utils"),
+            "htpasswd is not installed",
+        )
+    {
         return;
     }
     let engine = Dockerd::start();
