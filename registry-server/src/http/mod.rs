@@ -60,16 +60,16 @@ pub fn router(state: Shared) -> Router {
     let timeout = state.config.limits.request_timeout_secs;
     let mut app = api
         .route("/healthz", get(health))
-        .route("/metrics", get(metrics::render))
-        .layer(from_fn_with_state(state.clone(), metrics::observe))
-        .with_state(state);
+        .route("/metrics", get(metrics::render));
     if timeout > 0 {
         app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(timeout),
         ));
     }
-    app
+    // Outermost, so that refused and timed-out requests are counted and logged too.
+    app.layer(from_fn_with_state(state.clone(), metrics::observe))
+        .with_state(state)
 }
 
 /// Middleware on `/v2/...`: refuses writes on a read-only registry (403 `DENIED`) and requests beyond the
