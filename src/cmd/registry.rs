@@ -24,8 +24,8 @@ pub struct RegistryArgs {
 enum RegistryCommand {
     /// Serve the OCI distribution API (a drop-in for registry:2 and its storage layout)
     Serve(ServeArgs),
-    /// Delete blobs no manifest references (mark and sweep); run it while no server writes to the root, or rely on
-    /// the server's online collection (`gc.enabled` in the config)
+    /// Delete blobs no manifest references (mark and sweep); run it while no server writes to the root (serve it
+    /// with `read_only: true` meanwhile), or rely on the server's online collection (`gc.enabled` in the config)
     Gc(GcArgs),
 }
 
