@@ -46,6 +46,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Remove blobs that no image uses.
     Prune(cmd::prune::Args),
+    /// Run or maintain an OCI distribution registry.
+    Registry(cmd::registry::RegistryArgs),
     /// Inspect Dockerfiles: parse, type-check and plan them.
     Dockerfile(cmd::dockerfile::DockerfileArgs),
 }
@@ -83,6 +85,7 @@ fn main() {
         Command::Export(args) => cmd::export::run(&context, args),
         Command::Prune(args) => cmd::prune::run(&context, args),
         Command::Dockerfile(args) => cmd::dockerfile::run(args),
+        Command::Registry(args) => cmd::registry::run(args),
     };
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.

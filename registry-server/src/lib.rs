@@ -1,3 +1,21 @@
-//! The OCI distribution API server behind `lade registry serve`.
+//! An OCI distribution API server (spec v1.1) that can stand in for CNCF Distribution's `registry:2`.
 //!
-//! Will hold the HTTP API (axum), storage backends in CNCF Distribution's layout, auth and garbage collection.
+//! It stores content in Distribution's filesystem layout ([`layout`]) behind a storage driver interface
+//! ([`storage`]), so a root written by either registry is served by the other. Uploads stream to storage while
+//! hashing and survive restarts ([`uploads`]); manifests are validated against the content they reference
+//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. `lade registry serve` and
+//! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
+
+pub mod config;
+pub mod error;
+pub mod gc;
+pub mod http;
+pub mod layout;
+pub mod names;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod uploads;
+
+pub use config::Config;
+pub use server::{serve, shutdown_signal, ServeError};

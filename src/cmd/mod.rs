@@ -9,6 +9,7 @@ pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod prune;
+pub mod registry;
 pub mod rmi;
 pub mod save;
 pub mod tag;

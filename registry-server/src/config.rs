@@ -1,0 +1,206 @@
+//! The server configuration, read from YAML; command-line flags override it field by field.
+//!
+//! ```yaml
+//! addr: 0.0.0.0:5000
+//! root: /var/lib/lade/registry
+//! delete: true                 # allow DELETE of blobs, manifests and tags
+//! automatic_crossmount: false  # mount without `from` links any blob the registry holds
+//! read_only: false             # refuse writes (403 DENIED), e.g. during offline garbage collection
+//! tls: { cert: cert.pem, key: key.pem }
+//! auth:
+//!   htpasswd: /etc/lade/htpasswd   # bcrypt entries, as `htpasswd -B` writes them
+//!   realm: lade registry
+//!   anonymous_read: false
+//! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800 }
+//! limits:
+//!   manifest_max_bytes: 4194304
+//!   blob_max_bytes: null           # no limit
+//!   request_timeout_secs: 3600     # 0: none
+//!   shutdown_timeout_secs: 30
+//!   max_concurrent_requests: null  # beyond it: 429 TOOMANYREQUESTS
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+}
+
+/// Everything `lade registry serve` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    pub delete: bool,
+    /// Let a mount request without `from` link any blob the registry holds (the spec's optional automatic content
+    /// discovery); off by default, as in registry:2, because it lets a client learn of blobs in other repositories.
+    pub automatic_crossmount: bool,
+    /// Refuse every write with 403 `DENIED` (e.g. while `lade registry gc` runs on the root).
+    pub read_only: bool,
+    pub tls: Option<TlsConfig>,
+    pub auth: Option<AuthConfig>,
+    pub gc: GcConfig,
+    pub limits: Limits,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Basic authentication against an htpasswd file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub htpasswd: PathBuf,
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Let unauthenticated clients pull.
+    #[serde(default)]
+    pub anonymous_read: bool,
+}
+
+fn default_realm() -> String {
+    "lade registry".to_string()
+}
+
+/// Online garbage collection while serving.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// Blobs written or used more recently than this are never swept.
+    pub grace_period_secs: u64,
+    pub delete_untagged: bool,
+    /// Upload sessions untouched for longer than this are removed.
+    pub upload_max_age_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> GcConfig {
+        GcConfig {
+            enabled: false,
+            interval_secs: 3600,
+            grace_period_secs: 3600,
+            delete_untagged: false,
+            upload_max_age_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Size and time limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub manifest_max_bytes: u64,
+    pub blob_max_bytes: Option<u64>,
+    /// 0 disables the per-request timeout.
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+    /// API requests served at once; more are refused with 429 `TOOMANYREQUESTS`. None: no limit.
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            manifest_max_bytes: 4 * 1024 * 1024,
+            blob_max_bytes: None,
+            request_timeout_secs: 3600,
+            shutdown_timeout_secs: 30,
+            max_concurrent_requests: None,
+        }
+    }
+}
+
+/// The default storage root: `/var/lib/lade/registry` for root, else `$XDG_DATA_HOME/lade/registry`.
+pub fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/lade/registry");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("lade/registry")
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::from(([0, 0, 0, 0], 5000)),
+            root: default_root(),
+            delete: false,
+            automatic_crossmount: false,
+            read_only: false,
+            tls: None,
+            auth: None,
+            gc: GcConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file; fields it leaves out keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Parses YAML text.
+    pub fn parse(text: &str) -> Result<Config, serde_norway::Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_norway::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_partial_yaml() {
+        let c = Config::parse(
+            "addr: 127.0.0.1:5001\ndelete: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
+        )
+        .unwrap();
+        assert_eq!(c.addr.port(), 5001);
+        assert!(c.delete && c.gc.enabled);
+        assert_eq!(c.gc.grace_period_secs, 3600);
+        assert_eq!(c.auth.unwrap().realm, "lade registry");
+        assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
+        assert!(Config::parse("bogus: 1").is_err());
+    }
+}

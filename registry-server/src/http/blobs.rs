@@ -1,0 +1,139 @@
+//! Blob downloads (whole or one byte range, streamed from storage) and blob deletion.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use layerstore::Digest;
+use serde_json::json;
+
+use super::{empty, hv, parse_digest, range, Shared, DOCKER_CONTENT_DIGEST};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::registry::Registry;
+use crate::uploads::blocking;
+
+fn blob_unknown(digest: &Digest) -> ApiError {
+    ApiError::new(Code::BlobUnknown).detail(json!({ "digest": digest.to_string() }))
+}
+
+/// GET or HEAD of `/v2/<name>/blobs/<digest>`.
+pub async fn get(
+    st: Shared,
+    name: String,
+    digest: String,
+    req: Request,
+    head: bool,
+) -> ApiResult<Response> {
+    let digest = parse_digest(&digest)?;
+    let registry = st.registry.clone();
+    let d = digest.clone();
+    let lock = st.commit_lock.clone();
+    let size = blocking(move || {
+        // Under the commit lock, so that a collection either sees the touch below or has already swept the blob.
+        let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
+        let size = registry.blob_size(&name, &d)?;
+        if head && size.is_some() {
+            // A HEAD usually precedes a push that skips this blob: keep it safe from an imminent collection.
+            registry.touch_blob(&d)?;
+        }
+        Ok(size)
+    })
+    .await?
+    .ok_or_else(|| blob_unknown(&digest))?;
+    let wanted = if head {
+        None
+    } else {
+        range::requested(req.headers().get(header::RANGE), size)?
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::ETAG, hv(format!("\"{digest}\"")));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    let (status, start, len) = match wanted {
+        Some(r) => {
+            headers.insert(
+                header::CONTENT_RANGE,
+                hv(format!("bytes {}-{}/{size}", r.start, r.end)),
+            );
+            (StatusCode::PARTIAL_CONTENT, r.start, r.len())
+        }
+        None => (StatusCode::OK, 0, size),
+    };
+    headers.insert(header::CONTENT_LENGTH, hv(len.to_string()));
+    let body = if head {
+        Body::empty()
+    } else {
+        stream_blob(st.registry.clone(), digest, start, len)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// Streams `len` bytes of a blob from `offset`, reading on the blocking pool.
+fn stream_blob(registry: Arc<Registry>, digest: Digest, offset: u64, len: u64) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = match registry.open_blob(&digest, offset) {
+            Ok(reader) => reader,
+            Err(err) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(err.to_string())));
+                return;
+            }
+        };
+        let mut left = len;
+        while left > 0 {
+            let mut chunk = vec![0u8; left.min(256 * 1024) as usize];
+            match reader.read(&mut chunk) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Err(std::io::ErrorKind::UnexpectedEof.into()));
+                    return;
+                }
+                Ok(n) => {
+                    chunk.truncate(n);
+                    left -= n as u64;
+                    if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                        return;
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let _ = tx.blocking_send(Err(err));
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// DELETE of `/v2/<name>/blobs/<digest>`: unlinks the blob from the repository.
+pub async fn delete(st: Shared, name: String, digest: String) -> ApiResult<Response> {
+    if !st.config.delete {
+        return Err(
+            ApiError::new(Code::Unsupported).message("deletes are disabled on this registry")
+        );
+    }
+    let digest = parse_digest(&digest)?;
+    let registry = st.registry.clone();
+    let d = digest.clone();
+    if !blocking(move || Ok(registry.unlink_blob(&name, &d)?)).await? {
+        return Err(blob_unknown(&digest));
+    }
+    Ok(empty(StatusCode::ACCEPTED, HeaderMap::new()))
+}

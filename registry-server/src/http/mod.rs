@@ -1,0 +1,262 @@
+//! The HTTP API: shared state, routing of `/v2/...` paths (repository names contain `/`, so one wildcard route
+//! parses them) and the middleware around every request.
+
+pub mod auth;
+mod blobs;
+mod discovery;
+mod manifests;
+pub mod metrics;
+mod query;
+mod range;
+mod uploads;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use layerstore::Digest;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::names;
+use crate::registry::Registry;
+use crate::uploads::Uploads;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub uploads: Arc<Uploads>,
+    pub config: Arc<Config>,
+    pub auth: Option<Arc<auth::Authenticator>>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Read-held while content is linked; write-held by garbage collection while it sweeps.
+    pub commit_lock: Arc<RwLock<()>>,
+    /// Permits for `limits.max_concurrent_requests`.
+    pub admission: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+pub type Shared = Arc<AppState>;
+
+pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+pub const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// The application router.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/v2", any(base))
+        .route("/v2/", any(base))
+        .route("/v2/_catalog", any(discovery::catalog))
+        .route("/v2/{*path}", any(dispatch))
+        .route_layer(from_fn_with_state(state.clone(), admit))
+        .route_layer(from_fn_with_state(state.clone(), auth::require));
+    let timeout = state.config.limits.request_timeout_secs;
+    let mut app = api
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics::render));
+    if timeout > 0 {
+        app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(timeout),
+        ));
+    }
+    // Outermost, so that refused and timed-out requests are counted and logged too.
+    app.layer(from_fn_with_state(state.clone(), metrics::observe))
+        .with_state(state)
+}
+
+/// Middleware on `/v2/...`: refuses writes on a read-only registry (403 `DENIED`) and requests beyond the
+/// concurrency limit (429 `TOOMANYREQUESTS`).
+async fn admit(State(st): State<Shared>, request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if st.config.read_only && write {
+        return ApiError::new(Code::Denied)
+            .message("the registry is in read-only mode")
+            .into_response();
+    }
+    let _permit = match &st.admission {
+        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return ApiError::new(Code::TooManyRequests)
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+                    .into_response()
+            }
+        },
+        None => None,
+    };
+    next.run(request).await
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn base(method: Method) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::new(Code::Unsupported).into_response();
+    }
+    let mut response = (StatusCode::OK, "{}").into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// What a `/v2/<name>/...` path addresses.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Blob(String),
+    UploadStart,
+    Upload(String),
+    Manifest(String),
+    Tags,
+    Referrers(String),
+}
+
+/// Splits `<name>/<endpoint>` from the right, since the name itself may contain `/`.
+fn parse_route(path: &str) -> Option<(String, Route)> {
+    let segs: Vec<&str> = path.split('/').collect();
+    let n = segs.len();
+    let name = |k: usize| segs[..n - k].join("/");
+    if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+        return Some((name(2), Route::Tags));
+    }
+    if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+        let route = if segs[n - 1].is_empty() {
+            Route::UploadStart
+        } else {
+            Route::Upload(segs[n - 1].to_string())
+        };
+        return Some((name(3), route));
+    }
+    if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+        return Some((name(2), Route::UploadStart));
+    }
+    if n < 3 {
+        return None;
+    }
+    let last = segs[n - 1].to_string();
+    let route = match segs[n - 2] {
+        "blobs" => Route::Blob(last),
+        "manifests" => Route::Manifest(last),
+        "referrers" => Route::Referrers(last),
+        _ => return None,
+    };
+    Some((name(2), route))
+}
+
+async fn dispatch(State(st): State<Shared>, Path(path): Path<String>, req: Request) -> Response {
+    match route(st, &path, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn unsupported(method: &Method) -> ApiError {
+    ApiError::new(Code::Unsupported).detail(json!({ "method": method.as_str() }))
+}
+
+async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
+    let Some((name, route)) = parse_route(path) else {
+        return Err(ApiError::new(Code::Unsupported)
+            .message("unknown API endpoint")
+            .status(StatusCode::NOT_FOUND));
+    };
+    if !names::is_valid_name(&name) {
+        return Err(ApiError::new(Code::NameInvalid).detail(json!({ "name": name })));
+    }
+    let method = req.method().clone();
+    match (route, &method) {
+        (Route::Blob(d), &Method::GET) => blobs::get(st, name, d, req, false).await,
+        (Route::Blob(d), &Method::HEAD) => blobs::get(st, name, d, req, true).await,
+        (Route::Blob(d), &Method::DELETE) => blobs::delete(st, name, d).await,
+        (Route::UploadStart, &Method::POST) => uploads::start(st, name, req).await,
+        (Route::Upload(id), &Method::GET | &Method::HEAD) => uploads::status(st, name, id).await,
+        (Route::Upload(id), &Method::PATCH) => uploads::patch(st, name, id, req).await,
+        (Route::Upload(id), &Method::PUT) => uploads::put(st, name, id, req).await,
+        (Route::Upload(id), &Method::DELETE) => uploads::cancel(st, name, id).await,
+        (Route::Manifest(r), &Method::GET) => manifests::get(st, name, r, req, false).await,
+        (Route::Manifest(r), &Method::HEAD) => manifests::get(st, name, r, req, true).await,
+        (Route::Manifest(r), &Method::PUT) => manifests::put(st, name, r, req).await,
+        (Route::Manifest(r), &Method::DELETE) => manifests::delete(st, name, r).await,
+        (Route::Tags, &Method::GET | &Method::HEAD) => discovery::tags(st, name, req).await,
+        (Route::Referrers(d), &Method::GET | &Method::HEAD) => {
+            discovery::referrers(st, name, d, req).await
+        }
+        _ => Err(unsupported(&method)),
+    }
+}
+
+/// Parses a digest from a path or query, answering `DIGEST_INVALID` (400) for a malformed one.
+fn parse_digest(text: &str) -> ApiResult<Digest> {
+    text.parse()
+        .map_err(|err: layerstore::digest::DigestError| {
+            ApiError::new(Code::DigestInvalid).detail(err.to_string())
+        })
+}
+
+/// An empty-bodied response with the given status and headers.
+fn empty(status: StatusCode, headers: HeaderMap) -> Response {
+    let mut response = (status, Body::empty()).into_response();
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+}
+
+/// A header value from text that is known to be valid (paths, digests, numbers).
+fn hv(text: impl AsRef<str>) -> HeaderValue {
+    HeaderValue::from_str(text.as_ref()).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_split_from_the_right() {
+        assert_eq!(
+            parse_route("a/b/tags/list"),
+            Some(("a/b".into(), Route::Tags))
+        );
+        assert_eq!(
+            parse_route("a/blobs/uploads/"),
+            Some(("a".into(), Route::UploadStart))
+        );
+        assert_eq!(
+            parse_route("a/blobs/uploads"),
+            Some(("a".into(), Route::UploadStart))
+        );
+        assert_eq!(
+            parse_route("a/blobs/uploads/u1"),
+            Some(("a".into(), Route::Upload("u1".into())))
+        );
+        assert_eq!(
+            parse_route("x/blobs/y/blobs/d"),
+            Some(("x/blobs/y".into(), Route::Blob("d".into())))
+        );
+        assert_eq!(
+            parse_route("m/manifests/latest"),
+            Some(("m".into(), Route::Manifest("latest".into())))
+        );
+        assert_eq!(
+            parse_route("m/referrers/d"),
+            Some(("m".into(), Route::Referrers("d".into())))
+        );
+        assert_eq!(parse_route("manifests/x"), None);
+        assert_eq!(parse_route("a/other/x"), None);
+    }
+}

@@ -1,0 +1,72 @@
+//! The storage driver interface the registry keeps its content behind.
+//!
+//! It is shaped like CNCF Distribution's storage drivers: a flat namespace of `/`-separated paths holding byte
+//! contents, with no assumption that a rename is cheap or atomic across "directories". Everything the registry writes
+//! goes through [`Driver::put_content`] (whole small files, atomically replaced), [`Driver::writer`] (appendable
+//! upload data) and [`Driver::move_to`] (which an object store implements as copy + delete). The filesystem driver in
+//! [`fs`] is the one shipped.
+
+pub mod fs;
+
+use std::io::{Read, Write};
+use std::time::SystemTime;
+
+/// What a storage operation failed with.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("path not found: {0}")]
+    NotFound(String),
+    #[error("invalid storage path {0:?}")]
+    InvalidPath(String),
+    #[error("storage I/O on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DriverError {
+    /// Does this error mean the path does not exist?
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DriverError::NotFound(_))
+    }
+}
+
+/// Metadata of one path.
+#[derive(Debug, Clone, Copy)]
+pub struct FileInfo {
+    pub size: u64,
+    pub modified: SystemTime,
+    pub is_dir: bool,
+}
+
+/// An open, appendable file. Bytes are durable only after [`FileWriter::commit`].
+pub trait FileWriter: Write + Send {
+    /// The size of the file including everything written so far.
+    fn size(&self) -> u64;
+    /// Flushes everything written to durable storage.
+    fn commit(self: Box<Self>) -> Result<(), DriverError>;
+}
+
+/// A store of byte contents addressed by `/`-separated relative paths.
+pub trait Driver: Send + Sync + 'static {
+    /// The whole content of a (small) file.
+    fn get_content(&self, path: &str) -> Result<Vec<u8>, DriverError>;
+    /// Atomically creates or replaces a file with `content`.
+    fn put_content(&self, path: &str, content: &[u8]) -> Result<(), DriverError>;
+    /// Reads a file from `offset` on.
+    fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn Read + Send>, DriverError>;
+    /// Opens a file for writing, appending to it when `append` is set and truncating it otherwise.
+    fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, DriverError>;
+    /// Metadata of a file or directory.
+    fn stat(&self, path: &str) -> Result<FileInfo, DriverError>;
+    /// The names of the direct children of a directory.
+    fn list(&self, path: &str) -> Result<Vec<String>, DriverError>;
+    /// Moves a file to `dst`, replacing whatever is there.
+    fn move_to(&self, src: &str, dst: &str) -> Result<(), DriverError>;
+    /// Deletes a file or a whole directory tree.
+    fn delete(&self, path: &str) -> Result<(), DriverError>;
+    /// Sets a file's modification time to now (garbage collection treats recently touched blobs as in use).
+    fn touch(&self, path: &str) -> Result<(), DriverError>;
+}

@@ -1,0 +1,250 @@
+//! `lade registry` as a process: configuration file and flags, graceful shutdown on SIGTERM with a request in
+//! flight, and offline garbage collection with `lade registry gc`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use layerstore::Digest;
+
+struct Server {
+    child: Child,
+    host: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lade"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let host = line
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        Server { child, host }
+    }
+
+    fn terminate(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    fn wait(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("lade did not exit within {limit:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange: returns the status and the raw response head.
+fn request(host: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    read_response(stream)
+}
+
+fn read_response(mut stream: TcpStream) -> (u16, String) {
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response)
+}
+
+fn header(response: &str, name: &str) -> String {
+    response
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn blob_path(root: &Path, digest: &Digest) -> std::path::PathBuf {
+    root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &digest.hex()[..2],
+        digest.hex()
+    ))
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&["--root", tmp.path().to_str().unwrap()]);
+    let (status, head) = request(&server.host, "POST", "/v2/graceful/blobs/uploads/", b"");
+    assert_eq!(status, 202);
+    let location = header(&head, "location");
+    let mut stream = TcpStream::connect(&server.host).unwrap();
+    write!(
+        stream,
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Length: 10\r\nConnection: close\r\n\r\nfirst",
+        server.host
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connections are served once shutdown has begun ...
+    let refused = TcpStream::connect(&server.host)
+        .map(|mut s| {
+            let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read_to_string(&mut buf);
+            !buf.starts_with("HTTP/1.1 200")
+        })
+        .unwrap_or(true);
+    assert!(refused, "a new request was served after SIGTERM");
+    // ... but the upload in flight completes.
+    stream.write_all(b"-last").unwrap();
+    let (status, head) = read_response(stream);
+    assert_eq!(status, 202, "{head}");
+    assert_eq!(header(&head, "range"), "0-9");
+    assert!(
+        server.wait(Duration::from_secs(10)),
+        "lade exited unsuccessfully"
+    );
+}
+
+#[test]
+fn config_file_and_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let config = tmp.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "root: {}\ndelete: false\nlimits:\n  manifest_max_bytes: 100\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let (status, _) = request(
+        &server.host,
+        "PUT",
+        "/v2/cfg/manifests/latest",
+        &[b'{'; 200],
+    );
+    assert_eq!(status, 413);
+    let digest = Digest::sha256_of(b"x");
+    let (status, _) = request(
+        &server.host,
+        "POST",
+        &format!("/v2/cfg/blobs/uploads/?digest={digest}"),
+        b"x",
+    );
+    assert_eq!(status, 201);
+    assert!(
+        blob_path(&root, &digest).exists(),
+        "the config file's root is used"
+    );
+    let (status, _) = request(
+        &server.host,
+        "DELETE",
+        &format!("/v2/cfg/blobs/{digest}"),
+        b"",
+    );
+    assert_eq!(status, 405);
+    drop(server);
+    // The flag overrides the file.
+    let server = Server::start(&["--config", config.to_str().unwrap(), "--enable-delete"]);
+    let (status, _) = request(
+        &server.host,
+        "DELETE",
+        &format!("/v2/cfg/blobs/{digest}"),
+        b"",
+    );
+    assert_eq!(status, 202);
+    assert!(Command::new(env!("CARGO_BIN_EXE_lade"))
+        .args(["registry", "serve", "--config"])
+        .arg(tmp.path().join("missing.yml"))
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap());
+}
+
+#[test]
+fn offline_gc_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let garbage = Digest::sha256_of(b"garbage");
+    {
+        let server = Server::start(&["--root", root]);
+        let (status, _) = request(
+            &server.host,
+            "POST",
+            &format!("/v2/gc/blobs/uploads/?digest={garbage}"),
+            b"garbage",
+        );
+        assert_eq!(status, 201);
+    }
+    let gc = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lade"))
+            .args(["registry", "gc", "--root", root])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dry = gc(&["--dry-run"]);
+    assert!(
+        dry.contains(&format!("would delete blob {garbage}")),
+        "{dry}"
+    );
+    assert!(blob_path(tmp.path(), &garbage).exists());
+    let kept = gc(&["--grace-period", "3600"]);
+    assert!(kept.contains("0 blobs"), "{kept}");
+    assert!(blob_path(tmp.path(), &garbage).exists());
+    let real = gc(&[]);
+    assert!(real.contains(&format!("deleted blob {garbage}")), "{real}");
+    assert!(!blob_path(tmp.path(), &garbage).exists());
+    let status = Command::new(env!("CARGO_BIN_EXE_lade"))
+        .args(["registry", "gc", "--root"])
+        .arg(tmp.path().join("does-not-exist"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
