@@ -30,6 +30,8 @@ enum Command {
     Images(cmd::images::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(cmd::tag::Args),
+    /// Run a command in a new container from an image.
+    Run(cmd::run::Args),
     /// Remove one or more images.
     Rmi(cmd::rmi::Args),
     /// Display detailed information on one or more images.
@@ -76,6 +78,7 @@ fn main() {
         Command::Build(args) => cmd::build::run(&context, args),
         Command::Images(args) => cmd::images::run(&context, args),
         Command::Tag(args) => cmd::tag::run(&context, args),
+        Command::Run(args) => cmd::run::run(&context, args),
         Command::Rmi(args) => cmd::rmi::run(&context, args),
         Command::Inspect(args) => cmd::inspect::run(&context, args),
         Command::History(args) => cmd::history::run(&context, args),

@@ -98,6 +98,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         } else {
             tags.clone()
         },
+        record_image: output.is_none(),
     };
     let plain = matches!(context.progress, crate::output::ProgressMode::Plain);
     let reporter = PlainReporter {

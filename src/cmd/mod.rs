@@ -11,6 +11,7 @@ pub mod load;
 pub mod prune;
 pub mod registry;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;
 

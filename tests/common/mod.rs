@@ -247,3 +247,38 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|dir| Path::new(dir).join(program))
         .find(|p| p.is_file())
 }
+
+/// A lade store holding `busybox:local`: loaded from Docker's save of it when an engine made one (so both tools
+/// hold the identical base), else imported from the rootfs with the changes in `fixtures/base/changes`.
+pub fn lade_with_busybox(base: &BusyboxBase) -> Lade {
+    let lade = Lade::new();
+    if base.docker_save().exists() {
+        lade.ok(&["load", "-i", base.docker_save().to_str().unwrap()]);
+    } else {
+        let changes = std::fs::read_to_string(workspace().join("fixtures/base/changes"))
+            .expect("fixtures/base/changes");
+        let mut args = vec!["import".to_string()];
+        for change in changes.lines().filter(|l| !l.trim().is_empty()) {
+            args.push("-c".into());
+            args.push(change.to_string());
+        }
+        args.push(base.rootfs().to_str().unwrap().to_string());
+        args.push("busybox:local".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        lade.ok(&args);
+    }
+    lade
+}
+
+/// Copies a fixture context into a fresh directory (so a test may edit it).
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(workspace().join("fixtures").join(name).join("."))
+        .arg(dir.path())
+        .status()
+        .expect("cp runs");
+    assert!(status.success());
+    dir
+}

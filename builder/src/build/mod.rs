@@ -47,6 +47,8 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<i64>,
     /// Tags to give the result.
     pub tags: Vec<Reference>,
+    /// Record the result in the store's images (untagged when `tags` is empty); off for `-o` outputs.
+    pub record_image: bool,
 }
 
 /// What a build made.
@@ -164,7 +166,9 @@ pub fn build(
     let writer_lock = store.writer_lock()?;
     let mut engine = stage::Engine::new(store, request, &plan, &file_name, reporter)?;
     let (descriptor, id) = engine.run()?;
-    store.add_image(&descriptor, &request.tags)?;
+    if request.record_image {
+        store.add_image(&descriptor, &request.tags)?;
+    }
     Ok(BuildResult {
         descriptor,
         id,

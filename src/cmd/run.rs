@@ -1,0 +1,117 @@
+//! `lade run [OPTIONS] IMAGE [COMMAND…]`: one container from an image, with the build's OCI runtime executor.
+//! ENTRYPOINT and CMD combine as in Docker; the command's exit code becomes lade's.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use builder::runtime::{Network, RunSpec, Runtime};
+use builder::snapshot::{LayerRef, Snapshotter};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Remove the container when it exits (always the case: containers are not kept).
+    #[arg(long)]
+    rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from the environment).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// User (name|uid[:group|gid]).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Network: host (default) or none.
+    #[arg(long, default_value = "host")]
+    network: String,
+    /// Overwrite the image's ENTRYPOINT.
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The OCI runtime binary (default: the first of runc, crun that works).
+    #[arg(long, value_name = "PATH")]
+    runtime: Option<PathBuf>,
+    image: String,
+    /// The command (replaces the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let _ = args.rm;
+    let store = context.store()?;
+    let found = store.find_image(&args.image)?;
+    let config = found.image.config.config.clone().unwrap_or_default();
+    let entrypoint = match &args.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+        Some(entrypoint) => vec![entrypoint.clone()],
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
+    let command = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd.clone().unwrap_or_default()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(command).collect();
+    if argv.is_empty() {
+        bail!("no command specified: the image has neither ENTRYPOINT nor CMD");
+    }
+    let mut env = config.env.clone().unwrap_or_default();
+    for entry in &args.env {
+        let entry = match entry.split_once('=') {
+            Some(_) => entry.clone(),
+            None => match std::env::var(entry) {
+                Ok(value) => format!("{entry}={value}"),
+                Err(_) => continue,
+            },
+        };
+        let key = entry
+            .split_once('=')
+            .map_or(entry.as_str(), |(k, _)| k)
+            .to_string();
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        env.push(entry);
+    }
+    let network = match args.network.as_str() {
+        "host" | "default" => Network::Host,
+        "none" => Network::None,
+        other => bail!("unsupported --network {other:?}: use host or none"),
+    };
+    let cwd = args
+        .workdir
+        .clone()
+        .or(config.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let runtime = Runtime::detect(&store, args.runtime.as_deref())?;
+    let snapshotter = Snapshotter::new(&store)?;
+    let snapshot = snapshotter.prepare(&LayerRef::of_image(&found.image))?;
+    let spec = RunSpec {
+        rootfs: snapshot.rootfs().to_path_buf(),
+        args: argv,
+        env,
+        cwd: PathBuf::from(cwd),
+        user: args
+            .user
+            .clone()
+            .or(config.user.clone())
+            .filter(|u| !u.is_empty()),
+        network,
+        mounts: Vec::new(),
+    };
+    let stdout = std::io::stdout();
+    let outcome = runtime
+        .run(&spec, &mut |data| {
+            let mut out = stdout.lock();
+            let _ = out.write_all(data);
+            let _ = out.flush();
+        })
+        .context("running the container")?;
+    drop(snapshot);
+    if outcome.exit_code != 0 {
+        std::process::exit(outcome.exit_code);
+    }
+    Ok(())
+}

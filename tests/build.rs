@@ -1,0 +1,273 @@
+//! `lade build` end to end with the real OCI runtime: the fixtures build and run, rebuilds hit the cache (and an
+//! edit re-runs only what follows it), SOURCE_DATE_EPOCH builds are reproducible, and failures are clear and leave
+//! the store's images as they were.
+
+mod common;
+
+use common::{fixture_copy, have, lade_with_busybox, require, workspace, BusyboxBase, Lade};
+
+fn setup() -> Option<(Lade, BusyboxBase)> {
+    require("runc", have("runc"))?;
+    let base = BusyboxBase::make(None)?;
+    let lade = lade_with_busybox(&base);
+    Some((lade, base))
+}
+
+fn fixture(name: &str) -> String {
+    workspace()
+        .join("fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn fixtures_build_and_run() {
+    let Some((lade, _base)) = setup() else { return };
+    lade.ok(&["build", "-t", "hello:1", &fixture("hello")]);
+    assert_eq!(
+        lade.ok(&["run", "--rm", "hello:1"]),
+        "Hello from lade (built by lade)\n"
+    );
+
+    lade.ok(&["build", "-t", "multi:1", &fixture("multistage")]);
+    assert_eq!(
+        lade.ok(&["run", "--rm", "multi:1"]),
+        "HELLO FROM THE BUILD STAGE\n"
+    );
+    let files = common::compare::filesystem(&lade, "multi:1");
+    let names: Vec<&str> = files.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "MAIN.TXT",
+            "busybox",
+            "usr",
+            "usr/share",
+            "usr/share/doc",
+            "usr/share/doc/README"
+        ]
+    );
+    let config = common::compare::normalized_config(&lade, "multi:1");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/busybox"])
+    );
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["cat", "/MAIN.TXT"])
+    );
+
+    // The exit code passes through.
+    let status = lade
+        .command()
+        .args(["run", "--rm", "busybox:local", "sh", "-c", "exit 7"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+}
+
+#[test]
+fn rebuilds_use_the_cache_and_an_edit_reruns_only_later_steps() {
+    let Some((lade, _base)) = setup() else { return };
+    let app = fixture_copy("nodeapp");
+    let dir = app.path().to_str().unwrap();
+    let first = lade.run(&["build", "--progress=plain", "-t", "app:1", dir]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first_id = lade.ok(&["inspect", "app:1"]);
+
+    let again = lade.run(&["build", "--progress=plain", "-t", "app:1", dir]);
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(log.matches(" CACHED").count(), 5, "{log}");
+    assert!(!log.contains("cache miss"), "{log}");
+    assert_eq!(
+        lade.ok(&["inspect", "app:1"]),
+        first_id,
+        "a fully cached rebuild gives the same image"
+    );
+
+    std::fs::write(app.path().join("src/util.js"), "module.exports = 2;\n").unwrap();
+    let edited = lade.run(&["build", "--progress=plain", "-t", "app:1", dir]);
+    let log = String::from_utf8_lossy(&edited.stderr);
+    assert!(edited.status.success(), "{log}");
+    // WORKDIR, COPY package.json and the slow install stay cached; COPY src and what follows re-run.
+    assert_eq!(log.matches(" CACHED").count(), 3, "{log}");
+    assert!(log.contains("cache miss: changed: sources"), "{log}");
+    assert_eq!(
+        lade.ok(&["run", "--rm", "app:1"]),
+        "console.log(\"index\");\nmodule.exports = 2;\n"
+    );
+}
+
+#[test]
+fn source_date_epoch_builds_are_reproducible() {
+    let Some((lade, _base)) = setup() else { return };
+    let build = || {
+        let out = lade
+            .command()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args([
+                "build",
+                "-q",
+                "--no-cache",
+                "-t",
+                "repro:1",
+                &fixture("hello"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = build();
+    let second = build();
+    assert_eq!(
+        first, second,
+        "two --no-cache builds with SOURCE_DATE_EPOCH differ"
+    );
+    let config = common::compare::normalized_config(&lade, "repro:1");
+    assert_eq!(config["history"].as_array().unwrap().len(), 6);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "repro:1"])).unwrap();
+    assert_eq!(inspect[0]["Created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn outputs_iidfile_labels_and_stdin_dockerfile() {
+    let Some((lade, _base)) = setup() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let iid = work.path().join("iid");
+    let archive = work.path().join("out.tar");
+    let local = work.path().join("rootfs");
+    lade.ok(&[
+        "build",
+        "-q",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--label",
+        "a=b",
+        "-t",
+        "lab:1",
+        &fixture("hello"),
+    ]);
+    let inspect: serde_json::Value = serde_json::from_str(&lade.ok(&["inspect", "lab:1"])).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        inspect[0]["Id"].as_str().unwrap()
+    );
+    assert_eq!(inspect[0]["Config"]["Labels"]["a"], "b");
+
+    let before = lade.ok(&["images", "-q"]);
+    lade.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "out:1",
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+        &fixture("hello"),
+    ]);
+    lade.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        &fixture("hello"),
+    ]);
+    assert_eq!(
+        lade.ok(&["images", "-q"]),
+        before,
+        "-o must not tag in the store"
+    );
+    assert!(local.join("app/hello.sh").is_file() && local.join("bin/busybox").is_file());
+    let other = Lade::new();
+    assert_eq!(
+        other.ok(&["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: out:1\n"
+    );
+
+    let mut child = lade
+        .command()
+        .args(["build", "-q", "-t", "stdin:1", "-f", "-", &fixture("hello")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox:local\nCOPY hello.sh /\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(lade
+        .ok(&["run", "--rm", "stdin:1", "ls", "/hello.sh"])
+        .contains("/hello.sh"));
+}
+
+/// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.
+fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(context.path().join("file.txt"), "x").unwrap();
+    let before = lade.ok(&["images", "-q", "--no-trunc"]);
+    let index = std::fs::read(lade.root.path().join("index.json")).unwrap();
+    let out = lade.run(&["build", "-t", "broken:1", context.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the build of {dockerfile:?} succeeded"
+    );
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+    assert_eq!(lade.ok(&["images", "-q", "--no-trunc"]), before);
+    assert_eq!(
+        std::fs::read(lade.root.path().join("index.json")).unwrap(),
+        index
+    );
+}
+
+#[test]
+fn failures_are_clear_and_leave_the_images_alone() {
+    let Some((lade, _base)) = setup() else { return };
+    assert_build_fails(
+        &lade,
+        "FROM busybox:local\nCOPY missing.txt /\n",
+        "missing.txt",
+    );
+    assert_build_fails(
+        &lade,
+        "FROM busybox:local\nCOPY --chown=nobody-here file.txt /\n",
+        "nobody-here",
+    );
+    assert_build_fails(
+        &lade,
+        "FROM busybox:local\nRUN echo about to fail && exit 42\n",
+        "exited with code 42",
+    );
+    assert_build_fails(
+        &lade,
+        "FROM busybox:local\nRUN echo about to fail && exit 42\n",
+        "about to fail",
+    );
+    assert_build_fails(
+        &lade,
+        "FROM busybox:local\nCOPY --from=nope /x /y\n",
+        "nope",
+    );
+    assert_build_fails(&lade, "FROM a AS b\nFROM b AS a\n", "Dockerfile:");
+    assert_build_fails(&lade, "FROM busybox:local\nFROBNICATE x\n", "FROBNICATE");
+    assert_build_fails(&lade, "FROM not-here:1\n", "not in the local store");
+}
