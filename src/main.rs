@@ -93,8 +93,22 @@ fn main() {
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.
         if error.downcast_ref::<cmd::dockerfile::Reported>().is_none() {
-            eprintln!("Error: {error:#}");
+            eprintln!("Error: {}", error_chain(&error));
         }
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, skipping a cause whose text the message already includes (library errors often embed
+/// their source in their own message).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

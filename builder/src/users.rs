@@ -12,9 +12,9 @@ use layerstore::layer::apply::resolve_in_root;
 /// Why a user or group could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("unable to find user {name}: no matching entries in {passwd}")]
+    #[error("unable to find user {name}: no matching entries in the image's /etc/passwd")]
     UnknownUser { name: String, passwd: PathBuf },
-    #[error("unable to find group {name}: no matching entries in {group}")]
+    #[error("unable to find group {name}: no matching entries in the image's /etc/group")]
     UnknownGroup { name: String, group: PathBuf },
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: io::Error },

@@ -348,7 +348,7 @@ impl<'a> Engine<'a> {
                 let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
                 Ok(StageResult {
                     layers: LayerRef::of_image(&image),
-                    config: image.config,
+                    config: known_fields_only(image.config),
                     key,
                 })
             }
@@ -1132,6 +1132,53 @@ fn healthcheck_config(
             )
         }
     }
+}
+
+/// A base image's config as BuildKit carries it into a build: only the fields of the OCI image config and Docker's
+/// build-relevant extensions (Healthcheck, OnBuild, Shell, ArgsEscaped); the rest (`container_config`,
+/// `docker_version`, `Hostname`, …) is dropped.
+fn known_fields_only(mut config: ImageConfig) -> ImageConfig {
+    config.extra.clear();
+    if let Some(inner) = config.config.as_mut() {
+        inner.extra.clear();
+        // Go's `omitempty`: empty strings and collections are not written.
+        for text in [
+            &mut inner.user,
+            &mut inner.working_dir,
+            &mut inner.stop_signal,
+        ] {
+            if text.as_deref() == Some("") {
+                *text = None;
+            }
+        }
+        for list in [
+            &mut inner.env,
+            &mut inner.entrypoint,
+            &mut inner.cmd,
+            &mut inner.on_build,
+            &mut inner.shell,
+        ] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                *list = None;
+            }
+        }
+        for map in [&mut inner.exposed_ports, &mut inner.volumes] {
+            if map.as_ref().is_some_and(|m| m.is_empty()) {
+                *map = None;
+            }
+        }
+        if inner.labels.as_ref().is_some_and(|m| m.is_empty()) {
+            inner.labels = None;
+        }
+        if let Some(healthcheck) = inner.healthcheck.as_mut() {
+            healthcheck.extra.clear();
+        }
+    }
+    config.rootfs.extra.clear();
+    for step in &mut config.history {
+        step.extra.clear();
+    }
+    config
 }
 
 /// Chains a metadata instruction into the cache key, so later steps depend on it.

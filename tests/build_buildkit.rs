@@ -1,0 +1,184 @@
+//! Differential tests against BuildKit: for the same Dockerfile, context and base image, lade's image has the same
+//! config (history included, timestamps and layer digests aside) and the same merged filesystem as the image Docker's
+//! BuildKit builds.
+
+mod common;
+
+use std::path::Path;
+
+use common::compare::{filesystem, normalized_config};
+use common::{have, lade_with_busybox, require, workspace, BusyboxBase, Docker, Lade};
+
+/// Every instruction that changes the config, plus COPY/ADD/RUN/WORKDIR layers.
+const EVERY_INSTRUCTION: &str = r#"FROM busybox:local AS base
+ARG V=1
+ARG EMPTY
+ENV A=1 B="two words"
+LABEL l1=v1 "l 2"="v 2"
+WORKDIR /app
+WORKDIR sub
+COPY f.txt ./
+COPY --chown=1000:1000 d/ /dst/
+COPY --chmod=0640 f.txt /modes/
+ADD f.txt /added/
+ADD archive.tar /unpacked/
+RUN echo "$V $A" > /app/x && rm /bin/ar && rm -rf /home/app && mkdir /home/app
+RUN ["sh", "-c", "echo exec > /app/y"]
+USER app
+EXPOSE 80 53/udp 8000-8002
+VOLUME /data
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=2 CMD true
+SHELL ["/bin/sh", "-c"]
+ONBUILD RUN echo onbuild
+MAINTAINER someone
+ENTRYPOINT ["/bin/sh"]
+CMD echo hi
+"#;
+
+const MULTI_STAGE_ARGS: &str = r#"ARG BASE=busybox:local
+FROM ${BASE} AS one
+ARG GREETING=hi
+RUN mkdir /out && echo "$GREETING" > /out/greeting
+FROM scratch
+COPY --from=one /out /
+COPY --from=one /bin/busybox /bin/
+ENTRYPOINT ["/bin/busybox", "cat"]
+CMD ["/greeting"]
+"#;
+
+fn write_context(dir: &Path, dockerfile: &str) {
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.join("f.txt"), "f\n").unwrap();
+    std::fs::create_dir_all(dir.join("d/e")).unwrap();
+    std::fs::write(dir.join("d/g"), "g\n").unwrap();
+    std::fs::write(dir.join("d/e/h"), "h\n").unwrap();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(3);
+    header.set_mode(0o600);
+    header.set_uid(12);
+    archive
+        .append_data(&mut header, "inner/t.txt", &b"t!\n"[..])
+        .unwrap();
+    std::fs::write(dir.join("archive.tar"), archive.into_inner().unwrap()).unwrap();
+}
+
+/// Builds `context` with BuildKit and with lade; returns lade's store with `lade:test` and `buildkit:test`.
+fn build_both(docker: &Docker, base: &BusyboxBase, context: &Path, build_args: &[&str]) -> Lade {
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("lade-buildkit-{}-{number}", std::process::id());
+    let mut command = docker.command();
+    command
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=none", "-q", "-t", &tag]);
+    for arg in build_args {
+        command.args(["--build-arg", arg]);
+    }
+    let out = command.arg(context).output().unwrap();
+    assert!(
+        out.status.success(),
+        "BuildKit failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = context.join("../buildkit.tar");
+    docker.ok(&["save", "-o", saved.to_str().unwrap(), &tag]);
+    docker.ok(&["rmi", &tag]);
+
+    let lade = lade_with_busybox(base);
+    let mut args = vec!["build", "-q", "-t", "lade:test"];
+    for arg in build_args {
+        args.extend(["--build-arg", arg]);
+    }
+    args.push(context.to_str().unwrap());
+    lade.ok(&args);
+    let loaded = lade.ok(&["load", "-i", saved.to_str().unwrap()]);
+    lade.ok(&[
+        "tag",
+        loaded.trim().strip_prefix("Loaded image: ").unwrap(),
+        "buildkit:test",
+    ]);
+    lade
+}
+
+fn without_layer_digests(mut config: serde_json::Value) -> serde_json::Value {
+    config.as_object_mut().unwrap().remove("rootfs");
+    // Go writes some unset fields as null; they mean the same as absent.
+    if let Some(inner) = config["config"].as_object_mut() {
+        inner.retain(|_, v| !v.is_null());
+    }
+    config
+}
+
+fn assert_same_image(lade: &Lade) {
+    let ours = without_layer_digests(normalized_config(lade, "lade:test"));
+    let theirs = without_layer_digests(normalized_config(lade, "buildkit:test"));
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap(),
+        "configs differ (left: lade, right: BuildKit)"
+    );
+    let ours = filesystem(lade, "lade:test");
+    let theirs = filesystem(lade, "buildkit:test");
+    let only_ours: Vec<&String> = ours.iter().filter(|l| !theirs.contains(l)).collect();
+    let only_theirs: Vec<&String> = theirs.iter().filter(|l| !ours.contains(l)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "filesystems differ\nonly lade: {only_ours:#?}\nonly BuildKit: {only_theirs:#?}"
+    );
+}
+
+fn setup() -> Option<(&'static Docker, BusyboxBase)> {
+    require("runc", have("runc"))?;
+    let docker = Docker::get()?;
+    let base = BusyboxBase::make(Some(docker))?;
+    docker.ok(&["load", "-i", base.docker_save().to_str().unwrap()]);
+    Some((docker, base))
+}
+
+#[test]
+fn every_instruction_matches_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    write_context(&context, EVERY_INSTRUCTION);
+    let lade = build_both(docker, &base, &context, &["V=override"]);
+    assert_same_image(&lade);
+}
+
+#[test]
+fn multi_stage_with_global_args_matches_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    write_context(&context, MULTI_STAGE_ARGS);
+    let lade = build_both(docker, &base, &context, &["GREETING=hello"]);
+    assert_same_image(&lade);
+}
+
+#[test]
+fn fixtures_match_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    for fixture in ["hello", "multistage", "nodeapp"] {
+        let work = tempfile::tempdir().unwrap();
+        let context = work.path().join("context");
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(workspace().join("fixtures").join(fixture))
+            .arg(&context)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let lade = build_both(docker, &base, &context, &[]);
+        assert_same_image(&lade);
+    }
+}
