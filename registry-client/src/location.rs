@@ -1,0 +1,1 @@
+//! Image locations for `lade copy`, named like skopeo's transports.
