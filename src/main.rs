@@ -44,6 +44,16 @@ enum Command {
     Export(cmd::export::Args),
     /// Remove blobs that no image uses.
     Prune(cmd::prune::Args),
+    /// Upload an image to a registry.
+    Push(cmd::push::Args),
+    /// Download an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Log in to a registry (credentials go to Docker's config.json).
+    Login(cmd::login::Args),
+    /// Log out from a registry.
+    Logout(cmd::logout::Args),
+    /// Copy an image between registries, OCI layouts, archives and the local store.
+    Copy(cmd::copy::Args),
 }
 
 fn main() {
@@ -67,6 +77,11 @@ fn main() {
         Command::Import(args) => cmd::import::run(&context, args),
         Command::Export(args) => cmd::export::run(&context, args),
         Command::Prune(args) => cmd::prune::run(&context, args),
+        Command::Push(args) => cmd::push::run(&context, args),
+        Command::Pull(args) => cmd::pull::run(&context, args),
+        Command::Login(args) => cmd::login::run(&context, args),
+        Command::Logout(args) => cmd::logout::run(&context, args),
+        Command::Copy(args) => cmd::copy::run(&context, args),
     };
     if let Err(error) = result {
         eprintln!("Error: {error:#}");

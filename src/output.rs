@@ -94,6 +94,14 @@ impl Progress for StderrProgress {
         }
     }
 
+    fn status(&self, item: &str, status: &str) {
+        if let StderrProgress::Bars { bars, .. } = self {
+            if let Some(bar) = bars.lock().expect("not poisoned").get(item) {
+                bar.set_message(status.to_string());
+            }
+        }
+    }
+
     fn finish(&self, item: &str, status: &str) {
         match self {
             StderrProgress::Bars { bars, .. } => {

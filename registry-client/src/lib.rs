@@ -10,6 +10,7 @@
 //! [`location`] names images in registries, OCI layouts, archives and the local store, and copies between them.
 
 pub mod auth;
+pub mod connector;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
@@ -20,7 +21,9 @@ pub mod registry;
 mod retry;
 mod upload;
 
+pub use connector::Connector;
 pub use endpoint::EndpointOptions;
+pub use location::{copy, CopyOptions, Location};
 pub use error::Error;
 pub use pull::{pull, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};

@@ -204,11 +204,19 @@ pub async fn pull(
         }
     };
 
+    // A name given by the digest of an index now names the platform's manifest, which is what the store holds.
+    let names: Vec<Reference> = names
+        .iter()
+        .map(|n| match n.digest() {
+            Some(d) if *d == resolved => n.with_digest(descriptor.digest.clone()),
+            _ => n.clone(),
+        })
+        .collect();
     let _writer = store.writer_lock()?;
     let downloaded = download_blobs(registry, store, repository, &manifest, options.jobs, progress).await?;
     store.ingest(&mut &manifest_bytes[..], Some(&descriptor.digest))?;
     layerstore::Image::read(store, &descriptor)?;
-    store.add_image(&descriptor, names)?;
+    store.add_image(&descriptor, &names)?;
     Ok(Pulled {
         descriptor,
         resolved,
@@ -242,13 +250,17 @@ pub async fn download_blobs(
     blobs.extend(manifest.layers.iter());
     let mut seen = std::collections::HashSet::new();
     blobs.retain(|d| seen.insert(d.digest.clone()));
+    for descriptor in &blobs {
+        let item = descriptor.digest.to_string();
+        progress.start(&item, descriptor.size);
+        progress.status(&item, "waiting");
+    }
     let fetched: Vec<Option<(PathBuf, &Descriptor)>> = futures_util::stream::iter(blobs)
         .map(|descriptor| {
             let path = scratch.path().join(descriptor.digest.hex());
             async move {
                 let item = descriptor.digest.to_string();
                 if store.has_blob(&descriptor.digest) {
-                    progress.start(&item, descriptor.size);
                     progress.finish(&item, "exists");
                     return Ok(None);
                 }
@@ -280,7 +292,7 @@ impl Partial {
     }
 }
 
-/// Streams one blob to `path`, verifying size and digest; a dropped connection resumes with `Range`. On a digest
+/// Streams one blob to `path` (its progress item already started), verifying size and digest; a dropped connection resumes with `Range`. On a digest
 /// mismatch the file is deleted.
 pub async fn download_blob(
     registry: &Registry,
@@ -293,7 +305,7 @@ pub async fn download_blob(
     let scopes = [repository_scope(repository, "pull")];
     let item = descriptor.digest.to_string();
     let write_error = |e| Error::io(format!("writing {}", path.display()), e);
-    progress.start(&item, descriptor.size);
+    progress.status(&item, "downloading");
     let mut partial = Partial::create(path, descriptor)?;
     let mut failures = 0;
     loop {

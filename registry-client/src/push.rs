@@ -66,6 +66,11 @@ pub async fn push(
     blobs.push(&image.manifest.config);
     let mut seen = std::collections::HashSet::new();
     blobs.retain(|d| seen.insert(d.digest.clone()));
+    for descriptor in &blobs {
+        let item = descriptor.digest.to_string();
+        progress.start(&item, descriptor.size);
+        progress.status(&item, "waiting");
+    }
     let outcomes: Vec<crate::upload::Outcome> = futures_util::stream::iter(blobs)
         .map(|descriptor| async move {
             BlobUpload {

@@ -57,9 +57,9 @@ impl BlobUpload<'_> {
         self.descriptor.digest.to_string()
     }
 
-    /// Gets the blob into the repository by the cheapest way available.
+    /// Gets the blob into the repository by the cheapest way available. The caller has started its progress item.
     pub(crate) async fn run(&self, mount_from: &[String]) -> Result<Outcome, Error> {
-        self.progress.start(&self.item(), self.descriptor.size);
+        self.progress.status(&self.item(), "checking");
         let outcome = self.transfer(mount_from).await;
         match &outcome {
             Ok(outcome) => self.progress.finish(&self.item(), outcome.status()),
@@ -82,6 +82,7 @@ impl BlobUpload<'_> {
                 }
             }
         }
+        self.progress.status(&self.item(), "pushing");
         let mut failures = 0;
         loop {
             let location = match session.take() {

@@ -1,12 +1,18 @@
 //! One module per `lade` verb; each has clap `Args` and a `run` function.
 
+pub mod copy;
 pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
 pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod remote;
 pub mod rmi;
 pub mod save;
 pub mod tag;

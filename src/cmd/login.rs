@@ -1,0 +1,73 @@
+//! `lade login [REGISTRY] -u USER (-p PASS | --password-stdin)`: check the credentials against the registry, as
+//! docker does, and store them in Docker's `config.json` (or its credential helper).
+
+use std::io::Read;
+
+use anyhow::Context as _;
+use registry_client::credentials::{Credential, DockerConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The registry (host[:port]; default: Docker Hub).
+    registry: Option<String>,
+    #[arg(short, long)]
+    username: Option<String>,
+    #[arg(short, long)]
+    password: Option<String>,
+    /// Read the password from stdin.
+    #[arg(long, conflicts_with = "password")]
+    password_stdin: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+}
+
+/// `https://host:port/v2/` and similar as docker accepts them, reduced to `host:port`.
+pub fn registry_host(argument: Option<&str>) -> String {
+    let Some(argument) = argument else {
+        return registry_client::endpoint::DOCKER_HUB_DOMAIN.to_string();
+    };
+    let host = argument
+        .strip_prefix("https://")
+        .or_else(|| argument.strip_prefix("http://"))
+        .unwrap_or(argument);
+    let host = host.split('/').next().unwrap_or(host);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => registry_client::endpoint::DOCKER_HUB_DOMAIN.to_string(),
+        _ => host.to_string(),
+    }
+}
+
+pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let registry = registry_host(args.registry.as_deref());
+    let username = args
+        .username
+        .context("give the user name with -u (lade login reads no terminal prompts)")?;
+    let password = match (args.password, args.password_stdin) {
+        (Some(password), _) => {
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            password
+        }
+        (None, true) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from stdin")?;
+            password.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => anyhow::bail!("give the password with --password-stdin (or -p)"),
+    };
+    if password.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    let credential = Credential::Basic { username, password };
+    let connector = args.remote.connector()?;
+    super::remote::block_on(async {
+        let session = registry_client::Registry::connect(&registry, &connector.endpoint, Some(credential.clone())).await?;
+        session.verify_login().await
+    })?
+    .with_context(|| format!("logging in to {registry}"))?;
+    let mut config = DockerConfig::load(&connector.docker_config)?;
+    config.store(&registry, &credential)?;
+    println!("Login Succeeded");
+    Ok(())
+}
