@@ -77,13 +77,11 @@ impl Endpoint {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("lade/", env!("CARGO_PKG_VERSION")));
-        let builder = if insecure {
-            builder
-        } else {
-            let tls = tls_config(domain, has_ca.then_some(ca_file))?;
-            builder.tls_backend_preconfigured(tls)
-        };
-        let http = builder.build().map_err(|e| Error::Tls {
+        // TLS is set up even for a plain-HTTP registry: its token server may still be HTTPS.
+        let tls = tls_config(domain, has_ca.then_some(ca_file))?;
+        let http = builder
+            .tls_backend_preconfigured(tls)
+            .build().map_err(|e| Error::Tls {
             registry: domain.to_string(),
             reason: e.to_string(),
         })?;

@@ -13,6 +13,10 @@ pub struct Args {
     /// Blobs uploaded at once.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
+    /// Blobs larger than this many bytes are uploaded in PATCH chunks of this size (resumable); smaller ones in one
+    /// request.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    chunk_size: u64,
     /// Suppress the progress output.
     #[arg(short, long)]
     quiet: bool,
@@ -37,6 +41,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     println!("The push refers to repository [{}]", destination.name());
     let options = PushOptions {
         jobs: args.jobs,
+        chunk_size: args.chunk_size,
         ..PushOptions::default()
     };
     let pushed = super::remote::block_on(async {
