@@ -1,0 +1,470 @@
+//! `lade push`, `pull`, `login`, `logout` and `copy` against real registries (registry:2 with no auth, htpasswd,
+//! TLS and Bearer tokens), with Docker and skopeo on the other side, through connections cut midway, and against a
+//! registry serving a corrupt blob.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::registry::{
+    self_signed, CuttingProxy, Direction, Registry2, RegistryAuth, TokenServer, REFRESH_TOKEN,
+};
+use common::{have, require, BusyboxBase, Docker, Lade};
+
+/// registry:2, or a skip (a failure under CI).
+fn registry_available() -> bool {
+    require("docker-registry", common::registry::have_registry()).is_some()
+}
+
+/// A lade store holding busybox as `name`.
+fn lade_with_busybox(name: &str) -> Option<(Lade, BusyboxBase)> {
+    let base = BusyboxBase::make(None)?;
+    let lade = Lade::new();
+    lade.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh"]"#,
+        base.rootfs().to_str().unwrap(),
+        name,
+    ]);
+    Some((lade, base))
+}
+
+/// Imports into `lade` an image whose one layer holds `size` bytes of incompressible data.
+fn import_random_image(lade: &Lade, name: &str, size: usize) {
+    let tar_path = lade.scratch.path().join(format!("random-{size}.tar"));
+    let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut data = Vec::with_capacity(size);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64;
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "random.bin", &data[..]).unwrap();
+    builder.into_inner().unwrap();
+    lade.ok(&["import", tar_path.to_str().unwrap(), name]);
+}
+
+/// The manifest digest `lade push` printed (`TAG: digest: sha256:… size: N`).
+fn pushed_digest(stdout: &str) -> String {
+    let line = stdout.lines().find(|l| l.contains(": digest: ")).expect("a digest line");
+    line.split_whitespace().nth(2).unwrap().to_string()
+}
+
+/// `lade inspect` of one image.
+fn inspect(lade: &Lade, name: &str) -> serde_json::Value {
+    let out: serde_json::Value = serde_json::from_str(&lade.ok(&["inspect", name])).unwrap();
+    out[0].clone()
+}
+
+/// The manifest digest of an image in the lade store.
+fn local_digest(lade: &Lade, name: &str) -> String {
+    inspect(lade, name)["Descriptor"]["digest"].as_str().unwrap().to_string()
+}
+
+/// The image ID (config digest) of an image in the lade store.
+fn local_id(lade: &Lade, name: &str) -> String {
+    inspect(lade, name)["Id"].as_str().unwrap().to_string()
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let output = Command::new("skopeo").args(args).output().expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn skopeo_digest(image: &str) -> String {
+    let info: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", image])).unwrap();
+    info["Digest"].as_str().unwrap().to_string()
+}
+
+/// Files under the store's blob directory.
+fn blob_count(lade: &Lade) -> usize {
+    let dir = lade.root.path().join("blobs/sha256");
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+#[test]
+fn push_and_pull_with_registry2_and_docker() {
+    if !registry_available() {
+        return;
+    }
+    let Some(docker) = Docker::get() else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:push") else { return };
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+
+    // lade push → registry:2 → docker pull → docker run.
+    let target = format!("{host}/lade/busybox:v1");
+    let out = lade.ok(&["push", "bb:push", &target]);
+    assert!(out.contains(&format!("The push refers to repository [{host}/lade/busybox]")), "{out}");
+    let digest = pushed_digest(&out);
+    assert!(out.contains(&format!("v1: digest: {digest} size: ")), "{out}");
+    // A second push finds every blob present.
+    let again = lade.run(&["push", "bb:push", &target]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    docker.ok(&["pull", "-q", &target]);
+    let pulled_digest = docker.ok(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &target]);
+    assert!(pulled_digest.trim().ends_with(&digest), "{pulled_digest}");
+    let echo = docker.ok(&["run", "--rm", "--network=none", &target, "echo", "hello from lade"]);
+    assert_eq!(echo.trim(), "hello from lade");
+
+    // docker push → registry:2 → lade pull.
+    let from_docker = format!("{host}/docker/busybox:v2");
+    docker.ok(&["tag", &target, &from_docker]);
+    docker.ok(&["push", "-q", &from_docker]);
+    let fresh = Lade::new();
+    let out = fresh.ok(&["pull", &from_docker]);
+    assert_eq!(out.trim(), from_docker);
+    assert_eq!(local_digest(&fresh, &from_docker), skopeo_or_registry_digest(&registry, "docker/busybox", "v2"));
+    assert_eq!(local_id(&fresh, &from_docker), docker.image_id(&from_docker));
+    // Pulling again downloads nothing; pulling by digest works.
+    let again = fresh.run(&["pull", &from_docker]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("Image is up to date"));
+    let by_digest = format!("{host}/docker/busybox@{}", local_digest(&fresh, &from_docker));
+    fresh.ok(&["pull", &by_digest]);
+    fresh.ok(&["inspect", &by_digest]);
+    docker.ok(&["rmi", &target, &from_docker]);
+}
+
+/// The digest registry:2 serves for a tag, read with a plain HTTP HEAD.
+fn skopeo_or_registry_digest(registry: &Registry2, repository: &str, tag: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-sI", "-H"])
+        .arg("Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
+        .arg(format!("http://{}/v2/{repository}/manifests/{tag}", registry.host()))
+        .output()
+        .expect("curl runs");
+    let headers = String::from_utf8_lossy(&output.stdout);
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")))
+        .expect("a Docker-Content-Digest header")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn skopeo_reads_what_lade_pushes_and_lade_pulls_what_skopeo_pushes() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:sk") else { return };
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+    let digest = pushed_digest(&lade.ok(&["push", "bb:sk", &format!("{host}/lade/bb:sk")]));
+    assert_eq!(skopeo_digest(&format!("docker://{host}/lade/bb:sk")), digest);
+    // skopeo copy verifies every blob on the way.
+    let layout = lade.scratch.path().join("layout");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/lade/bb:sk"),
+        &format!("oci:{}:x", layout.display()),
+    ]);
+    // skopeo pushes (compressing the layer: a new digest) and lade pulls it.
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:x", layout.display()),
+        &format!("docker://{host}/skopeo/bb:x"),
+    ]);
+    let fresh = Lade::new();
+    fresh.ok(&["pull", &format!("{host}/skopeo/bb:x")]);
+    assert_eq!(
+        local_digest(&fresh, &format!("{host}/skopeo/bb:x")),
+        skopeo_digest(&format!("docker://{host}/skopeo/bb:x"))
+    );
+    let config = inspect(&fresh, &format!("{host}/skopeo/bb:x"));
+    assert_eq!(config["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+}
+
+#[test]
+fn htpasswd_login_push_pull_logout() {
+    if !registry_available() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:auth") else { return };
+    let registry = Registry2::start(
+        RegistryAuth::Htpasswd { user: "alice".into(), password: "s3cret".into() },
+        None,
+    );
+    let host = registry.host();
+    let target = format!("{host}/private/bb:1");
+
+    let err = lade.fails(&["push", "bb:auth", &target]);
+    assert!(err.contains("unauthorized") && err.contains("no credentials"), "{err}");
+    let err = lade.fails(&["login", &host, "-u", "alice", "-p", "wrong"]);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(!lade.docker_config_dir().join("config.json").exists());
+
+    let mut login = lade
+        .command()
+        .args(["login", &host, "-u", "alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret\n").unwrap();
+    let output = login.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "Login Succeeded");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lade.docker_config_dir().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["auths"][&host]["auth"], "YWxpY2U6czNjcmV0");
+
+    let digest = pushed_digest(&lade.ok(&["push", "bb:auth", &target]));
+    let fresh = Lade::new();
+    // Another store, the same credentials file.
+    let pull = |l: &Lade| {
+        l.command()
+            .env("DOCKER_CONFIG", lade.docker_config_dir())
+            .args(["pull", &target])
+            .output()
+            .unwrap()
+    };
+    let output = pull(&fresh);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(local_digest(&fresh, &target), digest);
+
+    assert!(lade.ok(&["logout", &host]).contains("Removing login credentials"));
+    let output = pull(&Lade::new());
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unauthorized"));
+}
+
+#[test]
+fn tls_registry_with_a_private_ca() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:tls") else { return };
+    let certs = tempfile::tempdir().unwrap();
+    let cert = self_signed(certs.path(), "registry").unwrap();
+    let registry = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
+    let host = registry.host();
+    let target = format!("{host}/tls/bb:1");
+
+    // Without the CA, loopback means plain HTTP, which a TLS registry refuses.
+    let err = lade.fails(&["push", "bb:tls", &target]);
+    assert!(err.contains(&format!("http://{host}/v2/")), "{err}");
+
+    let certs_d = certs.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(&host)).unwrap();
+    std::fs::copy(&cert.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    let certs_dir = certs_d.to_str().unwrap();
+    let digest = pushed_digest(&lade.ok(&["push", "--certs-dir", certs_dir, "bb:tls", &target]));
+    let fresh = Lade::new();
+    let output = fresh
+        .command()
+        .env("LADE_CERTS_DIR", certs_dir)
+        .args(["pull", &target])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(local_digest(&fresh, &target), digest);
+
+    // A CA that did not sign the registry's certificate is refused.
+    let other = self_signed(certs.path(), "other").unwrap();
+    std::fs::copy(&other.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    let err = Lade::new().fails(&["pull", "--certs-dir", certs_dir, &target]);
+    assert!(err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
+fn bearer_token_flow() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, base)) = lade_with_busybox("bb:token") else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let signer = self_signed(keys.path(), "token-signer").unwrap();
+    let tokens = TokenServer::start(&signer, "bob", "hunter2");
+    let registry = Registry2::start(
+        RegistryAuth::Token { realm: tokens.realm(), cert: signer.cert.clone() },
+        None,
+    );
+    let host = registry.host();
+    let target = format!("{host}/team/bb:1");
+
+    // Anonymous tokens carry pull only: the push is refused.
+    let err = lade.fails(&["push", "bb:token", &target]);
+    assert!(err.contains("unauthorized"), "{err}");
+
+    let err = lade.fails(&["login", &host, "-u", "bob", "-p", "nope"]);
+    assert!(err.contains("token request") && err.contains("401"), "{err}");
+    lade.ok(&["login", &host, "-u", "bob", "-p", "hunter2"]);
+    let before = tokens.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let digest = pushed_digest(&lade.ok(&["push", "bb:token", &target]));
+    let used = tokens.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
+    // One token for the repository's pull,push scope serves every request of the push.
+    assert_eq!(used, 1, "token requests during the push");
+
+    // Anonymous pull with an anonymous token.
+    let anonymous = Lade::new();
+    anonymous.ok(&["pull", &target]);
+    assert_eq!(local_digest(&anonymous, &target), digest);
+
+    // A refresh token (identitytoken) in config.json is exchanged by the OAuth2 POST grant.
+    let refresh = Lade::new();
+    std::fs::create_dir_all(refresh.docker_config_dir()).unwrap();
+    std::fs::write(
+        refresh.docker_config_dir().join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"","identitytoken":"{REFRESH_TOKEN}"}}}}}}"#),
+    )
+    .unwrap();
+    refresh.ok(&["import", base.rootfs().to_str().unwrap(), "bb:refresh"]);
+    refresh.ok(&["push", "bb:refresh", &format!("{host}/team/refreshed:1")]);
+    // Cross-repository mount: copying within the registry mounts the layer instead of uploading it.
+    let out = refresh.run(&["copy", &format!("docker://{target}"), &format!("docker://{host}/other/bb:1")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mounted"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn interrupted_push_resumes_from_the_registry_offset() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "big:1", 24 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let proxy = CuttingProxy::start(registry.port, Direction::Upload, 11 << 20);
+    let target = format!("{}/big/image:1", proxy.host());
+    let output = lade
+        .command()
+        .env("LADE_LOG", "registry_client=info")
+        .args(["push", "--chunk-size", "4194304", "big:1", &target])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(proxy.did_cut(), "the proxy never cut the connection");
+    assert!(stderr.contains("resuming the upload"), "{stderr}");
+    let digest = pushed_digest(&String::from_utf8_lossy(&output.stdout));
+    // Straight from the registry, the image verifies.
+    let fresh = Lade::new();
+    fresh.ok(&["pull", &format!("{}/big/image:1", registry.host())]);
+    assert_eq!(local_digest(&fresh, &format!("{}/big/image:1", registry.host())), digest);
+    assert_eq!(local_id(&fresh, &format!("{}/big/image:1", registry.host())), local_id(&lade, "big:1"));
+}
+
+#[test]
+fn interrupted_pull_resumes_with_range() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "big:2", 16 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let digest = pushed_digest(&lade.ok(&["push", "big:2", &format!("{}/big/image:2", registry.host())]));
+    let proxy = CuttingProxy::start(registry.port, Direction::Download, 7 << 20);
+    let fresh = Lade::new();
+    let output = fresh
+        .command()
+        .env("LADE_LOG", "registry_client=warn")
+        .args(["pull", &format!("{}/big/image:2", proxy.host())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(proxy.did_cut(), "the proxy never cut the connection");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(local_digest(&fresh, &format!("{}/big/image:2", proxy.host())), digest);
+    // The registry saw a ranged request.
+    assert!(registry.log().contains("206") || stderr.contains("resuming"));
+}
+
+#[test]
+fn corrupt_blob_fails_the_pull_and_leaves_the_store_unchanged() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "victim:1", 1 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/victim/image:1", registry.host());
+    lade.ok(&["push", "victim:1", &target]);
+    let manifest_digest = local_digest(&lade, "victim:1");
+    let manifest_path = lade.root.path().join("blobs/sha256").join(manifest_digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let data = registry.blob_data(layer.trim());
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let fresh = Lade::new();
+    fresh.ok(&["images"]);
+    let before = fresh.store_snapshot();
+    let err = fresh.fails(&["pull", &target]);
+    assert!(err.contains("digest mismatch") && err.contains(layer.trim()), "{err}");
+    assert_eq!(fresh.store_snapshot(), before);
+}
+
+#[test]
+fn copy_registry_to_archive_to_another_registry_without_a_store() {
+    if !registry_available() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:copy") else { return };
+    let first = Registry2::start(RegistryAuth::None, None);
+    let second = Registry2::start(RegistryAuth::None, None);
+    let digest = pushed_digest(&lade.ok(&["push", "bb:copy", &format!("{}/src/bb:1", first.host())]));
+
+    let copier = Lade::new();
+    let archive = copier.scratch.path().join("bb.tar");
+    let out = copier.ok(&[
+        "copy",
+        &format!("docker://{}/src/bb:1", first.host()),
+        &format!("oci-archive:{}:bb:1", archive.display()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    let out = copier.ok(&[
+        "copy",
+        &format!("oci-archive:{}", archive.display()),
+        &format!("docker://{}/dst/bb:2", second.host()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    assert_eq!(blob_count(&copier), 0, "copy used the local store");
+    assert_eq!(skopeo_or_registry_digest(&second, "dst/bb", "2"), digest);
+
+    // The same archive reads as docker-archive, and oci: layouts work both ways.
+    let layout = copier.scratch.path().join("layout");
+    copier.ok(&[
+        "copy",
+        &format!("docker-archive:{}:bb:1", archive.display()),
+        &format!("oci:{}:v1", layout.display()),
+    ]);
+    let out = copier.ok(&[
+        "copy",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/dst/bb:3", second.host()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    assert_eq!(blob_count(&copier), 0, "copy used the local store");
+    // And into the local store when asked.
+    copier.ok(&["copy", &format!("docker://{}/dst/bb:3", second.host()), "lade:copied:1"]);
+    assert_eq!(local_digest(&copier, "copied:1"), digest);
+    if have("skopeo").is_ok() {
+        skopeo(&["inspect", &format!("oci-archive:{}", archive.display())]);
+        skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);
+    }
+}
