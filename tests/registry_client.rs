@@ -257,7 +257,7 @@ fn tls_registry_with_a_private_ca() {
     }
     let Some((lade, _base)) = lade_with_busybox("bb:tls") else { return };
     let certs = tempfile::tempdir().unwrap();
-    let cert = self_signed(certs.path(), "registry").unwrap();
+    let (ca, cert) = common::registry::ca_signed(certs.path()).unwrap();
     let registry = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
     let host = registry.host();
     let target = format!("{host}/tls/bb:1");
@@ -268,7 +268,7 @@ fn tls_registry_with_a_private_ca() {
 
     let certs_d = certs.path().join("certs.d");
     std::fs::create_dir_all(certs_d.join(&host)).unwrap();
-    std::fs::copy(&cert.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    std::fs::copy(&ca, certs_d.join(&host).join("ca.crt")).unwrap();
     let certs_dir = certs_d.to_str().unwrap();
     let digest = pushed_digest(&lade.ok(&["push", "--certs-dir", certs_dir, "bb:tls", &target]));
     let fresh = Lade::new();
@@ -282,7 +282,8 @@ fn tls_registry_with_a_private_ca() {
     assert_eq!(local_digest(&fresh, &target), digest);
 
     // A CA that did not sign the registry's certificate is refused.
-    let other = self_signed(certs.path(), "other").unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = self_signed(other_dir.path(), "other").unwrap();
     std::fs::copy(&other.cert, certs_d.join(&host).join("ca.crt")).unwrap();
     let err = Lade::new().fails(&["pull", "--certs-dir", certs_dir, &target]);
     assert!(err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"), "{err}");
@@ -338,32 +339,54 @@ fn bearer_token_flow() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("mounted"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
-fn interrupted_push_resumes_from_the_registry_offset() {
-    if !registry_available() {
-        return;
-    }
-    let lade = Lade::new();
-    import_random_image(&lade, "big:1", 24 << 20);
-    let registry = Registry2::start(RegistryAuth::None, None);
-    let proxy = CuttingProxy::start(registry.port, Direction::Upload, 11 << 20);
-    let target = format!("{}/big/image:1", proxy.host());
+/// Pushes `big:1` through a proxy that cuts once at `cut`, in 4 MiB chunks; returns the pushed digest and stderr.
+fn push_through_cut(lade: &Lade, registry: &Registry2, cut: Direction, repository: &str) -> (String, String) {
+    let proxy = CuttingProxy::start(registry.port, cut, 9 << 20);
+    let target = format!("{}/{repository}:1", proxy.host());
     let output = lade
         .command()
         .env("LADE_LOG", "registry_client=info")
         .args(["push", "--chunk-size", "4194304", "big:1", &target])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(output.status.success(), "{stderr}");
     assert!(proxy.did_cut(), "the proxy never cut the connection");
-    assert!(stderr.contains("resuming the upload"), "{stderr}");
-    let digest = pushed_digest(&String::from_utf8_lossy(&output.stdout));
-    // Straight from the registry, the image verifies.
-    let fresh = Lade::new();
-    fresh.ok(&["pull", &format!("{}/big/image:1", registry.host())]);
-    assert_eq!(local_digest(&fresh, &format!("{}/big/image:1", registry.host())), digest);
-    assert_eq!(local_id(&fresh, &format!("{}/big/image:1", registry.host())), local_id(&lade, "big:1"));
+    (pushed_digest(&String::from_utf8_lossy(&output.stdout)), stderr)
+}
+
+#[test]
+fn interrupted_push_resumes_or_restarts() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "big:1", 24 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+
+    // Cut between chunks: the session's status says how much arrived, and the upload goes on from there.
+    let (digest, stderr) = push_through_cut(&lade, &registry, Direction::UploadBeforeRequest("PATCH"), "resumed");
+    let resumed_at = stderr
+        .lines()
+        .find_map(|l| l.split("at byte ").nth(1))
+        .unwrap_or_else(|| panic!("no resume in: {stderr}"));
+    let resumed_at: u64 = resumed_at.trim().parse().unwrap();
+    assert!(resumed_at >= 8 << 20 && resumed_at % (4 << 20) == 0, "resumed at {resumed_at}");
+
+    // Cut midway through a chunk: registry:2 cannot resume that session, so lade starts the blob over.
+    let (again, stderr) = push_through_cut(&lade, &registry, Direction::Upload, "restarted");
+    assert_eq!(again, digest);
+    assert!(stderr.contains("asking the registry where to resume"), "{stderr}");
+    assert!(stderr.contains("cannot resume it") && stderr.contains("starting the upload"), "{stderr}");
+
+    // Straight from the registry, both verify.
+    for repository in ["resumed", "restarted"] {
+        let fresh = Lade::new();
+        let name = format!("{}/{repository}:1", registry.host());
+        fresh.ok(&["pull", &name]);
+        assert_eq!(local_digest(&fresh, &name), digest);
+        assert_eq!(local_id(&fresh, &name), local_id(&lade, "big:1"));
+    }
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Protocol(String),
+    #[error("upload of {digest}: the registry cannot resume it ({reason})")]
+    UploadLost { digest: Digest, reason: String },
     #[error("TLS setup for {registry}: {reason}")]
     Tls { registry: String, reason: String },
     #[error("credentials: {0}")]

@@ -1,7 +1,8 @@
 //! Uploading one blob: skip it when the registry has it, mount it from another repository of the same registry when
 //! one is known to hold it, else upload it — whole in one `PUT` when small, in `PATCH` chunks when large. When a
 //! chunk fails midway, the upload's status (`GET` on the session, `Range: 0-N`) says where to resume; when the
-//! session is gone, the upload starts over.
+//! registry cannot say (registry:2 invalidates a session whose data outran the offset in its URL), the upload starts
+//! over in a new session.
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -96,7 +97,10 @@ impl BlobUpload<'_> {
             };
             match result {
                 Ok(()) => return Ok(Outcome::Pushed),
-                Err(error) if error.is_transient() && failures + 1 < MAX_ATTEMPTS => {
+                Err(error)
+                    if (error.is_transient() || matches!(error, Error::UploadLost { .. }))
+                        && failures + 1 < MAX_ATTEMPTS =>
+                {
                     failures += 1;
                     tracing::warn!("{error}; starting the upload of {} again", self.descriptor.digest);
                     tokio::time::sleep(backoff(failures)).await;
@@ -226,7 +230,16 @@ impl BlobUpload<'_> {
             }
             tracing::warn!("{failure}; asking the registry where to resume");
             tokio::time::sleep(backoff(failures)).await;
-            let (resumed_at, resumed_location) = self.status(&location).await?;
+            let (resumed_at, resumed_location) = match self.status(&location).await {
+                Ok(status) => status,
+                // registry:2, for one, cancels an upload whose data went past the offset its session URL records.
+                Err(error) => {
+                    return Err(Error::UploadLost {
+                        digest: self.descriptor.digest.clone(),
+                        reason: error.to_string(),
+                    })
+                }
+            };
             tracing::info!("resuming the upload of {} at byte {resumed_at}", self.descriptor.digest);
             offset = resumed_at;
             location = resumed_location;

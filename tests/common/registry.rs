@@ -127,11 +127,14 @@ impl Drop for Registry2 {
     }
 }
 
-/// Which way a [`CuttingProxy`] counts and cuts.
+/// Where a [`CuttingProxy`] cuts.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// Client to server (uploads).
+    /// Client to server (uploads), midway through whatever is being sent.
     Upload,
+    /// Client to server, just before the first request that starts with this method after the byte count (so the
+    /// server sees none of it).
+    UploadBeforeRequest(&'static str),
     /// Server to client (downloads).
     Download,
 }
@@ -173,12 +176,19 @@ impl CuttingProxy {
                         open.push(client.try_clone().unwrap());
                         open.push(server.try_clone().unwrap());
                     }
-                    let pump = |from: TcpStream, to: TcpStream, counted: bool| {
+                    let pump = |from: TcpStream, to: TcpStream, counted: Option<Option<&'static str>>| {
                         let cut = cut.clone();
-                        std::thread::spawn(move || pump(from, to, counted.then_some((after, cut))))
+                        std::thread::spawn(move || {
+                            pump(from, to, counted.map(|method| Limit { after, method, cut }))
+                        })
                     };
-                    pump(client.try_clone().unwrap(), server.try_clone().unwrap(), direction == Direction::Upload);
-                    pump(server, client, direction == Direction::Download);
+                    let upload = match direction {
+                        Direction::Upload => Some(None),
+                        Direction::UploadBeforeRequest(method) => Some(Some(method)),
+                        Direction::Download => None,
+                    };
+                    pump(client.try_clone().unwrap(), server.try_clone().unwrap(), upload);
+                    pump(server, client, (direction == Direction::Download).then_some(None));
                 }
             })
         };
@@ -201,8 +211,16 @@ impl CuttingProxy {
     }
 }
 
-/// Copies `from` to `to`; with `limit`, closes both after that many bytes unless a cut already happened.
-fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<(u64, Arc<AtomicBool>)>) {
+/// When a pump cuts its connection.
+struct Limit {
+    after: u64,
+    /// Cut at the start of a request with this method instead of at byte `after`.
+    method: Option<&'static str>,
+    cut: Arc<AtomicBool>,
+}
+
+/// Copies `from` to `to`; with `limit`, closes both once at the limit unless a cut already happened.
+fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<Limit>) {
     let mut buffer = vec![0u8; 64 * 1024];
     let mut passed: u64 = 0;
     loop {
@@ -210,9 +228,13 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<(u64, Arc<AtomicBo
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some((after, cut)) = &limit {
-            if passed + n as u64 > *after && !cut.load(Ordering::SeqCst) {
-                let keep = (*after - passed) as usize;
+        if let Some(Limit { after, method, cut }) = &limit {
+            let due = match method {
+                None => passed + n as u64 > *after,
+                Some(method) => passed > *after && buffer[..n].starts_with(format!("{method} ").as_bytes()),
+            };
+            if due && !cut.load(Ordering::SeqCst) {
+                let keep = if method.is_some() { 0 } else { (*after - passed) as usize };
                 let _ = to.write_all(&buffer[..keep]);
                 cut.store(true, Ordering::SeqCst);
                 let _ = from.shutdown(Shutdown::Both);
@@ -240,12 +262,43 @@ impl Drop for CuttingProxy {
     }
 }
 
-/// A self-signed certificate and key made by openssl, valid for 127.0.0.1 and localhost.
+/// A certificate and its key, made by openssl.
 pub struct Certificate {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
+/// Runs openssl with `args`.
+fn openssl(args: &[&std::ffi::OsStr]) -> Result<(), String> {
+    let output = Command::new("openssl").args(args).output().map_err(|e| format!("openssl: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(())
+}
+
+/// A server certificate for 127.0.0.1 and localhost, signed by a new CA; returns (CA, server).
+pub fn ca_signed(dir: &Path) -> Result<(PathBuf, Certificate), String> {
+    let ca = self_signed(dir, "test-ca")?;
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let ext = dir.join("server.ext");
+    std::fs::write(&ext, "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let os = |s: &str| std::ffi::OsString::from(s);
+    openssl(&[
+        &os("req"), &os("-newkey"), &os("rsa:2048"), &os("-nodes"), &os("-subj"), &os("/CN=127.0.0.1"),
+        &os("-keyout"), key.as_os_str(), &os("-out"), csr.as_os_str(),
+    ])?;
+    openssl(&[
+        &os("x509"), &os("-req"), &os("-in"), csr.as_os_str(), &os("-CA"), ca.cert.as_os_str(), &os("-CAkey"),
+        ca.key.as_os_str(), &os("-CAcreateserial"), &os("-days"), &os("2"), &os("-extfile"), ext.as_os_str(),
+        &os("-out"), cert.as_os_str(),
+    ])?;
+    Ok((ca.cert, Certificate { cert, key }))
+}
+
+/// A self-signed (CA) certificate and key.
 pub fn self_signed(dir: &Path, name: &str) -> Result<Certificate, String> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
