@@ -47,14 +47,19 @@ fn import_random_image(lade: &Lade, name: &str, size: usize) {
     header.set_size(size as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    builder.append_data(&mut header, "random.bin", &data[..]).unwrap();
+    builder
+        .append_data(&mut header, "random.bin", &data[..])
+        .unwrap();
     builder.into_inner().unwrap();
     lade.ok(&["import", tar_path.to_str().unwrap(), name]);
 }
 
 /// The manifest digest `lade push` printed (`TAG: digest: sha256:… size: N`).
 fn pushed_digest(stdout: &str) -> String {
-    let line = stdout.lines().find(|l| l.contains(": digest: ")).expect("a digest line");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(": digest: "))
+        .expect("a digest line");
     line.split_whitespace().nth(2).unwrap().to_string()
 }
 
@@ -66,7 +71,10 @@ fn inspect(lade: &Lade, name: &str) -> serde_json::Value {
 
 /// The manifest digest of an image in the lade store.
 fn local_digest(lade: &Lade, name: &str) -> String {
-    inspect(lade, name)["Descriptor"]["digest"].as_str().unwrap().to_string()
+    inspect(lade, name)["Descriptor"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The image ID (config digest) of an image in the lade store.
@@ -75,7 +83,10 @@ fn local_id(lade: &Lade, name: &str) -> String {
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let output = Command::new("skopeo").args(args).output().expect("skopeo runs");
+    let output = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs");
     assert!(
         output.status.success(),
         "skopeo {args:?} failed: {}",
@@ -102,25 +113,48 @@ fn push_and_pull_with_registry2_and_docker() {
         return;
     }
     let Some(docker) = Docker::get() else { return };
-    let Some((lade, _base)) = lade_with_busybox("bb:push") else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:push") else {
+        return;
+    };
     let registry = Registry2::start(RegistryAuth::None, None);
     let host = registry.host();
 
     // lade push → registry:2 → docker pull → docker run.
     let target = format!("{host}/lade/busybox:v1");
     let out = lade.ok(&["push", "bb:push", &target]);
-    assert!(out.contains(&format!("The push refers to repository [{host}/lade/busybox]")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{host}/lade/busybox]"
+        )),
+        "{out}"
+    );
     let digest = pushed_digest(&out);
-    assert!(out.contains(&format!("v1: digest: {digest} size: ")), "{out}");
+    assert!(
+        out.contains(&format!("v1: digest: {digest} size: ")),
+        "{out}"
+    );
     // A second push finds every blob present.
     let again = lade.run(&["push", "bb:push", &target]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
 
     docker.ok(&["pull", "-q", &target]);
-    let pulled_digest = docker.ok(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &target]);
+    let pulled_digest = docker.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &target,
+    ]);
     assert!(pulled_digest.trim().ends_with(&digest), "{pulled_digest}");
-    let echo = docker.ok(&["run", "--rm", "--network=none", &target, "echo", "hello from lade"]);
+    let echo = docker.ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        &target,
+        "echo",
+        "hello from lade",
+    ]);
     assert_eq!(echo.trim(), "hello from lade");
 
     // docker push → registry:2 → lade pull.
@@ -130,12 +164,21 @@ fn push_and_pull_with_registry2_and_docker() {
     let fresh = Lade::new();
     let out = fresh.ok(&["pull", &from_docker]);
     assert_eq!(out.trim(), from_docker);
-    assert_eq!(local_digest(&fresh, &from_docker), skopeo_or_registry_digest(&registry, "docker/busybox", "v2"));
-    assert_eq!(local_id(&fresh, &from_docker), docker.image_id(&from_docker));
+    assert_eq!(
+        local_digest(&fresh, &from_docker),
+        skopeo_or_registry_digest(&registry, "docker/busybox", "v2")
+    );
+    assert_eq!(
+        local_id(&fresh, &from_docker),
+        docker.image_id(&from_docker)
+    );
     // Pulling again downloads nothing; pulling by digest works.
     let again = fresh.run(&["pull", &from_docker]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("Image is up to date"));
-    let by_digest = format!("{host}/docker/busybox@{}", local_digest(&fresh, &from_docker));
+    let by_digest = format!(
+        "{host}/docker/busybox@{}",
+        local_digest(&fresh, &from_docker)
+    );
     fresh.ok(&["pull", &by_digest]);
     fresh.ok(&["inspect", &by_digest]);
     docker.ok(&["rmi", &target, &from_docker]);
@@ -152,7 +195,10 @@ fn skopeo_or_registry_digest(registry: &Registry2, repository: &str, tag: &str) 
     let headers = String::from_utf8_lossy(&output.stdout);
     headers
         .lines()
-        .find_map(|l| l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")))
+        .find_map(|l| {
+            l.strip_prefix("Docker-Content-Digest: ")
+                .or_else(|| l.strip_prefix("docker-content-digest: "))
+        })
         .expect("a Docker-Content-Digest header")
         .trim()
         .to_string()
@@ -163,11 +209,16 @@ fn skopeo_reads_what_lade_pushes_and_lade_pulls_what_skopeo_pushes() {
     if !registry_available() || require("skopeo", have("skopeo")).is_none() {
         return;
     }
-    let Some((lade, _base)) = lade_with_busybox("bb:sk") else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:sk") else {
+        return;
+    };
     let registry = Registry2::start(RegistryAuth::None, None);
     let host = registry.host();
     let digest = pushed_digest(&lade.ok(&["push", "bb:sk", &format!("{host}/lade/bb:sk")]));
-    assert_eq!(skopeo_digest(&format!("docker://{host}/lade/bb:sk")), digest);
+    assert_eq!(
+        skopeo_digest(&format!("docker://{host}/lade/bb:sk")),
+        digest
+    );
     // skopeo copy verifies every blob on the way.
     let layout = lade.scratch.path().join("layout");
     skopeo(&[
@@ -200,16 +251,24 @@ fn htpasswd_login_push_pull_logout() {
     if !registry_available() {
         return;
     }
-    let Some((lade, _base)) = lade_with_busybox("bb:auth") else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:auth") else {
+        return;
+    };
     let registry = Registry2::start(
-        RegistryAuth::Htpasswd { user: "alice".into(), password: "s3cret".into() },
+        RegistryAuth::Htpasswd {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
         None,
     );
     let host = registry.host();
     let target = format!("{host}/private/bb:1");
 
     let err = lade.fails(&["push", "bb:auth", &target]);
-    assert!(err.contains("unauthorized") && err.contains("no credentials"), "{err}");
+    assert!(
+        err.contains("unauthorized") && err.contains("no credentials"),
+        "{err}"
+    );
     let err = lade.fails(&["login", &host, "-u", "alice", "-p", "wrong"]);
     assert!(err.contains("unauthorized"), "{err}");
     assert!(!lade.docker_config_dir().join("config.json").exists());
@@ -224,10 +283,19 @@ fn htpasswd_login_push_pull_logout() {
         .unwrap();
     std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret\n").unwrap();
     let output = login.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "Login Succeeded");
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lade.docker_config_dir().join("config.json")).unwrap()).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Login Succeeded"
+    );
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lade.docker_config_dir().join("config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(config["auths"][&host]["auth"], "YWxpY2U6czNjcmV0");
 
     let digest = pushed_digest(&lade.ok(&["push", "bb:auth", &target]));
@@ -241,10 +309,16 @@ fn htpasswd_login_push_pull_logout() {
             .unwrap()
     };
     let output = pull(&fresh);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(local_digest(&fresh, &target), digest);
 
-    assert!(lade.ok(&["logout", &host]).contains("Removing login credentials"));
+    assert!(lade
+        .ok(&["logout", &host])
+        .contains("Removing login credentials"));
     let output = pull(&Lade::new());
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unauthorized"));
@@ -255,7 +329,9 @@ fn tls_registry_with_a_private_ca() {
     if !registry_available() || require("openssl", have("openssl")).is_none() {
         return;
     }
-    let Some((lade, _base)) = lade_with_busybox("bb:tls") else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:tls") else {
+        return;
+    };
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert) = common::registry::ca_signed(certs.path()).unwrap();
     let registry = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
@@ -278,7 +354,11 @@ fn tls_registry_with_a_private_ca() {
         .args(["pull", &target])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(local_digest(&fresh, &target), digest);
 
     // A CA that did not sign the registry's certificate is refused.
@@ -286,7 +366,10 @@ fn tls_registry_with_a_private_ca() {
     let other = self_signed(other_dir.path(), "other").unwrap();
     std::fs::copy(&other.cert, certs_d.join(&host).join("ca.crt")).unwrap();
     let err = Lade::new().fails(&["pull", "--certs-dir", certs_dir, &target]);
-    assert!(err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -294,12 +377,17 @@ fn bearer_token_flow() {
     if !registry_available() || require("openssl", have("openssl")).is_none() {
         return;
     }
-    let Some((lade, base)) = lade_with_busybox("bb:token") else { return };
+    let Some((lade, base)) = lade_with_busybox("bb:token") else {
+        return;
+    };
     let keys = tempfile::tempdir().unwrap();
     let signer = self_signed(keys.path(), "token-signer").unwrap();
     let tokens = TokenServer::start(&signer, "bob", "hunter2");
     let registry = Registry2::start(
-        RegistryAuth::Token { realm: tokens.realm(), cert: signer.cert.clone() },
+        RegistryAuth::Token {
+            realm: tokens.realm(),
+            cert: signer.cert.clone(),
+        },
         None,
     );
     let host = registry.host();
@@ -310,7 +398,10 @@ fn bearer_token_flow() {
     assert!(err.contains("unauthorized"), "{err}");
 
     let err = lade.fails(&["login", &host, "-u", "bob", "-p", "nope"]);
-    assert!(err.contains("token request") && err.contains("401"), "{err}");
+    assert!(
+        err.contains("token request") && err.contains("401"),
+        "{err}"
+    );
     lade.ok(&["login", &host, "-u", "bob", "-p", "hunter2"]);
     let before = tokens.requests.load(std::sync::atomic::Ordering::SeqCst);
     let digest = pushed_digest(&lade.ok(&["push", "bb:token", &target]));
@@ -334,13 +425,30 @@ fn bearer_token_flow() {
     refresh.ok(&["import", base.rootfs().to_str().unwrap(), "bb:refresh"]);
     refresh.ok(&["push", "bb:refresh", &format!("{host}/team/refreshed:1")]);
     // Cross-repository mount: copying within the registry mounts the layer instead of uploading it.
-    let out = refresh.run(&["copy", &format!("docker://{target}"), &format!("docker://{host}/other/bb:1")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("mounted"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = refresh.run(&[
+        "copy",
+        &format!("docker://{target}"),
+        &format!("docker://{host}/other/bb:1"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mounted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Pushes `big:1` through a proxy that cuts once at `cut`, in 4 MiB chunks; returns the pushed digest and stderr.
-fn push_through_cut(lade: &Lade, registry: &Registry2, cut: Direction, repository: &str) -> (String, String) {
+fn push_through_cut(
+    lade: &Lade,
+    registry: &Registry2,
+    cut: Direction,
+    repository: &str,
+) -> (String, String) {
     let proxy = CuttingProxy::start(registry.port, cut, 9 << 20);
     let target = format!("{}/{repository}:1", proxy.host());
     let output = lade
@@ -352,7 +460,10 @@ fn push_through_cut(lade: &Lade, registry: &Registry2, cut: Direction, repositor
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(output.status.success(), "{stderr}");
     assert!(proxy.did_cut(), "the proxy never cut the connection");
-    (pushed_digest(&String::from_utf8_lossy(&output.stdout)), stderr)
+    (
+        pushed_digest(&String::from_utf8_lossy(&output.stdout)),
+        stderr,
+    )
 }
 
 #[test]
@@ -365,19 +476,33 @@ fn interrupted_push_resumes_or_restarts() {
     let registry = Registry2::start(RegistryAuth::None, None);
 
     // Cut between chunks: the session's status says how much arrived, and the upload goes on from there.
-    let (digest, stderr) = push_through_cut(&lade, &registry, Direction::UploadBeforeRequest("PATCH"), "resumed");
+    let (digest, stderr) = push_through_cut(
+        &lade,
+        &registry,
+        Direction::UploadBeforeRequest("PATCH"),
+        "resumed",
+    );
     let resumed_at = stderr
         .lines()
         .find_map(|l| l.split("at byte ").nth(1))
         .unwrap_or_else(|| panic!("no resume in: {stderr}"));
     let resumed_at: u64 = resumed_at.trim().parse().unwrap();
-    assert!(resumed_at >= 8 << 20 && resumed_at % (4 << 20) == 0, "resumed at {resumed_at}");
+    assert!(
+        resumed_at >= 8 << 20 && resumed_at.is_multiple_of(4 << 20),
+        "resumed at {resumed_at}"
+    );
 
     // Cut midway through a chunk: registry:2 cannot resume that session, so lade starts the blob over.
     let (again, stderr) = push_through_cut(&lade, &registry, Direction::Upload, "restarted");
     assert_eq!(again, digest);
-    assert!(stderr.contains("asking the registry where to resume"), "{stderr}");
-    assert!(stderr.contains("cannot resume it") && stderr.contains("starting the upload"), "{stderr}");
+    assert!(
+        stderr.contains("asking the registry where to resume"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot resume it") && stderr.contains("starting the upload"),
+        "{stderr}"
+    );
 
     // Straight from the registry, both verify.
     for repository in ["resumed", "restarted"] {
@@ -397,7 +522,8 @@ fn interrupted_pull_resumes_with_range() {
     let lade = Lade::new();
     import_random_image(&lade, "big:2", 16 << 20);
     let registry = Registry2::start(RegistryAuth::None, None);
-    let digest = pushed_digest(&lade.ok(&["push", "big:2", &format!("{}/big/image:2", registry.host())]));
+    let digest =
+        pushed_digest(&lade.ok(&["push", "big:2", &format!("{}/big/image:2", registry.host())]));
     let proxy = CuttingProxy::start(registry.port, Direction::Download, 7 << 20);
     let fresh = Lade::new();
     let output = fresh
@@ -410,7 +536,10 @@ fn interrupted_pull_resumes_with_range() {
     assert!(output.status.success(), "{stderr}");
     assert!(proxy.did_cut(), "the proxy never cut the connection");
     assert!(stderr.contains("resuming"), "{stderr}");
-    assert_eq!(local_digest(&fresh, &format!("{}/big/image:2", proxy.host())), digest);
+    assert_eq!(
+        local_digest(&fresh, &format!("{}/big/image:2", proxy.host())),
+        digest
+    );
     // The registry saw a ranged request.
     assert!(registry.log().contains("206") || stderr.contains("resuming"));
 }
@@ -426,9 +555,17 @@ fn corrupt_blob_fails_the_pull_and_leaves_the_store_unchanged() {
     let target = format!("{}/victim/image:1", registry.host());
     lade.ok(&["push", "victim:1", &target]);
     let manifest_digest = local_digest(&lade, "victim:1");
-    let manifest_path = lade.root.path().join("blobs/sha256").join(manifest_digest.strip_prefix("sha256:").unwrap());
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let manifest_path = lade
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(manifest_digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let data = registry.blob_data(layer.trim());
     let mut bytes = std::fs::read(&data).unwrap();
     bytes[1000] ^= 0xff;
@@ -438,7 +575,10 @@ fn corrupt_blob_fails_the_pull_and_leaves_the_store_unchanged() {
     fresh.ok(&["images"]);
     let before = fresh.store_snapshot();
     let err = fresh.fails(&["pull", &target]);
-    assert!(err.contains("digest mismatch") && err.contains(layer.trim()), "{err}");
+    assert!(
+        err.contains("digest mismatch") && err.contains(layer.trim()),
+        "{err}"
+    );
     assert_eq!(fresh.store_snapshot(), before);
 }
 
@@ -447,10 +587,13 @@ fn copy_registry_to_archive_to_another_registry_without_a_store() {
     if !registry_available() {
         return;
     }
-    let Some((lade, _base)) = lade_with_busybox("bb:copy") else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:copy") else {
+        return;
+    };
     let first = Registry2::start(RegistryAuth::None, None);
     let second = Registry2::start(RegistryAuth::None, None);
-    let digest = pushed_digest(&lade.ok(&["push", "bb:copy", &format!("{}/src/bb:1", first.host())]));
+    let digest =
+        pushed_digest(&lade.ok(&["push", "bb:copy", &format!("{}/src/bb:1", first.host())]));
 
     let copier = Lade::new();
     let archive = copier.scratch.path().join("bb.tar");
@@ -484,7 +627,11 @@ fn copy_registry_to_archive_to_another_registry_without_a_store() {
     assert_eq!(out.trim(), digest);
     assert_eq!(blob_count(&copier), 0, "copy used the local store");
     // And into the local store when asked.
-    copier.ok(&["copy", &format!("docker://{}/dst/bb:3", second.host()), "lade:copied:1"]);
+    copier.ok(&[
+        "copy",
+        &format!("docker://{}/dst/bb:3", second.host()),
+        "lade:copied:1",
+    ]);
     assert_eq!(local_digest(&copier, "copied:1"), digest);
     if have("skopeo").is_ok() {
         skopeo(&["inspect", &format!("oci-archive:{}", archive.display())]);

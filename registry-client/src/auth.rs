@@ -38,8 +38,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
         rest = rest[end..].trim_start_matches([' ', ',']);
         let mut params: HashMap<String, String> = HashMap::new();
         // key=value or key="quoted, value" pairs, until the next scheme (a token not followed by '=').
-        loop {
-            let Some(eq) = rest.find('=') else { break };
+        while let Some(eq) = rest.find('=') {
             let key = &rest[..eq];
             if key.contains([' ', ',']) || key.is_empty() {
                 break;
@@ -174,7 +173,9 @@ impl Auth {
             None => return Ok(None),
             Some(Challenge::Basic) => {
                 return Ok(match &self.credential {
-                    Some(Credential::Basic { username, password }) => Some(basic(username, password)),
+                    Some(Credential::Basic { username, password }) => {
+                        Some(basic(username, password))
+                    }
                     _ => None,
                 })
             }
@@ -186,15 +187,27 @@ impl Auth {
                 return Ok(Some(format!("Bearer {}", token.value)));
             }
         }
-        let refresh_token = state.refresh_token.clone().or_else(|| match &self.credential {
-            Some(Credential::IdentityToken(token)) => Some(token.clone()),
-            _ => None,
-        });
+        let refresh_token = state
+            .refresh_token
+            .clone()
+            .or_else(|| match &self.credential {
+                Some(Credential::IdentityToken(token)) => Some(token.clone()),
+                _ => None,
+            });
         let response = match refresh_token {
             Some(refresh_token) => {
                 fetch_by_refresh(http, &realm, service.as_deref(), scopes, &refresh_token).await?
             }
-            None => fetch_by_get(http, &realm, service.as_deref(), scopes, self.credential.as_ref()).await?,
+            None => {
+                fetch_by_get(
+                    http,
+                    &realm,
+                    service.as_deref(),
+                    scopes,
+                    self.credential.as_ref(),
+                )
+                .await?
+            }
         };
         let value = response
             .token
@@ -225,7 +238,8 @@ impl Auth {
 }
 
 fn basic(username: &str, password: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     format!("Basic {encoded}")
 }
 
@@ -288,7 +302,10 @@ async fn fetch_by_refresh(
         .join("&");
     let request = http
         .post(realm)
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(body);
     read_token(realm, request).await
 }
@@ -297,7 +314,9 @@ fn form_encode(value: &str) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
@@ -310,11 +329,19 @@ async fn read_token(realm: &str, request: reqwest::RequestBuilder) -> Result<Tok
         realm: realm.to_string(),
         reason,
     };
-    let response = request.send().await.map_err(|e| token_error(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| token_error(e.to_string()))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| token_error(e.to_string()))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| token_error(e.to_string()))?;
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
+        let text = String::from_utf8_lossy(&body[..body.len().min(512)])
+            .trim()
+            .to_string();
         return Err(token_error(format!("{status}: {text}")));
     }
     serde_json::from_slice(&body).map_err(|e| token_error(format!("invalid token response: {e}")))
@@ -335,9 +362,15 @@ mod tests {
                 error: None,
             }]
         );
-        assert_eq!(parse_challenges(r#"Basic realm="Registry Realm""#), vec![Challenge::Basic]);
+        assert_eq!(
+            parse_challenges(r#"Basic realm="Registry Realm""#),
+            vec![Challenge::Basic]
+        );
         let both = r#"Basic realm="x", Bearer realm="https://t/token",error="insufficient_scope""#;
         assert_eq!(parse_challenges(both).len(), 2);
-        assert_eq!(form_encode("repository:a/b:pull push"), "repository%3Aa%2Fb%3Apull+push");
+        assert_eq!(
+            form_encode("repository:a/b:pull push"),
+            "repository%3Aa%2Fb%3Apull+push"
+        );
     }
 }

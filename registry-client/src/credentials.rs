@@ -38,7 +38,10 @@ impl std::fmt::Debug for Credential {
 
 /// The key a registry's credentials are filed under.
 pub fn config_key(registry: &str) -> String {
-    if registry == DOCKER_HUB_DOMAIN || registry == "index.docker.io" || registry == "registry-1.docker.io" {
+    if registry == DOCKER_HUB_DOMAIN
+        || registry == "index.docker.io"
+        || registry == "registry-1.docker.io"
+    {
         DOCKER_HUB_KEY.to_string()
     } else {
         registry.to_string()
@@ -67,7 +70,8 @@ impl DockerConfig {
         match std::env::var_os("DOCKER_CONFIG") {
             Some(dir) => PathBuf::from(dir).join("config.json"),
             None => {
-                let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+                let home =
+                    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
                 home.join(".docker/config.json")
             }
         }
@@ -77,8 +81,9 @@ impl DockerConfig {
     pub fn load(path: &Path) -> Result<DockerConfig, Error> {
         let value = match std::fs::read(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Credentials(format!("{}: invalid JSON: {e}", path.display())))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Credentials(format!("{}: invalid JSON: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
@@ -118,20 +123,40 @@ impl DockerConfig {
         let Some(entry) = entry else {
             return Ok(None);
         };
-        if let Some(token) = entry.get("identitytoken").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             return Ok(Some(Credential::IdentityToken(token.to_string())));
         }
-        let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) else {
+        let Some(auth) = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        else {
             return Ok(None);
         };
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|e| Error::Credentials(format!("{}: auths[{key:?}].auth is not base64: {e}", self.path.display())))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| Error::Credentials(format!("{}: auths[{key:?}].auth is not UTF-8", self.path.display())))?;
-        let (username, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| Error::Credentials(format!("{}: auths[{key:?}].auth is not user:password", self.path.display())))?;
+            .map_err(|e| {
+                Error::Credentials(format!(
+                    "{}: auths[{key:?}].auth is not base64: {e}",
+                    self.path.display()
+                ))
+            })?;
+        let decoded = String::from_utf8(decoded).map_err(|_| {
+            Error::Credentials(format!(
+                "{}: auths[{key:?}].auth is not UTF-8",
+                self.path.display()
+            ))
+        })?;
+        let (username, password) = decoded.split_once(':').ok_or_else(|| {
+            Error::Credentials(format!(
+                "{}: auths[{key:?}].auth is not user:password",
+                self.path.display()
+            ))
+        })?;
         Ok(Some(Credential::Basic {
             username: username.to_string(),
             password: password.to_string(),
@@ -147,7 +172,12 @@ impl DockerConfig {
             .entry("auths")
             .or_insert_with(|| json!({}))
             .as_object_mut()
-            .ok_or_else(|| Error::Credentials(format!("{}: \"auths\" is not an object", self.path.display())))?;
+            .ok_or_else(|| {
+                Error::Credentials(format!(
+                    "{}: \"auths\" is not an object",
+                    self.path.display()
+                ))
+            })?;
         if let Some(helper) = helper {
             let (username, secret) = match credential {
                 Credential::Basic { username, password } => (username.as_str(), password.as_str()),
@@ -204,7 +234,8 @@ impl DockerConfig {
     /// Writes the file atomically with mode 0600, creating its directory.
     fn save(&self) -> Result<(), Error> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let mut bytes = serde_json::to_vec_pretty(&self.value).expect("JSON serializes");
         bytes.push(b'\n');
         let mut file = tempfile::NamedTempFile::new_in(dir)
@@ -249,11 +280,14 @@ fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<Vec<u8>, Error
 fn helper_get(helper: &str, key: &str) -> Result<Option<Credential>, Error> {
     let output = match run_helper(helper, "get", key.as_bytes()) {
         Ok(output) => output,
-        Err(Error::Credentials(message)) if message.contains("credentials not found") => return Ok(None),
+        Err(Error::Credentials(message)) if message.contains("credentials not found") => {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
-    let value: Value = serde_json::from_slice(&output)
-        .map_err(|e| Error::Credentials(format!("docker-credential-{helper} get: invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&output).map_err(|e| {
+        Error::Credentials(format!("docker-credential-{helper} get: invalid JSON: {e}"))
+    })?;
     let username = value.get("Username").and_then(Value::as_str).unwrap_or("");
     let secret = value.get("Secret").and_then(Value::as_str).unwrap_or("");
     if secret.is_empty() {
@@ -277,13 +311,23 @@ mod tests {
     fn auths_round_trip_and_keep_unknown_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"auths":{"https://other.example/v1/":{"auth":"dTpw"}},"psFormat":"x"}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths":{"https://other.example/v1/":{"auth":"dTpw"}},"psFormat":"x"}"#,
+        )
+        .unwrap();
         let mut config = DockerConfig::load(&path).unwrap();
         assert_eq!(
             config.get("other.example").unwrap(),
-            Some(Credential::Basic { username: "u".into(), password: "p".into() })
+            Some(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
         );
-        let credential = Credential::Basic { username: "me".into(), password: "s:ecret".into() };
+        let credential = Credential::Basic {
+            username: "me".into(),
+            password: "s:ecret".into(),
+        };
         config.store("docker.io", &credential).unwrap();
         let reread = DockerConfig::load(&path).unwrap();
         assert_eq!(reread.get("docker.io").unwrap(), Some(credential));
@@ -293,15 +337,25 @@ mod tests {
         let mut config = reread;
         assert!(config.erase("docker.io").unwrap());
         assert!(!config.erase("docker.io").unwrap());
-        assert_eq!(DockerConfig::load(&path).unwrap().get("docker.io").unwrap(), None);
+        assert_eq!(
+            DockerConfig::load(&path).unwrap().get("docker.io").unwrap(),
+            None
+        );
     }
 
     #[test]
     fn identity_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"auths":{"r.example:5000":{"auth":"","identitytoken":"tok"}}}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths":{"r.example:5000":{"auth":"","identitytoken":"tok"}}}"#,
+        )
+        .unwrap();
         let config = DockerConfig::load(&path).unwrap();
-        assert_eq!(config.get("r.example:5000").unwrap(), Some(Credential::IdentityToken("tok".into())));
+        assert_eq!(
+            config.get("r.example:5000").unwrap(),
+            Some(Credential::IdentityToken("tok".into()))
+        );
     }
 }

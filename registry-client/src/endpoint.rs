@@ -57,7 +57,11 @@ pub fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => match host.rsplit_once(':') {
-            Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                name
+            }
             _ => host,
         },
     };
@@ -81,10 +85,11 @@ impl Endpoint {
         let tls = tls_config(domain, has_ca.then_some(ca_file))?;
         let http = builder
             .tls_backend_preconfigured(tls)
-            .build().map_err(|e| Error::Tls {
-            registry: domain.to_string(),
-            reason: e.to_string(),
-        })?;
+            .build()
+            .map_err(|e| Error::Tls {
+                registry: domain.to_string(),
+                reason: e.to_string(),
+            })?;
         let scheme = if insecure { "http" } else { "https" };
         Ok(Endpoint {
             registry: domain.to_string(),
@@ -111,7 +116,8 @@ fn tls_config(registry: &str, ca_file: Option<PathBuf>) -> Result<rustls::Client
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(&ca_file)
             .map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
         for cert in certs {
-            let cert = cert.map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
+            let cert =
+                cert.map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
             roots
                 .add(cert)
                 .map_err(|e| tls_error(format!("{}: {e}", ca_file.display())))?;
@@ -136,10 +142,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.0.1", "[::1]:5000", "::1"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.0.1",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["example.com", "10.0.0.1:5000", "[2001:db8::1]:5000", "registry-1.docker.io"] {
+        for host in [
+            "example.com",
+            "10.0.0.1:5000",
+            "[2001:db8::1]:5000",
+            "registry-1.docker.io",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }
@@ -150,8 +168,19 @@ mod tests {
             insecure: vec!["registry.internal:5000".into()],
             certs_dir: PathBuf::from("/nonexistent"),
         };
-        assert_eq!(Endpoint::new("127.0.0.1:5000", &options).unwrap().base, "http://127.0.0.1:5000");
-        assert_eq!(Endpoint::new("registry.internal:5000", &options).unwrap().base, "http://registry.internal:5000");
-        assert_eq!(Endpoint::new("docker.io", &options).unwrap().base, "https://registry-1.docker.io");
+        assert_eq!(
+            Endpoint::new("127.0.0.1:5000", &options).unwrap().base,
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            Endpoint::new("registry.internal:5000", &options)
+                .unwrap()
+                .base,
+            "http://registry.internal:5000"
+        );
+        assert_eq!(
+            Endpoint::new("docker.io", &options).unwrap().base,
+            "https://registry-1.docker.io"
+        );
     }
 }

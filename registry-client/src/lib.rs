@@ -23,8 +23,8 @@ mod upload;
 
 pub use connector::Connector;
 pub use endpoint::EndpointOptions;
-pub use location::{copy, CopyOptions, Location};
 pub use error::Error;
+pub use location::{copy, CopyOptions, Location};
 pub use pull::{pull, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};
 pub use registry::Registry;

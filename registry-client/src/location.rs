@@ -28,9 +28,18 @@ use crate::push::{push, PushOptions};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Location {
     Registry(Reference),
-    Oci { dir: PathBuf, tag: Option<String> },
-    OciArchive { file: PathBuf, reference: Option<String> },
-    DockerArchive { file: PathBuf, reference: Option<String> },
+    Oci {
+        dir: PathBuf,
+        tag: Option<String>,
+    },
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
     Local(String),
 }
 
@@ -119,7 +128,15 @@ pub async fn copy(
                     push_options.mount_from.push(from.path().to_string());
                 }
             }
-            push(&registry, &opened.store, &opened.image, reference, &push_options, progress).await?;
+            push(
+                &registry,
+                &opened.store,
+                &opened.image,
+                reference,
+                &push_options,
+                progress,
+            )
+            .await?;
         }
         Location::Local(name) => {
             let store = (options.local_store)()?;
@@ -129,7 +146,8 @@ pub async fn copy(
             store.add_image(&opened.image.descriptor, &[name])?;
         }
         Location::Oci { dir, tag } => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
             let store = Store::open(dir)?;
             copy_blobs(&opened.store, &store, &opened.image)?;
             set_oci_tag(&store, &opened.image, tag.as_deref())?;
@@ -137,7 +155,12 @@ pub async fn copy(
         Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
             let names = match reference {
                 Some(reference) => vec![parse_name(reference)?],
-                None => opened.name.iter().filter(|n| n.tag().is_some()).cloned().collect(),
+                None => opened
+                    .name
+                    .iter()
+                    .filter(|n| n.tag().is_some())
+                    .cloned()
+                    .collect(),
             };
             let item = SaveItem {
                 image: opened.image.clone(),
@@ -156,7 +179,11 @@ fn parse_name(name: &str) -> Result<Reference, Error> {
     Reference::parse_tagged(name).map_err(|e| Error::Location(format!("{name:?}: {e}")))
 }
 
-async fn open_source(location: &Location, options: &CopyOptions<'_>, progress: &dyn Progress) -> Result<Source, Error> {
+async fn open_source(
+    location: &Location,
+    options: &CopyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Source, Error> {
     match location {
         Location::Registry(reference) => {
             let scratch = scratch_dir()?;
@@ -164,43 +191,72 @@ async fn open_source(location: &Location, options: &CopyOptions<'_>, progress: &
             let registry = options.connector.connect(reference.domain()).await?;
             let pulled = pull(&registry, &store, reference, &[], &options.pull, progress).await?;
             let image = Image::read(&store, &pulled.descriptor)?;
-            Ok(Source { store, image, name: Some(reference.clone()), _scratch: Some(scratch) })
+            Ok(Source {
+                store,
+                image,
+                name: Some(reference.clone()),
+                _scratch: Some(scratch),
+            })
         }
         Location::Local(name) => {
             let store = (options.local_store)()?;
             let found = store.find_image(name)?;
-            Ok(Source { store, image: found.image, name: found.requested, _scratch: None })
+            Ok(Source {
+                store,
+                image: found.image,
+                name: found.requested,
+                _scratch: None,
+            })
         }
         Location::Oci { dir, tag } => {
             let store = open_layout(dir)?;
             let image = find_in_layout(&store, dir, tag.as_deref())?;
-            Ok(Source { store, image, name: None, _scratch: None })
+            Ok(Source {
+                store,
+                image,
+                name: None,
+                _scratch: None,
+            })
         }
         Location::OciArchive { file, reference } => {
             let scratch = scratch_dir()?;
-            let archive = File::open(file).map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+            let archive = File::open(file)
+                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
             tar::Archive::new(archive)
                 .unpack(scratch.path())
                 .map_err(|e| Error::io(format!("unpacking {}", file.display()), e))?;
             let store = open_layout(scratch.path())?;
-            let tag = reference.as_deref().map(|r| match Reference::parse_tagged(r) {
-                Ok(parsed) if r.contains([':', '/']) => parsed.tag().unwrap_or(r).to_string(),
-                _ => r.to_string(),
-            });
+            let tag = reference
+                .as_deref()
+                .map(|r| match Reference::parse_tagged(r) {
+                    Ok(parsed) if r.contains([':', '/']) => parsed.tag().unwrap_or(r).to_string(),
+                    _ => r.to_string(),
+                });
             let image = find_in_layout(&store, file, tag.as_deref())?;
-            let name = reference.as_deref().and_then(|r| Reference::parse_tagged(r).ok());
-            Ok(Source { store, image, name, _scratch: Some(scratch) })
+            let name = reference
+                .as_deref()
+                .and_then(|r| Reference::parse_tagged(r).ok());
+            Ok(Source {
+                store,
+                image,
+                name,
+                _scratch: Some(scratch),
+            })
         }
         Location::DockerArchive { file, reference } => {
             let scratch = scratch_dir()?;
             let store = Store::open(scratch.path())?;
-            let archive = File::open(file).map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+            let archive = File::open(file)
+                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
             let loaded = layerstore::archive::load::load(&store, archive, progress)?;
             let wanted = reference.as_deref().map(parse_name).transpose()?;
             let chosen = match &wanted {
-                Some(wanted) => loaded.iter().find(|l| l.names.contains(wanted)).ok_or_else(|| {
-                    Error::Location(format!("{} holds no image named {wanted}", file.display()))
-                })?,
+                Some(wanted) => loaded
+                    .iter()
+                    .find(|l| l.names.contains(wanted))
+                    .ok_or_else(|| {
+                        Error::Location(format!("{} holds no image named {wanted}", file.display()))
+                    })?,
                 None if loaded.len() == 1 => &loaded[0],
                 None => {
                     return Err(Error::Location(format!(
@@ -212,7 +268,12 @@ async fn open_source(location: &Location, options: &CopyOptions<'_>, progress: &
             };
             let image = Image::read(&store, &chosen.descriptor)?;
             let name = wanted.or_else(|| chosen.names.first().cloned());
-            Ok(Source { store, image, name, _scratch: Some(scratch) })
+            Ok(Source {
+                store,
+                image,
+                name,
+                _scratch: Some(scratch),
+            })
         }
     }
 }
@@ -227,7 +288,10 @@ fn scratch_dir() -> Result<tempfile::TempDir, Error> {
 /// Opens an existing OCI layout (refusing a directory that is not one).
 fn open_layout(dir: &Path) -> Result<Store, Error> {
     if !dir.join("index.json").is_file() {
-        return Err(Error::Location(format!("{} is not an OCI layout: it has no index.json", dir.display())));
+        return Err(Error::Location(format!(
+            "{} is not an OCI layout: it has no index.json",
+            dir.display()
+        )));
     }
     Ok(Store::open(dir)?)
 }
@@ -244,7 +308,9 @@ fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image
         Some(tag) => images
             .iter()
             .find(|d| d.annotation(REF_NAME_ANNOTATION) == Some(tag))
-            .ok_or_else(|| Error::Location(format!("{} has no image tagged {tag:?}", path.display())))?,
+            .ok_or_else(|| {
+                Error::Location(format!("{} has no image tagged {tag:?}", path.display()))
+            })?,
         None if images.len() == 1 => images[0],
         None => {
             return Err(Error::Location(format!(
@@ -263,7 +329,10 @@ fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
     blobs.push(&image.manifest.config);
     for descriptor in blobs {
         if !to.has_blob(&descriptor.digest) {
-            to.ingest(&mut from.open_blob(&descriptor.digest)?, Some(&descriptor.digest))?;
+            to.ingest(
+                &mut from.open_blob(&descriptor.digest)?,
+                Some(&descriptor.digest),
+            )?;
         }
     }
     to.ingest(&mut &image.manifest_bytes[..], Some(image.digest()))?;
@@ -280,10 +349,17 @@ fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Er
         );
         match tag {
             Some(tag) => {
-                index.manifests.retain(|d| d.annotation(REF_NAME_ANNOTATION) != Some(tag));
-                entry.annotations = Some(BTreeMap::from([(REF_NAME_ANNOTATION.to_string(), tag.to_string())]));
+                index
+                    .manifests
+                    .retain(|d| d.annotation(REF_NAME_ANNOTATION) != Some(tag));
+                entry.annotations = Some(BTreeMap::from([(
+                    REF_NAME_ANNOTATION.to_string(),
+                    tag.to_string(),
+                )]));
             }
-            None => index.manifests.retain(|d| d.digest != *image.digest() || d.annotations.is_some()),
+            None => index
+                .manifests
+                .retain(|d| d.digest != *image.digest() || d.annotations.is_some()),
         }
         index.manifests.push(entry);
         Ok::<_, Error>(())
@@ -291,7 +367,10 @@ fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Er
 }
 
 /// Writes a file atomically: into a temp file beside it, renamed into place on success.
-fn write_archive(path: &Path, write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Error>) -> Result<(), Error> {
+fn write_archive(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Error>,
+) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -318,20 +397,34 @@ mod tests {
     #[test]
     fn parses_transports() {
         let parse = |s: &str| s.parse::<Location>();
-        assert!(matches!(parse("docker://127.0.0.1:5000/a/b:t").unwrap(), Location::Registry(r) if r.domain() == "127.0.0.1:5000" && r.tag() == Some("t")));
+        assert!(
+            matches!(parse("docker://127.0.0.1:5000/a/b:t").unwrap(), Location::Registry(r) if r.domain() == "127.0.0.1:5000" && r.tag() == Some("t"))
+        );
         assert_eq!(
             parse("oci:/tmp/layout:v1").unwrap(),
-            Location::Oci { dir: "/tmp/layout".into(), tag: Some("v1".into()) }
+            Location::Oci {
+                dir: "/tmp/layout".into(),
+                tag: Some("v1".into())
+            }
         );
         assert_eq!(
             parse("docker-archive:/tmp/a.tar:busybox:1").unwrap(),
-            Location::DockerArchive { file: "/tmp/a.tar".into(), reference: Some("busybox:1".into()) }
+            Location::DockerArchive {
+                file: "/tmp/a.tar".into(),
+                reference: Some("busybox:1".into())
+            }
         );
         assert_eq!(
             parse("oci-archive:a.tar").unwrap(),
-            Location::OciArchive { file: "a.tar".into(), reference: None }
+            Location::OciArchive {
+                file: "a.tar".into(),
+                reference: None
+            }
         );
-        assert_eq!(parse("lade:busybox").unwrap(), Location::Local("busybox".into()));
+        assert_eq!(
+            parse("lade:busybox").unwrap(),
+            Location::Local("busybox".into())
+        );
         assert!(parse("busybox").is_err());
         assert!(parse("docker:busybox").is_err());
         assert!(parse("ftp://x").is_err());

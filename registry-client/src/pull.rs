@@ -8,9 +8,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt};
+use layerstore::digest::HashingWriter;
 use layerstore::manifest::ManifestKind;
 use layerstore::progress::Progress;
-use layerstore::digest::HashingWriter;
 use layerstore::{Descriptor, Digest, Manifest, Platform, Reference, Store};
 use reqwest::{header, StatusCode};
 
@@ -64,7 +64,8 @@ pub async fn fetch_manifest(
     let scopes = [repository_scope(repository, "pull")];
     let response = registry
         .send(&scopes, Retry::Yes, |http| {
-            http.get(&url).header(header::ACCEPT, crate::MANIFEST_ACCEPT)
+            http.get(&url)
+                .header(header::ACCEPT, crate::MANIFEST_ACCEPT)
         })
         .await?;
     if response.status() != StatusCode::OK {
@@ -84,17 +85,25 @@ pub async fn fetch_manifest(
         source,
     })?;
     if bytes.len() > 4 << 20 {
-        return Err(Error::Protocol(format!("GET {url}: manifest larger than 4 MiB")));
+        return Err(Error::Protocol(format!(
+            "GET {url}: manifest larger than 4 MiB"
+        )));
     }
     let expected: Option<Digest> = match reference.parse::<Digest>() {
         Ok(digest) => Some(digest),
         Err(_) => header_digest.and_then(|d| d.parse().ok()),
     };
-    let algorithm = expected.as_ref().map_or(layerstore::Algorithm::Sha256, Digest::algorithm);
+    let algorithm = expected
+        .as_ref()
+        .map_or(layerstore::Algorithm::Sha256, Digest::algorithm);
     let digest = Digest::of(algorithm, &bytes);
     if let Some(expected) = expected {
         if expected != digest {
-            return Err(Error::DigestMismatch { url, expected, actual: digest });
+            return Err(Error::DigestMismatch {
+                url,
+                expected,
+                actual: digest,
+            });
         }
     }
     Ok(FetchedManifest {
@@ -118,10 +127,16 @@ pub fn parse_platform(text: &str) -> Result<Platform, Error> {
     let (os, architecture, variant) = match parts.as_slice() {
         [os, arch] => (*os, *arch, None),
         [os, arch, variant] => (*os, *arch, Some(variant.to_string())),
-        _ => return Err(Error::Location(format!("invalid platform {text:?}: expected os/arch[/variant]"))),
+        _ => {
+            return Err(Error::Location(format!(
+                "invalid platform {text:?}: expected os/arch[/variant]"
+            )))
+        }
     };
     if os.is_empty() || architecture.is_empty() {
-        return Err(Error::Location(format!("invalid platform {text:?}: expected os/arch[/variant]")));
+        return Err(Error::Location(format!(
+            "invalid platform {text:?}: expected os/arch[/variant]"
+        )));
     }
     let mut platform = Platform::host();
     platform.os = os.to_string();
@@ -132,7 +147,10 @@ pub fn parse_platform(text: &str) -> Result<Platform, Error> {
 
 /// The index entry for `wanted`: same OS and architecture, and the same variant when both name one (an exact
 /// variant match wins).
-pub fn choose_platform<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Option<&'a Descriptor> {
+pub fn choose_platform<'a>(
+    manifests: &'a [Descriptor],
+    wanted: &Platform,
+) -> Option<&'a Descriptor> {
     let candidates = manifests.iter().filter(|d| {
         d.platform.as_ref().is_some_and(|p| {
             p.os == wanted.os
@@ -142,7 +160,10 @@ pub fn choose_platform<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Op
     });
     let mut fallback = None;
     for candidate in candidates {
-        let variant = candidate.platform.as_ref().and_then(|p| p.variant.as_deref());
+        let variant = candidate
+            .platform
+            .as_ref()
+            .and_then(|p| p.variant.as_deref());
         match (variant, wanted.variant.as_deref()) {
             (Some(have), Some(want)) if have == want => return Some(candidate),
             (Some(_), Some(_)) => {}
@@ -167,23 +188,28 @@ pub async fn pull(
     let top = fetch_manifest(registry, repository, &manifest_reference(reference)).await?;
     let resolved = top.digest.clone();
     let (manifest_bytes, descriptor) = match ManifestKind::parse(&top.bytes, &top.media_type)
-        .map_err(|source| Error::Manifest { url: reference.to_string(), source })?
-    {
+        .map_err(|source| Error::Manifest {
+            url: reference.to_string(),
+            source,
+        })? {
         ManifestKind::Image(_) => {
             let media_type = media_type_of(&top);
-            let descriptor = Descriptor::new(media_type, top.digest.clone(), top.bytes.len() as u64);
+            let descriptor =
+                Descriptor::new(media_type, top.digest.clone(), top.bytes.len() as u64);
             (top.bytes, descriptor)
         }
         ManifestKind::Index(index) => {
-            let entry = choose_platform(&index.manifests, &options.platform).ok_or_else(|| Error::NoPlatform {
-                url: reference.to_string(),
-                platform: platform_string(&options.platform),
-                available: index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(platform_string))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            let entry = choose_platform(&index.manifests, &options.platform).ok_or_else(|| {
+                Error::NoPlatform {
+                    url: reference.to_string(),
+                    platform: platform_string(&options.platform),
+                    available: index
+                        .manifests
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(platform_string))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
             })?;
             let fetched = fetch_manifest(registry, repository, &entry.digest.to_string()).await?;
             let mut descriptor = Descriptor::new(
@@ -195,14 +221,20 @@ pub async fn pull(
             (fetched.bytes, descriptor)
         }
     };
-    let manifest = match ManifestKind::parse(&manifest_bytes, &descriptor.media_type)
-        .map_err(|source| Error::Manifest { url: format!("{}@{}", reference.name(), descriptor.digest), source })?
-    {
-        ManifestKind::Image(manifest) => *manifest,
-        ManifestKind::Index(_) => {
-            return Err(Error::Protocol(format!("{reference}: the index entry for the platform is itself an index")))
-        }
-    };
+    let manifest =
+        match ManifestKind::parse(&manifest_bytes, &descriptor.media_type).map_err(|source| {
+            Error::Manifest {
+                url: format!("{}@{}", reference.name(), descriptor.digest),
+                source,
+            }
+        })? {
+            ManifestKind::Image(manifest) => *manifest,
+            ManifestKind::Index(_) => {
+                return Err(Error::Protocol(format!(
+                    "{reference}: the index entry for the platform is itself an index"
+                )))
+            }
+        };
 
     // A name given by the digest of an index now names the platform's manifest, which is what the store holds.
     let names: Vec<Reference> = names
@@ -213,7 +245,15 @@ pub async fn pull(
         })
         .collect();
     let _writer = store.writer_lock()?;
-    let downloaded = download_blobs(registry, store, repository, &manifest, options.jobs, progress).await?;
+    let downloaded = download_blobs(
+        registry,
+        store,
+        repository,
+        &manifest,
+        options.jobs,
+        progress,
+    )
+    .await?;
     store.ingest(&mut &manifest_bytes[..], Some(&descriptor.digest))?;
     layerstore::Image::read(store, &descriptor)?;
     store.add_image(&descriptor, &names)?;
@@ -231,7 +271,11 @@ fn media_type_of(fetched: &FetchedManifest) -> String {
     }
     serde_json::from_slice::<serde_json::Value>(&fetched.bytes)
         .ok()
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| layerstore::media_types::OCI_MANIFEST.to_string())
 }
 
@@ -285,9 +329,13 @@ struct Partial {
 
 impl Partial {
     fn create(path: &Path, descriptor: &Descriptor) -> Result<Partial, Error> {
-        let file = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let file =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         Ok(Partial {
-            writer: HashingWriter::new(BufWriter::with_capacity(1 << 20, file), descriptor.digest.algorithm()),
+            writer: HashingWriter::new(
+                BufWriter::with_capacity(1 << 20, file),
+                descriptor.digest.algorithm(),
+            ),
         })
     }
 }
@@ -322,7 +370,9 @@ pub async fn download_blob(
             .await?;
         match response.status() {
             StatusCode::OK if offset > 0 => {
-                tracing::warn!("GET {url}: the registry ignored Range; downloading again from the start");
+                tracing::warn!(
+                    "GET {url}: the registry ignored Range; downloading again from the start"
+                );
                 partial = Partial::create(path, descriptor)?;
             }
             StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
@@ -335,7 +385,11 @@ pub async fn download_blob(
                 Ok(chunk) => {
                     let total = partial.writer.written() + chunk.len() as u64;
                     if total > descriptor.size {
-                        return Err(Error::SizeMismatch { url, expected: descriptor.size, actual: total });
+                        return Err(Error::SizeMismatch {
+                            url,
+                            expected: descriptor.size,
+                            actual: total,
+                        });
                     }
                     partial.writer.write_all(&chunk).map_err(write_error)?;
                     progress.advance(&item, chunk.len() as u64);
@@ -350,12 +404,20 @@ pub async fn download_blob(
         match interrupted {
             None if written == descriptor.size => break,
             None => {
-                return Err(Error::SizeMismatch { url, expected: descriptor.size, actual: written });
+                return Err(Error::SizeMismatch {
+                    url,
+                    expected: descriptor.size,
+                    actual: written,
+                });
             }
             Some(source) => {
                 failures += 1;
                 if failures >= MAX_ATTEMPTS {
-                    return Err(Error::Request { method: "GET".into(), url, source });
+                    return Err(Error::Request {
+                        method: "GET".into(),
+                        url,
+                        source,
+                    });
                 }
                 tracing::warn!("GET {url}: {source} after {written} bytes; resuming");
                 tokio::time::sleep(backoff(failures)).await;
@@ -363,12 +425,18 @@ pub async fn download_blob(
         }
     }
     let (buffered, actual, _) = partial.writer.finish();
-    let file = buffered.into_inner().map_err(|e| write_error(e.into_error()))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| write_error(e.into_error()))?;
     file.sync_all().map_err(write_error)?;
     if actual != descriptor.digest {
         let _ = std::fs::remove_file(path);
         progress.finish(&item, "failed");
-        return Err(Error::DigestMismatch { url, expected: descriptor.digest.clone(), actual });
+        return Err(Error::DigestMismatch {
+            url,
+            expected: descriptor.digest.clone(),
+            actual,
+        });
     }
     progress.finish(&item, "done");
     Ok(())

@@ -61,10 +61,15 @@ impl Registry {
 
     /// A URL the registry returned (`Location`), made absolute.
     pub(crate) fn resolve(&self, location: &str) -> Result<reqwest::Url, Error> {
-        let base = reqwest::Url::parse(&self.endpoint.base)
-            .map_err(|e| Error::Protocol(format!("invalid registry URL {}: {e}", self.endpoint.base)))?;
-        base.join(location)
-            .map_err(|e| Error::Protocol(format!("{}: invalid Location {location:?}: {e}", self.name())))
+        let base = reqwest::Url::parse(&self.endpoint.base).map_err(|e| {
+            Error::Protocol(format!("invalid registry URL {}: {e}", self.endpoint.base))
+        })?;
+        base.join(location).map_err(|e| {
+            Error::Protocol(format!(
+                "{}: invalid Location {location:?}: {e}",
+                self.name()
+            ))
+        })
     }
 
     async fn ping(&self) -> Result<(), Error> {
@@ -138,8 +143,9 @@ impl Registry {
             let url = request.url().to_string();
             if authenticate {
                 if let Some(value) = self.auth.authorization(http, scopes).await? {
-                    let value = header::HeaderValue::from_str(&value)
-                        .map_err(|e| Error::Protocol(format!("{method} {url}: invalid credentials header: {e}")))?;
+                    let value = header::HeaderValue::from_str(&value).map_err(|e| {
+                        Error::Protocol(format!("{method} {url}: invalid credentials header: {e}"))
+                    })?;
                     request.headers_mut().insert(header::AUTHORIZATION, value);
                 }
             }
@@ -149,7 +155,11 @@ impl Registry {
             let response = match result {
                 Ok(response) => response,
                 Err(source) => {
-                    let error = Error::Request { method, url, source };
+                    let error = Error::Request {
+                        method,
+                        url,
+                        source,
+                    };
                     if may_retry && error.is_transient() {
                         tracing::warn!("{error}; retrying");
                         tokio::time::sleep(backoff(attempt)).await;
@@ -178,7 +188,11 @@ impl Registry {
                 return Err(Error::Unauthorized {
                     method,
                     url,
-                    reason: if message.is_empty() { reason } else { format!("{reason}: {message}") },
+                    reason: if message.is_empty() {
+                        reason
+                    } else {
+                        format!("{reason}: {message}")
+                    },
                 });
             }
             if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && may_retry {
@@ -218,7 +232,9 @@ pub(crate) async fn error_message(response: Response) -> String {
             .collect::<Vec<_>>()
             .join("; ");
     }
-    String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string()
+    String::from_utf8_lossy(&body[..body.len().min(300)])
+        .trim()
+        .to_string()
 }
 
 /// An error for an unexpected response status.
@@ -236,4 +252,3 @@ pub(crate) async fn status_error(method: &str, url: &str, response: Response) ->
 pub(crate) fn header_str<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
-

@@ -12,7 +12,11 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 
 /// The wait a response asks for with `Retry-After` in seconds (HTTP dates are treated as "soon"), capped at 60 s.
 pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     let seconds = value.trim().parse::<u64>().unwrap_or(1);
     Some(Duration::from_secs(seconds.min(60)))
 }

@@ -74,13 +74,11 @@ impl BlobUpload<'_> {
             return Ok(Outcome::Exists);
         }
         let mut session = None;
-        for from in mount_from.iter().filter(|f| *f != self.repository) {
+        // A failed mount opens an ordinary upload session, so only the first candidate is tried.
+        if let Some(from) = mount_from.iter().find(|f| *f != self.repository) {
             match self.mount(from).await? {
                 Mounted::Done => return Ok(Outcome::Mounted),
-                Mounted::Session(location) => {
-                    session = Some(location);
-                    break;
-                }
+                Mounted::Session(location) => session = Some(location),
             }
         }
         self.progress.status(&self.item(), "pushing");
@@ -102,7 +100,10 @@ impl BlobUpload<'_> {
                         && failures + 1 < MAX_ATTEMPTS =>
                 {
                     failures += 1;
-                    tracing::warn!("{error}; starting the upload of {} again", self.descriptor.digest);
+                    tracing::warn!(
+                        "{error}; starting the upload of {} again",
+                        self.descriptor.digest
+                    );
                     tokio::time::sleep(backoff(failures)).await;
                 }
                 Err(error) => return Err(error),
@@ -111,8 +112,14 @@ impl BlobUpload<'_> {
     }
 
     async fn exists(&self) -> Result<bool, Error> {
-        let url = self.registry.url(&format!("/v2/{}/blobs/{}", self.repository, self.descriptor.digest));
-        let response = self.registry.send(&self.scopes(), Retry::Yes, |http| http.head(&url)).await?;
+        let url = self.registry.url(&format!(
+            "/v2/{}/blobs/{}",
+            self.repository, self.descriptor.digest
+        ));
+        let response = self
+            .registry
+            .send(&self.scopes(), Retry::Yes, |http| http.head(&url))
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -121,7 +128,9 @@ impl BlobUpload<'_> {
     }
 
     async fn mount(&self, from: &str) -> Result<Mounted, Error> {
-        let url = self.registry.url(&format!("/v2/{}/blobs/uploads/", self.repository));
+        let url = self
+            .registry
+            .url(&format!("/v2/{}/blobs/uploads/", self.repository));
         let mut scopes = self.scopes();
         scopes.push(repository_scope(from, "pull"));
         let mut mount_url = self.registry.resolve(&url)?;
@@ -132,7 +141,8 @@ impl BlobUpload<'_> {
         let response = self
             .registry
             .send(&scopes, Retry::Yes, |http| {
-                http.post(mount_url.clone()).header(header::CONTENT_LENGTH, 0)
+                http.post(mount_url.clone())
+                    .header(header::CONTENT_LENGTH, 0)
             })
             .await?;
         match response.status() {
@@ -144,10 +154,14 @@ impl BlobUpload<'_> {
 
     /// Opens an upload session; returns its URL.
     async fn start(&self) -> Result<Url, Error> {
-        let url = self.registry.url(&format!("/v2/{}/blobs/uploads/", self.repository));
+        let url = self
+            .registry
+            .url(&format!("/v2/{}/blobs/uploads/", self.repository));
         let response = self
             .registry
-            .send(&self.scopes(), Retry::Yes, |http| http.post(&url).header(header::CONTENT_LENGTH, 0))
+            .send(&self.scopes(), Retry::Yes, |http| {
+                http.post(&url).header(header::CONTENT_LENGTH, 0)
+            })
             .await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(status_error("POST", &url, response).await);
@@ -155,16 +169,26 @@ impl BlobUpload<'_> {
         self.location("POST", &url, &response)
     }
 
-    fn location(&self, method: &str, url: &str, response: &reqwest::Response) -> Result<Url, Error> {
-        let location = header_str(response, "location")
-            .ok_or_else(|| Error::Protocol(format!("{method} {url}: {} without Location", response.status())))?;
+    fn location(
+        &self,
+        method: &str,
+        url: &str,
+        response: &reqwest::Response,
+    ) -> Result<Url, Error> {
+        let location = header_str(response, "location").ok_or_else(|| {
+            Error::Protocol(format!(
+                "{method} {url}: {} without Location",
+                response.status()
+            ))
+        })?;
         self.registry.resolve(location)
     }
 
     /// The session URL with `?digest=` added, to close the upload.
     fn closing_url(&self, location: &Url) -> Url {
         let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", &self.descriptor.digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &self.descriptor.digest.to_string());
         url
     }
 
@@ -182,7 +206,9 @@ impl BlobUpload<'_> {
                 .body(file_body(path.clone(), 0, size, position.clone()))
         });
         let mut reported = 0;
-        let response = self.with_progress(request, &position, &mut reported).await?;
+        let response = self
+            .with_progress(request, &position, &mut reported)
+            .await?;
         if response.status() != StatusCode::CREATED {
             return Err(status_error("PUT", url.as_str(), response).await);
         }
@@ -206,7 +232,12 @@ impl BlobUpload<'_> {
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .header(header::CONTENT_LENGTH, end - offset)
                     .header(header::CONTENT_RANGE, format!("{offset}-{}", end - 1))
-                    .body(file_body(path.clone(), offset, end - offset, position.clone()))
+                    .body(file_body(
+                        path.clone(),
+                        offset,
+                        end - offset,
+                        position.clone(),
+                    ))
             });
             let failure = match self.with_progress(request, &position, &mut reported).await {
                 Ok(response) if response.status() == StatusCode::ACCEPTED => {
@@ -240,14 +271,19 @@ impl BlobUpload<'_> {
                     })
                 }
             };
-            tracing::info!("resuming the upload of {} at byte {resumed_at}", self.descriptor.digest);
+            tracing::info!(
+                "resuming the upload of {} at byte {resumed_at}",
+                self.descriptor.digest
+            );
             offset = resumed_at;
             location = resumed_location;
         }
         let url = self.closing_url(&location);
         let response = self
             .registry
-            .send(&self.scopes(), Retry::Yes, |http| http.put(url.clone()).header(header::CONTENT_LENGTH, 0))
+            .send(&self.scopes(), Retry::Yes, |http| {
+                http.put(url.clone()).header(header::CONTENT_LENGTH, 0)
+            })
             .await?;
         if response.status() != StatusCode::CREATED {
             return Err(status_error("PUT", url.as_str(), response).await);
@@ -260,12 +296,16 @@ impl BlobUpload<'_> {
     async fn status(&self, location: &Url) -> Result<(u64, Url), Error> {
         let response = self
             .registry
-            .send(&self.scopes(), Retry::Yes, |http| http.get(location.clone()))
+            .send(&self.scopes(), Retry::Yes, |http| {
+                http.get(location.clone())
+            })
             .await?;
         if response.status() != StatusCode::NO_CONTENT {
             return Err(status_error("GET", location.as_str(), response).await);
         }
-        let offset = header_str(&response, "range").and_then(range_size).unwrap_or(0);
+        let offset = header_str(&response, "range")
+            .and_then(range_size)
+            .unwrap_or(0);
         let next = match header_str(&response, "location") {
             Some(_) => self.location("GET", location.as_str(), &response)?,
             None => location.clone(),

@@ -32,7 +32,9 @@ pub fn registry_host(argument: Option<&str>) -> String {
         .unwrap_or(argument);
     let host = host.split('/').next().unwrap_or(host);
     match host {
-        "index.docker.io" | "registry-1.docker.io" => registry_client::endpoint::DOCKER_HUB_DOMAIN.to_string(),
+        "index.docker.io" | "registry-1.docker.io" => {
+            registry_client::endpoint::DOCKER_HUB_DOMAIN.to_string()
+        }
         _ => host.to_string(),
     }
 }
@@ -62,7 +64,12 @@ pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
     let credential = Credential::Basic { username, password };
     let connector = args.remote.connector()?;
     super::remote::block_on(async {
-        let session = registry_client::Registry::connect(&registry, &connector.endpoint, Some(credential.clone())).await?;
+        let session = registry_client::Registry::connect(
+            &registry,
+            &connector.endpoint,
+            Some(credential.clone()),
+        )
+        .await?;
         session.verify_login().await
     })?
     .with_context(|| format!("logging in to {registry}"))?;

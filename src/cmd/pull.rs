@@ -43,7 +43,15 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     let pulled = super::remote::block_on(async {
         let registry = connector.connect(reference.domain()).await?;
-        registry_client::pull(&registry, &store, &reference, &[reference.clone()], &options, progress).await
+        registry_client::pull(
+            &registry,
+            &store,
+            &reference,
+            std::slice::from_ref(&reference),
+            &options,
+            progress,
+        )
+        .await
     })??;
     if !args.quiet {
         eprintln!("Digest: {}", pulled.resolved);

@@ -31,7 +31,10 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         Some(destination) => Reference::parse_tagged(destination)
             .with_context(|| format!("invalid destination {destination:?}"))?,
         None => found.requested.clone().with_context(|| {
-            format!("{} is not a name: give a destination (lade push IMAGE NAME[:TAG])", args.image)
+            format!(
+                "{} is not a name: give a destination (lade push IMAGE NAME[:TAG])",
+                args.image
+            )
         })?,
     };
     let connector = args.remote.connector()?;
@@ -46,7 +49,15 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;
-        registry_client::push(&registry, &store, &found.image, &destination, &options, progress).await
+        registry_client::push(
+            &registry,
+            &store,
+            &found.image,
+            &destination,
+            &options,
+            progress,
+        )
+        .await
     })??;
     let label = destination
         .tag()

@@ -15,7 +15,12 @@ pub struct RemoteArgs {
     insecure: Vec<String>,
     /// Docker's certs.d layout: DIR/<host:port>/ca.crt is trusted for that registry (and asks for TLS even on
     /// loopback).
-    #[arg(long, env = "LADE_CERTS_DIR", value_name = "DIR", default_value = "/etc/docker/certs.d")]
+    #[arg(
+        long,
+        env = "LADE_CERTS_DIR",
+        value_name = "DIR",
+        default_value = "/etc/docker/certs.d"
+    )]
     certs_dir: PathBuf,
 }
 

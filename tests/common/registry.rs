@@ -15,7 +15,11 @@ use base64::Engine;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Is `docker-registry` (registry:2) installed?
@@ -32,16 +36,25 @@ fn wait_for_port(port: u16, what: &str, log: &Path) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not listen on {port}: {}", std::fs::read_to_string(log).unwrap_or_default());
+    panic!(
+        "{what} did not listen on {port}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// How a registry authenticates.
 pub enum RegistryAuth {
     None,
     /// htpasswd with one user.
-    Htpasswd { user: String, password: String },
+    Htpasswd {
+        user: String,
+        password: String,
+    },
     /// Bearer tokens from `realm`, signed by the certificate `cert`.
-    Token { realm: String, cert: PathBuf },
+    Token {
+        realm: String,
+        cert: PathBuf,
+    },
 }
 
 /// The token service and issuer names the token tests use.
@@ -65,7 +78,11 @@ impl Registry2 {
             dir.path().join("data").display()
         );
         if let Some((cert, key)) = tls {
-            config += &format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display());
+            config += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
         }
         match auth {
             RegistryAuth::None => {}
@@ -73,7 +90,10 @@ impl Registry2 {
                 let hash = bcrypt::hash(&password, 5).unwrap();
                 let file = dir.path().join("htpasswd");
                 std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
-                config += &format!("auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n", file.display());
+                config += &format!(
+                    "auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n",
+                    file.display()
+                );
             }
             RegistryAuth::Token { realm, cert } => {
                 config += &format!(
@@ -176,19 +196,28 @@ impl CuttingProxy {
                         open.push(client.try_clone().unwrap());
                         open.push(server.try_clone().unwrap());
                     }
-                    let pump = |from: TcpStream, to: TcpStream, counted: Option<Option<&'static str>>| {
-                        let cut = cut.clone();
-                        std::thread::spawn(move || {
-                            pump(from, to, counted.map(|method| Limit { after, method, cut }))
-                        })
-                    };
+                    let pump =
+                        |from: TcpStream, to: TcpStream, counted: Option<Option<&'static str>>| {
+                            let cut = cut.clone();
+                            std::thread::spawn(move || {
+                                pump(from, to, counted.map(|method| Limit { after, method, cut }))
+                            })
+                        };
                     let upload = match direction {
                         Direction::Upload => Some(None),
                         Direction::UploadBeforeRequest(method) => Some(Some(method)),
                         Direction::Download => None,
                     };
-                    pump(client.try_clone().unwrap(), server.try_clone().unwrap(), upload);
-                    pump(server, client, (direction == Direction::Download).then_some(None));
+                    pump(
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        upload,
+                    );
+                    pump(
+                        server,
+                        client,
+                        (direction == Direction::Download).then_some(None),
+                    );
                 }
             })
         };
@@ -231,10 +260,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<Limit>) {
         if let Some(Limit { after, method, cut }) = &limit {
             let due = match method {
                 None => passed + n as u64 > *after,
-                Some(method) => passed > *after && buffer[..n].starts_with(format!("{method} ").as_bytes()),
+                Some(method) => {
+                    passed > *after && buffer[..n].starts_with(format!("{method} ").as_bytes())
+                }
             };
             if due && !cut.load(Ordering::SeqCst) {
-                let keep = if method.is_some() { 0 } else { (*after - passed) as usize };
+                let keep = if method.is_some() {
+                    0
+                } else {
+                    (*after - passed) as usize
+                };
                 let _ = to.write_all(&buffer[..keep]);
                 cut.store(true, Ordering::SeqCst);
                 let _ = from.shutdown(Shutdown::Both);
@@ -270,9 +305,15 @@ pub struct Certificate {
 
 /// Runs openssl with `args`.
 fn openssl(args: &[&std::ffi::OsStr]) -> Result<(), String> {
-    let output = Command::new("openssl").args(args).output().map_err(|e| format!("openssl: {e}"))?;
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
     if !output.status.success() {
-        return Err(format!("openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     Ok(())
 }
@@ -284,16 +325,40 @@ pub fn ca_signed(dir: &Path) -> Result<(PathBuf, Certificate), String> {
     let key = dir.join("server.key");
     let csr = dir.join("server.csr");
     let ext = dir.join("server.ext");
-    std::fs::write(&ext, "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
     let os = |s: &str| std::ffi::OsString::from(s);
     openssl(&[
-        &os("req"), &os("-newkey"), &os("rsa:2048"), &os("-nodes"), &os("-subj"), &os("/CN=127.0.0.1"),
-        &os("-keyout"), key.as_os_str(), &os("-out"), csr.as_os_str(),
+        &os("req"),
+        &os("-newkey"),
+        &os("rsa:2048"),
+        &os("-nodes"),
+        &os("-subj"),
+        &os("/CN=127.0.0.1"),
+        &os("-keyout"),
+        key.as_os_str(),
+        &os("-out"),
+        csr.as_os_str(),
     ])?;
     openssl(&[
-        &os("x509"), &os("-req"), &os("-in"), csr.as_os_str(), &os("-CA"), ca.cert.as_os_str(), &os("-CAkey"),
-        ca.key.as_os_str(), &os("-CAcreateserial"), &os("-days"), &os("2"), &os("-extfile"), ext.as_os_str(),
-        &os("-out"), cert.as_os_str(),
+        &os("x509"),
+        &os("-req"),
+        &os("-in"),
+        csr.as_os_str(),
+        &os("-CA"),
+        ca.cert.as_os_str(),
+        &os("-CAkey"),
+        ca.key.as_os_str(),
+        &os("-CAcreateserial"),
+        &os("-days"),
+        &os("2"),
+        &os("-extfile"),
+        ext.as_os_str(),
+        &os("-out"),
+        cert.as_os_str(),
     ])?;
     Ok((ca.cert, Certificate { cert, key }))
 }
@@ -303,16 +368,25 @@ pub fn self_signed(dir: &Path, name: &str) -> Result<Certificate, String> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let output = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
         .arg(format!("/CN={name}"))
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .map_err(|e| format!("openssl: {e}"))?;
     if !output.status.success() {
-        return Err(format!("openssl req failed: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     Ok(Certificate { cert, key })
 }
@@ -340,7 +414,10 @@ impl TokenServer {
             let (requests, stop) = (requests.clone(), stop.clone());
             let key = signer.key.clone();
             let cert_der = pem_to_der(&std::fs::read_to_string(&signer.cert).unwrap());
-            let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            );
             let user = user.to_string();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
@@ -378,7 +455,9 @@ impl Drop for TokenServer {
 
 fn pem_to_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
 }
 
 fn b64url(data: &[u8]) -> String {
@@ -450,7 +529,12 @@ fn serve_token(stream: TcpStream, key: &Path, cert_der: &[u8], user: &str, expec
         let _ = reader.read_exact(&mut body);
         params.extend(parse_form(&String::from_utf8_lossy(&body)));
     }
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let scopes: Vec<String> = params
         .iter()
         .filter(|(k, _)| k == "scope")
@@ -458,14 +542,19 @@ fn serve_token(stream: TcpStream, key: &Path, cert_der: &[u8], user: &str, expec
         .filter(|s| !s.is_empty())
         .collect();
     let authenticated = match (method.as_str(), authorization.as_deref()) {
-        ("POST", _) => param("grant_type").as_deref() == Some("refresh_token") && param("refresh_token").as_deref() == Some(REFRESH_TOKEN),
+        ("POST", _) => {
+            param("grant_type").as_deref() == Some("refresh_token")
+                && param("refresh_token").as_deref() == Some(REFRESH_TOKEN)
+        }
         (_, Some(header)) => header == expected_basic,
         (_, None) => false,
     };
     let anonymous = method == "GET" && authorization.is_none();
     let mut stream = stream;
     if !authenticated && !anonymous {
-        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
         return;
     }
     let access: Vec<serde_json::Value> = scopes
@@ -473,18 +562,28 @@ fn serve_token(stream: TcpStream, key: &Path, cert_der: &[u8], user: &str, expec
         .filter_map(|scope| {
             let mut fields = scope.splitn(3, ':');
             let (kind, name, actions) = (fields.next()?, fields.next()?, fields.next()?);
-            let actions: Vec<&str> = actions.split(',').filter(|a| authenticated || *a == "pull").collect();
+            let actions: Vec<&str> = actions
+                .split(',')
+                .filter(|a| authenticated || *a == "pull")
+                .collect();
             Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
         })
         .collect();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64::engine::general_purpose::STANDARD.encode(cert_der)]});
     let claims = serde_json::json!({
         "iss": TOKEN_ISSUER, "sub": if authenticated { user } else { "" }, "aud": TOKEN_SERVICE,
         "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", std::process::id()),
         "access": access,
     });
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let mut openssl = Command::new("openssl")
         .args(["dgst", "-sha256", "-sign"])
         .arg(key)
@@ -492,10 +591,16 @@ fn serve_token(stream: TcpStream, key: &Path, cert_der: &[u8], user: &str, expec
         .stdout(Stdio::piped())
         .spawn()
         .expect("openssl runs");
-    openssl.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())
+        .unwrap();
     let signature = openssl.wait_with_output().unwrap().stdout;
     let token = format!("{signing_input}.{}", b64url(&signature));
-    let mut response = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
+    let mut response =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
     if authenticated && param("offline_token").as_deref() == Some("true") {
         response["refresh_token"] = REFRESH_TOKEN.into();
     }
