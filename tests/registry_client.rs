@@ -137,6 +137,15 @@ fn push_and_pull_with_registry2_and_docker() {
     let again = lade.run(&["push", "bb:push", &target]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // Pushing to another repository mounts the layer from the one the image is known by there.
+    lade.ok(&["tag", "bb:push", &target]);
+    let mounted = lade.run(&["push", &target, &format!("{host}/lade/mounted:v1")]);
+    assert!(mounted.status.success());
+    assert!(
+        String::from_utf8_lossy(&mounted.stderr).contains("mounted"),
+        "{}",
+        String::from_utf8_lossy(&mounted.stderr)
+    );
 
     docker.ok(&["pull", "-q", &target]);
     let pulled_digest = docker.ok(&[

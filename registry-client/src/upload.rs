@@ -70,6 +70,9 @@ impl BlobUpload<'_> {
     }
 
     async fn transfer(&self, mount_from: &[String]) -> Result<Outcome, Error> {
+        if !self.store.has_blob(&self.descriptor.digest) {
+            return Err(layerstore::StoreError::BlobUnknown(self.descriptor.digest.clone()).into());
+        }
         if self.exists().await? {
             return Ok(Outcome::Exists);
         }

@@ -42,10 +42,17 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let quiet = layerstore::progress::NoProgress;
     let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
     println!("The push refers to repository [{}]", destination.name());
+    // The image's other names in the same registry (where it was pulled from, say) may hold its blobs.
+    let mount_from = found
+        .names
+        .iter()
+        .filter(|n| n.domain() == destination.domain() && n.path() != destination.path())
+        .map(|n| n.path().to_string())
+        .collect();
     let options = PushOptions {
         jobs: args.jobs,
         chunk_size: args.chunk_size,
-        ..PushOptions::default()
+        mount_from,
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;
