@@ -106,7 +106,11 @@ impl Progress for StderrProgress {
         match self {
             StderrProgress::Bars { bars, .. } => {
                 if let Some(bar) = bars.lock().expect("not poisoned").remove(item) {
-                    bar.finish_with_message(status.to_string());
+                    match status {
+                        // Nothing was transferred: keep the bar where it stopped rather than showing it full.
+                        "exists" | "mounted" | "failed" => bar.abandon_with_message(status.to_string()),
+                        _ => bar.finish_with_message(status.to_string()),
+                    }
                 }
             }
             StderrProgress::Plain { sizes } => {
