@@ -308,6 +308,31 @@ fn htpasswd_login_push_pull_logout() {
     assert_eq!(config["auths"][&host]["auth"], "YWxpY2U6czNjcmV0");
 
     let digest = pushed_digest(&lade.ok(&["push", "bb:auth", &target]));
+    // Docker logs in to the same registry and runs what lade pushed.
+    if let Some(docker) = Docker::get() {
+        let docker_config = tempfile::tempdir().unwrap();
+        let mut login = docker
+            .command()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .args(["login", "-u", "alice", "--password-stdin", &host])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret").unwrap();
+        let output = login.wait_with_output().unwrap();
+        assert!(output.status.success(), "docker login: {}", String::from_utf8_lossy(&output.stderr));
+        let run = docker
+            .command()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .args(["run", "--rm", "--network=none", "--pull=always", &target, "echo", "authenticated"])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "authenticated");
+        docker.ok(&["rmi", &target]);
+    }
     let fresh = Lade::new();
     // Another store, the same credentials file.
     let pull = |l: &Lade| {
@@ -369,6 +394,12 @@ fn tls_registry_with_a_private_ca() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(local_digest(&fresh, &target), digest);
+    // Docker (which skips verification for loopback registries) pulls and runs it over TLS.
+    if let Some(docker) = Docker::get() {
+        let echo = docker.ok(&["run", "--rm", "--network=none", "--pull=always", &target, "echo", "over tls"]);
+        assert_eq!(echo.trim(), "over tls");
+        docker.ok(&["rmi", &target]);
+    }
 
     // A CA that did not sign the registry's certificate is refused.
     let other_dir = tempfile::tempdir().unwrap();
