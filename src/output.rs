@@ -108,7 +108,9 @@ impl Progress for StderrProgress {
                 if let Some(bar) = bars.lock().expect("not poisoned").remove(item) {
                     match status {
                         // Nothing was transferred: keep the bar where it stopped rather than showing it full.
-                        "exists" | "mounted" | "failed" => bar.abandon_with_message(status.to_string()),
+                        "exists" | "mounted" | "failed" => {
+                            bar.abandon_with_message(status.to_string())
+                        }
                         _ => bar.finish_with_message(status.to_string()),
                     }
                 }

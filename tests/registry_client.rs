@@ -322,14 +322,30 @@ fn htpasswd_login_push_pull_logout() {
             .unwrap();
         std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret").unwrap();
         let output = login.wait_with_output().unwrap();
-        assert!(output.status.success(), "docker login: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "docker login: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let run = docker
             .command()
             .env("DOCKER_CONFIG", docker_config.path())
-            .args(["run", "--rm", "--network=none", "--pull=always", &target, "echo", "authenticated"])
+            .args([
+                "run",
+                "--rm",
+                "--network=none",
+                "--pull=always",
+                &target,
+                "echo",
+                "authenticated",
+            ])
             .output()
             .unwrap();
-        assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "authenticated");
         docker.ok(&["rmi", &target]);
     }
@@ -396,7 +412,15 @@ fn tls_registry_with_a_private_ca() {
     assert_eq!(local_digest(&fresh, &target), digest);
     // Docker (which skips verification for loopback registries) pulls and runs it over TLS.
     if let Some(docker) = Docker::get() {
-        let echo = docker.ok(&["run", "--rm", "--network=none", "--pull=always", &target, "echo", "over tls"]);
+        let echo = docker.ok(&[
+            "run",
+            "--rm",
+            "--network=none",
+            "--pull=always",
+            &target,
+            "echo",
+            "over tls",
+        ]);
         assert_eq!(echo.trim(), "over tls");
         docker.ok(&["rmi", &target]);
     }
@@ -443,6 +467,12 @@ fn bearer_token_flow() {
         "{err}"
     );
     lade.ok(&["login", &host, "-u", "bob", "-p", "hunter2"]);
+    // The token server issued a refresh token: it is stored instead of the password.
+    let config = std::fs::read_to_string(lade.docker_config_dir().join("config.json")).unwrap();
+    assert!(
+        config.contains(REFRESH_TOKEN) && !config.contains("hunter2"),
+        "{config}"
+    );
     let before = tokens.requests.load(std::sync::atomic::Ordering::SeqCst);
     let digest = pushed_digest(&lade.ok(&["push", "bb:token", &target]));
     let used = tokens.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
@@ -454,7 +484,7 @@ fn bearer_token_flow() {
     anonymous.ok(&["pull", &target]);
     assert_eq!(local_digest(&anonymous, &target), digest);
 
-    // A refresh token (identitytoken) in config.json is exchanged by the OAuth2 POST grant.
+    // A refresh token (identitytoken) written by hand is exchanged by the OAuth2 POST grant too.
     let refresh = Lade::new();
     std::fs::create_dir_all(refresh.docker_config_dir()).unwrap();
     std::fs::write(
@@ -582,7 +612,10 @@ fn interrupted_pull_resumes_with_range() {
     );
     // The registry answered a ranged request (its access log: `"GET /v2/.../blobs/sha256:… HTTP/1.1" 206`).
     assert!(
-        registry.log().lines().any(|l| l.contains("/blobs/sha256:") && l.contains("HTTP/1.1\" 206 ")),
+        registry
+            .log()
+            .lines()
+            .any(|l| l.contains("/blobs/sha256:") && l.contains("HTTP/1.1\" 206 ")),
         "no 206 in the registry log"
     );
 }

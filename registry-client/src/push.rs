@@ -37,10 +37,6 @@ pub struct Pushed {
     /// The manifest's digest and size.
     pub digest: Digest,
     pub size: u64,
-    /// How many blobs were uploaded, mounted, and found present.
-    pub uploaded: usize,
-    pub mounted: usize,
-    pub existing: usize,
 }
 
 /// Pushes `image` (read from `store`) as `reference`: its tag, or its digest when it names one.
@@ -71,7 +67,7 @@ pub async fn push(
         progress.start(&item, descriptor.size);
         progress.status(&item, "waiting");
     }
-    let outcomes: Vec<crate::upload::Outcome> = futures_util::stream::iter(blobs)
+    let _: Vec<crate::upload::Outcome> = futures_util::stream::iter(blobs)
         .map(|descriptor| async move {
             BlobUpload {
                 registry,
@@ -87,7 +83,6 @@ pub async fn push(
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
-    let count = |o: crate::upload::Outcome| outcomes.iter().filter(|x| **x == o).count();
 
     let target = crate::pull::manifest_reference(reference);
     let url = registry.url(&format!("/v2/{repository}/manifests/{target}"));
@@ -115,8 +110,5 @@ pub async fn push(
     Ok(Pushed {
         digest: image.digest().clone(),
         size: image.manifest_bytes.len() as u64,
-        uploaded: count(crate::upload::Outcome::Pushed),
-        mounted: count(crate::upload::Outcome::Mounted),
-        existing: count(crate::upload::Outcome::Exists),
     })
 }

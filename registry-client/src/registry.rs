@@ -49,11 +49,6 @@ impl Registry {
         &self.endpoint.registry
     }
 
-    /// The API base URL (`https://host[:port]`).
-    pub fn base(&self) -> &str {
-        &self.endpoint.base
-    }
-
     /// `base` + `path` (`path` starts with `/v2/`).
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint.base)

@@ -1,5 +1,6 @@
 //! `lade login [REGISTRY] -u USER (-p PASS | --password-stdin)`: check the credentials against the registry, as
-//! docker does, and store them in Docker's `config.json` (or its credential helper).
+//! docker does, and store them in Docker's `config.json` (or its credential helper) — the refresh token instead of
+//! the password when the registry's token server issues one.
 
 use std::io::Read;
 
@@ -63,7 +64,7 @@ pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     let credential = Credential::Basic { username, password };
     let connector = args.remote.connector()?;
-    super::remote::block_on(async {
+    let refresh_token = super::remote::block_on(async {
         let session = registry_client::Registry::connect(
             &registry,
             &connector.endpoint,
@@ -73,8 +74,10 @@ pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
         session.verify_login().await
     })?
     .with_context(|| format!("logging in to {registry}"))?;
+    // As docker does: when the token server hands out a refresh token, that is stored instead of the password.
+    let stored = refresh_token.map_or(credential, Credential::IdentityToken);
     let mut config = DockerConfig::load(&connector.docker_config)?;
-    config.store(&registry, &credential)?;
+    config.store(&registry, &stored)?;
     println!("Login Succeeded");
     Ok(())
 }
