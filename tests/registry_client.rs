@@ -166,6 +166,13 @@ fn push_and_pull_with_registry2_and_docker() {
     ]);
     assert_eq!(echo.trim(), "hello from lade");
 
+    // With --gzip, Docker runs the recompressed image too.
+    let gzipped = format!("{host}/lade/gzipped:v1");
+    lade.ok(&["push", "--gzip", "bb:push", &gzipped]);
+    let echo = docker.ok(&["run", "--rm", "--network=none", &gzipped, "echo", "gzipped"]);
+    assert_eq!(echo.trim(), "gzipped");
+    docker.ok(&["rmi", &gzipped]);
+
     // docker push → registry:2 → lade pull.
     let from_docker = format!("{host}/docker/busybox:v2");
     docker.ok(&["tag", &target, &from_docker]);
@@ -253,6 +260,58 @@ fn skopeo_reads_what_lade_pushes_and_lade_pulls_what_skopeo_pushes() {
     );
     let config = inspect(&fresh, &format!("{host}/skopeo/bb:x"));
     assert_eq!(config["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+}
+
+#[test]
+fn gzip_on_push_keeps_the_image_id() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "plain:1", 3 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/gz/image:1", registry.host());
+    let digest = pushed_digest(&lade.ok(&["push", "--gzip", "plain:1", &target]));
+    assert_ne!(
+        digest,
+        local_digest(&lade, "plain:1"),
+        "the pushed manifest is a new one"
+    );
+    let fresh = Lade::new();
+    fresh.ok(&["pull", &target]);
+    assert_eq!(local_digest(&fresh, &target), digest);
+    assert_eq!(local_id(&fresh, &target), local_id(&lade, "plain:1"));
+    let manifest_path = fresh
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = &manifest["layers"][0];
+    assert!(
+        layer["mediaType"].as_str().unwrap().ends_with("gzip"),
+        "{layer}"
+    );
+    // The layer went through gzip: its blob starts with the gzip magic and decompresses to the diff ID.
+    let blob = fresh.root.path().join("blobs/sha256").join(
+        layer["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()),
+        &mut decoded,
+    )
+    .unwrap();
+    let diff_id = inspect(&fresh, &target)["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(layerstore::Digest::sha256_of(&decoded).to_string(), diff_id);
 }
 
 #[test]

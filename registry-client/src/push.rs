@@ -19,6 +19,9 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// Repositories of the same registry that may hold the blobs, to mount them from instead of uploading.
     pub mount_from: Vec<String>,
+    /// Gzip uncompressed layers before sending them (see [`crate::compress`]); the pushed digest then differs from
+    /// the stored image's.
+    pub gzip: bool,
 }
 
 impl Default for PushOptions {
@@ -27,6 +30,7 @@ impl Default for PushOptions {
             jobs: 3,
             chunk_size: 16 << 20,
             mount_from: Vec::new(),
+            gzip: false,
         }
     }
 }
@@ -49,12 +53,24 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<Pushed, Error> {
     let repository = reference.path();
+    // The compressed layers are unreferenced blobs until the push is done: keep `prune` away meanwhile.
+    let _writer = if options.gzip {
+        Some(store.writer_lock()?)
+    } else {
+        None
+    };
+    let compressed;
+    let image = if options.gzip {
+        compressed = crate::compress::gzip_layers(store, image, progress)?;
+        &compressed
+    } else {
+        image
+    };
     if let Some(digest) = reference.digest() {
         if digest != image.digest() {
             return Err(Error::Location(format!(
-                "cannot push {} as {reference}: its manifest digest is {}",
-                image.digest(),
-                digest
+                "cannot push as {reference}: the manifest digest is {}",
+                image.digest()
             )));
         }
     }

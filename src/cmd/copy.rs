@@ -24,6 +24,9 @@ pub struct Args {
     /// request.
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     chunk_size: u64,
+    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
+    #[arg(long)]
+    gzip: bool,
     /// Suppress the progress output.
     #[arg(short, long)]
     quiet: bool,
@@ -54,6 +57,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         push: PushOptions {
             jobs: args.jobs,
             chunk_size: args.chunk_size,
+            gzip: args.gzip,
             ..PushOptions::default()
         },
     };

@@ -17,6 +17,9 @@ pub struct Args {
     /// request.
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     chunk_size: u64,
+    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
+    #[arg(long)]
+    gzip: bool,
     /// Suppress the progress output.
     #[arg(short, long)]
     quiet: bool,
@@ -53,6 +56,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         jobs: args.jobs,
         chunk_size: args.chunk_size,
         mount_from,
+        gzip: args.gzip,
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;
