@@ -262,6 +262,68 @@ fn skopeo_reads_what_lade_pushes_and_lade_pulls_what_skopeo_pushes() {
     assert_eq!(config["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
 }
 
+/// Runs `command` to success, sampling its peak resident set (`VmHWM`, a high-water mark) until it exits; in KiB.
+fn peak_rss_kib(mut command: Command) -> u64 {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    peak
+}
+
+#[test]
+fn large_layers_stream_in_bounded_memory() {
+    if !registry_available() {
+        return;
+    }
+    // Buffering the layer would take more than its 192 MiB; streaming stays far below the 64 MiB budget.
+    let lade = Lade::new();
+    import_random_image(&lade, "large:1", 192 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/large/image:1", registry.host());
+    let mut push = lade.command();
+    push.args(["push", "large:1", &target]);
+    let push_peak = peak_rss_kib(push);
+    let fresh = Lade::new();
+    let mut pull = fresh.command();
+    pull.args(["pull", &target]);
+    let pull_peak = peak_rss_kib(pull);
+    eprintln!("peak RSS: push {push_peak} KiB, pull {pull_peak} KiB");
+    assert!(
+        push_peak > 0 && push_peak < 64 << 10,
+        "push peak RSS {push_peak} KiB"
+    );
+    assert!(
+        pull_peak > 0 && pull_peak < 64 << 10,
+        "pull peak RSS {pull_peak} KiB"
+    );
+    assert_eq!(local_id(&fresh, &target), local_id(&lade, "large:1"));
+}
+
 #[test]
 fn gzip_on_push_keeps_the_image_id() {
     if !registry_available() {
