@@ -830,6 +830,10 @@ fn copy_registry_to_archive_to_another_registry_without_a_store() {
         "lade:copied:1",
     ]);
     assert_eq!(local_digest(&copier, "copied:1"), digest);
+    assert!(
+        !layout.join("ingest").exists(),
+        "lade left its scratch directory in the layout"
+    );
     if have("skopeo").is_ok() {
         skopeo(&["inspect", &format!("oci-archive:{}", archive.display())]);
         skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);

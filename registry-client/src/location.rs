@@ -148,6 +148,7 @@ pub async fn copy(
         Location::Oci { dir, tag } => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let _tidy = IngestDirGuard::new(dir);
             let store = Store::open(dir)?;
             copy_blobs(&opened.store, &store, &opened.image)?;
             set_oci_tag(&store, &opened.image, tag.as_deref())?;
@@ -209,8 +210,10 @@ async fn open_source(
             })
         }
         Location::Oci { dir, tag } => {
+            let tidy = IngestDirGuard::new(dir);
             let store = open_layout(dir)?;
             let image = find_in_layout(&store, dir, tag.as_deref())?;
+            drop(tidy);
             Ok(Source {
                 store,
                 image,
@@ -283,6 +286,25 @@ fn scratch_dir() -> Result<tempfile::TempDir, Error> {
         .prefix("lade-copy-")
         .tempdir()
         .map_err(|e| Error::io("creating a scratch directory", e))
+}
+
+/// Removes the `ingest/` scratch directory that opening a layout as a [`Store`] creates, when it was not there
+/// before and is empty again, so that lade leaves other tools' OCI layouts as it found them.
+struct IngestDirGuard(Option<PathBuf>);
+
+impl IngestDirGuard {
+    fn new(layout: &Path) -> IngestDirGuard {
+        let ingest = layout.join("ingest");
+        IngestDirGuard((!ingest.exists()).then_some(ingest))
+    }
+}
+
+impl Drop for IngestDirGuard {
+    fn drop(&mut self) {
+        if let Some(ingest) = &self.0 {
+            let _ = std::fs::remove_dir(ingest);
+        }
+    }
 }
 
 /// Opens an existing OCI layout (refusing a directory that is not one).
