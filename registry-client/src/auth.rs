@@ -324,20 +324,40 @@ fn form_encode(value: &str) -> String {
     out
 }
 
+/// Sends a token request, retrying connection errors, 5xx and 429 with backoff, and parses the answer.
 async fn read_token(realm: &str, request: reqwest::RequestBuilder) -> Result<TokenResponse, Error> {
     let token_error = |reason: String| Error::Token {
         realm: realm.to_string(),
         reason,
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| token_error(e.to_string()))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| token_error(e.to_string()))?;
+    let mut attempt = 0;
+    let (status, body) = loop {
+        attempt += 1;
+        let retry = attempt < crate::retry::MAX_ATTEMPTS;
+        let this_try = request
+            .try_clone()
+            .expect("token requests have in-memory bodies");
+        let response = match this_try.send().await {
+            Ok(response) => response,
+            Err(e) if retry && (e.is_connect() || e.is_timeout()) => {
+                tokio::time::sleep(crate::retry::backoff(attempt)).await;
+                continue;
+            }
+            Err(e) => return Err(token_error(e.to_string())),
+        };
+        let status = response.status();
+        if retry && (status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS) {
+            let wait = crate::retry::retry_after(&response)
+                .unwrap_or_else(|| crate::retry::backoff(attempt));
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| token_error(e.to_string()))?;
+        break (status, body);
+    };
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body[..body.len().min(512)])
             .trim()
