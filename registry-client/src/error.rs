@@ -5,11 +5,11 @@ use layerstore::Digest;
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}: {}", describe(.error))]
     Request {
         method: String,
         url: String,
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("{method} {url}: {status}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
     Status {
@@ -85,15 +85,34 @@ impl Error {
     /// Is this worth retrying (a dropped connection, a timeout, a server error)?
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Request { source, .. } => {
-                source.is_connect()
-                    || source.is_timeout()
-                    || source.is_body()
-                    || source.is_request()
-                    || source.is_decode()
+            Error::Request { error, .. } => {
+                error.is_connect()
+                    || error.is_timeout()
+                    || error.is_body()
+                    || error.is_request()
+                    || error.is_decode()
             }
             Error::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
+    }
+}
+
+/// The causes of a transport error, innermost last, without reqwest's own "error sending request for url (…)"
+/// (the variant names the request already).
+fn describe(error: &reqwest::Error) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if causes.last() != Some(&text) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
     }
 }

@@ -79,10 +79,10 @@ pub async fn fetch_manifest(
         .trim()
         .to_string();
     let header_digest = header_str(&response, "docker-content-digest").map(str::to_string);
-    let bytes = response.bytes().await.map_err(|source| Error::Request {
+    let bytes = response.bytes().await.map_err(|error| Error::Request {
         method: "GET".into(),
         url: url.clone(),
-        source,
+        error,
     })?;
     if bytes.len() > 4 << 20 {
         return Err(Error::Protocol(format!(
@@ -416,7 +416,7 @@ pub async fn download_blob(
                     return Err(Error::Request {
                         method: "GET".into(),
                         url,
-                        source,
+                        error: source,
                     });
                 }
                 tracing::warn!("GET {url}: {source} after {written} bytes; resuming");

@@ -129,11 +129,9 @@ impl Registry {
         let mut auth_rounds = 0;
         loop {
             attempt += 1;
-            let mut request = build(http).build().map_err(|e| Error::Request {
-                method: "?".into(),
-                url: "?".into(),
-                source: e,
-            })?;
+            let mut request = build(http)
+                .build()
+                .map_err(|e| Error::Protocol(format!("{}: invalid request: {e}", self.name())))?;
             let method = request.method().to_string();
             let url = request.url().to_string();
             if authenticate {
@@ -153,7 +151,7 @@ impl Registry {
                     let error = Error::Request {
                         method,
                         url,
-                        source,
+                        error: source,
                     };
                     if may_retry && error.is_transient() {
                         tracing::warn!("{error}; retrying");
