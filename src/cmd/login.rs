@@ -2,7 +2,7 @@
 //! docker does, and store them in Docker's `config.json` (or its credential helper) — the refresh token instead of
 //! the password when the registry's token server issues one.
 
-use std::io::Read;
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use anyhow::Context as _;
 use registry_client::credentials::{Credential, DockerConfig};
@@ -40,11 +40,45 @@ pub fn registry_host(argument: Option<&str>) -> String {
     }
 }
 
+/// Asks for a line on the terminal (stdin), without echo for secrets.
+fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!(
+            "cannot ask for the {label}: stdin is not a terminal (use -u and --password-stdin)"
+        );
+    }
+    eprint!("{label}: ");
+    std::io::stderr().flush()?;
+    let saved = if echo {
+        None
+    } else {
+        let saved = rustix::termios::tcgetattr(&stdin).context("reading the terminal mode")?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet)
+            .context("turning off echo")?;
+        Some(saved)
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
+        eprintln!();
+    }
+    read.with_context(|| format!("reading the {label}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
     let registry = registry_host(args.registry.as_deref());
-    let username = args
-        .username
-        .context("give the user name with -u (lade login reads no terminal prompts)")?;
+    let username = match args.username {
+        Some(username) => username,
+        None if args.password_stdin => {
+            anyhow::bail!("--password-stdin needs the user name given with -u")
+        }
+        None => prompt("Username", true)?,
+    };
     let password = match (args.password, args.password_stdin) {
         (Some(password), _) => {
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -57,7 +91,7 @@ pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
                 .context("reading the password from stdin")?;
             password.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => anyhow::bail!("give the password with --password-stdin (or -p)"),
+        (None, false) => prompt("Password", false)?,
     };
     if password.is_empty() {
         anyhow::bail!("the password is empty");
