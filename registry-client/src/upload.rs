@@ -251,7 +251,11 @@ impl BlobUpload<'_> {
                     };
                     continue;
                 }
-                Ok(response) if response.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
+                Ok(response)
+                    if response.status() == StatusCode::RANGE_NOT_SATISFIABLE
+                        || response.status() == StatusCode::TOO_MANY_REQUESTS
+                        || response.status().is_server_error() =>
+                {
                     status_error("PATCH", url.as_str(), response).await
                 }
                 Ok(response) => return Err(status_error("PATCH", url.as_str(), response).await),
