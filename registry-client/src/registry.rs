@@ -113,8 +113,7 @@ impl Registry {
         retry: Retry,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, Error> {
-        let response = self.send_raw(retry, scopes, true, &build).await?;
-        Ok(response)
+        self.send_raw(retry, scopes, true, &build).await
     }
 
     async fn send_raw(
