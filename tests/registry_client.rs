@@ -182,7 +182,7 @@ fn push_and_pull_with_registry2_and_docker() {
     assert_eq!(out.trim(), from_docker);
     assert_eq!(
         local_digest(&fresh, &from_docker),
-        skopeo_or_registry_digest(&registry, "docker/busybox", "v2")
+        registry_digest(&registry, "docker/busybox", "v2")
     );
     assert_eq!(
         local_id(&fresh, &from_docker),
@@ -201,23 +201,25 @@ fn push_and_pull_with_registry2_and_docker() {
 }
 
 /// The digest registry:2 serves for a tag, read with a plain HTTP HEAD.
-fn skopeo_or_registry_digest(registry: &Registry2, repository: &str, tag: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-sI", "-H"])
-        .arg("Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
-        .arg(format!("http://{}/v2/{repository}/manifests/{tag}", registry.host()))
-        .output()
-        .expect("curl runs");
-    let headers = String::from_utf8_lossy(&output.stdout);
+fn registry_digest(registry: &Registry2, repository: &str, tag: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
+    write!(
+        stream,
+        "HEAD /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+        registry.host()
+    )
+    .unwrap();
+    let mut headers = String::new();
+    stream.read_to_string(&mut headers).unwrap();
     headers
         .lines()
         .find_map(|l| {
-            l.strip_prefix("Docker-Content-Digest: ")
-                .or_else(|| l.strip_prefix("docker-content-digest: "))
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
         })
-        .expect("a Docker-Content-Digest header")
-        .trim()
-        .to_string()
+        .unwrap_or_else(|| panic!("no Docker-Content-Digest in: {headers}"))
 }
 
 #[test]
@@ -807,7 +809,7 @@ fn copy_registry_to_archive_to_another_registry_without_a_store() {
     ]);
     assert_eq!(out.trim(), digest);
     assert_eq!(blob_count(&copier), 0, "copy used the local store");
-    assert_eq!(skopeo_or_registry_digest(&second, "dst/bb", "2"), digest);
+    assert_eq!(registry_digest(&second, "dst/bb", "2"), digest);
 
     // The same archive reads as docker-archive, and oci: layouts work both ways.
     let layout = copier.scratch.path().join("layout");
