@@ -52,7 +52,18 @@ enum Command {
     Registry(cmd::registry::RegistryArgs),
     /// Inspect Dockerfiles: parse, type-check and plan them.
     Dockerfile(cmd::dockerfile::DockerfileArgs),
+    /// Upload an image to a registry.
+    Push(cmd::push::Args),
+    /// Download an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Log in to a registry (credentials go to Docker's config.json).
+    Login(cmd::login::Args),
+    /// Log out from a registry.
+    Logout(cmd::logout::Args),
+    /// Copy an image between registries, OCI layouts, archives and the local store.
+    Copy(cmd::copy::Args),
 }
+
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
 /// panicking on the failed write.
@@ -89,6 +100,11 @@ fn main() {
         Command::Prune(args) => cmd::prune::run(&context, args),
         Command::Dockerfile(args) => cmd::dockerfile::run(args),
         Command::Registry(args) => cmd::registry::run(args),
+        Command::Push(args) => cmd::push::run(&context, args),
+        Command::Pull(args) => cmd::pull::run(&context, args),
+        Command::Login(args) => cmd::login::run(&context, args),
+        Command::Logout(args) => cmd::logout::run(&context, args),
+        Command::Copy(args) => cmd::copy::run(&context, args),
     };
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.

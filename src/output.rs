@@ -94,11 +94,25 @@ impl Progress for StderrProgress {
         }
     }
 
+    fn status(&self, item: &str, status: &str) {
+        if let StderrProgress::Bars { bars, .. } = self {
+            if let Some(bar) = bars.lock().expect("not poisoned").get(item) {
+                bar.set_message(status.to_string());
+            }
+        }
+    }
+
     fn finish(&self, item: &str, status: &str) {
         match self {
             StderrProgress::Bars { bars, .. } => {
                 if let Some(bar) = bars.lock().expect("not poisoned").remove(item) {
-                    bar.finish_with_message(status.to_string());
+                    match status {
+                        // Nothing was transferred: keep the bar where it stopped rather than showing it full.
+                        "exists" | "mounted" | "failed" => {
+                            bar.abandon_with_message(status.to_string())
+                        }
+                        _ => bar.finish_with_message(status.to_string()),
+                    }
                 }
             }
             StderrProgress::Plain { sizes } => {

@@ -6,6 +6,8 @@ pub trait Progress: Sync {
     fn start(&self, _item: &str, _total: u64) {}
     /// `bytes` more bytes of the item are done.
     fn advance(&self, _item: &str, _bytes: u64) {}
+    /// The item, started, is now in state `status` ("waiting", "pushing", ...), shown until the next state.
+    fn status(&self, _item: &str, _status: &str) {}
     /// The item is done; `status` says how ("done", "exists", ...).
     fn finish(&self, _item: &str, _status: &str) {}
 }

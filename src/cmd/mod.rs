@@ -2,14 +2,20 @@
 
 pub mod build;
 pub mod dockerfile;
+pub mod copy;
 pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod login;
+pub mod logout;
 pub mod prune;
 pub mod registry;
+pub mod pull;
+pub mod push;
+pub mod remote;
 pub mod rmi;
 pub mod run;
 pub mod save;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -40,8 +41,17 @@ impl Lade {
         command
             .arg("--root")
             .arg(self.root.path())
-            .arg("--progress=plain");
+            .arg("--progress=plain")
+            // Registry credentials and settings stay private to the test.
+            .env("DOCKER_CONFIG", self.docker_config_dir())
+            .env("LADE_CONFIG", self.scratch.path().join("lade-config.json"))
+            .env_remove("LADE_CERTS_DIR");
         command
+    }
+
+    /// The `DOCKER_CONFIG` directory lade uses for credentials.
+    pub fn docker_config_dir(&self) -> PathBuf {
+        self.scratch.path().join("docker-config")
     }
 
     /// Runs lade with `args`, returning its output whatever the exit status.

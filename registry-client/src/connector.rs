@@ -1,0 +1,24 @@
+//! Opening registry sessions with the user's settings: endpoint options and credentials from Docker's `config.json`.
+
+use std::path::PathBuf;
+
+use crate::credentials::DockerConfig;
+use crate::endpoint::EndpointOptions;
+use crate::error::Error;
+use crate::registry::Registry;
+
+/// Everything needed to connect to any registry.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub endpoint: EndpointOptions,
+    /// The Docker `config.json` holding credentials.
+    pub docker_config: PathBuf,
+}
+
+impl Connector {
+    /// A session with the registry of a reference domain, authenticated with the stored credentials for it.
+    pub async fn connect(&self, domain: &str) -> Result<Registry, Error> {
+        let credential = DockerConfig::load(&self.docker_config)?.get(domain)?;
+        Registry::connect(domain, &self.endpoint, credential).await
+    }
+}

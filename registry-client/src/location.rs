@@ -1,0 +1,454 @@
+//! Image locations for `lade copy`, named like skopeo's transports, and copying an image between any two of them:
+//!
+//! - `docker://NAME[:TAG|@DIGEST]` — a registry;
+//! - `oci:DIR[:TAG]` — an OCI image layout directory (the tag is the `org.opencontainers.image.ref.name`);
+//! - `oci-archive:FILE[:REF]` and `docker-archive:FILE[:REF]` — tarballs;
+//! - `lade:NAME[:TAG]` — lade's local store.
+//!
+//! A copy reads the source into a [`Store`] — the local store or an OCI layout itself, or a scratch layout in a temp
+//! directory for registries and archives — and writes the destination from there, so no copy touches the local store
+//! unless it names it. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
+//! reads as both `docker-archive:` and `oci-archive:`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use layerstore::archive::save::{save, SaveItem};
+use layerstore::progress::Progress;
+use layerstore::tags::REF_NAME_ANNOTATION;
+use layerstore::{Descriptor, Digest, Image, Reference, Store};
+
+use crate::connector::Connector;
+use crate::error::Error;
+use crate::pull::{pull, PullOptions};
+use crate::push::{push, PushOptions};
+
+/// Where an image is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    Registry(Reference),
+    Oci {
+        dir: PathBuf,
+        tag: Option<String>,
+    },
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    Local(String),
+}
+
+impl std::str::FromStr for Location {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Location, Error> {
+        let (transport, rest) = text.split_once(':').ok_or_else(|| {
+            Error::Location(format!(
+                "{text:?} names no transport: use docker://, oci:, oci-archive:, docker-archive: or lade:"
+            ))
+        })?;
+        let path_and_ref = |rest: &str| -> Result<(PathBuf, Option<String>), Error> {
+            let (path, reference) = match rest.split_once(':') {
+                Some((path, reference)) => (path, Some(reference.to_string())),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(Error::Location(format!("{text:?}: the path is empty")));
+            }
+            Ok((PathBuf::from(path), reference.filter(|r| !r.is_empty())))
+        };
+        match transport {
+            "docker" => {
+                let name = rest.strip_prefix("//").ok_or_else(|| {
+                    Error::Location(format!("{text:?}: a registry location is written docker://NAME[:TAG]"))
+                })?;
+                let reference = Reference::parse_tagged(name)
+                    .map_err(|e| Error::Location(format!("{text:?}: {e}")))?;
+                Ok(Location::Registry(reference))
+            }
+            "oci" => {
+                let (dir, tag) = path_and_ref(rest)?;
+                Ok(Location::Oci { dir, tag })
+            }
+            "oci-archive" => {
+                let (file, reference) = path_and_ref(rest)?;
+                Ok(Location::OciArchive { file, reference })
+            }
+            "docker-archive" => {
+                let (file, reference) = path_and_ref(rest)?;
+                Ok(Location::DockerArchive { file, reference })
+            }
+            "lade" if !rest.is_empty() => Ok(Location::Local(rest.to_string())),
+            _ => Err(Error::Location(format!(
+                "{text:?}: unknown transport {transport:?}: use docker://, oci:, oci-archive:, docker-archive: or lade:"
+            ))),
+        }
+    }
+}
+
+/// An image read from a location, with the store holding its blobs.
+struct Source {
+    store: Store,
+    image: Image,
+    /// The name the source gave the image, if any.
+    name: Option<Reference>,
+    /// Keeps a scratch store alive until the copy is done.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// Settings for a copy.
+pub struct CopyOptions<'a> {
+    pub connector: &'a Connector,
+    /// Opens the local store, for `lade:` locations.
+    pub local_store: &'a dyn Fn() -> Result<Store, Error>,
+    pub pull: PullOptions,
+    pub push: PushOptions,
+}
+
+/// Copies the image at `source` to `destination`; returns its manifest digest.
+pub async fn copy(
+    source: &Location,
+    destination: &Location,
+    options: &CopyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Digest, Error> {
+    let opened = open_source(source, options, progress).await?;
+    let digest = opened.image.digest().clone();
+    match destination {
+        Location::Registry(reference) => {
+            let registry = options.connector.connect(reference.domain()).await?;
+            let mut push_options = options.push.clone();
+            if let Location::Registry(from) = source {
+                if from.domain() == reference.domain() {
+                    push_options.mount_from.push(from.path().to_string());
+                }
+            }
+            push(
+                &registry,
+                &opened.store,
+                &opened.image,
+                reference,
+                &push_options,
+                progress,
+            )
+            .await?;
+        }
+        Location::Local(name) => {
+            let store = (options.local_store)()?;
+            let name = parse_name(name)?;
+            let _writer = store.writer_lock()?;
+            copy_blobs(&opened.store, &store, &opened.image)?;
+            store.add_image(&opened.image.descriptor, &[name])?;
+        }
+        Location::Oci { dir, tag } => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let _tidy = IngestDirGuard::new(dir);
+            let store = Store::open(dir)?;
+            copy_blobs(&opened.store, &store, &opened.image)?;
+            set_oci_tag(&store, &opened.image, tag.as_deref())?;
+        }
+        Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
+            let names = match reference {
+                Some(reference) => vec![parse_name(reference)?],
+                None => opened
+                    .name
+                    .iter()
+                    .filter(|n| n.tag().is_some())
+                    .cloned()
+                    .collect(),
+            };
+            let item = SaveItem {
+                image: opened.image.clone(),
+                names,
+            };
+            write_archive(file, |out| {
+                save(&opened.store, &[item], out, progress)?;
+                Ok(())
+            })?;
+        }
+    }
+    Ok(digest)
+}
+
+fn parse_name(name: &str) -> Result<Reference, Error> {
+    Reference::parse_tagged(name).map_err(|e| Error::Location(format!("{name:?}: {e}")))
+}
+
+async fn open_source(
+    location: &Location,
+    options: &CopyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Source, Error> {
+    match location {
+        Location::Registry(reference) => {
+            let scratch = scratch_dir()?;
+            let store = Store::open(scratch.path())?;
+            let registry = options.connector.connect(reference.domain()).await?;
+            let pulled = pull(&registry, &store, reference, &[], &options.pull, progress).await?;
+            let image = Image::read(&store, &pulled.descriptor)?;
+            Ok(Source {
+                store,
+                image,
+                name: Some(reference.clone()),
+                _scratch: Some(scratch),
+            })
+        }
+        Location::Local(name) => {
+            let store = (options.local_store)()?;
+            let found = store.find_image(name)?;
+            Ok(Source {
+                store,
+                image: found.image,
+                name: found.requested,
+                _scratch: None,
+            })
+        }
+        Location::Oci { dir, tag } => {
+            let tidy = IngestDirGuard::new(dir);
+            let store = open_layout(dir)?;
+            let image = find_in_layout(&store, dir, tag.as_deref())?;
+            drop(tidy);
+            Ok(Source {
+                store,
+                image,
+                name: None,
+                _scratch: None,
+            })
+        }
+        Location::OciArchive { file, reference } => {
+            let scratch = scratch_dir()?;
+            let archive = File::open(file)
+                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+            tar::Archive::new(archive)
+                .unpack(scratch.path())
+                .map_err(|e| Error::io(format!("unpacking {}", file.display()), e))?;
+            let store = open_layout(scratch.path())?;
+            let tag = reference
+                .as_deref()
+                .map(|r| match Reference::parse_tagged(r) {
+                    Ok(parsed) if r.contains([':', '/']) => parsed.tag().unwrap_or(r).to_string(),
+                    _ => r.to_string(),
+                });
+            let image = find_in_layout(&store, file, tag.as_deref())?;
+            let name = reference
+                .as_deref()
+                .and_then(|r| Reference::parse_tagged(r).ok());
+            Ok(Source {
+                store,
+                image,
+                name,
+                _scratch: Some(scratch),
+            })
+        }
+        Location::DockerArchive { file, reference } => {
+            let scratch = scratch_dir()?;
+            let store = Store::open(scratch.path())?;
+            let archive = File::open(file)
+                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+            let loaded = layerstore::archive::load::load(&store, archive, progress)?;
+            let wanted = reference.as_deref().map(parse_name).transpose()?;
+            let chosen = match &wanted {
+                Some(wanted) => loaded
+                    .iter()
+                    .find(|l| l.names.contains(wanted))
+                    .ok_or_else(|| {
+                        Error::Location(format!("{} holds no image named {wanted}", file.display()))
+                    })?,
+                None if loaded.len() == 1 => &loaded[0],
+                None => {
+                    return Err(Error::Location(format!(
+                        "{} holds {} images: name one as docker-archive:FILE:NAME",
+                        file.display(),
+                        loaded.len()
+                    )))
+                }
+            };
+            let image = Image::read(&store, &chosen.descriptor)?;
+            let name = wanted.or_else(|| chosen.names.first().cloned());
+            Ok(Source {
+                store,
+                image,
+                name,
+                _scratch: Some(scratch),
+            })
+        }
+    }
+}
+
+fn scratch_dir() -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix("lade-copy-")
+        .tempdir()
+        .map_err(|e| Error::io("creating a scratch directory", e))
+}
+
+/// Removes the `ingest/` scratch directory that opening a layout as a [`Store`] creates, when it was not there
+/// before and is empty again, so that lade leaves other tools' OCI layouts as it found them.
+struct IngestDirGuard(Option<PathBuf>);
+
+impl IngestDirGuard {
+    fn new(layout: &Path) -> IngestDirGuard {
+        let ingest = layout.join("ingest");
+        IngestDirGuard((!ingest.exists()).then_some(ingest))
+    }
+}
+
+impl Drop for IngestDirGuard {
+    fn drop(&mut self) {
+        if let Some(ingest) = &self.0 {
+            let _ = std::fs::remove_dir(ingest);
+        }
+    }
+}
+
+/// Opens an existing OCI layout (refusing a directory that is not one).
+fn open_layout(dir: &Path) -> Result<Store, Error> {
+    if !dir.join("index.json").is_file() {
+        return Err(Error::Location(format!(
+            "{} is not an OCI layout: it has no index.json",
+            dir.display()
+        )));
+    }
+    Ok(Store::open(dir)?)
+}
+
+/// The image tagged `tag` in an OCI layout, or its only image when no tag is given.
+fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image, Error> {
+    let index = store.read_index()?;
+    let images: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| layerstore::media_types::is_manifest(&d.media_type))
+        .collect();
+    let descriptor = match tag {
+        Some(tag) => images
+            .iter()
+            .find(|d| d.annotation(REF_NAME_ANNOTATION) == Some(tag))
+            .ok_or_else(|| {
+                Error::Location(format!("{} has no image tagged {tag:?}", path.display()))
+            })?,
+        None if images.len() == 1 => images[0],
+        None => {
+            return Err(Error::Location(format!(
+                "{} holds {} images: name one with :TAG",
+                path.display(),
+                images.len()
+            )))
+        }
+    };
+    Ok(Image::read(store, descriptor)?)
+}
+
+/// Copies the blobs and manifest of `image` that `to` lacks, verifying each.
+fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
+    let mut blobs: Vec<&Descriptor> = image.manifest.layers.iter().collect();
+    blobs.push(&image.manifest.config);
+    for descriptor in blobs {
+        if !to.has_blob(&descriptor.digest) {
+            to.ingest(
+                &mut from.open_blob(&descriptor.digest)?,
+                Some(&descriptor.digest),
+            )?;
+        }
+    }
+    to.ingest(&mut &image.manifest_bytes[..], Some(image.digest()))?;
+    Ok(())
+}
+
+/// Records `image` in an OCI layout's index under `tag` (replacing the entry that had it), or untagged.
+fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Error> {
+    store.update_index(|index| {
+        let mut entry = Descriptor::new(
+            image.descriptor.media_type.clone(),
+            image.digest().clone(),
+            image.manifest_bytes.len() as u64,
+        );
+        match tag {
+            Some(tag) => {
+                index
+                    .manifests
+                    .retain(|d| d.annotation(REF_NAME_ANNOTATION) != Some(tag));
+                entry.annotations = Some(BTreeMap::from([(
+                    REF_NAME_ANNOTATION.to_string(),
+                    tag.to_string(),
+                )]));
+            }
+            None => index
+                .manifests
+                .retain(|d| d.digest != *image.digest() || d.annotations.is_some()),
+        }
+        index.manifests.push(entry);
+        Ok::<_, Error>(())
+    })
+}
+
+/// Writes a file atomically: into a temp file beside it, renamed into place on success.
+fn write_archive(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::io(format!("creating a temp file in {}", dir.display()), e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp);
+    write(&mut out)?;
+    let temp = out
+        .into_inner()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e.into_error()))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports() {
+        let parse = |s: &str| s.parse::<Location>();
+        assert!(
+            matches!(parse("docker://127.0.0.1:5000/a/b:t").unwrap(), Location::Registry(r) if r.domain() == "127.0.0.1:5000" && r.tag() == Some("t"))
+        );
+        assert_eq!(
+            parse("oci:/tmp/layout:v1").unwrap(),
+            Location::Oci {
+                dir: "/tmp/layout".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            parse("docker-archive:/tmp/a.tar:busybox:1").unwrap(),
+            Location::DockerArchive {
+                file: "/tmp/a.tar".into(),
+                reference: Some("busybox:1".into())
+            }
+        );
+        assert_eq!(
+            parse("oci-archive:a.tar").unwrap(),
+            Location::OciArchive {
+                file: "a.tar".into(),
+                reference: None
+            }
+        );
+        assert_eq!(
+            parse("lade:busybox").unwrap(),
+            Location::Local("busybox".into())
+        );
+        assert!(parse("busybox").is_err());
+        assert!(parse("docker:busybox").is_err());
+        assert!(parse("ftp://x").is_err());
+    }
+}

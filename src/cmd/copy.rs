@@ -1,0 +1,71 @@
+//! `lade copy SRC DST`: copy an image between registries (`docker://`), OCI layouts (`oci:DIR[:TAG]`), archives
+//! (`oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`) and the local store (`lade:NAME`), without going through
+//! the local store unless one side names it.
+
+use anyhow::Context as _;
+use layerstore::Platform;
+use registry_client::location::{copy, CopyOptions, Location};
+use registry_client::{PullOptions, PushOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Source: docker://NAME[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF],
+    /// lade:NAME.
+    source: String,
+    /// Destination, in the same forms.
+    destination: String,
+    /// The platform to pick when the source is a multi-platform image (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+    /// Blobs larger than this many bytes are uploaded in PATCH chunks of this size (resumable); smaller ones in one
+    /// request.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    chunk_size: u64,
+    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
+    #[arg(long)]
+    gzip: bool,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let source: Location = args.source.parse()?;
+    let destination: Location = args.destination.parse()?;
+    let platform = match &args.platform {
+        Some(text) => registry_client::pull::parse_platform(text)?,
+        None => Platform::host(),
+    };
+    let connector = args.remote.connector()?;
+    let local_store = || {
+        context
+            .store()
+            .map_err(|e| registry_client::Error::Location(format!("{e:#}")))
+    };
+    let options = CopyOptions {
+        connector: &connector,
+        local_store: &local_store,
+        pull: PullOptions {
+            platform,
+            jobs: args.jobs,
+        },
+        push: PushOptions {
+            jobs: args.jobs,
+            chunk_size: args.chunk_size,
+            gzip: args.gzip,
+            ..PushOptions::default()
+        },
+    };
+    let progress = context.progress();
+    let quiet = layerstore::progress::NoProgress;
+    let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
+    let digest = super::remote::block_on(copy(&source, &destination, &options, progress))?
+        .with_context(|| format!("copying {} to {}", args.source, args.destination))?;
+    println!("{digest}");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `lade pull REF [--platform os/arch[/variant]]`: download an image from a registry into the local store.
+
+use anyhow::Context as _;
+use layerstore::{Platform, Reference};
+use registry_client::pull::parse_platform;
+use registry_client::PullOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image: name[:tag] or name@digest.
+    reference: String,
+    /// The platform to pick from a multi-platform image (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Blobs downloaded at once.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let reference = Reference::parse_tagged(&args.reference)
+        .with_context(|| format!("invalid reference {:?}", args.reference))?;
+    let platform = match &args.platform {
+        Some(text) => parse_platform(text)?,
+        None => Platform::host(),
+    };
+    let store = context.store()?;
+    let connector = args.remote.connector()?;
+    let progress = context.progress();
+    let quiet = layerstore::progress::NoProgress;
+    let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
+    let options = PullOptions {
+        platform,
+        jobs: args.jobs,
+    };
+    if !args.quiet {
+        eprintln!("Pulling from {}", reference.path());
+    }
+    let pulled = super::remote::block_on(async {
+        let registry = connector.connect(reference.domain()).await?;
+        registry_client::pull(
+            &registry,
+            &store,
+            &reference,
+            std::slice::from_ref(&reference),
+            &options,
+            progress,
+        )
+        .await
+    })??;
+    if !args.quiet {
+        eprintln!("Digest: {}", pulled.resolved);
+        let status = if pulled.downloaded == 0 {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        eprintln!("Status: {status} {}", reference.familiar());
+    }
+    println!("{reference}");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `lade push IMAGE [DEST]`: upload an image from the local store to a registry, printing its digest like docker.
+
+use anyhow::Context as _;
+use layerstore::Reference;
+use registry_client::PushOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image in the local store (name[:tag], name@digest or ID).
+    image: String,
+    /// Where to push it (default: the name the image was given by).
+    destination: Option<String>,
+    /// Blobs uploaded at once.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+    /// Blobs larger than this many bytes are uploaded in PATCH chunks of this size (resumable); smaller ones in one
+    /// request.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    chunk_size: u64,
+    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
+    #[arg(long)]
+    gzip: bool,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+}
+
+pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let store = context.store()?;
+    let found = store.find_image(&args.image)?;
+    let destination = match &args.destination {
+        Some(destination) => Reference::parse_tagged(destination)
+            .with_context(|| format!("invalid destination {destination:?}"))?,
+        None => found.requested.clone().with_context(|| {
+            format!(
+                "{} is not a name: give a destination (lade push IMAGE NAME[:TAG])",
+                args.image
+            )
+        })?,
+    };
+    let connector = args.remote.connector()?;
+    let progress = context.progress();
+    let quiet = layerstore::progress::NoProgress;
+    let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
+    println!("The push refers to repository [{}]", destination.name());
+    // The image's other names in the same registry (where it was pulled from, say) may hold its blobs.
+    let mount_from = found
+        .names
+        .iter()
+        .filter(|n| n.domain() == destination.domain() && n.path() != destination.path())
+        .map(|n| n.path().to_string())
+        .collect();
+    let options = PushOptions {
+        jobs: args.jobs,
+        chunk_size: args.chunk_size,
+        mount_from,
+        gzip: args.gzip,
+    };
+    let pushed = super::remote::block_on(async {
+        let registry = connector.connect(destination.domain()).await?;
+        registry_client::push(
+            &registry,
+            &store,
+            &found.image,
+            &destination,
+            &options,
+            progress,
+        )
+        .await
+    })??;
+    let label = destination
+        .tag()
+        .map_or_else(|| pushed.digest.to_string(), str::to_string);
+    println!("{label}: digest: {} size: {}", pushed.digest, pushed.size);
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! What the registry verbs share: the `--insecure`/`--certs-dir` flags, lade's registry config file, the Docker
+//! credentials file, and a tokio runtime to drive the async client.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use registry_client::{Connector, EndpointOptions};
+
+/// Flags that say how to reach registries.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Reach this registry (host[:port]) over plain HTTP; repeatable. Loopback registries always are, and so are
+    /// those listed as "insecure-registries" in $LADE_CONFIG (default ~/.config/lade/config.json).
+    #[arg(long = "insecure", value_name = "REGISTRY")]
+    insecure: Vec<String>,
+    /// Docker's certs.d layout: DIR/<host:port>/ca.crt is trusted for that registry (and asks for TLS even on
+    /// loopback).
+    #[arg(
+        long,
+        env = "LADE_CERTS_DIR",
+        value_name = "DIR",
+        default_value = "/etc/docker/certs.d"
+    )]
+    certs_dir: PathBuf,
+}
+
+/// lade's own config file.
+#[derive(serde::Deserialize, Default)]
+struct LadeConfig {
+    #[serde(default, rename = "insecure-registries")]
+    insecure_registries: Vec<String>,
+}
+
+fn lade_config_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("LADE_CONFIG") {
+        return PathBuf::from(path);
+    }
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("/root/.config"));
+    config_home.join("lade/config.json")
+}
+
+impl RemoteArgs {
+    /// The connector these flags, lade's config and Docker's credentials file describe.
+    pub fn connector(&self) -> anyhow::Result<Connector> {
+        let path = lade_config_path();
+        let config: LadeConfig = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LadeConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut insecure = self.insecure.clone();
+        insecure.extend(config.insecure_registries);
+        Ok(Connector {
+            endpoint: EndpointOptions {
+                insecure,
+                certs_dir: self.certs_dir.clone(),
+            },
+            docker_config: registry_client::credentials::DockerConfig::default_path(),
+        })
+    }
+}
+
+/// Runs a future on a small multi-threaded runtime.
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
+}

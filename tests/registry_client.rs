@@ -1,0 +1,843 @@
+//! `lade push`, `pull`, `login`, `logout` and `copy` against real registries (registry:2 with no auth, htpasswd,
+//! TLS and Bearer tokens), with Docker and skopeo on the other side, through connections cut midway, and against a
+//! registry serving a corrupt blob.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::registry::{
+    self_signed, CuttingProxy, Direction, Registry2, RegistryAuth, TokenServer, REFRESH_TOKEN,
+};
+use common::{have, require, BusyboxBase, Docker, Lade};
+
+/// registry:2, or a skip (a failure under CI).
+fn registry_available() -> bool {
+    require("docker-registry", common::registry::have_registry()).is_some()
+}
+
+/// A lade store holding busybox as `name`.
+fn lade_with_busybox(name: &str) -> Option<(Lade, BusyboxBase)> {
+    let base = BusyboxBase::make(None)?;
+    let lade = Lade::new();
+    lade.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh"]"#,
+        base.rootfs().to_str().unwrap(),
+        name,
+    ]);
+    Some((lade, base))
+}
+
+/// Imports into `lade` an image whose one layer holds `size` bytes of incompressible data.
+fn import_random_image(lade: &Lade, name: &str, size: usize) {
+    let tar_path = lade.scratch.path().join(format!("random-{size}.tar"));
+    let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut data = Vec::with_capacity(size);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64;
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "random.bin", &data[..])
+        .unwrap();
+    builder.into_inner().unwrap();
+    lade.ok(&["import", tar_path.to_str().unwrap(), name]);
+}
+
+/// The manifest digest `lade push` printed (`TAG: digest: sha256:… size: N`).
+fn pushed_digest(stdout: &str) -> String {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(": digest: "))
+        .expect("a digest line");
+    line.split_whitespace().nth(2).unwrap().to_string()
+}
+
+/// `lade inspect` of one image.
+fn inspect(lade: &Lade, name: &str) -> serde_json::Value {
+    let out: serde_json::Value = serde_json::from_str(&lade.ok(&["inspect", name])).unwrap();
+    out[0].clone()
+}
+
+/// The manifest digest of an image in the lade store.
+fn local_digest(lade: &Lade, name: &str) -> String {
+    inspect(lade, name)["Descriptor"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The image ID (config digest) of an image in the lade store.
+fn local_id(lade: &Lade, name: &str) -> String {
+    inspect(lade, name)["Id"].as_str().unwrap().to_string()
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let output = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn skopeo_digest(image: &str) -> String {
+    let info: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", image])).unwrap();
+    info["Digest"].as_str().unwrap().to_string()
+}
+
+/// Files under the store's blob directory.
+fn blob_count(lade: &Lade) -> usize {
+    let dir = lade.root.path().join("blobs/sha256");
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+#[test]
+fn push_and_pull_with_registry2_and_docker() {
+    if !registry_available() {
+        return;
+    }
+    let Some(docker) = Docker::get() else { return };
+    let Some((lade, _base)) = lade_with_busybox("bb:push") else {
+        return;
+    };
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+
+    // lade push → registry:2 → docker pull → docker run.
+    let target = format!("{host}/lade/busybox:v1");
+    let out = lade.ok(&["push", "bb:push", &target]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{host}/lade/busybox]"
+        )),
+        "{out}"
+    );
+    let digest = pushed_digest(&out);
+    assert!(
+        out.contains(&format!("v1: digest: {digest} size: ")),
+        "{out}"
+    );
+    // A second push finds every blob present.
+    let again = lade.run(&["push", "bb:push", &target]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // Pushing to another repository mounts the layer from the one the image is known by there.
+    lade.ok(&["tag", "bb:push", &target]);
+    let mounted = lade.run(&["push", &target, &format!("{host}/lade/mounted:v1")]);
+    assert!(mounted.status.success());
+    assert!(
+        String::from_utf8_lossy(&mounted.stderr).contains("mounted"),
+        "{}",
+        String::from_utf8_lossy(&mounted.stderr)
+    );
+
+    docker.ok(&["pull", "-q", &target]);
+    let pulled_digest = docker.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &target,
+    ]);
+    assert!(pulled_digest.trim().ends_with(&digest), "{pulled_digest}");
+    let echo = docker.ok(&[
+        "run",
+        "--rm",
+        "--network=none",
+        &target,
+        "echo",
+        "hello from lade",
+    ]);
+    assert_eq!(echo.trim(), "hello from lade");
+
+    // With --gzip, Docker runs the recompressed image too.
+    let gzipped = format!("{host}/lade/gzipped:v1");
+    lade.ok(&["push", "--gzip", "bb:push", &gzipped]);
+    let echo = docker.ok(&["run", "--rm", "--network=none", &gzipped, "echo", "gzipped"]);
+    assert_eq!(echo.trim(), "gzipped");
+    docker.ok(&["rmi", &gzipped]);
+
+    // docker push → registry:2 → lade pull.
+    let from_docker = format!("{host}/docker/busybox:v2");
+    docker.ok(&["tag", &target, &from_docker]);
+    docker.ok(&["push", "-q", &from_docker]);
+    let fresh = Lade::new();
+    let out = fresh.ok(&["pull", &from_docker]);
+    assert_eq!(out.trim(), from_docker);
+    assert_eq!(
+        local_digest(&fresh, &from_docker),
+        registry_digest(&registry, "docker/busybox", "v2")
+    );
+    assert_eq!(
+        local_id(&fresh, &from_docker),
+        docker.image_id(&from_docker)
+    );
+    // Pulling again downloads nothing; pulling by digest works.
+    let again = fresh.run(&["pull", &from_docker]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("Image is up to date"));
+    let by_digest = format!(
+        "{host}/docker/busybox@{}",
+        local_digest(&fresh, &from_docker)
+    );
+    fresh.ok(&["pull", &by_digest]);
+    fresh.ok(&["inspect", &by_digest]);
+    docker.ok(&["rmi", &target, &from_docker]);
+}
+
+/// The digest registry:2 serves for a tag, read with a plain HTTP HEAD.
+fn registry_digest(registry: &Registry2, repository: &str, tag: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
+    write!(
+        stream,
+        "HEAD /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+        registry.host()
+    )
+    .unwrap();
+    let mut headers = String::new();
+    stream.read_to_string(&mut headers).unwrap();
+    headers
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Docker-Content-Digest in: {headers}"))
+}
+
+#[test]
+fn skopeo_reads_what_lade_pushes_and_lade_pulls_what_skopeo_pushes() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:sk") else {
+        return;
+    };
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+    let digest = pushed_digest(&lade.ok(&["push", "bb:sk", &format!("{host}/lade/bb:sk")]));
+    assert_eq!(
+        skopeo_digest(&format!("docker://{host}/lade/bb:sk")),
+        digest
+    );
+    // skopeo copy verifies every blob on the way.
+    let layout = lade.scratch.path().join("layout");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/lade/bb:sk"),
+        &format!("oci:{}:x", layout.display()),
+    ]);
+    // skopeo pushes (compressing the layer: a new digest) and lade pulls it.
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:x", layout.display()),
+        &format!("docker://{host}/skopeo/bb:x"),
+    ]);
+    let fresh = Lade::new();
+    fresh.ok(&["pull", &format!("{host}/skopeo/bb:x")]);
+    assert_eq!(
+        local_digest(&fresh, &format!("{host}/skopeo/bb:x")),
+        skopeo_digest(&format!("docker://{host}/skopeo/bb:x"))
+    );
+    let config = inspect(&fresh, &format!("{host}/skopeo/bb:x"));
+    assert_eq!(config["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+}
+
+/// Runs `command` to success, sampling its peak resident set (`VmHWM`, a high-water mark) until it exits; in KiB.
+fn peak_rss_kib(mut command: Command) -> u64 {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    peak
+}
+
+#[test]
+fn large_layers_stream_in_bounded_memory() {
+    if !registry_available() {
+        return;
+    }
+    // Buffering the layer would take more than its 192 MiB; streaming stays far below the 64 MiB budget.
+    let lade = Lade::new();
+    import_random_image(&lade, "large:1", 192 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/large/image:1", registry.host());
+    let mut push = lade.command();
+    push.args(["push", "large:1", &target]);
+    let push_peak = peak_rss_kib(push);
+    let fresh = Lade::new();
+    let mut pull = fresh.command();
+    pull.args(["pull", &target]);
+    let pull_peak = peak_rss_kib(pull);
+    eprintln!("peak RSS: push {push_peak} KiB, pull {pull_peak} KiB");
+    assert!(
+        push_peak > 0 && push_peak < 64 << 10,
+        "push peak RSS {push_peak} KiB"
+    );
+    assert!(
+        pull_peak > 0 && pull_peak < 64 << 10,
+        "pull peak RSS {pull_peak} KiB"
+    );
+    assert_eq!(local_id(&fresh, &target), local_id(&lade, "large:1"));
+}
+
+#[test]
+fn gzip_on_push_keeps_the_image_id() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "plain:1", 3 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/gz/image:1", registry.host());
+    let digest = pushed_digest(&lade.ok(&["push", "--gzip", "plain:1", &target]));
+    assert_ne!(
+        digest,
+        local_digest(&lade, "plain:1"),
+        "the pushed manifest is a new one"
+    );
+    let fresh = Lade::new();
+    fresh.ok(&["pull", &target]);
+    assert_eq!(local_digest(&fresh, &target), digest);
+    assert_eq!(local_id(&fresh, &target), local_id(&lade, "plain:1"));
+    let manifest_path = fresh
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = &manifest["layers"][0];
+    assert!(
+        layer["mediaType"].as_str().unwrap().ends_with("gzip"),
+        "{layer}"
+    );
+    // The layer went through gzip: its blob starts with the gzip magic and decompresses to the diff ID.
+    let blob = fresh.root.path().join("blobs/sha256").join(
+        layer["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()),
+        &mut decoded,
+    )
+    .unwrap();
+    let diff_id = inspect(&fresh, &target)["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(layerstore::Digest::sha256_of(&decoded).to_string(), diff_id);
+}
+
+#[test]
+fn htpasswd_login_push_pull_logout() {
+    if !registry_available() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:auth") else {
+        return;
+    };
+    let registry = Registry2::start(
+        RegistryAuth::Htpasswd {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
+        None,
+    );
+    let host = registry.host();
+    let target = format!("{host}/private/bb:1");
+
+    let err = lade.fails(&["push", "bb:auth", &target]);
+    assert!(
+        err.contains("unauthorized") && err.contains("no credentials"),
+        "{err}"
+    );
+    let err = lade.fails(&["login", &host, "-u", "alice", "-p", "wrong"]);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(!lade.docker_config_dir().join("config.json").exists());
+
+    let mut login = lade
+        .command()
+        .args(["login", &host, "-u", "alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret\n").unwrap();
+    let output = login.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "Login Succeeded"
+    );
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lade.docker_config_dir().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["auths"][&host]["auth"], "YWxpY2U6czNjcmV0");
+
+    let digest = pushed_digest(&lade.ok(&["push", "bb:auth", &target]));
+    // Docker logs in to the same registry and runs what lade pushed.
+    if let Some(docker) = Docker::get() {
+        let docker_config = tempfile::tempdir().unwrap();
+        let mut login = docker
+            .command()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .args(["login", "-u", "alice", "--password-stdin", &host])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret").unwrap();
+        let output = login.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "docker login: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let run = docker
+            .command()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .args([
+                "run",
+                "--rm",
+                "--network=none",
+                "--pull=always",
+                &target,
+                "echo",
+                "authenticated",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "authenticated");
+        docker.ok(&["rmi", &target]);
+    }
+    let fresh = Lade::new();
+    // Another store, the same credentials file.
+    let pull = |l: &Lade| {
+        l.command()
+            .env("DOCKER_CONFIG", lade.docker_config_dir())
+            .args(["pull", &target])
+            .output()
+            .unwrap()
+    };
+    let output = pull(&fresh);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(local_digest(&fresh, &target), digest);
+
+    assert!(lade
+        .ok(&["logout", &host])
+        .contains("Removing login credentials"));
+    let output = pull(&Lade::new());
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unauthorized"));
+}
+
+#[test]
+fn tls_registry_with_a_private_ca() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:tls") else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert) = common::registry::ca_signed(certs.path()).unwrap();
+    let registry = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
+    let host = registry.host();
+    let target = format!("{host}/tls/bb:1");
+
+    // Without the CA, loopback means plain HTTP, which a TLS registry refuses.
+    let err = lade.fails(&["push", "bb:tls", &target]);
+    assert!(err.contains(&format!("http://{host}/v2/")), "{err}");
+
+    let certs_d = certs.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(&host)).unwrap();
+    std::fs::copy(&ca, certs_d.join(&host).join("ca.crt")).unwrap();
+    let certs_dir = certs_d.to_str().unwrap();
+    let digest = pushed_digest(&lade.ok(&["push", "--certs-dir", certs_dir, "bb:tls", &target]));
+    let fresh = Lade::new();
+    let output = fresh
+        .command()
+        .env("LADE_CERTS_DIR", certs_dir)
+        .args(["pull", &target])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(local_digest(&fresh, &target), digest);
+    // Docker (which skips verification for loopback registries) pulls and runs it over TLS.
+    if let Some(docker) = Docker::get() {
+        let echo = docker.ok(&[
+            "run",
+            "--rm",
+            "--network=none",
+            "--pull=always",
+            &target,
+            "echo",
+            "over tls",
+        ]);
+        assert_eq!(echo.trim(), "over tls");
+        docker.ok(&["rmi", &target]);
+    }
+
+    // A CA that did not sign the registry's certificate is refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = self_signed(other_dir.path(), "other").unwrap();
+    std::fs::copy(&other.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    let err = Lade::new().fails(&["pull", "--certs-dir", certs_dir, &target]);
+    assert!(
+        err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bearer_token_flow() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, base)) = lade_with_busybox("bb:token") else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let signer = self_signed(keys.path(), "token-signer").unwrap();
+    let tokens = TokenServer::start(&signer, "bob", "hunter2");
+    let registry = Registry2::start(
+        RegistryAuth::Token {
+            realm: tokens.realm(),
+            cert: signer.cert.clone(),
+        },
+        None,
+    );
+    let host = registry.host();
+    let target = format!("{host}/team/bb:1");
+
+    // Anonymous tokens carry pull only: the push is refused.
+    let err = lade.fails(&["push", "bb:token", &target]);
+    assert!(err.contains("unauthorized"), "{err}");
+
+    let err = lade.fails(&["login", &host, "-u", "bob", "-p", "nope"]);
+    assert!(
+        err.contains("token request") && err.contains("401"),
+        "{err}"
+    );
+    lade.ok(&["login", &host, "-u", "bob", "-p", "hunter2"]);
+    // The token server issued a refresh token: it is stored instead of the password.
+    let config = std::fs::read_to_string(lade.docker_config_dir().join("config.json")).unwrap();
+    assert!(
+        config.contains(REFRESH_TOKEN) && !config.contains("hunter2"),
+        "{config}"
+    );
+    let before = tokens.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let digest = pushed_digest(&lade.ok(&["push", "bb:token", &target]));
+    let used = tokens.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
+    // One token for the repository's pull,push scope serves every request of the push.
+    assert_eq!(used, 1, "token requests during the push");
+
+    // Anonymous pull with an anonymous token.
+    let anonymous = Lade::new();
+    anonymous.ok(&["pull", &target]);
+    assert_eq!(local_digest(&anonymous, &target), digest);
+
+    // A refresh token (identitytoken) written by hand is exchanged by the OAuth2 POST grant too.
+    let refresh = Lade::new();
+    std::fs::create_dir_all(refresh.docker_config_dir()).unwrap();
+    std::fs::write(
+        refresh.docker_config_dir().join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"","identitytoken":"{REFRESH_TOKEN}"}}}}}}"#),
+    )
+    .unwrap();
+    refresh.ok(&["import", base.rootfs().to_str().unwrap(), "bb:refresh"]);
+    refresh.ok(&["push", "bb:refresh", &format!("{host}/team/refreshed:1")]);
+    // Cross-repository mount: copying within the registry mounts the layer instead of uploading it.
+    let out = refresh.run(&[
+        "copy",
+        &format!("docker://{target}"),
+        &format!("docker://{host}/other/bb:1"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mounted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Pushes `big:1` through a proxy that cuts once at `cut`, in 4 MiB chunks; returns the pushed digest and stderr.
+fn push_through_cut(
+    lade: &Lade,
+    registry: &Registry2,
+    cut: Direction,
+    repository: &str,
+) -> (String, String) {
+    let proxy = CuttingProxy::start(registry.port, cut, 9 << 20);
+    let target = format!("{}/{repository}:1", proxy.host());
+    let output = lade
+        .command()
+        .env("LADE_LOG", "registry_client=info")
+        .args(["push", "--chunk-size", "4194304", "big:1", &target])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{stderr}");
+    assert!(proxy.did_cut(), "the proxy never cut the connection");
+    (
+        pushed_digest(&String::from_utf8_lossy(&output.stdout)),
+        stderr,
+    )
+}
+
+#[test]
+fn interrupted_push_resumes_or_restarts() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "big:1", 24 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+
+    // Cut between chunks: the session's status says how much arrived, and the upload goes on from there.
+    let (digest, stderr) = push_through_cut(
+        &lade,
+        &registry,
+        Direction::UploadBeforeRequest("PATCH"),
+        "resumed",
+    );
+    let resumed_at = stderr
+        .lines()
+        .find_map(|l| l.split("at byte ").nth(1))
+        .unwrap_or_else(|| panic!("no resume in: {stderr}"));
+    let resumed_at: u64 = resumed_at.trim().parse().unwrap();
+    assert!(
+        resumed_at >= 8 << 20 && resumed_at.is_multiple_of(4 << 20),
+        "resumed at {resumed_at}"
+    );
+
+    // Cut midway through a chunk: registry:2 cannot resume that session, so lade starts the blob over.
+    let (again, stderr) = push_through_cut(&lade, &registry, Direction::Upload, "restarted");
+    assert_eq!(again, digest);
+    assert!(
+        stderr.contains("asking the registry where to resume"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot resume it") && stderr.contains("starting the upload"),
+        "{stderr}"
+    );
+
+    // Straight from the registry, both verify.
+    for repository in ["resumed", "restarted"] {
+        let fresh = Lade::new();
+        let name = format!("{}/{repository}:1", registry.host());
+        fresh.ok(&["pull", &name]);
+        assert_eq!(local_digest(&fresh, &name), digest);
+        assert_eq!(local_id(&fresh, &name), local_id(&lade, "big:1"));
+    }
+}
+
+#[test]
+fn interrupted_pull_resumes_with_range() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "big:2", 16 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let digest =
+        pushed_digest(&lade.ok(&["push", "big:2", &format!("{}/big/image:2", registry.host())]));
+    let proxy = CuttingProxy::start(registry.port, Direction::Download, 7 << 20);
+    let fresh = Lade::new();
+    let output = fresh
+        .command()
+        .env("LADE_LOG", "registry_client=warn")
+        .args(["pull", &format!("{}/big/image:2", proxy.host())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(proxy.did_cut(), "the proxy never cut the connection");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(
+        local_digest(&fresh, &format!("{}/big/image:2", proxy.host())),
+        digest
+    );
+    // The registry answered a ranged request (its access log: `"GET /v2/.../blobs/sha256:… HTTP/1.1" 206`).
+    assert!(
+        registry
+            .log()
+            .lines()
+            .any(|l| l.contains("/blobs/sha256:") && l.contains("HTTP/1.1\" 206 ")),
+        "no 206 in the registry log"
+    );
+}
+
+#[test]
+fn corrupt_blob_fails_the_pull_and_leaves_the_store_unchanged() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "victim:1", 1 << 20);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/victim/image:1", registry.host());
+    lade.ok(&["push", "victim:1", &target]);
+    let manifest_digest = local_digest(&lade, "victim:1");
+    let manifest_path = lade
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(manifest_digest.strip_prefix("sha256:").unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data = registry.blob_data(layer.trim());
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let fresh = Lade::new();
+    fresh.ok(&["images"]);
+    let before = fresh.store_snapshot();
+    let err = fresh.fails(&["pull", &target]);
+    assert!(
+        err.contains("digest mismatch") && err.contains(layer.trim()),
+        "{err}"
+    );
+    assert_eq!(fresh.store_snapshot(), before);
+}
+
+#[test]
+fn copy_registry_to_archive_to_another_registry_without_a_store() {
+    if !registry_available() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:copy") else {
+        return;
+    };
+    let first = Registry2::start(RegistryAuth::None, None);
+    let second = Registry2::start(RegistryAuth::None, None);
+    let digest =
+        pushed_digest(&lade.ok(&["push", "bb:copy", &format!("{}/src/bb:1", first.host())]));
+
+    let copier = Lade::new();
+    let archive = copier.scratch.path().join("bb.tar");
+    let out = copier.ok(&[
+        "copy",
+        &format!("docker://{}/src/bb:1", first.host()),
+        &format!("oci-archive:{}:bb:1", archive.display()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    let out = copier.ok(&[
+        "copy",
+        &format!("oci-archive:{}", archive.display()),
+        &format!("docker://{}/dst/bb:2", second.host()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    assert_eq!(blob_count(&copier), 0, "copy used the local store");
+    assert_eq!(registry_digest(&second, "dst/bb", "2"), digest);
+
+    // The same archive reads as docker-archive, and oci: layouts work both ways.
+    let layout = copier.scratch.path().join("layout");
+    copier.ok(&[
+        "copy",
+        &format!("docker-archive:{}:bb:1", archive.display()),
+        &format!("oci:{}:v1", layout.display()),
+    ]);
+    let out = copier.ok(&[
+        "copy",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/dst/bb:3", second.host()),
+    ]);
+    assert_eq!(out.trim(), digest);
+    assert_eq!(blob_count(&copier), 0, "copy used the local store");
+    // And into the local store when asked.
+    copier.ok(&[
+        "copy",
+        &format!("docker://{}/dst/bb:3", second.host()),
+        "lade:copied:1",
+    ]);
+    assert_eq!(local_digest(&copier, "copied:1"), digest);
+    assert!(
+        !layout.join("ingest").exists(),
+        "lade left its scratch directory in the layout"
+    );
+    if have("skopeo").is_ok() {
+        skopeo(&["inspect", &format!("oci-archive:{}", archive.display())]);
+        skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);
+    }
+}
