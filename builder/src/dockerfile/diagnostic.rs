@@ -75,14 +75,16 @@ impl SourceFile {
         let end = floor_char_boundary(&self.text, span.end.clamp(start, self.text.len()));
         let (line, column) = self.line_and_column(start);
         SourceDiagnostic {
-            severity,
-            message,
-            label,
-            help: None,
-            span: start..end,
-            line,
-            column,
-            source: self.clone(),
+            details: Box::new(DiagnosticDetails {
+                severity,
+                message,
+                label,
+                help: None,
+                span: start..end,
+                line,
+                column,
+                source: self.clone(),
+            }),
         }
     }
 }
@@ -94,9 +96,23 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
-/// An error or warning located in a Dockerfile.
+/// An error or warning located in a Dockerfile; its details are reached through `Deref`.
 #[derive(Clone)]
 pub struct SourceDiagnostic {
+    details: Box<DiagnosticDetails>,
+}
+
+impl std::ops::Deref for SourceDiagnostic {
+    type Target = DiagnosticDetails;
+
+    fn deref(&self) -> &DiagnosticDetails {
+        &self.details
+    }
+}
+
+/// What a [`SourceDiagnostic`] says and where.
+#[derive(Clone)]
+pub struct DiagnosticDetails {
     severity: Severity,
     /// What is wrong.
     pub message: String,
@@ -116,7 +132,7 @@ pub struct SourceDiagnostic {
 impl SourceDiagnostic {
     /// Adds a hint.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.details.help = Some(help.into());
         self
     }
 

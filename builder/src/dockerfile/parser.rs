@@ -124,8 +124,8 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         let content = trim_newline(text);
         let stripped = content.trim_start();
         let content_start = line_start + (content.len() - stripped.len());
-        if stripped.starts_with('#') {
-            comments.push(stripped[1..].trim().to_string());
+        if let Some(comment) = stripped.strip_prefix('#') {
+            comments.push(comment.trim().to_string());
         }
         directives
             .observe_line(stripped)

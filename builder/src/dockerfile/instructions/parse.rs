@@ -294,7 +294,7 @@ fn parse_command(
                     "NAME=VALUE",
                 ));
             }
-            if cx.args().len() % 2 != 0 {
+            if cx.args().len() % 2 == 1 {
                 return Err(cx.error(
                     format!("Bad input to {name}, too many arguments"),
                     "NAME=VALUE pairs",
