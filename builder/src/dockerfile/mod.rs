@@ -5,6 +5,16 @@
 //! [`stages`] groups them into stages and plans a build; [`shell`] expands words; [`diagnostic`] reports
 //! problems with file, line, column and the offending source.
 //!
+//! Known, deliberate differences from BuildKit (v0.12.5 is the reference the corpus was made with):
+//! - `--flags` are read as UTF-8; BuildKit reads them byte by byte, garbling non-ASCII text and taking the
+//!   bytes 0x85 and 0xA0 for spaces.
+//! - Lines longer than 64 KiB are accepted; BuildKit's line scanner rejects them.
+//! - `# check=` is a parser directive (as in current BuildKit; v0.12.5 ends the directives there).
+//! - Heredoc markers are found on lines that use `${VAR#…}`, `${VAR%…}` or `${VAR/…}` (current BuildKit;
+//!   v0.12.5 cannot lex those modifiers and so misses heredocs on such lines).
+//! - Hostile nesting is bounded: ONBUILD chains are parsed 16 deep, `${…}` nests 200 deep, a pattern has at
+//!   most 256 `*`.
+//!
 //! ```
 //! use builder::dockerfile::{BuildOptions, Dockerfile};
 //!

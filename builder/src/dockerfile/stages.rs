@@ -273,8 +273,11 @@ impl Stages {
                 source
                     .error(
                         format!("target stage \"{name}\" could not be found"),
-                        0..0,
-                        "no stage has this name",
+                        self.stages[self.stages.len() - 1]
+                            .from_location
+                            .span
+                            .clone(),
+                        "stages are named with FROM <image> AS <name>",
                     )
                     .with_help(format!("stages with names: {}", known.join(", ")))
             })?,

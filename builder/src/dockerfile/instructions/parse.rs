@@ -309,10 +309,7 @@ fn parse_command(
                 })
                 .collect();
             if let Some(empty) = pairs.iter().find(|pair| pair.key.is_empty()) {
-                return Err(cx.error(
-                    format!("{name} names can not be blank (value {:?})", empty.value),
-                    "NAME=VALUE",
-                ));
+                return Err(cx.error(format!("{name} names can not be blank"), "NAME=VALUE"));
             }
             if name == "ENV" {
                 Command::Env(Env { variables: pairs })
