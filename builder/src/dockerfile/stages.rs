@@ -624,19 +624,28 @@ impl<'a> StageScope<'a> {
     }
 
     /// Records ARG and ENV effects, failing on expansion errors.
+    /// Like Docker, every value of one ARG or ENV line is expanded with the variables in force before the
+    /// line (`ENV A=1 B=$A` gives B the earlier A).
     fn apply(&mut self, command: &Command, lexer: &Lexer) -> Result<(), CommandExpandError> {
         match command {
             Command::Arg(arg) => {
+                let mut values = Vec::new();
                 for declaration in &arg.declarations {
                     if let Some(value) = self.arg_value(declaration, lexer)? {
-                        Self::set(&mut self.args, &declaration.name, value);
+                        values.push((declaration.name.clone(), value));
                     }
+                }
+                for (name, value) in values {
+                    Self::set(&mut self.args, &name, value);
                 }
             }
             Command::Env(env) => {
+                let mut values = Vec::new();
                 for variable in &env.variables {
                     let key = lexer.process_word(&variable.key, self)?;
-                    let value = lexer.process_word(&variable.value, self)?;
+                    values.push((key, lexer.process_word(&variable.value, self)?));
+                }
+                for (key, value) in values {
                     Self::set(&mut self.env, &key, value);
                 }
             }
@@ -830,6 +839,16 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
             panic!("not WORKDIR");
         };
         assert_eq!(workdir.path, "/env");
+    }
+
+    #[test]
+    fn one_line_sees_variables_from_before_it() {
+        let source = "FROM a\nENV A=0\nENV A=1 B=$A\nWORKDIR /$A$B\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[2].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/10");
     }
 
     #[test]
