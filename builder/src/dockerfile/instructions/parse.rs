@@ -308,7 +308,7 @@ fn parse_command(
                     value: pair[1].clone(),
                 })
                 .collect();
-            if let Some(empty) = pairs.iter().find(|pair| pair.key.is_empty()) {
+            if pairs.iter().any(|pair| pair.key.is_empty()) {
                 return Err(cx.error(format!("{name} names can not be blank"), "NAME=VALUE"));
             }
             if name == "ENV" {
