@@ -64,12 +64,11 @@ impl Dockerfile {
     pub fn parse(source: &str, file_name: &str) -> Result<Dockerfile, SourceDiagnostic> {
         let file = SourceFile::new(file_name, source);
         let raw = parser::parse(source).map_err(|error| {
-            let label = if error.message == "file with no instructions" {
-                "expected an instruction"
-            } else {
-                "here"
-            };
-            file.error(error.message, error.span, label)
+            file.error(
+                error.message,
+                error.span,
+                format!("expected {}", error.expected),
+            )
         })?;
         let warnings = raw
             .warnings

@@ -143,7 +143,11 @@ impl Stages {
         for node in &dockerfile.nodes {
             let instruction = super::instructions::parse_instruction(node, &mut typing_warnings)
                 .map_err(|error| {
-                    let diagnostic = source.error(error.message, error.span, error.expected);
+                    let diagnostic = source.error(
+                        error.message,
+                        error.span,
+                        format!("expected {}", error.expected),
+                    );
                     match error.help {
                         Some(help) => diagnostic.with_help(help),
                         None => diagnostic,
@@ -156,7 +160,7 @@ impl Stages {
                             return Err(source.error(
                                 format!("duplicate stage name \"{name}\""),
                                 node.args_span.clone(),
-                                "a name not used by an earlier stage",
+                                "expected a name not used by an earlier stage",
                             ));
                         }
                     }
@@ -185,7 +189,7 @@ impl Stages {
                                 return Err(source.error(
                                     "no build stage in current context",
                                     node.keyword_span.clone(),
-                                    "only ARG may come before the first FROM",
+                                    "expected FROM before this (only ARG may come first)",
                                 ))
                             }
                         },
@@ -245,7 +249,7 @@ impl Stages {
                             source.error(
                                 error.to_string(),
                                 global.location.span.clone(),
-                                "a valid default",
+                                "expected a valid default value",
                             )
                         })?,
                 ),
@@ -347,24 +351,24 @@ impl Stages {
                 source.error(
                     error.to_string(),
                     from_span.clone(),
-                    "a valid image reference",
+                    "expected a valid image reference",
                 )
             })?;
         if image.is_empty() {
             return Err(source.error(
                 format!("base name ({}) should not be blank", stage.from.image),
                 from_span,
-                "an image reference or stage name",
+                "expected an image reference or stage name",
             ));
         }
         let platform = match &stage.from.platform {
             None => None,
             Some(text) => {
                 let expanded = lexer.process_word(text, global_env).map_err(|error| {
-                    source.error(error.to_string(), from_span.clone(), "a platform")
+                    source.error(error.to_string(), from_span.clone(), "expected a platform")
                 })?;
                 Some(Platform::parse(&expanded).map_err(|message| {
-                    source.error(message, from_span.clone(), "os/arch[/variant]")
+                    source.error(message, from_span.clone(), "expected os/arch[/variant]")
                 })?)
             }
         };
@@ -445,7 +449,7 @@ impl Stages {
                     self.source.error(
                         format!("invalid stage index {index}"),
                         span,
-                        format!("a stage index from 0 to {}", self.stages.len() - 1),
+                        format!("expected a stage index from 0 to {}", self.stages.len() - 1),
                     )
                 });
         }
@@ -556,7 +560,11 @@ fn expand_diagnostic(
     error: CommandExpandError,
     span: Range<usize>,
 ) -> SourceDiagnostic {
-    source.error(error.to_string(), span, "a valid expansion")
+    source.error(
+        error.to_string(),
+        span,
+        "expected a valid variable expansion",
+    )
 }
 
 /// The variables in force at one point of a stage: ENV values shadow ARG values.
