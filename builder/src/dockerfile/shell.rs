@@ -564,6 +564,80 @@ mod tests {
         assert!(lexer.process_word("${A:#x}", &vars).is_err());
     }
 
+    /// Pattern modifiers, including regex metacharacters and escaped separators (cases from BuildKit's suite).
+    #[test]
+    fn pattern_modifiers_match_buildkit() {
+        let lexer = Lexer::new('\\');
+        let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+            (
+                r"${FOO#()[]{\}^$.\*\?|\\}",
+                &[("FOO", r"()[]{}^$.*?|\x")],
+                Some("x"),
+            ),
+            (r"${FOO%%\**}", &[("FOO", "xx**")], Some("xx")),
+            ("${FOO#*x*y}", &[("FOO", "xxyy")], Some("y")),
+            ("${FOO#*}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], Some("xyy")),
+            ("${FOO#}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO##*x}", &[("FOO", "xxyy")], Some("yy")),
+            (r"${FOO#?\?}", &[("FOO", "???y")], Some("?y")),
+            (
+                "${ABC:-.}${FOO%x}${ABC:-.}",
+                &[("FOO", "xxyy")],
+                Some(".xxyy."),
+            ),
+            (r"${FOO%%\**\*}", &[("FOO", "a***yy*")], Some("a")),
+            ("${FOO:#}", &[], None),
+            ("${FOO:%%}", &[], None),
+            ("${FOO=aaa}", &[("FOO", "xxx")], None),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", r"\*/")],
+                Some("/foo.*/*.txt - /foo..*.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                Some("/tmp/bar.txt - /bar.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/$REPLACEMENT} - ${FOO//$NEEDLE/$REPLACEMENT}",
+                &[
+                    ("FOO", "/a/foo/b/c.txt"),
+                    ("NEEDLE", "/?/"),
+                    ("REPLACEMENT", "/"),
+                ],
+                Some("/foo/b/c.txt - /foo/c.txt"),
+            ),
+            (
+                r"${FOO//\//\/}",
+                &[("FOO", "/tmp/foo.txt")],
+                Some(r"\/tmp\/foo.txt"),
+            ),
+            (
+                "${FOO/$BAR/ww}",
+                &[("FOO", "xxyy"), ("BAR", "")],
+                Some("wwxxyy"),
+            ),
+            ("${FOO//ww}", &[("FOO", "xxyy")], None),
+            ("${FOO//}", &[("FOO", "xxyy")], None),
+            ("${FOO///}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO///}", &[], Some("")),
+            (
+                "x-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}",
+                &[("TARGETARCH", "arm"), ("TARGETVARIANT", "v7")],
+                Some("x-arm-v7"),
+            ),
+        ];
+        for (input, vars, expected) in cases {
+            let result = lexer.process_word(input, &env(vars));
+            match expected {
+                Some(expected) => assert_eq!(result.as_deref(), Ok(*expected), "{input}"),
+                None => assert!(result.is_err(), "{input} gave {result:?}"),
+            }
+        }
+    }
+
     #[test]
     fn backtick_escape() {
         let lexer = Lexer::new('`');
