@@ -54,14 +54,17 @@ impl SourceFile {
         self.diagnostic(Severity::Error, message.into(), span, label.into())
     }
 
-    /// A warning about `span`.
+    /// A warning about `span` from the check (lint rule) named `rule`, e.g. `MaintainerDeprecated`.
     pub fn warning(
         &self,
+        rule: &'static str,
         message: impl Into<String>,
         span: Range<usize>,
         label: impl Into<String>,
     ) -> SourceDiagnostic {
-        self.diagnostic(Severity::Warning, message.into(), span, label.into())
+        let mut diagnostic = self.diagnostic(Severity::Warning, message.into(), span, label.into());
+        diagnostic.details.rule = Some(rule);
+        diagnostic
     }
 
     fn diagnostic(
@@ -77,6 +80,7 @@ impl SourceFile {
         SourceDiagnostic {
             details: Box::new(DiagnosticDetails {
                 severity,
+                rule: None,
                 message,
                 label,
                 help: None,
@@ -114,6 +118,8 @@ impl std::ops::Deref for SourceDiagnostic {
 #[derive(Clone)]
 pub struct DiagnosticDetails {
     severity: Severity,
+    /// The check (lint rule) a warning comes from, e.g. `MaintainerDeprecated`.
+    pub rule: Option<&'static str>,
     /// What is wrong.
     pub message: String,
     /// What was expected at the span.
@@ -133,6 +139,12 @@ impl SourceDiagnostic {
     /// Adds a hint.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.details.help = Some(help.into());
+        self
+    }
+
+    /// The same diagnostic as an error (for `# check=error=true`).
+    pub fn into_error(mut self) -> Self {
+        self.details.severity = Severity::Error;
         self
     }
 
@@ -182,6 +194,11 @@ impl std::error::Error for SourceDiagnostic {}
 impl miette::Diagnostic for SourceDiagnostic {
     fn severity(&self) -> Option<Severity> {
         Some(self.severity)
+    }
+
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.rule
+            .map(|rule| Box::new(rule) as Box<dyn fmt::Display>)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -244,5 +261,14 @@ mod tests {
         assert!(rendered.contains("Dockerfile:2:6"), "{rendered}");
         assert!(rendered.contains("COPY --bogus=1 a b"), "{rendered}");
         assert!(rendered.contains("not a COPY flag"), "{rendered}");
+    }
+
+    #[test]
+    fn warnings_name_their_rule() {
+        let file = SourceFile::new("Dockerfile", "MAINTAINER me\n");
+        let warning = file.warning("MaintainerDeprecated", "deprecated", 0..10, "use LABEL");
+        assert!(warning.is_warning());
+        assert_eq!(warning.rule, Some("MaintainerDeprecated"));
+        assert!(!warning.into_error().is_warning());
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod ast;
+pub mod checks;
 pub mod diagnostic;
 pub mod directives;
 pub mod heredoc;
@@ -74,7 +75,12 @@ impl Dockerfile {
             .warnings
             .into_iter()
             .map(|(message, span)| {
-                file.warning(message, span, "empty continuation line in this instruction")
+                file.warning(
+                    "NoEmptyContinuation",
+                    message,
+                    span,
+                    "empty continuation line in this instruction",
+                )
             })
             .collect();
         Ok(Dockerfile {

@@ -129,7 +129,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         if let Some(comment) = stripped.strip_prefix('#') {
             comments.push(comment.trim().to_string());
         }
-        directives
+        let check_range = directives
             .observe_line(stripped)
             .map_err(|error| ParseError {
                 expected: if error.message.starts_with("only one") {
@@ -141,6 +141,9 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
                 span: content_start + error.value_range.start
                     ..content_start + error.value_range.end,
             })?;
+        if let Some(range) = check_range {
+            directives.check_span = Some(content_start + range.start..content_start + range.end);
+        }
         line_number += 1;
         let start_line = line_number;
         let uncommented = if stripped.starts_with('#') {

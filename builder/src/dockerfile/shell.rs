@@ -568,7 +568,9 @@ mod tests {
     #[test]
     fn pattern_modifiers_match_buildkit() {
         let lexer = Lexer::new('\\');
-        let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+        // (input, variables, expected word or None for an error)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 r"${FOO#()[]{\}^$.\*\?|\\}",
                 &[("FOO", r"()[]{}^$.*?|\x")],

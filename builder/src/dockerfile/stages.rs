@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use super::checks::CheckConfig;
 use super::diagnostic::{SourceDiagnostic, SourceFile};
 use super::instructions::{
     ArgDeclaration, Command, CommandExpandError, From, Instruction, InstructionWarning, Location,
@@ -50,8 +51,11 @@ pub struct Stages {
     pub global_args: Vec<GlobalArg>,
     /// The stages in file order.
     pub stages: Vec<Stage>,
-    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …).
+    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …), without
+    /// those the `# check=` directive skips.
     pub warnings: Vec<SourceDiagnostic>,
+    /// The `# check=` configuration.
+    pub checks: CheckConfig,
     source: SourceFile,
 }
 
@@ -129,13 +133,23 @@ pub struct BuildPlan {
 }
 
 fn warning_to_diagnostic(source: &SourceFile, warning: InstructionWarning) -> SourceDiagnostic {
-    source.warning(warning.message, warning.span, warning.label)
+    source.warning(warning.rule, warning.message, warning.span, warning.label)
 }
 
 impl Stages {
     /// Types every instruction of `dockerfile` and splits them into stages.
     pub fn from_dockerfile(dockerfile: &Dockerfile) -> Result<Stages, SourceDiagnostic> {
         let source = dockerfile.source.clone();
+        let checks = match &dockerfile.directives.check {
+            None => CheckConfig::default(),
+            Some(value) => CheckConfig::parse(value).map_err(|message| {
+                source.error(
+                    message,
+                    dockerfile.directives.check_span.clone().unwrap_or(0..0),
+                    "expected skip=<rules|all> and/or error=<true|false>, separated by ;",
+                )
+            })?,
+        };
         let mut typing_warnings = Vec::new();
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
@@ -214,11 +228,13 @@ impl Stages {
         for stage in &stages {
             warnings.extend(repeated_instruction_warnings(&source, stage));
         }
+        let warnings = checks.apply(warnings)?;
         Ok(Stages {
             escape: dockerfile.escape(),
             global_args,
             stages,
             warnings,
+            checks,
             source,
         })
     }
@@ -260,6 +276,12 @@ impl Stages {
                 global_env.push((name.clone(), value));
             }
         }
+
+        let mut warnings = self.warnings.clone();
+        warnings.extend(
+            self.checks
+                .apply(self.undeclared_from_arguments(&lexer, &global_env))?,
+        );
 
         let mut planned = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
@@ -328,12 +350,51 @@ impl Stages {
             global_env,
             proxy_env,
             unused_build_args,
-            warnings: self.warnings.clone(),
+            warnings,
             options: options.clone(),
             global_args: self.global_args.clone(),
             escape: self.escape,
             source: self.source.clone(),
         })
+    }
+
+    /// `UndefinedArgInFrom`: variables in FROM lines that no global ARG declares.
+    fn undeclared_from_arguments(
+        &self,
+        lexer: &Lexer,
+        global_env: &[(String, String)],
+    ) -> Vec<SourceDiagnostic> {
+        let mut warnings = Vec::new();
+        for stage in &self.stages {
+            let words = std::iter::once(&stage.from.image).chain(stage.from.platform.as_ref());
+            let mut undeclared = BTreeSet::new();
+            for word in words {
+                if let Ok(expansion) = lexer.expand(word, global_env) {
+                    undeclared.extend(
+                        expansion
+                            .matched
+                            .into_iter()
+                            .chain(expansion.unmatched)
+                            .filter(|name| {
+                                !is_predefined_arg(name)
+                                    && !self
+                                        .global_args
+                                        .iter()
+                                        .any(|global| &global.declaration.name == name)
+                            }),
+                    );
+                }
+            }
+            for name in undeclared {
+                warnings.push(self.source.warning(
+                    "UndefinedArgInFrom",
+                    format!("FROM argument '{name}' is not declared"),
+                    stage.from_location.span.clone(),
+                    format!("declare it with ARG {name} before the first FROM"),
+                ));
+            }
+        }
+        warnings
     }
 
     fn plan_stage(
@@ -543,6 +604,7 @@ fn repeated_instruction_warnings(source: &SourceFile, stage: &Stage) -> Vec<Sour
         if let Some((_, earlier)) = occurrences.split_last() {
             for instruction in earlier {
                 warnings.push(source.warning(
+                    "MultipleInstructionsDisallowed",
                     format!(
                         "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
                     ),
@@ -928,6 +990,30 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].0, 2);
         assert!(messages[0].1.starts_with("Multiple CMD instructions"));
+    }
+
+    #[test]
+    fn check_directive_filters_and_escalates() {
+        let source = "# check=skip=MaintainerDeprecated\nFROM a\nMAINTAINER me\nFROM b$NOPE\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let rules: Vec<_> = plan.warnings.iter().map(|w| w.rule.unwrap()).collect();
+        assert_eq!(rules, ["UndefinedArgInFrom"]);
+        assert_eq!(
+            plan.warnings[0].message,
+            "FROM argument 'NOPE' is not declared"
+        );
+        let parse = |source: &str| {
+            Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap())
+        };
+        let error = parse("# check=error=true\nFROM a\nMAINTAINER me\n").unwrap_err();
+        assert!(!error.is_warning());
+        assert_eq!(error.line, 3);
+        let error = parse("# check=bogus\nFROM a\n").unwrap_err();
+        assert_eq!((error.line, error.column), (1, 9));
+        assert!(parse("# check=skip=all\nFROM a\nMAINTAINER me\n")
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]
