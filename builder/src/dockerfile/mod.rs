@@ -106,8 +106,71 @@ impl Dockerfile {
         self.stages()?.plan(options)
     }
 
+    /// Parses and types an ONBUILD trigger stored in a base image's config (e.g. `RUN make`), to run at the
+    /// start of a stage built on that image.
+    pub fn parse_onbuild_trigger(expression: &str) -> Result<Instruction, SourceDiagnostic> {
+        let trigger = Dockerfile::parse(expression, "ONBUILD trigger")?;
+        let file = &trigger.source;
+        let [node] = trigger.nodes.as_slice() else {
+            return Err(file.error(
+                "an ONBUILD trigger must be one instruction",
+                0..expression.len(),
+                "expected one instruction",
+            ));
+        };
+        let name = node.instruction_name();
+        if matches!(name.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+            return Err(file.error(
+                format!("{name} isn't allowed as an ONBUILD trigger"),
+                node.keyword_span.clone(),
+                "expected another instruction",
+            ));
+        }
+        instructions::parse_instruction(node, &mut Vec::new()).map_err(|error| {
+            file.error(
+                error.message,
+                error.span,
+                format!("expected {}", error.expected),
+            )
+        })
+    }
+
     /// The raw parse as JSON in the reference schema (see [`raw_dump`]).
     pub fn raw_json(&self) -> serde_json::Value {
         raw_dump::dump(&self.nodes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onbuild_triggers_from_image_configs() {
+        let trigger = Dockerfile::parse_onbuild_trigger("RUN make install").unwrap();
+        assert_eq!(
+            trigger.command,
+            Command::Run(instructions::Run {
+                command: CommandLine::Shell("make install".into()),
+                heredocs: vec![],
+                mounts: vec![],
+                mount_specs: vec![],
+                network: None,
+                security: None,
+            })
+        );
+        let error = Dockerfile::parse_onbuild_trigger("FROM x").unwrap_err();
+        assert_eq!(error.message, "FROM isn't allowed as an ONBUILD trigger");
+        assert!(Dockerfile::parse_onbuild_trigger("COPY a").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_column() {
+        let error = Dockerfile::parse("FROM a\n\nENV PATH\n", "build/Dockerfile").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "build/Dockerfile:3:5: ENV must have two arguments"
+        );
+        assert_eq!(error.label, "expected NAME VALUE or NAME=VALUE ...");
     }
 }

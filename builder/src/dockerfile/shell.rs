@@ -71,6 +71,8 @@ pub struct Lexer {
     pub raw_escapes: bool,
     /// Leave references to unset variables as written.
     pub skip_unset_env: bool,
+    /// Treat quotes as ordinary characters (used for heredoc content).
+    pub skip_process_quotes: bool,
 }
 
 impl Lexer {
@@ -81,6 +83,7 @@ impl Lexer {
             raw_quotes: false,
             raw_escapes: false,
             skip_unset_env: false,
+            skip_process_quotes: false,
         }
     }
 
@@ -230,12 +233,12 @@ impl ShellWord<'_> {
                     result.push_str(&value);
                     words.add_string(&value);
                 }
-                '\'' => {
+                '\'' if !self.lexer.skip_process_quotes => {
                     let value = self.process_single_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
                 }
-                '"' => {
+                '"' if !self.lexer.skip_process_quotes => {
                     let value = self.process_double_quote(raw_escapes)?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
@@ -671,6 +674,19 @@ mod tests {
         assert_eq!(
             Lexer::new('\\').process_word(&fine, &env(&[])).unwrap(),
             "x"
+        );
+    }
+
+    #[test]
+    fn skip_process_quotes_keeps_quotes_literal() {
+        let lexer = Lexer {
+            skip_process_quotes: true,
+            ..Lexer::new('\\')
+        };
+        let vars = env(&[("X", "1")]);
+        assert_eq!(
+            lexer.process_word("echo \"$X\" 'it''s'\n", &vars).unwrap(),
+            "echo \"1\" 'it''s'\n"
         );
     }
 

@@ -733,6 +733,11 @@ impl Environment for StageScope<'_> {
 }
 
 impl BuildPlan {
+    /// The Dockerfile's name and text, for diagnostics about its instructions (e.g. a failed RUN).
+    pub fn source(&self) -> &SourceFile {
+        &self.source
+    }
+
     /// The options the plan was made with.
     pub fn options(&self) -> &BuildOptions {
         &self.options
