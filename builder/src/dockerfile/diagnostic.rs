@@ -14,14 +14,20 @@ use miette::{LabeledSpan, NamedSource, Severity, SourceCode};
 pub struct SourceFile {
     name: Arc<str>,
     text: Arc<str>,
+    /// Byte offset where each line starts.
+    line_starts: Arc<[usize]>,
 }
 
 impl SourceFile {
     /// Wraps a file's name and text.
     pub fn new(name: &str, text: &str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(newline, _)| newline + 1))
+            .collect();
         SourceFile {
             name: name.into(),
             text: text.into(),
+            line_starts,
         }
     }
 
@@ -38,10 +44,9 @@ impl SourceFile {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_and_column(&self, offset: usize) -> (usize, usize) {
         let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-        (line, before[line_start..].chars().count() + 1)
+        let line = self.line_starts.partition_point(|start| *start <= offset);
+        let line_start = self.line_starts[line - 1];
+        (line, self.text[line_start..offset].chars().count() + 1)
     }
 
     /// An error about `span`, labelled with what was expected there.
@@ -248,6 +253,9 @@ mod tests {
         let error = file.error("bad", 14..15, "here");
         assert_eq!((error.line, error.column), (2, 7));
         assert_eq!(error.to_string(), "Dockerfile:2:7: bad");
+        assert_eq!(file.line_and_column(0), (1, 1));
+        assert_eq!(file.line_and_column(7), (2, 1));
+        assert_eq!(file.line_and_column(100), (3, 1));
     }
 
     #[test]
