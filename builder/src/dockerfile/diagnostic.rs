@@ -14,14 +14,20 @@ use miette::{LabeledSpan, NamedSource, Severity, SourceCode};
 pub struct SourceFile {
     name: Arc<str>,
     text: Arc<str>,
+    /// Byte offset where each line starts.
+    line_starts: Arc<[usize]>,
 }
 
 impl SourceFile {
     /// Wraps a file's name and text.
     pub fn new(name: &str, text: &str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(newline, _)| newline + 1))
+            .collect();
         SourceFile {
             name: name.into(),
             text: text.into(),
+            line_starts,
         }
     }
 
@@ -38,10 +44,9 @@ impl SourceFile {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_and_column(&self, offset: usize) -> (usize, usize) {
         let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-        (line, before[line_start..].chars().count() + 1)
+        let line = self.line_starts.partition_point(|start| *start <= offset);
+        let line_start = self.line_starts[line - 1];
+        (line, self.text[line_start..offset].chars().count() + 1)
     }
 
     /// An error about `span`, labelled with what was expected there.
@@ -54,14 +59,17 @@ impl SourceFile {
         self.diagnostic(Severity::Error, message.into(), span, label.into())
     }
 
-    /// A warning about `span`.
+    /// A warning about `span` from the check (lint rule) named `rule`, e.g. `MaintainerDeprecated`.
     pub fn warning(
         &self,
+        rule: &'static str,
         message: impl Into<String>,
         span: Range<usize>,
         label: impl Into<String>,
     ) -> SourceDiagnostic {
-        self.diagnostic(Severity::Warning, message.into(), span, label.into())
+        let mut diagnostic = self.diagnostic(Severity::Warning, message.into(), span, label.into());
+        diagnostic.details.rule = Some(rule);
+        diagnostic
     }
 
     fn diagnostic(
@@ -75,14 +83,17 @@ impl SourceFile {
         let end = floor_char_boundary(&self.text, span.end.clamp(start, self.text.len()));
         let (line, column) = self.line_and_column(start);
         SourceDiagnostic {
-            severity,
-            message,
-            label,
-            help: None,
-            span: start..end,
-            line,
-            column,
-            source: self.clone(),
+            details: Box::new(DiagnosticDetails {
+                severity,
+                rule: None,
+                message,
+                label,
+                help: None,
+                span: start..end,
+                line,
+                column,
+                source: self.clone(),
+            }),
         }
     }
 }
@@ -94,10 +105,26 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
-/// An error or warning located in a Dockerfile.
+/// An error or warning located in a Dockerfile; its details are reached through `Deref`.
 #[derive(Clone)]
 pub struct SourceDiagnostic {
+    details: Box<DiagnosticDetails>,
+}
+
+impl std::ops::Deref for SourceDiagnostic {
+    type Target = DiagnosticDetails;
+
+    fn deref(&self) -> &DiagnosticDetails {
+        &self.details
+    }
+}
+
+/// What a [`SourceDiagnostic`] says and where.
+#[derive(Clone)]
+pub struct DiagnosticDetails {
     severity: Severity,
+    /// The check (lint rule) a warning comes from, e.g. `MaintainerDeprecated`.
+    pub rule: Option<&'static str>,
     /// What is wrong.
     pub message: String,
     /// What was expected at the span.
@@ -116,7 +143,13 @@ pub struct SourceDiagnostic {
 impl SourceDiagnostic {
     /// Adds a hint.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.details.help = Some(help.into());
+        self
+    }
+
+    /// The same diagnostic as an error (for `# check=error=true`).
+    pub fn into_error(mut self) -> Self {
+        self.details.severity = Severity::Error;
         self
     }
 
@@ -168,6 +201,11 @@ impl miette::Diagnostic for SourceDiagnostic {
         Some(self.severity)
     }
 
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.rule
+            .map(|rule| Box::new(rule) as Box<dyn fmt::Display>)
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()
@@ -215,6 +253,9 @@ mod tests {
         let error = file.error("bad", 14..15, "here");
         assert_eq!((error.line, error.column), (2, 7));
         assert_eq!(error.to_string(), "Dockerfile:2:7: bad");
+        assert_eq!(file.line_and_column(0), (1, 1));
+        assert_eq!(file.line_and_column(7), (2, 1));
+        assert_eq!(file.line_and_column(100), (3, 1));
     }
 
     #[test]
@@ -228,5 +269,14 @@ mod tests {
         assert!(rendered.contains("Dockerfile:2:6"), "{rendered}");
         assert!(rendered.contains("COPY --bogus=1 a b"), "{rendered}");
         assert!(rendered.contains("not a COPY flag"), "{rendered}");
+    }
+
+    #[test]
+    fn warnings_name_their_rule() {
+        let file = SourceFile::new("Dockerfile", "MAINTAINER me\n");
+        let warning = file.warning("MaintainerDeprecated", "deprecated", 0..10, "use LABEL");
+        assert!(warning.is_warning());
+        assert_eq!(warning.rule, Some("MaintainerDeprecated"));
+        assert!(!warning.into_error().is_warning());
     }
 }

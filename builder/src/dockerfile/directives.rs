@@ -12,6 +12,8 @@ pub struct Directives {
     pub syntax: Option<String>,
     /// The value of `# check=`, if given.
     pub check: Option<String>,
+    /// Where the `# check=` value is written (byte range in the source), set by the parser.
+    pub check_span: Option<std::ops::Range<usize>>,
     escape_seen: bool,
     done: bool,
 }
@@ -31,6 +33,7 @@ impl Default for Directives {
             escape: '\\',
             syntax: None,
             check: None,
+            check_span: None,
             escape_seen: false,
             done: false,
         }
@@ -80,14 +83,18 @@ fn match_directive(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
 
 impl Directives {
     /// Looks at one line (newline and leading whitespace already removed) while directives may still appear.
-    /// Anything that is not a known directive ends directive parsing.
-    pub fn observe_line(&mut self, line: &str) -> Result<(), DirectiveError> {
+    /// Anything that is not a known directive ends directive parsing. Returns the range of the value of a
+    /// `# check=` directive within the line.
+    pub fn observe_line(
+        &mut self,
+        line: &str,
+    ) -> Result<Option<std::ops::Range<usize>>, DirectiveError> {
         if self.done {
-            return Ok(());
+            return Ok(None);
         }
         let Some((name, value_range)) = match_directive(line) else {
             self.done = true;
-            return Ok(());
+            return Ok(None);
         };
         let value = &line[value_range.clone()];
         let name = name.to_ascii_lowercase();
@@ -114,11 +121,11 @@ impl Directives {
                     }
                 };
                 self.escape_seen = true;
-                return Ok(());
+                return Ok(None);
             }
             _ => {
                 self.done = true;
-                return Ok(());
+                return Ok(None);
             }
         };
         if slot.is_some() {
@@ -128,7 +135,7 @@ impl Directives {
             });
         }
         *slot = Some(value.to_string());
-        Ok(())
+        Ok((name == "check").then_some(value_range))
     }
 }
 

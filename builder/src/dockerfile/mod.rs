@@ -5,6 +5,16 @@
 //! [`stages`] groups them into stages and plans a build; [`shell`] expands words; [`diagnostic`] reports
 //! problems with file, line, column and the offending source.
 //!
+//! Known, deliberate differences from BuildKit (v0.12.5 is the reference the corpus was made with):
+//! - `--flags` are read as UTF-8; BuildKit reads them byte by byte, garbling non-ASCII text and taking the
+//!   bytes 0x85 and 0xA0 for spaces.
+//! - Lines longer than 64 KiB are accepted; BuildKit's line scanner rejects them.
+//! - `# check=` is a parser directive (as in current BuildKit; v0.12.5 ends the directives there).
+//! - Heredoc markers are found on lines that use `${VAR#…}`, `${VAR%…}` or `${VAR/…}` (current BuildKit;
+//!   v0.12.5 cannot lex those modifiers and so misses heredocs on such lines).
+//! - Hostile nesting is bounded: ONBUILD chains are parsed 16 deep, `${…}` nests 200 deep, a pattern has at
+//!   most 256 `*`.
+//!
 //! ```
 //! use builder::dockerfile::{BuildOptions, Dockerfile};
 //!
@@ -14,6 +24,7 @@
 //! ```
 
 pub mod ast;
+pub mod checks;
 pub mod diagnostic;
 pub mod directives;
 pub mod heredoc;
@@ -54,18 +65,22 @@ impl Dockerfile {
     pub fn parse(source: &str, file_name: &str) -> Result<Dockerfile, SourceDiagnostic> {
         let file = SourceFile::new(file_name, source);
         let raw = parser::parse(source).map_err(|error| {
-            let label = if error.message == "file with no instructions" {
-                "expected an instruction"
-            } else {
-                "here"
-            };
-            file.error(error.message, error.span, label)
+            file.error(
+                error.message,
+                error.span,
+                format!("expected {}", error.expected),
+            )
         })?;
         let warnings = raw
             .warnings
             .into_iter()
             .map(|(message, span)| {
-                file.warning(message, span, "empty continuation line in this instruction")
+                file.warning(
+                    "NoEmptyContinuation",
+                    message,
+                    span,
+                    "empty continuation line in this instruction",
+                )
             })
             .collect();
         Ok(Dockerfile {
@@ -91,8 +106,71 @@ impl Dockerfile {
         self.stages()?.plan(options)
     }
 
+    /// Parses and types an ONBUILD trigger stored in a base image's config (e.g. `RUN make`), to run at the
+    /// start of a stage built on that image.
+    pub fn parse_onbuild_trigger(expression: &str) -> Result<Instruction, SourceDiagnostic> {
+        let trigger = Dockerfile::parse(expression, "ONBUILD trigger")?;
+        let file = &trigger.source;
+        let [node] = trigger.nodes.as_slice() else {
+            return Err(file.error(
+                "an ONBUILD trigger must be one instruction",
+                0..expression.len(),
+                "expected one instruction",
+            ));
+        };
+        let name = node.instruction_name();
+        if matches!(name.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+            return Err(file.error(
+                format!("{name} isn't allowed as an ONBUILD trigger"),
+                node.keyword_span.clone(),
+                "expected another instruction",
+            ));
+        }
+        instructions::parse_instruction(node, &mut Vec::new()).map_err(|error| {
+            file.error(
+                error.message,
+                error.span,
+                format!("expected {}", error.expected),
+            )
+        })
+    }
+
     /// The raw parse as JSON in the reference schema (see [`raw_dump`]).
     pub fn raw_json(&self) -> serde_json::Value {
         raw_dump::dump(&self.nodes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onbuild_triggers_from_image_configs() {
+        let trigger = Dockerfile::parse_onbuild_trigger("RUN make install").unwrap();
+        assert_eq!(
+            trigger.command,
+            Command::Run(instructions::Run {
+                command: CommandLine::Shell("make install".into()),
+                heredocs: vec![],
+                mounts: vec![],
+                mount_specs: vec![],
+                network: None,
+                security: None,
+            })
+        );
+        let error = Dockerfile::parse_onbuild_trigger("FROM x").unwrap_err();
+        assert_eq!(error.message, "FROM isn't allowed as an ONBUILD trigger");
+        assert!(Dockerfile::parse_onbuild_trigger("COPY a").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_column() {
+        let error = Dockerfile::parse("FROM a\n\nENV PATH\n", "build/Dockerfile").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "build/Dockerfile:3:5: ENV must have two arguments"
+        );
+        assert_eq!(error.label, "expected NAME VALUE or NAME=VALUE ...");
     }
 }

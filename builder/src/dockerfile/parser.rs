@@ -30,6 +30,8 @@ pub struct ParseError {
     pub message: String,
     /// Byte range in the source.
     pub span: Range<usize>,
+    /// What was expected at the span.
+    pub expected: String,
 }
 
 /// One physical line of the source.
@@ -124,16 +126,24 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         let content = trim_newline(text);
         let stripped = content.trim_start();
         let content_start = line_start + (content.len() - stripped.len());
-        if stripped.starts_with('#') {
-            comments.push(stripped[1..].trim().to_string());
+        if let Some(comment) = stripped.strip_prefix('#') {
+            comments.push(comment.trim().to_string());
         }
-        directives
+        let check_range = directives
             .observe_line(stripped)
             .map_err(|error| ParseError {
+                expected: if error.message.starts_with("only one") {
+                    "each directive only once".into()
+                } else {
+                    "` or \\".into()
+                },
                 message: error.message,
                 span: content_start + error.value_range.start
                     ..content_start + error.value_range.end,
             })?;
+        if let Some(range) = check_range {
+            directives.check_span = Some(content_start + range.start..content_start + range.end);
+        }
         line_number += 1;
         let start_line = line_number;
         let uncommented = if stripped.starts_with('#') {
@@ -191,10 +201,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
             ));
         }
 
-        let mut node = new_node_from_line(&joined, 0, escape, 0).map_err(|error| ParseError {
-            message: error.message,
-            span: error.span,
-        })?;
+        let mut node = new_node_from_line(&joined, 0, escape, 0)?;
         node.comments = std::mem::take(&mut comments);
 
         let heredoc_holder = match &node.sub_instruction {
@@ -222,6 +229,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
                 }
                 if !terminated {
                     return Err(ParseError {
+                        expected: format!("a line \"{}\" closing the heredoc", heredoc.name),
                         message: format!(
                             "unterminated heredoc (expected a line \"{}\")",
                             heredoc.name
@@ -241,6 +249,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         return Err(ParseError {
             message: "file with no instructions".into(),
             span: source.len()..source.len(),
+            expected: "an instruction".into(),
         });
     }
     Ok(RawDockerfile {
@@ -268,12 +277,17 @@ fn new_node_from_line(
     let keyword_span = joined.source_range(keyword_start..keyword_start + split.keyword.len());
     let args_start = offset + split.args_start;
     let args_span = joined.source_range(args_start..args_start + split.args.len());
+    let rule = line_parsers::rule_for(split.keyword);
     let error = |message: String| ParseError {
         message,
         span: args_span.clone(),
+        expected: match rule {
+            ArgumentRule::NameValue(_) => "NAME VALUE or NAME=VALUE ...".into(),
+            _ => "a JSON array of strings, or shell-form text".into(),
+        },
     };
     let mut sub_instruction = None;
-    let SplitArgs { values, json } = match line_parsers::rule_for(split.keyword) {
+    let SplitArgs { values, json } = match rule {
         ArgumentRule::MaybeJson => line_parsers::parse_maybe_json(split.args).map_err(error)?,
         ArgumentRule::MaybeJsonList => {
             line_parsers::parse_maybe_json_list(split.args).map_err(error)?

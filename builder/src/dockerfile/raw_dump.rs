@@ -82,4 +82,64 @@ mod tests {
             json!(["a"])
         );
     }
+
+    /// Every corpus Dockerfile parses exactly as BuildKit's parser (skipped when the corpus is absent).
+    #[test]
+    fn corpus_matches_reference_parser() {
+        let root =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
+        if !root.is_dir() {
+            println!(
+                "SKIP: {} not found; corpus comparison not run",
+                root.display()
+            );
+            return;
+        }
+        let mut pending = vec![root.to_path_buf()];
+        let (mut passed, mut failed) = (0, Vec::new());
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let Some(dockerfile) = path.to_str().and_then(|p| p.strip_suffix(".expected.json"))
+                else {
+                    continue;
+                };
+                let expected: Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let bytes = std::fs::read(dockerfile).unwrap();
+                let got = parse(&String::from_utf8_lossy(&bytes)).map(|parsed| dump(&parsed.nodes));
+                let matches = match (&got, expected.get("instructions")) {
+                    (Err(_), None) => true,
+                    (Ok(got), Some(want)) => {
+                        let strip = |value: &Value| -> Vec<Value> {
+                            value
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|instruction| {
+                                    let mut instruction = instruction.clone();
+                                    instruction.as_object_mut().unwrap().remove("original");
+                                    instruction
+                                })
+                                .collect()
+                        };
+                        strip(&got["instructions"]) == strip(want)
+                    }
+                    _ => false,
+                };
+                if matches {
+                    passed += 1;
+                } else {
+                    failed.push(dockerfile.to_string());
+                }
+            }
+        }
+        println!("corpus: {passed} passed, {} failed", failed.len());
+        assert!(failed.is_empty(), "differs from BuildKit: {failed:?}");
+        assert!(passed >= 300);
+    }
 }

@@ -71,6 +71,8 @@ pub struct Lexer {
     pub raw_escapes: bool,
     /// Leave references to unset variables as written.
     pub skip_unset_env: bool,
+    /// Treat quotes as ordinary characters (used for heredoc content).
+    pub skip_process_quotes: bool,
 }
 
 impl Lexer {
@@ -81,6 +83,7 @@ impl Lexer {
             raw_quotes: false,
             raw_escapes: false,
             skip_unset_env: false,
+            skip_process_quotes: false,
         }
     }
 
@@ -230,12 +233,12 @@ impl ShellWord<'_> {
                     result.push_str(&value);
                     words.add_string(&value);
                 }
-                '\'' => {
+                '\'' if !self.lexer.skip_process_quotes => {
                     let value = self.process_single_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
                 }
-                '"' => {
+                '"' if !self.lexer.skip_process_quotes => {
                     let value = self.process_double_quote(raw_escapes)?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
@@ -564,6 +567,82 @@ mod tests {
         assert!(lexer.process_word("${A:#x}", &vars).is_err());
     }
 
+    /// Pattern modifiers, including regex metacharacters and escaped separators (cases from BuildKit's suite).
+    #[test]
+    fn pattern_modifiers_match_buildkit() {
+        let lexer = Lexer::new('\\');
+        // (input, variables, expected word or None for an error)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
+            (
+                r"${FOO#()[]{\}^$.\*\?|\\}",
+                &[("FOO", r"()[]{}^$.*?|\x")],
+                Some("x"),
+            ),
+            (r"${FOO%%\**}", &[("FOO", "xx**")], Some("xx")),
+            ("${FOO#*x*y}", &[("FOO", "xxyy")], Some("y")),
+            ("${FOO#*}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], Some("xyy")),
+            ("${FOO#}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO##*x}", &[("FOO", "xxyy")], Some("yy")),
+            (r"${FOO#?\?}", &[("FOO", "???y")], Some("?y")),
+            (
+                "${ABC:-.}${FOO%x}${ABC:-.}",
+                &[("FOO", "xxyy")],
+                Some(".xxyy."),
+            ),
+            (r"${FOO%%\**\*}", &[("FOO", "a***yy*")], Some("a")),
+            ("${FOO:#}", &[], None),
+            ("${FOO:%%}", &[], None),
+            ("${FOO=aaa}", &[("FOO", "xxx")], None),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", r"\*/")],
+                Some("/foo.*/*.txt - /foo..*.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                Some("/tmp/bar.txt - /bar.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/$REPLACEMENT} - ${FOO//$NEEDLE/$REPLACEMENT}",
+                &[
+                    ("FOO", "/a/foo/b/c.txt"),
+                    ("NEEDLE", "/?/"),
+                    ("REPLACEMENT", "/"),
+                ],
+                Some("/foo/b/c.txt - /foo/c.txt"),
+            ),
+            (
+                r"${FOO//\//\/}",
+                &[("FOO", "/tmp/foo.txt")],
+                Some(r"\/tmp\/foo.txt"),
+            ),
+            (
+                "${FOO/$BAR/ww}",
+                &[("FOO", "xxyy"), ("BAR", "")],
+                Some("wwxxyy"),
+            ),
+            ("${FOO//ww}", &[("FOO", "xxyy")], None),
+            ("${FOO//}", &[("FOO", "xxyy")], None),
+            ("${FOO///}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO///}", &[], Some("")),
+            (
+                "x-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}",
+                &[("TARGETARCH", "arm"), ("TARGETVARIANT", "v7")],
+                Some("x-arm-v7"),
+            ),
+        ];
+        for (input, vars, expected) in cases {
+            let result = lexer.process_word(input, &env(vars));
+            match expected {
+                Some(expected) => assert_eq!(result.as_deref(), Ok(*expected), "{input}"),
+                None => assert!(result.is_err(), "{input} gave {result:?}"),
+            }
+        }
+    }
+
     #[test]
     fn backtick_escape() {
         let lexer = Lexer::new('`');
@@ -595,6 +674,19 @@ mod tests {
         assert_eq!(
             Lexer::new('\\').process_word(&fine, &env(&[])).unwrap(),
             "x"
+        );
+    }
+
+    #[test]
+    fn skip_process_quotes_keeps_quotes_literal() {
+        let lexer = Lexer {
+            skip_process_quotes: true,
+            ..Lexer::new('\\')
+        };
+        let vars = env(&[("X", "1")]);
+        assert_eq!(
+            lexer.process_word("echo \"$X\" 'it''s'\n", &vars).unwrap(),
+            "echo \"1\" 'it''s'\n"
         );
     }
 

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use super::checks::CheckConfig;
 use super::diagnostic::{SourceDiagnostic, SourceFile};
 use super::instructions::{
     ArgDeclaration, Command, CommandExpandError, From, Instruction, InstructionWarning, Location,
@@ -50,8 +51,11 @@ pub struct Stages {
     pub global_args: Vec<GlobalArg>,
     /// The stages in file order.
     pub stages: Vec<Stage>,
-    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …).
+    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …), without
+    /// those the `# check=` directive skips.
     pub warnings: Vec<SourceDiagnostic>,
+    /// The `# check=` configuration.
+    pub checks: CheckConfig,
     source: SourceFile,
 }
 
@@ -129,13 +133,23 @@ pub struct BuildPlan {
 }
 
 fn warning_to_diagnostic(source: &SourceFile, warning: InstructionWarning) -> SourceDiagnostic {
-    source.warning(warning.message, warning.span, warning.label)
+    source.warning(warning.rule, warning.message, warning.span, warning.label)
 }
 
 impl Stages {
     /// Types every instruction of `dockerfile` and splits them into stages.
     pub fn from_dockerfile(dockerfile: &Dockerfile) -> Result<Stages, SourceDiagnostic> {
         let source = dockerfile.source.clone();
+        let checks = match &dockerfile.directives.check {
+            None => CheckConfig::default(),
+            Some(value) => CheckConfig::parse(value).map_err(|message| {
+                source.error(
+                    message,
+                    dockerfile.directives.check_span.clone().unwrap_or(0..0),
+                    "expected skip=<rules|all> and/or error=<true|false>, separated by ;",
+                )
+            })?,
+        };
         let mut typing_warnings = Vec::new();
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
@@ -143,7 +157,11 @@ impl Stages {
         for node in &dockerfile.nodes {
             let instruction = super::instructions::parse_instruction(node, &mut typing_warnings)
                 .map_err(|error| {
-                    let diagnostic = source.error(error.message, error.span, error.expected);
+                    let diagnostic = source.error(
+                        error.message,
+                        error.span,
+                        format!("expected {}", error.expected),
+                    );
                     match error.help {
                         Some(help) => diagnostic.with_help(help),
                         None => diagnostic,
@@ -156,7 +174,7 @@ impl Stages {
                             return Err(source.error(
                                 format!("duplicate stage name \"{name}\""),
                                 node.args_span.clone(),
-                                "a name not used by an earlier stage",
+                                "expected a name not used by an earlier stage",
                             ));
                         }
                     }
@@ -185,7 +203,7 @@ impl Stages {
                                 return Err(source.error(
                                     "no build stage in current context",
                                     node.keyword_span.clone(),
-                                    "only ARG may come before the first FROM",
+                                    "expected FROM before this (only ARG may come first)",
                                 ))
                             }
                         },
@@ -210,11 +228,13 @@ impl Stages {
         for stage in &stages {
             warnings.extend(repeated_instruction_warnings(&source, stage));
         }
+        let warnings = checks.apply(warnings)?;
         Ok(Stages {
             escape: dockerfile.escape(),
             global_args,
             stages,
             warnings,
+            checks,
             source,
         })
     }
@@ -245,7 +265,7 @@ impl Stages {
                             source.error(
                                 error.to_string(),
                                 global.location.span.clone(),
-                                "a valid default",
+                                "expected a valid default value",
                             )
                         })?,
                 ),
@@ -256,6 +276,12 @@ impl Stages {
                 global_env.push((name.clone(), value));
             }
         }
+
+        let mut warnings = self.warnings.clone();
+        warnings.extend(
+            self.checks
+                .apply(self.undeclared_from_arguments(&lexer, &global_env))?,
+        );
 
         let mut planned = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
@@ -273,8 +299,11 @@ impl Stages {
                 source
                     .error(
                         format!("target stage \"{name}\" could not be found"),
-                        0..0,
-                        "no stage has this name",
+                        self.stages[self.stages.len() - 1]
+                            .from_location
+                            .span
+                            .clone(),
+                        "stages are named with FROM <image> AS <name>",
                     )
                     .with_help(format!("stages with names: {}", known.join(", ")))
             })?,
@@ -321,12 +350,51 @@ impl Stages {
             global_env,
             proxy_env,
             unused_build_args,
-            warnings: self.warnings.clone(),
+            warnings,
             options: options.clone(),
             global_args: self.global_args.clone(),
             escape: self.escape,
             source: self.source.clone(),
         })
+    }
+
+    /// `UndefinedArgInFrom`: variables in FROM lines that no global ARG declares.
+    fn undeclared_from_arguments(
+        &self,
+        lexer: &Lexer,
+        global_env: &[(String, String)],
+    ) -> Vec<SourceDiagnostic> {
+        let mut warnings = Vec::new();
+        for stage in &self.stages {
+            let words = std::iter::once(&stage.from.image).chain(stage.from.platform.as_ref());
+            let mut undeclared = BTreeSet::new();
+            for word in words {
+                if let Ok(expansion) = lexer.expand(word, global_env) {
+                    undeclared.extend(
+                        expansion
+                            .matched
+                            .into_iter()
+                            .chain(expansion.unmatched)
+                            .filter(|name| {
+                                !is_predefined_arg(name)
+                                    && !self
+                                        .global_args
+                                        .iter()
+                                        .any(|global| &global.declaration.name == name)
+                            }),
+                    );
+                }
+            }
+            for name in undeclared {
+                warnings.push(self.source.warning(
+                    "UndefinedArgInFrom",
+                    format!("FROM argument '{name}' is not declared"),
+                    stage.from_location.span.clone(),
+                    format!("declare it with ARG {name} before the first FROM"),
+                ));
+            }
+        }
+        warnings
     }
 
     fn plan_stage(
@@ -344,24 +412,24 @@ impl Stages {
                 source.error(
                     error.to_string(),
                     from_span.clone(),
-                    "a valid image reference",
+                    "expected a valid image reference",
                 )
             })?;
         if image.is_empty() {
             return Err(source.error(
                 format!("base name ({}) should not be blank", stage.from.image),
                 from_span,
-                "an image reference or stage name",
+                "expected an image reference or stage name",
             ));
         }
         let platform = match &stage.from.platform {
             None => None,
             Some(text) => {
                 let expanded = lexer.process_word(text, global_env).map_err(|error| {
-                    source.error(error.to_string(), from_span.clone(), "a platform")
+                    source.error(error.to_string(), from_span.clone(), "expected a platform")
                 })?;
                 Some(Platform::parse(&expanded).map_err(|message| {
-                    source.error(message, from_span.clone(), "os/arch[/variant]")
+                    source.error(message, from_span.clone(), "expected os/arch[/variant]")
                 })?)
             }
         };
@@ -442,7 +510,7 @@ impl Stages {
                     self.source.error(
                         format!("invalid stage index {index}"),
                         span,
-                        format!("a stage index from 0 to {}", self.stages.len() - 1),
+                        format!("expected a stage index from 0 to {}", self.stages.len() - 1),
                     )
                 });
         }
@@ -536,6 +604,7 @@ fn repeated_instruction_warnings(source: &SourceFile, stage: &Stage) -> Vec<Sour
         if let Some((_, earlier)) = occurrences.split_last() {
             for instruction in earlier {
                 warnings.push(source.warning(
+                    "MultipleInstructionsDisallowed",
                     format!(
                         "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
                     ),
@@ -553,7 +622,11 @@ fn expand_diagnostic(
     error: CommandExpandError,
     span: Range<usize>,
 ) -> SourceDiagnostic {
-    source.error(error.to_string(), span, "a valid expansion")
+    source.error(
+        error.to_string(),
+        span,
+        "expected a valid variable expansion",
+    )
 }
 
 /// The variables in force at one point of a stage: ENV values shadow ARG values.
@@ -621,19 +694,28 @@ impl<'a> StageScope<'a> {
     }
 
     /// Records ARG and ENV effects, failing on expansion errors.
+    /// Like Docker, every value of one ARG or ENV line is expanded with the variables in force before the
+    /// line (`ENV A=1 B=$A` gives B the earlier A).
     fn apply(&mut self, command: &Command, lexer: &Lexer) -> Result<(), CommandExpandError> {
         match command {
             Command::Arg(arg) => {
+                let mut values = Vec::new();
                 for declaration in &arg.declarations {
                     if let Some(value) = self.arg_value(declaration, lexer)? {
-                        Self::set(&mut self.args, &declaration.name, value);
+                        values.push((declaration.name.clone(), value));
                     }
+                }
+                for (name, value) in values {
+                    Self::set(&mut self.args, &name, value);
                 }
             }
             Command::Env(env) => {
+                let mut values = Vec::new();
                 for variable in &env.variables {
                     let key = lexer.process_word(&variable.key, self)?;
-                    let value = lexer.process_word(&variable.value, self)?;
+                    values.push((key, lexer.process_word(&variable.value, self)?));
+                }
+                for (key, value) in values {
                     Self::set(&mut self.env, &key, value);
                 }
             }
@@ -651,6 +733,11 @@ impl Environment for StageScope<'_> {
 }
 
 impl BuildPlan {
+    /// The Dockerfile's name and text, for diagnostics about its instructions (e.g. a failed RUN).
+    pub fn source(&self) -> &SourceFile {
+        &self.source
+    }
+
     /// The options the plan was made with.
     pub fn options(&self) -> &BuildOptions {
         &self.options
@@ -830,6 +917,16 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
     }
 
     #[test]
+    fn one_line_sees_variables_from_before_it() {
+        let source = "FROM a\nENV A=0\nENV A=1 B=$A\nWORKDIR /$A$B\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[2].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/10");
+    }
+
+    #[test]
     fn build_args_override_defaults_inside_stages() {
         let source = "FROM a\nARG MODE=debug\nWORKDIR /$MODE\n";
         let plan = stages(source)
@@ -898,6 +995,30 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].0, 2);
         assert!(messages[0].1.starts_with("Multiple CMD instructions"));
+    }
+
+    #[test]
+    fn check_directive_filters_and_escalates() {
+        let source = "# check=skip=MaintainerDeprecated\nFROM a\nMAINTAINER me\nFROM b$NOPE\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let rules: Vec<_> = plan.warnings.iter().map(|w| w.rule.unwrap()).collect();
+        assert_eq!(rules, ["UndefinedArgInFrom"]);
+        assert_eq!(
+            plan.warnings[0].message,
+            "FROM argument 'NOPE' is not declared"
+        );
+        let parse = |source: &str| {
+            Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap())
+        };
+        let error = parse("# check=error=true\nFROM a\nMAINTAINER me\n").unwrap_err();
+        assert!(!error.is_warning());
+        assert_eq!(error.line, 3);
+        let error = parse("# check=bogus\nFROM a\n").unwrap_err();
+        assert_eq!((error.line, error.column), (1, 9));
+        assert!(parse("# check=skip=all\nFROM a\nMAINTAINER me\n")
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]

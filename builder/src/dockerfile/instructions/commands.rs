@@ -390,11 +390,20 @@ impl Command {
                 .map(|text| word(text))
                 .collect::<Result<Vec<_>, _>>()
         };
+        // Heredoc files with an unquoted delimiter have variables expanded; quotes stay as written.
+        let content_lexer = Lexer {
+            skip_process_quotes: true,
+            ..*lexer
+        };
         let sources = |sources: &[Source]| {
             sources
                 .iter()
                 .map(|source| match source {
                     Source::Path(path) => word(path).map(Source::Path),
+                    Source::Heredoc(heredoc) if heredoc.expand => Ok(Source::Heredoc(Heredoc {
+                        content: content_lexer.process_word(&heredoc.content, env)?,
+                        ..heredoc.clone()
+                    })),
                     Source::Heredoc(heredoc) => Ok(Source::Heredoc(heredoc.clone())),
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -523,6 +532,46 @@ mod tests {
         });
         assert_eq!(cmd.expand(&lexer, &env).unwrap(), cmd);
         assert!(!cmd.expands_words());
+    }
+
+    #[test]
+    fn copy_heredocs_expand_unless_quoted() {
+        let env = vec![("NAME".to_string(), "lade".to_string())];
+        let heredoc = |expand: bool| Heredoc {
+            name: "EOF".into(),
+            file_descriptor: 0,
+            expand,
+            chomp: false,
+            content: "hello \"$NAME\"\n".into(),
+        };
+        let copy = |expand: bool| {
+            Command::Copy(Copy {
+                sources: vec![Source::Heredoc(heredoc(expand))],
+                destination: "/greeting".into(),
+                from: None,
+                chown: None,
+                chmod: None,
+                link: false,
+                parents: false,
+                excludes: vec![],
+            })
+        };
+        let content = |command: Command| match command {
+            Command::Copy(Copy { sources, .. }) => match &sources[0] {
+                Source::Heredoc(heredoc) => heredoc.content.clone(),
+                Source::Path(_) => unreachable!("heredoc source"),
+            },
+            _ => unreachable!("copy"),
+        };
+        let lexer = Lexer::new('\\');
+        assert_eq!(
+            content(copy(true).expand(&lexer, &env).unwrap()),
+            "hello \"lade\"\n"
+        );
+        assert_eq!(
+            content(copy(false).expand(&lexer, &env).unwrap()),
+            "hello \"$NAME\"\n"
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct InstructionError {
 /// Something suspicious about an instruction that does not stop the build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstructionWarning {
+    /// The check (lint rule) that found it, named as in BuildKit.
+    pub rule: &'static str,
     /// What is suspicious.
     pub message: String,
     /// What to write instead.
@@ -134,6 +136,7 @@ impl Context<'_> {
         let trimmed = text.trim();
         if trimmed.starts_with('[') && trimmed.ends_with(']') {
             self.warnings.push(InstructionWarning {
+                rule: "JSONArgsRecommended",
                 message: format!(
                     "{} arguments look like a JSON array but are not valid JSON (single quotes?); they run in shell form",
                     self.name
@@ -200,9 +203,38 @@ fn parse_command(
     let command = match name.as_str() {
         "FROM" => {
             let flags = cx.flags(&[("platform", Text)])?;
-            let (image, stage_name) = match cx.args() {
+            let (image, stage_name) = match node.args.as_slice() {
                 [image] => (image.clone(), None),
                 [image, as_word, stage] if as_word.eq_ignore_ascii_case("as") => {
+                    let keyword = &node.keyword;
+                    let all = |text: &str, upper: bool| {
+                        text.chars()
+                            .filter(char::is_ascii_alphabetic)
+                            .all(|c| c.is_ascii_uppercase() == upper)
+                    };
+                    if (all(keyword, true) && all(as_word, false))
+                        || (all(keyword, false) && all(as_word, true))
+                    {
+                        cx.warnings.push(InstructionWarning {
+                            rule: "FromAsCasing",
+                            message: format!(
+                                "'{as_word}' and '{keyword}' keywords' casing do not match"
+                            ),
+                            label: format!(
+                                "write '{}'",
+                                if all(keyword, true) { "AS" } else { "as" }
+                            ),
+                            span: node.args_span.clone(),
+                        });
+                    }
+                    if stage.chars().any(|c| c.is_uppercase()) {
+                        cx.warnings.push(InstructionWarning {
+                            rule: "StageNameCasing",
+                            message: format!("Stage name '{stage}' should be lowercase"),
+                            label: format!("write '{}'", stage.to_lowercase()),
+                            span: node.args_span.clone(),
+                        });
+                    }
                     (image.clone(), Some(validate_stage_name(&cx, stage)?))
                 }
                 _ => {
@@ -288,13 +320,23 @@ fn parse_command(
         }
         "ENV" | "LABEL" => {
             cx.flags(&[])?;
+            let written = crate::dockerfile::split_command::split_command(&node.original).args;
+            let first_word = written.split_whitespace().next().unwrap_or_default();
+            if !first_word.is_empty() && !first_word.contains('=') {
+                cx.warnings.push(InstructionWarning {
+                    rule: "LegacyKeyValueFormat",
+                    message: format!("\"{name} key=value\" should be used instead of legacy \"{name} key value\" format"),
+                    label: "write key=value".into(),
+                    span: node.args_span.clone(),
+                });
+            }
             if cx.args().is_empty() {
                 return Err(cx.error(
                     format!("{name} requires at least one argument"),
                     "NAME=VALUE",
                 ));
             }
-            if cx.args().len() % 2 != 0 {
+            if cx.args().len() % 2 == 1 {
                 return Err(cx.error(
                     format!("Bad input to {name}, too many arguments"),
                     "NAME=VALUE pairs",
@@ -308,11 +350,8 @@ fn parse_command(
                     value: pair[1].clone(),
                 })
                 .collect();
-            if let Some(empty) = pairs.iter().find(|pair| pair.key.is_empty()) {
-                return Err(cx.error(
-                    format!("{name} names can not be blank (value {:?})", empty.value),
-                    "NAME=VALUE",
-                ));
+            if pairs.iter().any(|pair| pair.key.is_empty()) {
+                return Err(cx.error(format!("{name} names can not be blank"), "NAME=VALUE"));
             }
             if name == "ENV" {
                 Command::Env(Env { variables: pairs })
@@ -343,6 +382,7 @@ fn parse_command(
             cx.flags(&[])?;
             let maintainer = cx.exactly_one()?;
             cx.warnings.push(InstructionWarning {
+                rule: "MaintainerDeprecated",
                 message: "MAINTAINER is deprecated".into(),
                 label: format!("use LABEL org.opencontainers.image.authors=\"{maintainer}\""),
                 span: node.keyword_span.clone(),
@@ -842,13 +882,32 @@ mod tests {
 
     #[test]
     fn warnings() {
-        let parsed = parse("MAINTAINER me\nCMD ['a']").unwrap();
+        let parsed =
+            parse("MAINTAINER me\nCMD ['a']\nFROM a as Build\nENV a b\nLABEL a=b\n").unwrap();
         let mut warnings = Vec::new();
         for node in &parsed.nodes {
             parse_instruction(node, &mut warnings).unwrap();
         }
-        assert_eq!(warnings.len(), 2);
+        let rules: Vec<_> = warnings.iter().map(|warning| warning.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                "MaintainerDeprecated",
+                "JSONArgsRecommended",
+                "FromAsCasing",
+                "StageNameCasing",
+                "LegacyKeyValueFormat"
+            ]
+        );
         assert_eq!(warnings[0].message, "MAINTAINER is deprecated");
         assert!(warnings[1].message.contains("single quotes"));
+        assert_eq!(
+            warnings[2].message,
+            "'as' and 'FROM' keywords' casing do not match"
+        );
+        assert_eq!(
+            warnings[4].message,
+            "\"ENV key=value\" should be used instead of legacy \"ENV key value\" format"
+        );
     }
 }
