@@ -9,5 +9,6 @@ pub mod dockerignore;
 pub mod glob;
 pub mod runtime;
 pub mod snapshot;
+pub mod stale;
 pub mod tree;
 pub mod users;

@@ -109,12 +109,38 @@ impl Runtime {
                 binary: binary.clone(),
                 store: store.clone(),
             };
+            runtime.reap_stale_containers();
             match runtime.probe() {
                 Ok(()) => return Ok(runtime),
                 Err(e) => failures.push(format!("{}: {e}", binary.display())),
             }
         }
         Err(RuntimeError::NoneWorks(failures.join("; ")))
+    }
+
+    /// Deletes containers (and bundles) left by builds that died while a step ran.
+    fn reap_stale_containers(&self) {
+        let state_root = self.state_root();
+        for (id, _) in crate::stale::dead_entries(&state_root, &["lade-"]) {
+            let _ = Command::new(&self.binary)
+                .arg("--root")
+                .arg(&state_root)
+                .args(["delete", "-f", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for (_, path) in crate::stale::dead_entries(
+            &self.store.root().join("ingest"),
+            &["bundle-", "runtime-probe-"],
+        ) {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+
+    /// Where the runtime keeps the state of lade's containers.
+    pub fn state_root(&self) -> PathBuf {
+        self.store.root().join("runtime/state")
     }
 
     /// The runtime binary in use.
@@ -180,7 +206,7 @@ impl Runtime {
             "creating the working directory {}",
             spec.cwd.display()
         )))?;
-        let state_root = self.store.root().join("runtime/state");
+        let state_root = self.state_root();
         fs::create_dir_all(&state_root)
             .map_err(io_err(format!("creating {}", state_root.display())))?;
         let container = Container {

@@ -130,7 +130,23 @@ impl Snapshotter {
             fs::create_dir_all(&dir)
                 .map_err(io_context(|| format!("creating {}", dir.display())))?;
         }
+        snapshotter.reap_stale();
         Ok(snapshotter)
+    }
+
+    /// Removes the step directories (unmounting them first) and half-unpacked layers of builds that died.
+    fn reap_stale(&self) {
+        for (_, path) in crate::stale::dead_entries(&self.work_root(), &["step-", ".probe-"]) {
+            let merged = path.join("merged");
+            let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+            // Never delete through a mount that is still there.
+            if !overlay::is_mount_point(&merged) {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+        for (_, path) in crate::stale::dead_entries(&self.layer_cache(), &[".tmp-"]) {
+            let _ = fs::remove_dir_all(&path);
+        }
     }
 
     pub fn mode(&self) -> SnapshotMode {
