@@ -45,6 +45,8 @@ pub enum RuntimeError {
     SecretMissing(String),
     #[error("RUN has no command")]
     EmptyCommand,
+    #[error(transparent)]
+    Store(#[from] layerstore::StoreError),
 }
 
 /// One step to run.
@@ -316,15 +318,6 @@ impl Drop for Container {
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
-}
-
-impl From<layerstore::StoreError> for RuntimeError {
-    fn from(e: layerstore::StoreError) -> Self {
-        RuntimeError::Io {
-            context: "using the store".into(),
-            source: io::Error::other(e),
-        }
-    }
 }
 
 /// A path as given, or a name looked up on `PATH` (plus the sbin directories, where Debian puts runc).

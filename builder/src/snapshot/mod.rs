@@ -168,6 +168,7 @@ impl Snapshotter {
             .work_root()
             .join(layerstore::fsutil::unique_name("step-"));
         fs::create_dir(&dir).map_err(io_context(|| format!("creating {}", dir.display())))?;
+        // The snapshot owns `dir` from here on: an error below removes it (and unmounts) on drop.
         let mut snapshot = Snapshot {
             store: self.store.clone(),
             layer_cache: self.layer_cache(),
@@ -182,25 +183,22 @@ impl Snapshotter {
         match self.mode {
             SnapshotMode::Overlay => {
                 let lowers = unpack::unpack_chain(&self.store, &self.layer_cache(), layers)?;
-                let mount = OverlayMount::mount(&dir, &lowers)?;
-                snapshot.kind = SnapshotKind::Overlay(mount);
+                snapshot.kind = SnapshotKind::Overlay(OverlayMount::mount(&dir, &lowers)?);
             }
             SnapshotMode::Copy => {
-                let SnapshotKind::Copy { lower, rootfs } = &snapshot.kind else {
-                    unreachable!("set above")
-                };
-                fs::create_dir(lower)
+                let (lower, rootfs) = (dir.join("lower"), dir.join("rootfs"));
+                fs::create_dir(&lower)
                     .map_err(io_context(|| format!("creating {}", lower.display())))?;
                 for layer in layers {
                     let digest = &layer.descriptor.digest;
                     let (_, reader) = auto_decompress(self.store.open_blob(digest)?)
                         .map_err(io_context(|| format!("reading layer {digest}")))?;
-                    apply_layer(reader, lower).map_err(|source| SnapshotError::Apply {
+                    apply_layer(reader, &lower).map_err(|source| SnapshotError::Apply {
                         digest: digest.clone(),
                         source,
                     })?;
                 }
-                crate::tree::copy_tree(lower, rootfs).map_err(io_context(|| {
+                crate::tree::copy_tree(&lower, &rootfs).map_err(io_context(|| {
                     format!("copying {} to {}", lower.display(), rootfs.display())
                 }))?;
             }
