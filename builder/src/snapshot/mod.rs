@@ -18,6 +18,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use layerstore::digest::HashingReader;
 use layerstore::layer::apply::{apply_layer, resolve_in_root, ApplyError};
 use layerstore::layer::compress::{auto_decompress, CompressingWriter};
 use layerstore::layer::create::{write_changes, Change, LayerOptions};
@@ -190,13 +191,7 @@ impl Snapshotter {
                 fs::create_dir(&lower)
                     .map_err(io_context(|| format!("creating {}", lower.display())))?;
                 for layer in layers {
-                    let digest = &layer.descriptor.digest;
-                    let (_, reader) = auto_decompress(self.store.open_blob(digest)?)
-                        .map_err(io_context(|| format!("reading layer {digest}")))?;
-                    apply_layer(reader, &lower).map_err(|source| SnapshotError::Apply {
-                        digest: digest.clone(),
-                        source,
-                    })?;
+                    apply_verified(&self.store, layer, &lower)?;
                 }
                 crate::tree::copy_tree(&lower, &rootfs).map_err(io_context(|| {
                     format!("copying {} to {}", lower.display(), rootfs.display())
@@ -205,6 +200,29 @@ impl Snapshotter {
         }
         Ok(snapshot)
     }
+}
+
+/// Applies a layer onto `dir`, checking that its uncompressed stream is its diff ID.
+fn apply_verified(store: &Store, layer: &LayerRef, dir: &Path) -> Result<(), SnapshotError> {
+    let digest = &layer.descriptor.digest;
+    let read_err = || format!("reading layer {digest}");
+    let (_, reader) = auto_decompress(store.open_blob(digest)?).map_err(io_context(read_err))?;
+    let mut hashing = HashingReader::new(reader, layerstore::Algorithm::Sha256);
+    apply_layer(&mut hashing, dir).map_err(|source| SnapshotError::Apply {
+        digest: digest.clone(),
+        source,
+    })?;
+    // The tar reader stops at the end-of-archive blocks: hash any padding after them too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(io_context(read_err))?;
+    let (actual, _) = hashing.finish();
+    if actual != layer.diff_id {
+        return Err(SnapshotError::DiffIdMismatch {
+            digest: digest.clone(),
+            expected: layer.diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 enum SnapshotKind {
@@ -431,5 +449,58 @@ impl Drop for Snapshot {
             let _ = mount.unmount();
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_whose_content_is_not_their_diff_id_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", &b"x"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let digest = store.write_blob(&tar).unwrap();
+        let layer = |diff_id| LayerRef {
+            descriptor: Descriptor::new(
+                layerstore::media_types::OCI_LAYER,
+                digest.clone(),
+                tar.len() as u64,
+            ),
+            diff_id,
+        };
+        let wrong = layer(Digest::sha256_of(b"something else"));
+        for mode in [SnapshotMode::Overlay, SnapshotMode::Copy] {
+            let snapshots = Snapshotter::with_mode(&store, mode).unwrap();
+            let err = snapshots
+                .prepare(std::slice::from_ref(&wrong))
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(err, SnapshotError::DiffIdMismatch { .. }),
+                "{mode:?}: {err}"
+            );
+        }
+        let right = layer(digest.clone());
+        let copied = Snapshotter::with_mode(&store, SnapshotMode::Copy)
+            .unwrap()
+            .prepare(&[right])
+            .unwrap();
+        assert_eq!(fs::read(copied.rootfs().join("f")).unwrap(), b"x");
+        // Failed preparations leave nothing behind.
+        drop(copied);
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots/work"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
