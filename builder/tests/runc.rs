@@ -51,11 +51,12 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
 }
 
 fn run(f: &Fixture, snapshot: &mut Snapshot, spec: &RunSpec) -> (RunOutcome, String) {
-    snapshot.record_mount_targets(&spec.mount_targets().unwrap());
     let mut streamed = Vec::new();
     let outcome = f
         .runtime
-        .run(spec, &mut |chunk| streamed.extend_from_slice(chunk))
+        .run_in_snapshot(snapshot, spec, &mut |chunk| {
+            streamed.extend_from_slice(chunk)
+        })
         .unwrap();
     (outcome, String::from_utf8(streamed).unwrap())
 }

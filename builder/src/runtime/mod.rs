@@ -21,6 +21,7 @@ use layerstore::Store;
 pub use mounts::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
 pub use spec::Network;
 
+use crate::snapshot::Snapshot;
 use crate::users::{resolve_user, UserError};
 
 /// How much of a step's output [`RunOutcome::output_tail`] keeps.
@@ -191,6 +192,22 @@ impl Runtime {
             )));
         }
         Ok(())
+    }
+
+    /// Runs a step in `snapshot` (whatever `spec.rootfs` says): records the mount targets first, so that those the
+    /// runtime creates stay out of the snapshot's layer. The usual way to run RUN.
+    pub fn run_in_snapshot(
+        &self,
+        snapshot: &mut Snapshot,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
+        let spec = RunSpec {
+            rootfs: snapshot.rootfs().to_path_buf(),
+            ..spec.clone()
+        };
+        snapshot.record_mount_targets(&spec.mount_targets()?);
+        self.run(&spec, output)
     }
 
     /// Runs one step, passing its output (stdout and stderr interleaved) to `output` as it comes.
