@@ -10,7 +10,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use layerstore::layer::apply::resolve_in_root;
 use layerstore::Digest;
 use sha2::{Digest as _, Sha256};
 
@@ -146,29 +145,11 @@ impl BuildContext {
         } else {
             Path::new(relative)
         };
-        let path = resolve_in_root(&self.root, rel_path, false)
-            .map_err(|_| ContextError::NotFound(arg.to_string()))?;
-        // Follow a top-level symlink (inside the root) to what it points at.
-        let path = match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target =
-                    fs::read_link(&path).map_err(io_err(format!("reading {}", path.display())))?;
-                let base = path
-                    .parent()
-                    .unwrap_or(&self.root)
-                    .strip_prefix(&self.root)
-                    .unwrap_or(Path::new(""));
-                let joined = if target.is_absolute() {
-                    target
-                } else {
-                    base.join(target)
-                };
-                resolve_in_root(&self.root, &joined, false)
-                    .map_err(|_| ContextError::NotFound(arg.to_string()))?
-            }
-            _ => path,
-        };
-        let meta = fs::metadata(&path).map_err(|_| ContextError::NotFound(arg.to_string()))?;
+        // A symlink source is followed (every hop inside the root) to what it points at.
+        let path = crate::tree::resolve_existing(&self.root, rel_path)
+            .ok_or_else(|| ContextError::NotFound(arg.to_string()))?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(io_err(format!("reading {}", path.display())))?;
         Ok(Source {
             relative: relative.to_string(),
             path,
@@ -426,6 +407,13 @@ mod tests {
         ));
         let link = &ctx.select(&["link".into()]).unwrap()[0];
         assert!(link.is_dir && link.path.ends_with("src"));
+        // Links are followed inside the context only: this chain ends at <context>/etc/passwd, which is missing.
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("hop2")).unwrap();
+        std::os::unix::fs::symlink("hop2", dir.path().join("hop1")).unwrap();
+        assert!(matches!(
+            ctx.select(&["hop1".into()]),
+            Err(ContextError::NotFound(_))
+        ));
     }
 
     #[test]

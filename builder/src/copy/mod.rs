@@ -282,29 +282,7 @@ fn set_mtime(target: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
 
 /// Whether `relative` is a directory in `rootfs`, following symlinks as if `rootfs` were `/`.
 fn is_dir_in_root(rootfs: &Path, relative: &Path) -> bool {
-    let mut relative = relative.to_path_buf();
-    for _ in 0..40 {
-        let Ok(path) = resolve_in_root(rootfs, &relative, false) else {
-            return false;
-        };
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let Ok(link) = fs::read_link(&path) else {
-                    return false;
-                };
-                let parent = path.parent().unwrap_or(rootfs);
-                let base = parent.strip_prefix(rootfs).unwrap_or(Path::new(""));
-                relative = if link.is_absolute() {
-                    link
-                } else {
-                    base.join(link)
-                };
-            }
-            Ok(meta) => return meta.is_dir(),
-            Err(_) => return false,
-        }
-    }
-    false
+    crate::tree::resolve_existing(rootfs, relative).is_some_and(|p| p.is_dir())
 }
 
 /// Makes sure the directory `relative` exists in `rootfs` (symlinks followed inside it), creating missing ones

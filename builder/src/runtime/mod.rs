@@ -44,6 +44,8 @@ pub enum RuntimeError {
     Spec(#[from] oci_spec::OciSpecError),
     #[error("secret {0} is required but was not given to the build")]
     SecretMissing(String),
+    #[error("bind mount source {source_path:?} does not exist in {root}")]
+    BindSource { source_path: String, root: PathBuf },
     #[error("RUN has no command")]
     EmptyCommand,
     #[error(transparent)]
