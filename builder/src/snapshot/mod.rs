@@ -342,6 +342,11 @@ impl Snapshot {
         // Deepest first, so a created directory is empty once its created children are gone.
         for path in self.created_targets.iter().rev() {
             let full = root.join(path);
+            // The step may have replaced a parent with a symlink: never follow one out of the root.
+            let parent = path.parent().unwrap_or(Path::new(""));
+            if crate::tree::resolve_existing(root, parent) != Some(root.join(parent)) {
+                continue;
+            }
             let Ok(meta) = fs::symlink_metadata(&full) else {
                 continue;
             };
@@ -502,5 +507,25 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn dropping_created_targets_never_follows_a_symlinked_parent_out_of_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir(&host).unwrap();
+        fs::write(host.join("hosts"), b"").unwrap();
+        let snapshots = Snapshotter::with_mode(&store, SnapshotMode::Copy).unwrap();
+        let mut step = snapshots.prepare(&[]).unwrap();
+        step.record_mount_targets(&[PathBuf::from("/etc/hosts")]);
+        // The step replaced /etc with a link to a host directory holding an empty `hosts`.
+        std::os::unix::fs::symlink(&host, step.rootfs().join("etc")).unwrap();
+        let layer = step.commit(LayerOptions::default()).unwrap();
+        assert!(
+            host.join("hosts").exists(),
+            "a host file was removed through the link"
+        );
+        assert!(layer.is_some(), "the link itself is a change");
     }
 }
