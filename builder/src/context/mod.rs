@@ -163,10 +163,9 @@ impl BuildContext {
         for component in pattern.split('/') {
             let mut next = Vec::new();
             for dir in &current {
-                let full = if dir.is_empty() {
-                    self.root.clone()
-                } else {
-                    self.root.join(dir)
+                // A linked directory is listed where it leads inside the root, never outside.
+                let Some(full) = crate::tree::resolve_existing(&self.root, Path::new(dir)) else {
+                    continue;
                 };
                 let Ok(entries) = fs::read_dir(&full) else {
                     continue;
