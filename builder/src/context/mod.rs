@@ -43,6 +43,7 @@ fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {
 pub struct BuildContext {
     root: PathBuf,
     ignore: PatternMatcher,
+    keeps_owners: bool,
 }
 
 /// A selected source: a path matched by a COPY/ADD source argument.
@@ -93,15 +94,27 @@ impl BuildContext {
                 Err(e) => return Err(io_err(format!("reading {}", file.display()))(e)),
             }
         }
-        Ok(BuildContext { root, ignore })
+        Ok(BuildContext {
+            root,
+            ignore,
+            keeps_owners: false,
+        })
     }
 
-    /// A directory with nothing ignored (another stage's root filesystem, for `COPY --from`).
+    /// A directory with nothing ignored whose files keep their owners when copied without `--chown` (another
+    /// stage's or an image's root filesystem, for `COPY --from`).
     pub fn unfiltered(root: &Path) -> BuildContext {
         BuildContext {
             root: root.to_path_buf(),
             ignore: PatternMatcher::default(),
+            keeps_owners: true,
         }
+    }
+
+    /// Whether copies keep the owner of these files when no `--chown` is given (BuildKit: stages and images do,
+    /// the build context does not: its files become root's).
+    pub fn keeps_owners(&self) -> bool {
+        self.keeps_owners
     }
 
     pub fn root(&self) -> &Path {
@@ -285,7 +298,8 @@ impl BuildContext {
     }
 
     /// A content checksum of sources as COPY would copy them: names, types, content, link targets, and the mode and
-    /// owner they get (`chmod` replaces permission bits; the owner is `chown`, else root). Times never count.
+    /// owner they get (`chmod` replaces permission bits; the owner is `chown`, else as [`Self::keeps_owners`]
+    /// says). Times never count.
     pub fn checksum(
         &self,
         sources: &[Source],
@@ -294,13 +308,17 @@ impl BuildContext {
         chmod: Option<u32>,
         cache: &mut HashCache,
     ) -> Result<Digest, ContextError> {
-        let (uid, gid) = chown.unwrap_or((0, 0));
         let mut hasher = Sha256::new();
         for source in sources {
             hasher.update(format!("source {}\n", source.relative));
             for entry in self.entries(source, excludes)? {
                 let kind = entry.meta.file_type();
                 let perms = chmod.unwrap_or(entry.meta.mode() & 0o7777);
+                let (uid, gid) = match chown {
+                    Some(ids) => ids,
+                    None if self.keeps_owners => (entry.meta.uid(), entry.meta.gid()),
+                    None => (0, 0),
+                };
                 let content = if kind.is_file() {
                     cache.file_digest(&entry.path, &entry.meta)?.to_string()
                 } else if kind.is_symlink() {

@@ -87,7 +87,7 @@ pub fn add_fetched(
     rootfs: &Path,
     options: &CopyOptions,
 ) -> Result<(), CopyError> {
-    let owner = options.owner(rootfs)?;
+    let owner = options.chown_ids(rootfs)?.unwrap_or((0, 0));
     let dest_path = if dest.starts_with('/') {
         PathBuf::from(dest)
     } else {
