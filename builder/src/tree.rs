@@ -93,7 +93,7 @@ pub fn resolve_existing(root: &Path, relative: &Path) -> Option<std::path::PathB
 }
 
 /// Gives `dst` the owner, mode, xattrs and times of `src` (whose metadata is `meta`); symlinks are not followed.
-pub fn copy_metadata(src: &Path, meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
+fn copy_metadata(src: &Path, meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
     let is_link = meta.file_type().is_symlink();
     if rustix::process::geteuid().is_root() {
         std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;

@@ -24,8 +24,6 @@ pub enum ContextError {
     Io { context: String, source: io::Error },
     #[error("invalid pattern in {file}: {source}")]
     Ignore { file: PathBuf, source: PatternError },
-    #[error("invalid --exclude pattern: {0}")]
-    Exclude(PatternError),
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
     #[error("failed to compute cache key: {0:?} not found in the build context or excluded by .dockerignore")]
