@@ -119,6 +119,15 @@ impl BuildContext {
         &self.root
     }
 
+    /// Reads a file of the context whatever `.dockerignore` says (the Dockerfile and the ignore files themselves
+    /// are always readable by the front end); symlinks are followed inside the context only.
+    pub fn read_unfiltered(&self, relative: &str) -> Result<Vec<u8>, ContextError> {
+        let cleaned = dockerignore::clean(relative.trim_start_matches('/'));
+        let path = crate::tree::resolve_existing(&self.root, Path::new(&cleaned))
+            .ok_or_else(|| ContextError::NotFound(relative.to_string()))?;
+        fs::read(&path).map_err(io_err(format!("reading {}", path.display())))
+    }
+
     /// Whether `.dockerignore` excludes a path (slash-separated, relative to the root).
     pub fn is_excluded(&self, relative: &str) -> bool {
         let cleaned = dockerignore::clean(relative.trim_start_matches('/'));
@@ -389,6 +398,18 @@ mod tests {
         assert!(ctx.is_excluded("node_modules/x/index.js"));
         assert!(!ctx.is_excluded("README.md"));
         assert!(ctx.is_excluded("Dockerfile"));
+        assert_eq!(
+            ctx.read_unfiltered("Dockerfile").unwrap(),
+            b"FROM scratch\n"
+        );
+        assert!(ctx
+            .read_unfiltered(".dockerignore")
+            .unwrap()
+            .starts_with(b"node_modules"));
+        assert!(matches!(
+            ctx.select(&["Dockerfile".into()]),
+            Err(ContextError::NotFound(_))
+        ));
         assert!(
             !ctx.is_excluded("src/notes.md"),
             "*.md only matches at the root"
