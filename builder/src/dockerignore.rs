@@ -77,10 +77,6 @@ impl PatternMatcher {
         self.patterns.iter().any(|p| p.exclusion)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
     /// Whether `file` (slash-separated, relative) is matched, by itself or through a parent directory.
     pub fn matches_or_parent_matches(&self, file: &str) -> bool {
         self.matches_using_parent_results(file, &MatchInfo::default())

@@ -1,8 +1,10 @@
 //! Turns a Dockerfile and a build context into images in the layer store.
 //!
-//! Holds the Dockerfile front end ([`dockerfile`]: parser, word expansion, typed instructions, stages), the build
-//! context ([`context`], [`dockerignore`], [`glob`]), file operations for COPY/ADD ([`copy`], [`tree`], [`users`]),
-//! snapshots of root filesystems ([`snapshot`]) and RUN through an OCI runtime ([`runtime`]).
+//! The front end, [`dockerfile`], parses, types and plans Dockerfiles. The engine, [`build`], runs a plan: [`context`]
+//! reads the build context (with [`dockerignore`] rules and [`glob`] source patterns) and checksums COPY sources;
+//! [`snapshot`] gives each step a writable root filesystem over the parent image's layers and turns what the step
+//! changed into a layer; [`copy`] does COPY/ADD into it and [`runtime`] runs RUN in it through runc. [`users`]
+//! resolves USER and `--chown` in the image, [`tree`] copies trees, [`stale`] finds what dead builds left behind.
 
 pub mod build;
 pub mod context;
@@ -12,5 +14,6 @@ pub mod dockerignore;
 pub mod glob;
 pub mod runtime;
 pub mod snapshot;
+pub mod stale;
 pub mod tree;
 pub mod users;

@@ -70,8 +70,30 @@ fn copy_entry(
     copy_metadata(src, &meta, dst)
 }
 
+/// Where `relative` leads inside `root` when every symlink, the last one too, is followed as if `root` were `/`;
+/// `None` when that does not exist. Nothing is created.
+pub fn resolve_existing(root: &Path, relative: &Path) -> Option<std::path::PathBuf> {
+    let mut relative = relative.to_path_buf();
+    for _ in 0..40 {
+        let path = layerstore::layer::apply::resolve_in_root(root, &relative, false).ok()?;
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if !meta.file_type().is_symlink() {
+            return Some(path);
+        }
+        let link = fs::read_link(&path).ok()?;
+        let parent = path.parent().unwrap_or(root);
+        let base = parent.strip_prefix(root).unwrap_or(Path::new(""));
+        relative = if link.is_absolute() {
+            link
+        } else {
+            base.join(link)
+        };
+    }
+    None
+}
+
 /// Gives `dst` the owner, mode, xattrs and times of `src` (whose metadata is `meta`); symlinks are not followed.
-pub fn copy_metadata(src: &Path, meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
+fn copy_metadata(src: &Path, meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
     let is_link = meta.file_type().is_symlink();
     if rustix::process::geteuid().is_root() {
         std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;

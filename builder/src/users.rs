@@ -7,8 +7,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use layerstore::layer::apply::resolve_in_root;
-
 /// Why a user or group could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -148,7 +146,10 @@ fn read_table(rootfs: &Path, relative: &str) -> Result<Vec<Vec<String>>, UserErr
         path: shown.clone(),
         source,
     };
-    let path = resolve_in_root(rootfs, Path::new(relative), false).map_err(read_err)?;
+    // Symlinks (the file itself may be one) are followed inside the image, never to the host's files.
+    let Some(path) = crate::tree::resolve_existing(rootfs, Path::new(relative)) else {
+        return Ok(Vec::new());
+    };
     let text = match fs::read(&path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -271,6 +272,16 @@ mod tests {
         assert_eq!(resolve_chown(dir.path(), "55").unwrap(), (55, 55));
         let empty = tempfile::tempdir().unwrap();
         assert!(resolve_chown(empty.path(), "app").is_err());
+        // An image whose /etc/passwd links to the host's must not read the host's.
+        fs::create_dir(empty.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("etc/passwd"),
+            empty.path().join("etc/passwd"),
+        )
+        .unwrap();
+        assert!(resolve_chown(empty.path(), "app").is_err());
+        std::os::unix::fs::symlink("/etc/group", empty.path().join("etc/group")).unwrap();
+        assert!(resolve_chown(empty.path(), "0:appgrp").is_err());
         assert_eq!(resolve_chown(empty.path(), "1:2").unwrap(), (1, 2));
     }
 }

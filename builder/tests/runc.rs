@@ -51,11 +51,12 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
 }
 
 fn run(f: &Fixture, snapshot: &mut Snapshot, spec: &RunSpec) -> (RunOutcome, String) {
-    snapshot.record_mount_targets(&spec.mount_targets().unwrap());
     let mut streamed = Vec::new();
     let outcome = f
         .runtime
-        .run(spec, &mut |chunk| streamed.extend_from_slice(chunk))
+        .run_in_snapshot(snapshot, spec, &mut |chunk| {
+            streamed.extend_from_slice(chunk)
+        })
         .unwrap();
     (outcome, String::from_utf8(streamed).unwrap())
 }
@@ -299,4 +300,71 @@ fn no_containers_are_left_behind() {
         .unwrap();
     assert!(list.status.success());
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "");
+}
+
+#[test]
+fn containers_of_dead_builds_are_deleted() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let snapshot = snapshots.prepare(&f.layers).unwrap();
+    // What a build killed mid-step leaves: a container whose id names a dead process.
+    let bundle = f.root.join("stale-bundle");
+    fs::create_dir(&bundle).unwrap();
+    let identity = builder::users::resolve_user(snapshot.rootfs(), "0").unwrap();
+    let args = vec!["true".to_string()];
+    let config = builder::runtime::spec::build(builder::runtime::spec::SpecInput {
+        rootfs: snapshot.rootfs(),
+        args: &args,
+        env: &[],
+        cwd: std::path::Path::new("/"),
+        identity: &identity,
+        network: Network::None,
+        extra_mounts: vec![],
+    })
+    .unwrap();
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let runc = |args: &[&str], capture: bool| {
+        let mut command = std::process::Command::new(f.runtime.binary());
+        command
+            .arg("--root")
+            .arg(f.runtime.state_root())
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        if !capture {
+            // A created container's init keeps inherited pipes open: give it none.
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+        command.output().unwrap()
+    };
+    /// Deletes the container even when an assertion fails, so no `runc init` outlives the test.
+    struct Cleanup<'a>(&'a dyn Fn());
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let delete = || {
+        runc(&["delete", "-f", "lade-999999999-1-0"], false);
+    };
+    let _cleanup = Cleanup(&delete);
+    let created = runc(
+        &[
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "lade-999999999-1-0",
+        ],
+        false,
+    );
+    assert!(created.status.success());
+    let list = || String::from_utf8(runc(&["list", "-q"], true).stdout).unwrap();
+    assert_eq!(list().trim(), "lade-999999999-1-0");
+    Runtime::detect(&f.store, None).unwrap();
+    assert_eq!(list().trim(), "");
 }

@@ -118,3 +118,23 @@ fn deep_layer_stacks_mount_past_the_option_length_limit() {
     drop(snapshot);
     assert_no_mounts_under(dir.path());
 }
+
+#[test]
+fn steps_of_dead_builds_are_unmounted_and_removed() {
+    if !can_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    Snapshotter::with_mode(&store, SnapshotMode::Overlay).unwrap();
+    // What a build killed mid-step leaves: a mounted overlay in a step directory named after a dead process.
+    let stale = dir.path().join("snapshots/work/step-999999999-1-0");
+    fs::create_dir_all(&stale).unwrap();
+    std::mem::forget(builder::snapshot::overlay::OverlayMount::mount(&stale, &[]).unwrap());
+    assert!(builder::snapshot::overlay::is_mount_point(
+        &stale.join("merged")
+    ));
+    Snapshotter::with_mode(&store, SnapshotMode::Overlay).unwrap();
+    assert!(!stale.exists());
+    assert_no_mounts_under(dir.path());
+}

@@ -1,5 +1,6 @@
-//! Remembered file content digests, keyed by (path, inode, size, mtime, ctime), so that an unchanged build context
-//! is not read again on a rebuild. Kept in `<store>/context-hashes.json`, replaced atomically on save.
+//! Remembered file content digests, valid while a file's (inode, size, mtime, ctime) stay the same, so that an
+//! unchanged build context is not read again on a rebuild. One entry per path (a newer state replaces the older),
+//! kept in `<store>/context-hashes.json`, replaced atomically on save.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
@@ -16,7 +17,8 @@ use super::ContextError;
 #[derive(Debug)]
 pub struct HashCache {
     path: PathBuf,
-    entries: HashMap<String, Digest>,
+    /// Path → (stat key, digest).
+    entries: HashMap<String, (String, Digest)>,
     dirty: bool,
     files_read: u64,
 }
@@ -27,10 +29,10 @@ impl HashCache {
         let path = store.root().join("context-hashes.json");
         let entries = fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<HashMap<String, String>>(&b).ok())
+            .and_then(|b| serde_json::from_slice::<HashMap<String, (String, String)>>(&b).ok())
             .map(|m| {
                 m.into_iter()
-                    .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+                    .filter_map(|(path, (key, digest))| Some((path, (key, digest.parse().ok()?))))
                     .collect()
             })
             .unwrap_or_default();
@@ -44,9 +46,9 @@ impl HashCache {
 
     /// The sha256 of a regular file's content, from the cache when the file is unchanged.
     pub fn file_digest(&mut self, path: &Path, meta: &Metadata) -> Result<Digest, ContextError> {
+        let name = path.display().to_string();
         let key = format!(
-            "{}\0{}\0{}\0{}.{}\0{}.{}",
-            path.display(),
+            "{}:{}:{}.{}:{}.{}",
             meta.ino(),
             meta.size(),
             meta.mtime(),
@@ -54,8 +56,10 @@ impl HashCache {
             meta.ctime(),
             meta.ctime_nsec()
         );
-        if let Some(digest) = self.entries.get(&key) {
-            return Ok(digest.clone());
+        if let Some((known, digest)) = self.entries.get(&name) {
+            if *known == key {
+                return Ok(digest.clone());
+            }
         }
         let read_err = |source| ContextError::Io {
             context: format!("reading {}", path.display()),
@@ -66,7 +70,7 @@ impl HashCache {
         io::copy(&mut file, &mut hashing).map_err(read_err)?;
         let (_, digest, _) = hashing.finish();
         self.files_read += 1;
-        self.entries.insert(key, digest.clone());
+        self.entries.insert(name, (key, digest.clone()));
         self.dirty = true;
         Ok(digest)
     }
@@ -81,10 +85,10 @@ impl HashCache {
         if !self.dirty {
             return Ok(());
         }
-        let map: HashMap<&String, String> = self
+        let map: HashMap<&String, (&String, String)> = self
             .entries
             .iter()
-            .map(|(k, v)| (k, v.to_string()))
+            .map(|(path, (key, digest))| (path, (key, digest.to_string())))
             .collect();
         let bytes = serde_json::to_vec(&map).expect("a map of strings serializes");
         layerstore::fsutil::write_atomic(&self.path, &bytes).map_err(|source| ContextError::Io {
@@ -124,5 +128,6 @@ mod tests {
             .unwrap();
         assert_eq!(second, Digest::sha256_of(b"two"));
         assert_eq!(cache.files_read(), 1);
+        assert_eq!(cache.entries.len(), 1, "the new state replaces the old one");
     }
 }

@@ -10,7 +10,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use layerstore::layer::apply::resolve_in_root;
 use layerstore::Digest;
 use sha2::{Digest as _, Sha256};
 
@@ -25,8 +24,6 @@ pub enum ContextError {
     Io { context: String, source: io::Error },
     #[error("invalid pattern in {file}: {source}")]
     Ignore { file: PathBuf, source: PatternError },
-    #[error("invalid --exclude pattern: {0}")]
-    Exclude(PatternError),
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
     #[error("failed to compute cache key: {0:?} not found in the build context or excluded by .dockerignore")]
@@ -44,6 +41,7 @@ fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {
 pub struct BuildContext {
     root: PathBuf,
     ignore: PatternMatcher,
+    keeps_owners: bool,
 }
 
 /// A selected source: a path matched by a COPY/ADD source argument.
@@ -94,19 +92,40 @@ impl BuildContext {
                 Err(e) => return Err(io_err(format!("reading {}", file.display()))(e)),
             }
         }
-        Ok(BuildContext { root, ignore })
+        Ok(BuildContext {
+            root,
+            ignore,
+            keeps_owners: false,
+        })
     }
 
-    /// A directory with nothing ignored (another stage's root filesystem, for `COPY --from`).
+    /// A directory with nothing ignored whose files keep their owners when copied without `--chown` (another
+    /// stage's or an image's root filesystem, for `COPY --from`).
     pub fn unfiltered(root: &Path) -> BuildContext {
         BuildContext {
             root: root.to_path_buf(),
             ignore: PatternMatcher::default(),
+            keeps_owners: true,
         }
+    }
+
+    /// Whether copies keep the owner of these files when no `--chown` is given (BuildKit: stages and images do,
+    /// the build context does not: its files become root's).
+    pub fn keeps_owners(&self) -> bool {
+        self.keeps_owners
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Reads a file of the context whatever `.dockerignore` says (the Dockerfile and the ignore files themselves
+    /// are always readable by the front end); symlinks are followed inside the context only.
+    pub fn read_unfiltered(&self, relative: &str) -> Result<Vec<u8>, ContextError> {
+        let cleaned = dockerignore::clean(relative.trim_start_matches('/'));
+        let path = crate::tree::resolve_existing(&self.root, Path::new(&cleaned))
+            .ok_or_else(|| ContextError::NotFound(relative.to_string()))?;
+        fs::read(&path).map_err(io_err(format!("reading {}", path.display())))
     }
 
     /// Whether `.dockerignore` excludes a path (slash-separated, relative to the root).
@@ -146,29 +165,11 @@ impl BuildContext {
         } else {
             Path::new(relative)
         };
-        let path = resolve_in_root(&self.root, rel_path, false)
-            .map_err(|_| ContextError::NotFound(arg.to_string()))?;
-        // Follow a top-level symlink (inside the root) to what it points at.
-        let path = match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target =
-                    fs::read_link(&path).map_err(io_err(format!("reading {}", path.display())))?;
-                let base = path
-                    .parent()
-                    .unwrap_or(&self.root)
-                    .strip_prefix(&self.root)
-                    .unwrap_or(Path::new(""));
-                let joined = if target.is_absolute() {
-                    target
-                } else {
-                    base.join(target)
-                };
-                resolve_in_root(&self.root, &joined, false)
-                    .map_err(|_| ContextError::NotFound(arg.to_string()))?
-            }
-            _ => path,
-        };
-        let meta = fs::metadata(&path).map_err(|_| ContextError::NotFound(arg.to_string()))?;
+        // A symlink source is followed (every hop inside the root) to what it points at.
+        let path = crate::tree::resolve_existing(&self.root, rel_path)
+            .ok_or_else(|| ContextError::NotFound(arg.to_string()))?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(io_err(format!("reading {}", path.display())))?;
         Ok(Source {
             relative: relative.to_string(),
             path,
@@ -182,10 +183,9 @@ impl BuildContext {
         for component in pattern.split('/') {
             let mut next = Vec::new();
             for dir in &current {
-                let full = if dir.is_empty() {
-                    self.root.clone()
-                } else {
-                    self.root.join(dir)
+                // A linked directory is listed where it leads inside the root, never outside.
+                let Some(full) = crate::tree::resolve_existing(&self.root, Path::new(dir)) else {
+                    continue;
                 };
                 let Ok(entries) = fs::read_dir(&full) else {
                     continue;
@@ -305,7 +305,8 @@ impl BuildContext {
     }
 
     /// A content checksum of sources as COPY would copy them: names, types, content, link targets, and the mode and
-    /// owner they get (`chmod` replaces permission bits; the owner is `chown`, else root). Times never count.
+    /// owner they get (`chmod` replaces permission bits; the owner is `chown`, else as [`Self::keeps_owners`]
+    /// says). Times never count.
     pub fn checksum(
         &self,
         sources: &[Source],
@@ -314,13 +315,17 @@ impl BuildContext {
         chmod: Option<u32>,
         cache: &mut HashCache,
     ) -> Result<Digest, ContextError> {
-        let (uid, gid) = chown.unwrap_or((0, 0));
         let mut hasher = Sha256::new();
         for source in sources {
             hasher.update(format!("source {}\n", source.relative));
             for entry in self.entries(source, excludes)? {
                 let kind = entry.meta.file_type();
                 let perms = chmod.unwrap_or(entry.meta.mode() & 0o7777);
+                let (uid, gid) = match chown {
+                    Some(ids) => ids,
+                    None if self.keeps_owners => (entry.meta.uid(), entry.meta.gid()),
+                    None => (0, 0),
+                };
                 let content = if kind.is_file() {
                     cache.file_digest(&entry.path, &entry.meta)?.to_string()
                 } else if kind.is_symlink() {
@@ -393,6 +398,18 @@ mod tests {
         assert!(ctx.is_excluded("node_modules/x/index.js"));
         assert!(!ctx.is_excluded("README.md"));
         assert!(ctx.is_excluded("Dockerfile"));
+        assert_eq!(
+            ctx.read_unfiltered("Dockerfile").unwrap(),
+            b"FROM scratch\n"
+        );
+        assert!(ctx
+            .read_unfiltered(".dockerignore")
+            .unwrap()
+            .starts_with(b"node_modules"));
+        assert!(matches!(
+            ctx.select(&["Dockerfile".into()]),
+            Err(ContextError::NotFound(_))
+        ));
         assert!(
             !ctx.is_excluded("src/notes.md"),
             "*.md only matches at the root"
@@ -426,6 +443,13 @@ mod tests {
         ));
         let link = &ctx.select(&["link".into()]).unwrap()[0];
         assert!(link.is_dir && link.path.ends_with("src"));
+        // Links are followed inside the context only: this chain ends at <context>/etc/passwd, which is missing.
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("hop2")).unwrap();
+        std::os::unix::fs::symlink("hop2", dir.path().join("hop1")).unwrap();
+        assert!(matches!(
+            ctx.select(&["hop1".into()]),
+            Err(ContextError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -71,12 +71,14 @@ pub struct CopyOptions {
 }
 
 impl CopyOptions {
-    /// The owner copied files get: the resolved `--chown`, else root.
-    pub fn owner(&self, rootfs: &Path) -> Result<(u32, u32), CopyError> {
-        Ok(match &self.chown {
-            Some(spec) => resolve_chown(rootfs, spec)?,
-            None => (0, 0),
-        })
+    /// The resolved `--chown`. Without it, files from the build context become root's and files from a stage or
+    /// image keep their owner ([`BuildContext::keeps_owners`]); created directories are root's.
+    pub fn chown_ids(&self, rootfs: &Path) -> Result<Option<(u32, u32)>, CopyError> {
+        self.chown
+            .as_deref()
+            .map(|spec| resolve_chown(rootfs, spec))
+            .transpose()
+            .map_err(CopyError::from)
     }
 
     /// The compiled `--exclude` patterns.
@@ -93,7 +95,12 @@ pub fn copy(
     rootfs: &Path,
     options: &CopyOptions,
 ) -> Result<(), CopyError> {
-    let owner = options.owner(rootfs)?;
+    let chown = options.chown_ids(rootfs)?;
+    let owner = chown.unwrap_or((0, 0));
+    let owners = Owners {
+        chown,
+        keep: from.keeps_owners(),
+    };
     let excludes = options.exclude_matcher()?;
     let mut selected: Vec<(Source, &String)> = Vec::new();
     for arg in args {
@@ -143,7 +150,7 @@ pub fn copy(
                 &excludes,
                 rootfs,
                 &target,
-                owner,
+                owners,
                 options.chmod,
             )?;
         } else {
@@ -163,13 +170,31 @@ pub fn copy(
                 &source.path,
                 &meta,
                 &parent.join(name),
-                owner,
+                owners.of(&meta),
                 options.chmod,
                 &source.relative,
             )?;
         }
     }
     Ok(())
+}
+
+/// Who owns copied entries.
+#[derive(Debug, Clone, Copy)]
+struct Owners {
+    chown: Option<(u32, u32)>,
+    /// Without `--chown`, keep the source's owner (stages and images) instead of root.
+    keep: bool,
+}
+
+impl Owners {
+    fn of(&self, meta: &fs::Metadata) -> (u32, u32) {
+        match (self.chown, self.keep) {
+            (Some(ids), _) => ids,
+            (None, true) => (meta.uid(), meta.gid()),
+            (None, false) => (0, 0),
+        }
+    }
 }
 
 /// The path `--parents` keeps for a source: from the context root, or from after a `/./` pivot in the argument.
@@ -193,12 +218,13 @@ fn copy_dir(
     excludes: &PatternMatcher,
     rootfs: &Path,
     target: &Path,
-    owner: (u32, u32),
+    owners: Owners,
     chmod: Option<u32>,
 ) -> Result<(), CopyError> {
     let entries = from.entries(source, excludes)?;
     let existed = is_dir_in_root(rootfs, target);
-    let top = ensure_dir(rootfs, target, owner)?;
+    // The destination directory itself is not copied from the source: `--chown`'s or root's.
+    let top = ensure_dir(rootfs, target, owners.chown.unwrap_or((0, 0)))?;
     if !existed {
         let mode = chmod.unwrap_or(entries[0].meta.mode() & 0o7777);
         fs::set_permissions(&top, fs::Permissions::from_mode(mode))
@@ -207,7 +233,14 @@ fn copy_dir(
     for entry in entries.iter().skip(1) {
         let destination = top.join(&entry.relative);
         let shown = format!("{}/{}", source.relative, entry.relative.display());
-        write_entry(&entry.path, &entry.meta, &destination, owner, chmod, &shown)?;
+        write_entry(
+            &entry.path,
+            &entry.meta,
+            &destination,
+            owners.of(&entry.meta),
+            chmod,
+            &shown,
+        )?;
     }
     // Directory times last: writing their children changed them.
     for entry in entries.iter().skip(1).filter(|e| e.meta.is_dir()).rev() {
@@ -282,29 +315,7 @@ fn set_mtime(target: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
 
 /// Whether `relative` is a directory in `rootfs`, following symlinks as if `rootfs` were `/`.
 fn is_dir_in_root(rootfs: &Path, relative: &Path) -> bool {
-    let mut relative = relative.to_path_buf();
-    for _ in 0..40 {
-        let Ok(path) = resolve_in_root(rootfs, &relative, false) else {
-            return false;
-        };
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let Ok(link) = fs::read_link(&path) else {
-                    return false;
-                };
-                let parent = path.parent().unwrap_or(rootfs);
-                let base = parent.strip_prefix(rootfs).unwrap_or(Path::new(""));
-                relative = if link.is_absolute() {
-                    link
-                } else {
-                    base.join(link)
-                };
-            }
-            Ok(meta) => return meta.is_dir(),
-            Err(_) => return false,
-        }
-    }
-    false
+    crate::tree::resolve_existing(rootfs, relative).is_some_and(|p| p.is_dir())
 }
 
 /// Makes sure the directory `relative` exists in `rootfs` (symlinks followed inside it), creating missing ones

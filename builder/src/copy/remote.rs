@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use layerstore::digest::HashingWriter;
 use layerstore::Digest;
@@ -30,7 +30,12 @@ pub fn fetch(url: &str, checksum: Option<&Digest>, scratch: &Path) -> Result<Fet
         url: url.to_string(),
         reason,
     };
-    let mut response = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let mtime = response
         .headers()
         .get("last-modified")
@@ -82,7 +87,7 @@ pub fn add_fetched(
     rootfs: &Path,
     options: &CopyOptions,
 ) -> Result<(), CopyError> {
-    let owner = options.owner(rootfs)?;
+    let owner = options.chown_ids(rootfs)?.unwrap_or((0, 0));
     let dest_path = if dest.starts_with('/') {
         PathBuf::from(dest)
     } else {

@@ -193,3 +193,36 @@ fn destinations_never_escape_the_root() {
         "the link resolves to the root of the rootfs"
     );
 }
+
+#[test]
+fn stage_sources_keep_their_owners_and_context_sources_become_roots() {
+    let f = fixture();
+    let stage = f._dir.path().join("stage");
+    fs::create_dir_all(stage.join("out")).unwrap();
+    fs::write(stage.join("out/bin"), "elf").unwrap();
+    std::os::unix::fs::lchown(stage.join("out/bin"), Some(1234), Some(5678)).unwrap();
+    std::os::unix::fs::lchown(stage.join("out"), Some(1234), Some(5678)).unwrap();
+    let from = BuildContext::unfiltered(&stage);
+    let args = vec!["out".to_string()];
+    copy(&from, &args, "/opt/", &f.rootfs, &opts()).unwrap();
+    let bin = fs::metadata(f.rootfs.join("opt/bin")).unwrap();
+    assert_eq!((bin.uid(), bin.gid()), (1234, 5678));
+    let top = fs::metadata(f.rootfs.join("opt")).unwrap();
+    assert_eq!(
+        (top.uid(), top.gid()),
+        (0, 0),
+        "the destination directory is not the source's"
+    );
+    let chowned = CopyOptions {
+        chown: Some("app".into()),
+        ..opts()
+    };
+    copy(&from, &args, "/chowned/", &f.rootfs, &chowned).unwrap();
+    let bin = fs::metadata(f.rootfs.join("chowned/bin")).unwrap();
+    assert_eq!((bin.uid(), bin.gid()), (1000, 1000));
+    // From the build context, owners are never kept.
+    std::os::unix::fs::lchown(f.ctx.root().join("top.txt"), Some(1234), Some(5678)).unwrap();
+    run(&f, &["top.txt"], "/ctx/", &opts()).unwrap();
+    let top = fs::metadata(f.rootfs.join("ctx/top.txt")).unwrap();
+    assert_eq!((top.uid(), top.gid()), (0, 0));
+}

@@ -21,6 +21,7 @@ use layerstore::Store;
 pub use mounts::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
 pub use spec::Network;
 
+use crate::snapshot::Snapshot;
 use crate::users::{resolve_user, UserError};
 
 /// How much of a step's output [`RunOutcome::output_tail`] keeps.
@@ -43,8 +44,12 @@ pub enum RuntimeError {
     Spec(#[from] oci_spec::OciSpecError),
     #[error("secret {0} is required but was not given to the build")]
     SecretMissing(String),
+    #[error("bind mount source {source_path:?} does not exist in {root}")]
+    BindSource { source_path: String, root: PathBuf },
     #[error("RUN has no command")]
     EmptyCommand,
+    #[error(transparent)]
+    Store(#[from] layerstore::StoreError),
 }
 
 /// One step to run.
@@ -109,12 +114,38 @@ impl Runtime {
                 binary: binary.clone(),
                 store: store.clone(),
             };
+            runtime.reap_stale_containers();
             match runtime.probe() {
                 Ok(()) => return Ok(runtime),
                 Err(e) => failures.push(format!("{}: {e}", binary.display())),
             }
         }
         Err(RuntimeError::NoneWorks(failures.join("; ")))
+    }
+
+    /// Deletes containers (and bundles) left by builds that died while a step ran.
+    fn reap_stale_containers(&self) {
+        let state_root = self.state_root();
+        for (id, _) in crate::stale::dead_entries(&state_root, &["lade-"]) {
+            let _ = Command::new(&self.binary)
+                .arg("--root")
+                .arg(&state_root)
+                .args(["delete", "-f", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for (_, path) in crate::stale::dead_entries(
+            &self.store.root().join("ingest"),
+            &["bundle-", "runtime-probe-"],
+        ) {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+
+    /// Where the runtime keeps the state of lade's containers.
+    pub fn state_root(&self) -> PathBuf {
+        self.store.root().join("runtime/state")
     }
 
     /// The runtime binary in use.
@@ -165,6 +196,22 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs a step in `snapshot` (whatever `spec.rootfs` says): records the mount targets first, so that those the
+    /// runtime creates stay out of the snapshot's layer. The usual way to run RUN.
+    pub fn run_in_snapshot(
+        &self,
+        snapshot: &mut Snapshot,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
+        let spec = RunSpec {
+            rootfs: snapshot.rootfs().to_path_buf(),
+            ..spec.clone()
+        };
+        snapshot.record_mount_targets(&spec.mount_targets()?);
+        self.run(&spec, output)
+    }
+
     /// Runs one step, passing its output (stdout and stderr interleaved) to `output` as it comes.
     pub fn run(
         &self,
@@ -180,7 +227,7 @@ impl Runtime {
             "creating the working directory {}",
             spec.cwd.display()
         )))?;
-        let state_root = self.store.root().join("runtime/state");
+        let state_root = self.state_root();
         fs::create_dir_all(&state_root)
             .map_err(io_err(format!("creating {}", state_root.display())))?;
         let container = Container {
@@ -290,15 +337,6 @@ impl Drop for Container {
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { context, source }
-}
-
-impl From<layerstore::StoreError> for RuntimeError {
-    fn from(e: layerstore::StoreError) -> Self {
-        RuntimeError::Io {
-            context: "using the store".into(),
-            source: io::Error::other(e),
-        }
-    }
 }
 
 /// A path as given, or a name looked up on `PATH` (plus the sbin directories, where Debian puts runc).

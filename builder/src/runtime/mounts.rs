@@ -48,6 +48,38 @@ pub struct BindMount {
     pub readwrite: bool,
 }
 
+impl BindMount {
+    /// A bind of `source` (a path inside `root`: the context or a stage's root filesystem, symlinks resolved as if
+    /// `root` were `/`, never leaving it) at `target`.
+    pub fn within(
+        root: &Path,
+        source: &str,
+        target: PathBuf,
+        readwrite: bool,
+    ) -> Result<BindMount, RuntimeError> {
+        let relative: PathBuf = Path::new(source)
+            .components()
+            .filter(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::ParentDir
+                )
+            })
+            .collect();
+        let resolved = crate::tree::resolve_existing(root, &relative).ok_or_else(|| {
+            RuntimeError::BindSource {
+                source_path: source.to_string(),
+                root: root.to_path_buf(),
+            }
+        })?;
+        Ok(BindMount {
+            target,
+            source: resolved,
+            readwrite,
+        })
+    }
+}
+
 /// `--mount=type=tmpfs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmpfsMount {
@@ -311,6 +343,28 @@ mod tests {
         let s2 = prepare(&store, &scratch, &[cache(Sharing::Shared)]).unwrap();
         assert_eq!(sources(&s1), sources(&s2));
         assert!(sources(&s1)[0].is_dir());
+    }
+
+    #[test]
+    fn bind_sources_stay_inside_their_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("src/pkg")).unwrap();
+        std::os::unix::fs::symlink("/../../etc", root.join("escape")).unwrap();
+        let bind = BindMount::within(&root, "/src/pkg", "/mnt".into(), false).unwrap();
+        assert_eq!(bind.source, root.join("src/pkg"));
+        let inside = BindMount::within(&root, "../../src", "/mnt".into(), false).unwrap();
+        assert_eq!(inside.source, root.join("src"));
+        // The link resolves to <root>/etc, which does not exist: not the host's /etc.
+        assert!(matches!(
+            BindMount::within(&root, "escape", "/mnt".into(), false),
+            Err(RuntimeError::BindSource { .. })
+        ));
+        assert!(
+            BindMount::within(&root, ".", "/mnt".into(), true)
+                .unwrap()
+                .readwrite
+        );
     }
 
     #[test]

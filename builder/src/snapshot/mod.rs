@@ -18,6 +18,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use layerstore::digest::HashingReader;
 use layerstore::layer::apply::{apply_layer, resolve_in_root, ApplyError};
 use layerstore::layer::compress::{auto_decompress, CompressingWriter};
 use layerstore::layer::create::{write_changes, Change, LayerOptions};
@@ -130,7 +131,23 @@ impl Snapshotter {
             fs::create_dir_all(&dir)
                 .map_err(io_context(|| format!("creating {}", dir.display())))?;
         }
+        snapshotter.reap_stale();
         Ok(snapshotter)
+    }
+
+    /// Removes the step directories (unmounting them first) and half-unpacked layers of builds that died.
+    fn reap_stale(&self) {
+        for (_, path) in crate::stale::dead_entries(&self.work_root(), &["step-", ".probe-"]) {
+            let merged = path.join("merged");
+            let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+            // Never delete through a mount that is still there.
+            if !overlay::is_mount_point(&merged) {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+        for (_, path) in crate::stale::dead_entries(&self.layer_cache(), &[".tmp-"]) {
+            let _ = fs::remove_dir_all(&path);
+        }
     }
 
     pub fn mode(&self) -> SnapshotMode {
@@ -152,6 +169,7 @@ impl Snapshotter {
             .work_root()
             .join(layerstore::fsutil::unique_name("step-"));
         fs::create_dir(&dir).map_err(io_context(|| format!("creating {}", dir.display())))?;
+        // The snapshot owns `dir` from here on: an error below removes it (and unmounts) on drop.
         let mut snapshot = Snapshot {
             store: self.store.clone(),
             layer_cache: self.layer_cache(),
@@ -166,31 +184,45 @@ impl Snapshotter {
         match self.mode {
             SnapshotMode::Overlay => {
                 let lowers = unpack::unpack_chain(&self.store, &self.layer_cache(), layers)?;
-                let mount = OverlayMount::mount(&dir, &lowers)?;
-                snapshot.kind = SnapshotKind::Overlay(mount);
+                snapshot.kind = SnapshotKind::Overlay(OverlayMount::mount(&dir, &lowers)?);
             }
             SnapshotMode::Copy => {
-                let SnapshotKind::Copy { lower, rootfs } = &snapshot.kind else {
-                    unreachable!("set above")
-                };
-                fs::create_dir(lower)
+                let (lower, rootfs) = (dir.join("lower"), dir.join("rootfs"));
+                fs::create_dir(&lower)
                     .map_err(io_context(|| format!("creating {}", lower.display())))?;
                 for layer in layers {
-                    let digest = &layer.descriptor.digest;
-                    let (_, reader) = auto_decompress(self.store.open_blob(digest)?)
-                        .map_err(io_context(|| format!("reading layer {digest}")))?;
-                    apply_layer(reader, lower).map_err(|source| SnapshotError::Apply {
-                        digest: digest.clone(),
-                        source,
-                    })?;
+                    apply_verified(&self.store, layer, &lower)?;
                 }
-                crate::tree::copy_tree(lower, rootfs).map_err(io_context(|| {
+                crate::tree::copy_tree(&lower, &rootfs).map_err(io_context(|| {
                     format!("copying {} to {}", lower.display(), rootfs.display())
                 }))?;
             }
         }
         Ok(snapshot)
     }
+}
+
+/// Applies a layer onto `dir`, checking that its uncompressed stream is its diff ID.
+fn apply_verified(store: &Store, layer: &LayerRef, dir: &Path) -> Result<(), SnapshotError> {
+    let digest = &layer.descriptor.digest;
+    let read_err = || format!("reading layer {digest}");
+    let (_, reader) = auto_decompress(store.open_blob(digest)?).map_err(io_context(read_err))?;
+    let mut hashing = HashingReader::new(reader, layerstore::Algorithm::Sha256);
+    apply_layer(&mut hashing, dir).map_err(|source| SnapshotError::Apply {
+        digest: digest.clone(),
+        source,
+    })?;
+    // The tar reader stops at the end-of-archive blocks: hash any padding after them too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(io_context(read_err))?;
+    let (actual, _) = hashing.finish();
+    if actual != layer.diff_id {
+        return Err(SnapshotError::DiffIdMismatch {
+            digest: digest.clone(),
+            expected: layer.diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 enum SnapshotKind {
@@ -310,6 +342,11 @@ impl Snapshot {
         // Deepest first, so a created directory is empty once its created children are gone.
         for path in self.created_targets.iter().rev() {
             let full = root.join(path);
+            // The step may have replaced a parent with a symlink: never follow one out of the root.
+            let parent = path.parent().unwrap_or(Path::new(""));
+            if crate::tree::resolve_existing(root, parent) != Some(root.join(parent)) {
+                continue;
+            }
             let Ok(meta) = fs::symlink_metadata(&full) else {
                 continue;
             };
@@ -360,5 +397,78 @@ impl Drop for Snapshot {
             let _ = mount.unmount();
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_whose_content_is_not_their_diff_id_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", &b"x"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let digest = store.write_blob(&tar).unwrap();
+        let layer = |diff_id| LayerRef {
+            descriptor: Descriptor::new(
+                layerstore::media_types::OCI_LAYER,
+                digest.clone(),
+                tar.len() as u64,
+            ),
+            diff_id,
+        };
+        let wrong = layer(Digest::sha256_of(b"something else"));
+        for mode in [SnapshotMode::Overlay, SnapshotMode::Copy] {
+            let snapshots = Snapshotter::with_mode(&store, mode).unwrap();
+            let err = snapshots
+                .prepare(std::slice::from_ref(&wrong))
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(err, SnapshotError::DiffIdMismatch { .. }),
+                "{mode:?}: {err}"
+            );
+        }
+        let right = layer(digest.clone());
+        let copied = Snapshotter::with_mode(&store, SnapshotMode::Copy)
+            .unwrap()
+            .prepare(&[right])
+            .unwrap();
+        assert_eq!(fs::read(copied.rootfs().join("f")).unwrap(), b"x");
+        // Failed preparations leave nothing behind.
+        drop(copied);
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots/work"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn dropping_created_targets_never_follows_a_symlinked_parent_out_of_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir(&host).unwrap();
+        fs::write(host.join("hosts"), b"").unwrap();
+        let snapshots = Snapshotter::with_mode(&store, SnapshotMode::Copy).unwrap();
+        let mut step = snapshots.prepare(&[]).unwrap();
+        step.record_mount_targets(&[PathBuf::from("/etc/hosts")]);
+        // The step replaced /etc with a link to a host directory holding an empty `hosts`.
+        std::os::unix::fs::symlink(&host, step.rootfs().join("etc")).unwrap();
+        let layer = step.commit(LayerOptions::default()).unwrap();
+        assert!(
+            host.join("hosts").exists(),
+            "a host file was removed through the link"
+        );
+        assert!(layer.is_some(), "the link itself is a change");
     }
 }

@@ -151,6 +151,16 @@ fn mount_layer_by_layer(
     )
 }
 
+/// Whether `path` is mounted on (its device differs from its parent's).
+pub fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    match (fs::symlink_metadata(path), fs::symlink_metadata(parent)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
 /// Whether an overlay can be mounted under `scratch_parent` here (root with overlayfs support).
 pub fn works(scratch_parent: &Path) -> bool {
     let dir = scratch_parent.join(layerstore::fsutil::unique_name(".probe-"));

@@ -11,6 +11,9 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+use std::os::unix::fs::FileTypeExt;
+
 use layerstore::digest::{Algorithm, HashingReader};
 use layerstore::layer::apply::apply_layer;
 use layerstore::layer::compress::auto_decompress;
@@ -141,7 +144,15 @@ fn mark_whiteout(root: &Path, path: &Path) -> io::Result<()> {
         .filter(|c| matches!(c, std::path::Component::Normal(_)))
         .collect();
     let name = relative.file_name().unwrap_or_default().as_bytes();
-    let parent = root.join(relative.parent().unwrap_or(Path::new("")));
+    // Resolved as the layer applier did: symlinks in the layer are followed inside the root, never out of it.
+    let Some(parent) =
+        crate::tree::resolve_existing(root, relative.parent().unwrap_or(Path::new("")))
+    else {
+        return Ok(());
+    };
+    if !parent.is_dir() {
+        return Ok(());
+    }
     if name == OPAQUE_WHITEOUT.as_bytes() {
         rustix::fs::lsetxattr(&parent, OPAQUE_XATTR, b"y", XattrFlags::empty())?;
         return Ok(());
@@ -165,5 +176,53 @@ mod tests {
         let ids = chain_ids(&[&a, &b]);
         assert_eq!(ids[0], a);
         assert_eq!(ids[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_markers_without_leaving_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, kind: tar::EntryType, link: Option<&Path>| {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_size(0);
+            header.set_mode(0o755);
+            if let Some(link) = link {
+                header.set_link_name(link).unwrap();
+            }
+            header.set_cksum();
+            builder.append_data(&mut header, name, io::empty()).unwrap();
+        };
+        add("d", tar::EntryType::Directory, None);
+        add("d/.wh..wh..opq", tar::EntryType::Regular, None);
+        add("d/.wh.gone", tar::EntryType::Regular, None);
+        add("link", tar::EntryType::Symlink, Some(&outside));
+        add("link/.wh.escaped", tar::EntryType::Regular, None);
+        let tar = builder.into_inner().unwrap();
+        let digest = store.write_blob(&tar).unwrap();
+        let layer = LayerRef {
+            descriptor: layerstore::Descriptor::new(
+                layerstore::media_types::OCI_LAYER,
+                digest.clone(),
+                tar.len() as u64,
+            ),
+            diff_id: digest,
+        };
+        let cache = dir.path().join("cache");
+        fs::create_dir(&cache).unwrap();
+        let dirs = unpack_chain(&store, &cache, &[layer]).unwrap();
+        let gone = fs::symlink_metadata(dirs[0].join("d/gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        let mut value = [0u8; 1];
+        let opaque = rustix::fs::lgetxattr(dirs[0].join("d"), OPAQUE_XATTR, &mut value);
+        assert_eq!((opaque.ok(), value[0]), (Some(1), b'y'));
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "a whiteout was made outside the layer"
+        );
     }
 }

@@ -13,12 +13,17 @@ use layerstore::import::{import_rootfs, ImportOptions};
 use layerstore::layer::compress::auto_decompress;
 use layerstore::{Descriptor, Image, Store};
 
-/// The busybox rootfs tarball made by the shared tool (once per test process).
+/// The busybox rootfs tarball made by the shared tool, once per target directory (made in a private directory and
+/// renamed into place, so concurrent test processes never see a partial one).
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let out =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-{}", std::process::id()));
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let shared = tmp.join("busybox-rootfs.tar");
+        if shared.is_file() {
+            return shared;
+        }
+        let out = tmp.join(format!("busybox-{}", std::process::id()));
         let status = Command::new("/work/shared/tools/make-busybox-base.sh")
             .arg(&out)
             .env_remove("DOCKER_HOST")
@@ -26,7 +31,9 @@ pub fn busybox_tar() -> &'static Path {
             .status()
             .expect("running make-busybox-base.sh");
         assert!(status.success(), "make-busybox-base.sh failed");
-        out.join("busybox-rootfs.tar")
+        std::fs::rename(out.join("busybox-rootfs.tar"), &shared).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        shared
     })
 }
 
