@@ -64,7 +64,6 @@ enum Command {
     Copy(cmd::copy::Args),
 }
 
-
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
 /// panicking on the failed write.
 fn restore_default_sigpipe() {

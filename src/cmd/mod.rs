@@ -1,8 +1,8 @@
 //! One module per `lade` verb; each has clap `Args` and a `run` function.
 
 pub mod build;
-pub mod dockerfile;
 pub mod copy;
+pub mod dockerfile;
 pub mod export;
 pub mod history;
 pub mod images;
@@ -12,9 +12,9 @@ pub mod load;
 pub mod login;
 pub mod logout;
 pub mod prune;
-pub mod registry;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod remote;
 pub mod rmi;
 pub mod run;

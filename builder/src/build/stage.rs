@@ -716,11 +716,10 @@ impl<'a> Engine<'a> {
                     network,
                     mounts,
                 };
-                snapshot.record_mount_targets(&spec.mount_targets()?);
                 let reporter = engine.reporter;
-                let outcome = runtime.run(&spec, &mut |data| {
-                    reporter.output(engine.next_step - 1, data)
-                })?;
+                let step = engine.next_step - 1;
+                let outcome = runtime
+                    .run_in_snapshot(snapshot, &spec, &mut |data| reporter.output(step, data))?;
                 drop(sources);
                 if outcome.exit_code != 0 {
                     let tail = String::from_utf8_lossy(&outcome.output_tail);
