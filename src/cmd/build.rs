@@ -53,6 +53,8 @@ pub struct Args {
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
     /// The build context directory.
     context: PathBuf,
 }
@@ -106,7 +108,12 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         explain: args.explain_cache || plain || !std::io::stderr().is_terminal(),
         started: Mutex::new(BTreeMap::new()),
     };
-    let result = match builder::build::build(&store, &request, &reporter) {
+    let puller = Puller {
+        store: store.clone(),
+        connector: args.remote.connector()?,
+        quiet: args.quiet,
+    };
+    let result = match builder::build::build(&store, &request, &reporter, Some(&puller)) {
         Ok(result) => result,
         Err(BuildError::Dockerfile(diagnostic)) => {
             eprintln!("{:?}", miette::Report::new(*diagnostic));
@@ -321,5 +328,42 @@ impl Reporter for PlainReporter {
 
     fn done(&self, id: usize, elapsed: Duration) {
         self.line(&format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()));
+    }
+}
+
+/// Pulls missing base images through the registry client, as `lade pull` does.
+struct Puller {
+    store: layerstore::Store,
+    connector: registry_client::Connector,
+    quiet: bool,
+}
+
+impl builder::build::ImagePuller for Puller {
+    fn pull(&self, reference: &str) -> Result<(), String> {
+        let reference = Reference::parse_tagged(reference).map_err(|e| e.to_string())?;
+        if !self.quiet {
+            eprintln!("pulling {reference}");
+        }
+        let options = registry_client::PullOptions {
+            platform: layerstore::Platform::host(),
+            jobs: 3,
+        };
+        let result = super::remote::block_on(async {
+            let registry = self.connector.connect(reference.domain()).await?;
+            registry_client::pull(
+                &registry,
+                &self.store,
+                &reference,
+                std::slice::from_ref(&reference),
+                &options,
+                &layerstore::progress::NoProgress,
+            )
+            .await
+        });
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

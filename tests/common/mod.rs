@@ -7,9 +7,11 @@
 pub mod compare;
 pub mod registry;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -291,4 +293,61 @@ pub fn fixture_copy(name: &str) -> tempfile::TempDir {
         .expect("cp runs");
     assert!(status.success());
     dir
+}
+
+/// `lade registry serve` on a free loopback port, killed when dropped.
+pub struct LadeRegistry {
+    pub child: Child,
+    pub host: String,
+}
+
+impl LadeRegistry {
+    /// Starts the registry with extra `serve` flags; returns once it listens.
+    pub fn start(args: &[&str]) -> LadeRegistry {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lade"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let host = line
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        LadeRegistry { child, host }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub fn wait(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("lade did not exit within {limit:?}");
+    }
+}
+
+impl Drop for LadeRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

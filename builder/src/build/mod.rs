@@ -63,6 +63,12 @@ pub struct BuildResult {
     pub writer_lock: FileLock,
 }
 
+/// Fetches a base image the store lacks (`lade build` pulls it through the registry client).
+pub trait ImagePuller: Sync {
+    /// Pulls `reference` into the store, or says why it could not.
+    fn pull(&self, reference: &str) -> Result<(), String>;
+}
+
 /// Receives the progress of a build, step by step.
 pub trait Reporter: Sync {
     /// Step `id` (numbered from 1 across the build) starts; `name` is like `[2/5] RUN make`.
@@ -109,6 +115,8 @@ pub enum BuildError {
 pub enum StepError {
     #[error("base image {0} is not in the local store; pull it first (`lade pull {0}`), or `lade load` it")]
     BaseImageMissing(String),
+    #[error("base image {image} is not in the local store, and pulling it failed: {reason}")]
+    PullFailed { image: String, reason: String },
     #[error("reading image {image}: {message}")]
     Image { image: String, message: String },
     #[error(transparent)]
@@ -136,11 +144,13 @@ impl From<SourceDiagnostic> for BuildError {
     }
 }
 
-/// Builds the request's target stage and tags the result.
+/// Builds the request's target stage and tags the result. Base images missing from the store are fetched with
+/// `puller` when one is given.
 pub fn build(
     store: &Store,
     request: &BuildRequest,
     reporter: &dyn Reporter,
+    puller: Option<&dyn ImagePuller>,
 ) -> Result<BuildResult, BuildError> {
     let file_name = request.dockerfile_path.display().to_string();
     let dockerfile = Dockerfile::parse(&request.dockerfile, &file_name)?;
@@ -164,7 +174,7 @@ pub fn build(
         ));
     }
     let writer_lock = store.writer_lock()?;
-    let mut engine = stage::Engine::new(store, request, &plan, &file_name, reporter)?;
+    let mut engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller)?;
     let (descriptor, id) = engine.run()?;
     if request.record_image {
         store.add_image(&descriptor, &request.tags)?;

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::cache::{explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
 use super::history::{self, BUILDKIT_COMMENT, BUILDKIT_SUFFIX};
 use super::mounts::{self, BindSources};
-use super::{BuildError, BuildRequest, Reporter, StepError};
+use super::{BuildError, BuildRequest, ImagePuller, Reporter, StepError};
 use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
 use crate::copy::{self, CopyOptions};
@@ -150,6 +150,7 @@ pub struct Engine<'a> {
     plan: &'a BuildPlan,
     file_name: &'a str,
     reporter: &'a dyn Reporter,
+    puller: Option<&'a dyn ImagePuller>,
     cache: StepCache,
     hashes: HashCache,
     context: BuildContext,
@@ -177,6 +178,7 @@ impl<'a> Engine<'a> {
         plan: &'a BuildPlan,
         file_name: &'a str,
         reporter: &'a dyn Reporter,
+        puller: Option<&'a dyn ImagePuller>,
     ) -> Result<Engine<'a>, BuildError> {
         let cache = StepCache::open(store).map_err(|source| BuildError::Io {
             context: "opening the build cache".into(),
@@ -194,6 +196,7 @@ impl<'a> Engine<'a> {
             plan,
             file_name,
             reporter,
+            puller,
             cache,
             hashes: HashCache::open(store),
             context: BuildContext::open(&request.context, &request.dockerfile_path)?,
@@ -355,17 +358,29 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// An image from the store, pulled first when it is missing and a puller is available.
     fn find_image(&self, reference: &str) -> Result<Image, StepError> {
-        match self.store.find_image(reference) {
-            Ok(found) => Ok(found.image),
-            Err(layerstore::tags::TagError::NotFound(_)) => {
-                Err(StepError::BaseImageMissing(reference.to_string()))
-            }
+        let lookup = |store: &Store| match store.find_image(reference) {
+            Ok(found) => Ok(Some(found.image)),
+            Err(layerstore::tags::TagError::NotFound(_)) => Ok(None),
             Err(e) => Err(StepError::Image {
                 image: reference.to_string(),
                 message: e.to_string(),
             }),
+        };
+        if let Some(image) = lookup(self.store)? {
+            return Ok(image);
         }
+        let Some(puller) = self.puller else {
+            return Err(StepError::BaseImageMissing(reference.to_string()));
+        };
+        puller
+            .pull(reference)
+            .map_err(|reason| StepError::PullFailed {
+                image: reference.to_string(),
+                reason,
+            })?;
+        lookup(self.store)?.ok_or_else(|| StepError::BaseImageMissing(reference.to_string()))
     }
 
     fn dispatch(
