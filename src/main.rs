@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
     Build(cmd::build::Args),
+    /// Manage the build cache.
+    Builder(cmd::builder::Args),
     /// List images.
     Images(cmd::images::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
@@ -86,6 +88,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&context, args),
+        Command::Builder(args) => cmd::builder::run(&context, args),
         Command::Images(args) => cmd::images::run(&context, args),
         Command::Tag(args) => cmd::tag::run(&context, args),
         Command::Run(args) => cmd::run::run(&context, args),

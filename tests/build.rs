@@ -271,3 +271,31 @@ fn failures_are_clear_and_leave_the_images_alone() {
     assert_build_fails(&lade, "FROM busybox:local\nFROBNICATE x\n", "FROBNICATE");
     assert_build_fails(&lade, "FROM not-here:1\n", "not in the local store");
 }
+
+#[test]
+fn prune_keeps_the_build_cache_and_builder_prune_clears_it() {
+    let Some((lade, _base)) = setup() else { return };
+    let hello = fixture("hello");
+    lade.ok(&["build", "-q", "-t", "keep:1", &hello]);
+    lade.ok(&["rmi", "keep:1"]);
+    lade.ok(&["prune"]);
+    let rebuilt = lade.run(&["build", "--progress=plain", "-t", "keep:1", &hello]);
+    let log = String::from_utf8_lossy(&rebuilt.stderr);
+    assert_eq!(
+        log.matches(" CACHED").count(),
+        3,
+        "prune must keep cached layers:\n{log}"
+    );
+
+    let out = lade.ok(&["builder", "prune", "-f"]);
+    assert!(out.starts_with("Deleted build cache records: "), "{out}");
+    assert!(!lade.root.path().join("snapshots/layers").exists());
+    let rebuilt = lade.run(&["build", "--progress=plain", "-t", "keep:1", &hello]);
+    let log = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(rebuilt.status.success(), "{log}");
+    assert_eq!(log.matches(" CACHED").count(), 0, "{log}");
+    assert_eq!(
+        lade.ok(&["run", "--rm", "keep:1"]),
+        "Hello from lade (built by lade)\n"
+    );
+}

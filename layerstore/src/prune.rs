@@ -17,8 +17,17 @@ impl Store {
     /// Deletes every blob that no index entry reaches (manifests, indexes, configs, layers, subjects).
     /// Writers are excluded for the duration, so blobs of an import in flight are never swept.
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        self.prune_with(|| Ok(Vec::new()))
+    }
+
+    /// Like [`Store::prune`], keeping also the blobs `extra_roots` returns. It runs under the collector lock, so
+    /// other users of the store (a build cache) can drop their own state there and name what they still use.
+    pub fn prune_with(
+        &self,
+        extra_roots: impl FnOnce() -> Result<Vec<Digest>, StoreError>,
+    ) -> Result<PruneReport, StoreError> {
         let _lock = self.collector_lock()?;
-        let mut reachable = HashSet::new();
+        let mut reachable: HashSet<Digest> = extra_roots()?.into_iter().collect();
         for entry in &self.read_index()?.manifests {
             self.mark(entry, &mut reachable)?;
         }

@@ -1,4 +1,4 @@
-//! `lade prune`: delete blobs that no image in the store uses.
+//! `lade prune`: delete blobs that no image and no build cache entry uses.
 
 use crate::output::human_size;
 
@@ -11,7 +11,7 @@ pub struct Args {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let _ = args.force;
-    let report = context.store()?.prune()?;
+    let report = builder::build::cache::prune_unused(&context.store()?)?;
     println!("Deleted blobs: {}", report.blobs);
     println!("Total reclaimed space: {}", human_size(report.bytes));
     Ok(())

@@ -156,3 +156,55 @@ pub fn explain_miss(previous: Option<&BTreeMap<String, String>>, current: &Input
         }
     }
 }
+
+/// What `lade builder prune` removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BuilderPruneReport {
+    pub cache_records: u64,
+    pub blobs: layerstore::prune::PruneReport,
+}
+
+/// `lade prune`: deletes blobs that neither an image nor the build cache uses.
+pub fn prune_unused(
+    store: &Store,
+) -> Result<layerstore::prune::PruneReport, layerstore::StoreError> {
+    store.prune_with(|| {
+        let cache = StepCache::open(store).map_err(|source| layerstore::StoreError::Io {
+            context: "opening the build cache".into(),
+            source,
+        })?;
+        cache
+            .layer_digests()
+            .map_err(|source| layerstore::StoreError::Io {
+                context: "reading the build cache".into(),
+                source,
+            })
+    })
+}
+
+/// `lade builder prune`: forgets the build cache (step records, unpacked layers, cache mounts), then deletes the
+/// blobs no image uses any more. Builds in progress finish first (they hold the store's writer lock).
+pub fn prune_builder(store: &Store) -> Result<BuilderPruneReport, layerstore::StoreError> {
+    let mut cache_records = 0;
+    let io = |context: &str| {
+        let context = context.to_string();
+        move |source| layerstore::StoreError::Io { context, source }
+    };
+    let blobs = store.prune_with(|| {
+        let cache = StepCache::open(store).map_err(io("opening the build cache"))?;
+        cache_records = cache.clear().map_err(io("clearing the build cache"))?;
+        for dir in ["snapshots/layers", "cache-mounts"] {
+            match fs::remove_dir_all(store.root().join(dir)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(&format!("removing {dir}"))(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(Vec::new())
+    })?;
+    Ok(BuilderPruneReport {
+        cache_records,
+        blobs,
+    })
+}
