@@ -182,3 +182,67 @@ fn fixtures_match_buildkit() {
         assert_same_image(&lade);
     }
 }
+
+#[test]
+fn onbuild_triggers_match_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let parent = work.path().join("parent");
+    std::fs::create_dir(&parent).unwrap();
+    write_context(
+        &parent,
+        "FROM busybox:local\nONBUILD COPY f.txt /from-child/\nONBUILD RUN echo triggered > /triggered\n",
+    );
+    let child = work.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    write_context(
+        &child,
+        "FROM onbuild-parent:1\nRUN cat /triggered /from-child/f.txt\n",
+    );
+
+    let out = docker
+        .command()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=none", "-q", "-t", "onbuild-parent:1"])
+        .arg(&parent)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = work.path().join("buildkit.tar");
+    let out = docker
+        .command()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=none", "-q", "-t", "onbuild-child:1"])
+        .arg(&child)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    docker.ok(&["save", "-o", saved.to_str().unwrap(), "onbuild-child:1"]);
+    docker.ok(&["rmi", "onbuild-child:1", "onbuild-parent:1"]);
+    let lade = lade_with_busybox(&base);
+    lade.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "onbuild-parent:1",
+        parent.to_str().unwrap(),
+    ]);
+    lade.ok(&["build", "-q", "-t", "lade:test", child.to_str().unwrap()]);
+    let loaded = lade.ok(&["load", "-i", saved.to_str().unwrap()]);
+    lade.ok(&[
+        "tag",
+        loaded.trim().strip_prefix("Loaded image: ").unwrap(),
+        "buildkit:test",
+    ]);
+    assert_same_image(&lade);
+}

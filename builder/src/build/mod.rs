@@ -93,7 +93,7 @@ pub enum BuildError {
         file: String,
         line: usize,
         step: String,
-        source: StepError,
+        source: Box<StepError>,
     },
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),

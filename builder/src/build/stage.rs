@@ -242,7 +242,7 @@ impl<'a> Engine<'a> {
             file: self.file_name.to_string(),
             line: instruction.location.start_line,
             step: step.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -269,35 +269,45 @@ impl<'a> Engine<'a> {
                 file: self.file_name.to_string(),
                 line: planned.stage.from_location.start_line,
                 step: format!("FROM {}", planned.stage.from.image),
-                source,
+                source: Box::new(source),
             })?;
         self.reporter.done(step_id, std::time::Duration::ZERO);
-        let onbuild = base
+        let mut config = base.config;
+        // The base's ONBUILD triggers run first, and are not inherited further.
+        let triggers = config
             .config
-            .config
-            .as_ref()
-            .and_then(|c| c.on_build.clone())
+            .as_mut()
+            .and_then(|c| c.on_build.take())
             .unwrap_or_default();
-        if !onbuild.is_empty() {
-            return Err(BuildError::Step {
-                file: self.file_name.to_string(),
-                line: planned.stage.from_location.start_line,
-                step: format!("FROM {}", planned.stage.from.image),
-                source: StepError::Unsupported(format!(
-                    "the base image has ONBUILD triggers ({}), which lade does not run yet",
-                    onbuild.join("; ")
-                )),
-            });
-        }
         let mut state = StageState {
-            first_entry: base.config.history.len(),
-            config: base.config,
+            first_entry: config.history.len(),
+            config,
             layers: base.layers,
             key: base.key,
             args: Vec::new(),
             cmd_set: false,
             timed_entries: Vec::new(),
         };
+        for (number, expression) in triggers.iter().enumerate() {
+            let trigger = crate::dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
+            let env = state.env();
+            let command = trigger
+                .command
+                .expand(&crate::dockerfile::Lexer::new('\\'), env.as_slice())
+                .map_err(|e| BuildError::Step {
+                    file: self.file_name.to_string(),
+                    line: planned.stage.from_location.start_line,
+                    step: format!("ONBUILD {expression}"),
+                    source: Box::new(StepError::Unsupported(e.to_string())),
+                })?;
+            let instruction = Instruction {
+                command,
+                location: planned.stage.from_location.clone(),
+            };
+            let text = format!("{} ONBUILD {expression}", label(1));
+            // Positions past any instruction's, so that triggers have their own cache-explanation slots.
+            self.dispatch(index, usize::MAX - number, &mut state, &instruction, &text)?;
+        }
         let base_env = state.env();
         let instructions = self.plan.expand_stage(index, &base_env)?;
         for (position, instruction) in instructions.iter().enumerate() {
