@@ -113,6 +113,8 @@ impl Drop for TestServer {
 }
 
 pub fn client() -> Client {
+    // reqwest is built without a default TLS provider (the workspace uses ring); install it once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
