@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use builder::runtime::{Runtime, RuntimeError};
-use builder::snapshot::LayerRef;
+use builder::snapshot::{CommittedLayer, LayerRef};
 use layerstore::import::{import_rootfs, ImportOptions};
 use layerstore::layer::compress::auto_decompress;
 use layerstore::{Descriptor, Image, Store};
@@ -115,4 +115,18 @@ pub fn assert_no_mounts_under(root: &Path) {
         .filter(|l| l.contains(root.as_ref()))
         .collect();
     assert!(leaked.is_empty(), "mounts left behind: {leaked:#?}");
+}
+
+/// Asserts that a committed step changed nothing but the modification time of directories that existed before it
+/// (the parents of mount targets the runtime created and that were removed again), as in BuildKit's layers.
+pub fn assert_only_touched_parents(store: &Store, layer: Option<CommittedLayer>, parents: &[&str]) {
+    let Some(layer) = layer else { return };
+    let entries = layer_entries(store, &layer.descriptor);
+    for (name, kind, _) in &entries {
+        assert!(
+            *kind == tar::EntryType::Directory && parents.contains(&name.as_str()),
+            "the step leaked {name} into its layer: {:?}",
+            names(&entries)
+        );
+    }
 }
