@@ -176,20 +176,32 @@ impl Flavour {
         }
     }
 
-    pub fn gzip_layer_type(self) -> &'static str {
-        match self {
-            Flavour::Oci => media_types::OCI_LAYER_GZIP,
-            Flavour::Docker => media_types::DOCKER_LAYER_GZIP,
+    /// The media type of a layer with this compression in this flavour (Docker has no zstd layer type).
+    pub fn layer_type(self, compression: media_types::Compression) -> Option<&'static str> {
+        use media_types::Compression;
+        match (self, compression) {
+            (Flavour::Oci, Compression::None) => Some(media_types::OCI_LAYER),
+            (Flavour::Oci, Compression::Gzip) => Some(media_types::OCI_LAYER_GZIP),
+            (Flavour::Oci, Compression::Zstd) => Some(media_types::OCI_LAYER_ZSTD),
+            (Flavour::Docker, Compression::None) => Some(media_types::DOCKER_LAYER_TAR),
+            (Flavour::Docker, Compression::Gzip) => Some(media_types::DOCKER_LAYER_GZIP),
+            (Flavour::Docker, Compression::Zstd) => None,
         }
     }
+}
 
-    /// The flavour a manifest media type belongs to.
-    pub fn of_manifest_type(media_type: &str) -> Option<Flavour> {
-        match media_type {
-            media_types::OCI_MANIFEST => Some(Flavour::Oci),
-            media_types::DOCKER_MANIFEST => Some(Flavour::Docker),
-            _ => None,
+impl Manifest {
+    /// The same image in another flavour: media types of the manifest, config and layers change, their bytes do
+    /// not (so the image ID stays). `None` when a layer has no media type in that flavour (zstd in Docker's).
+    pub fn to_flavour(&self, flavour: Flavour) -> Option<Manifest> {
+        let mut converted = self.clone();
+        converted.media_type = Some(flavour.manifest_type().to_string());
+        converted.config.media_type = flavour.config_type().to_string();
+        for layer in &mut converted.layers {
+            let compression = media_types::layer_compression(&layer.media_type)?;
+            layer.media_type = flavour.layer_type(compression)?.to_string();
         }
+        Some(converted)
     }
 }
 
@@ -261,6 +273,36 @@ mod tests {
         let raw = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0,"x-extra":1},"layers":[],"x-top":{"a":[1,2]}}"#;
         let m: Manifest = serde_json::from_str(raw).unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), raw);
+    }
+
+    #[test]
+    fn flavours_convert_media_types_only() {
+        let digest = crate::Digest::sha256_of(b"");
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_types::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(media_types::OCI_CONFIG, digest.clone(), 0),
+            layers: vec![Descriptor::new(
+                media_types::OCI_LAYER_GZIP,
+                digest.clone(),
+                0,
+            )],
+            subject: None,
+            annotations: None,
+            extra: Map::new(),
+        };
+        let docker = manifest.to_flavour(Flavour::Docker).unwrap();
+        assert_eq!(
+            docker.media_type.as_deref(),
+            Some(media_types::DOCKER_MANIFEST)
+        );
+        assert_eq!(docker.config.media_type, media_types::DOCKER_CONFIG);
+        assert_eq!(docker.layers[0].media_type, media_types::DOCKER_LAYER_GZIP);
+        assert_eq!(docker.to_flavour(Flavour::Oci).unwrap(), manifest);
+        let mut zstd = manifest.clone();
+        zstd.layers[0].media_type = media_types::OCI_LAYER_ZSTD.into();
+        assert!(zstd.to_flavour(Flavour::Docker).is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest, Reporter};
 use builder::runtime::Network;
 use layerstore::archive::save::{save, SaveItem};
+use layerstore::manifest::Flavour;
 use layerstore::{Image, Reference};
 
 #[derive(clap::Args)]
@@ -221,7 +222,8 @@ fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>>
 
 /// `-o type=…,dest=…`.
 enum Output {
-    Archive(PathBuf),
+    /// A tarball with the image in this manifest flavour (`type=docker` or `type=oci`).
+    Archive(PathBuf, Flavour),
     Local(PathBuf),
 }
 
@@ -235,7 +237,8 @@ impl Output {
             .get("dest")
             .with_context(|| format!("--output {text:?}: missing dest="))?;
         match fields.get("type").map(String::as_str) {
-            Some("oci") | Some("docker") | Some("tar") => Ok(Output::Archive(PathBuf::from(dest))),
+            Some("oci") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Oci)),
+            Some("docker") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Docker)),
             Some("local") => Ok(Output::Local(PathBuf::from(dest))),
             other => bail!("--output {text:?}: unsupported type {other:?} (oci, docker or local)"),
         }
@@ -248,10 +251,10 @@ impl Output {
         names: &[Reference],
     ) -> anyhow::Result<()> {
         match self {
-            Output::Archive(path) => {
+            Output::Archive(path, flavour) => {
                 let output = super::ArchiveOutput::new(Some(path))?;
                 let item = SaveItem {
-                    image,
+                    image: in_flavour(store, image, *flavour)?,
                     names: names.to_vec(),
                 };
                 output.write_with(|out| {
@@ -277,6 +280,26 @@ impl Output {
             }
         }
     }
+}
+
+/// The image with its manifest rewritten in `flavour` (media types only; the image ID stays).
+fn in_flavour(store: &layerstore::Store, image: Image, flavour: Flavour) -> anyhow::Result<Image> {
+    let manifest = image
+        .manifest
+        .to_flavour(flavour)
+        .context("the image has zstd layers, which Docker's manifest format cannot describe")?;
+    let bytes = serde_json::to_vec(&manifest)?;
+    let digest = store.write_blob(&bytes)?;
+    Ok(Image {
+        descriptor: layerstore::Descriptor::new(
+            flavour.manifest_type(),
+            digest,
+            bytes.len() as u64,
+        ),
+        manifest_bytes: bytes,
+        manifest,
+        ..image
+    })
 }
 
 /// Plain progress lines on stderr, like BuildKit's `--progress=plain`.
