@@ -1,49 +1,171 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh   (env: BENCH_SIZE_MIB, default 1024)
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer]...   (default: all)
+# Env: BENCH_SIZE_MIB (image and context size, default 1024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
 size_mib=${BENCH_SIZE_MIB:-1024}
+groups=${*:-archive build registry transfer}
 scripts/install-deps.sh
 cargo build --release --locked -q
 lade=$PWD/target/release/lade
 work=$(mktemp -d /var/tmp/lade-bench.XXXXXX)
 dockerd_dir=/tmp/lade-bench-dockerd
-cleanup() { "$shared/tools/stop-dockerd.sh" "$dockerd_dir" >/dev/null 2>&1 || true; rm -rf "$work"; }
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  "$shared/tools/stop-dockerd.sh" "$dockerd_dir" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 eval "$("$shared/tools/start-dockerd.sh" "$dockerd_dir")"
 export DOCKER_HOST
 docker=/usr/bin/docker
+export LADE_ROOT=$work/store
 
-# seconds and peak RSS (KiB) of a command, from GNU time
-measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null; cat "$work/time"; }
+# "seconds peak-RSS-KiB" of a command, from GNU time
+measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }; cat "$work/time"; }
 rows=()
-row() { # name lade_seconds lade_rss peer_name peer_seconds
-  local ratio; ratio=$(python3 -c "print(f'{$2/$5:.2f}')")
-  rows+=("$(printf '%-34s %9.2f s %9.2f s %7s× %9.1f MiB  (%s)' "$1" "$2" "$5" "$ratio" "$(python3 -c "print($3/1024)")" "$4")")
+row() { # name lade_seconds lade_rss_kib peer_name peer_seconds
+  rows+=("$(python3 -c "import sys; n,l,r,p,ps=sys.argv[1:]; print(f'{n:<44} {float(l):8.2f} s {float(ps):8.2f} s {float(l)/max(float(ps),0.001):7.2f}x {int(r)/1024:8.1f} MiB  ({p})')" "$@")")
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$shared/tools/make-busybox-base.sh" "$work/base" >/dev/null
+$docker load -i "$work/base/busybox-docker-save.tar" >/dev/null
+"$lade" load -q -i "$work/base/busybox-docker-save.tar" >/dev/null
+
+make_big_image() {
+  [ -f "$work/big.tar" ] && return
+  mkdir -p "$work/bigroot"
+  for i in 1 2 3 4; do head -c $((size_mib * 1024 * 1024 / 4)) /dev/urandom > "$work/bigroot/blob$i"; done
+  tar -C "$work/bigroot" -cf "$work/rootfs.tar" . && rm -rf "$work/bigroot"
+  "$lade" import "$work/rootfs.tar" bench:big >/dev/null
+  "$lade" save -o "$work/big.tar" bench:big
+  $docker load -i "$work/big.tar" >/dev/null
+  rm -f "$work/rootfs.tar"
+  sync
 }
 
-echo "generating a ${size_mib} MiB image (incompressible data in 4 layers' worth of files) ..."
-mkdir -p "$work/rootfs"
-for i in 1 2 3 4; do head -c $((size_mib * 1024 * 1024 / 4)) /dev/urandom > "$work/rootfs/blob$i"; done
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" . && rm -rf "$work/rootfs"
-"$lade" --root "$work/store" import "$work/rootfs.tar" bench:big >/dev/null
-"$lade" --root "$work/store" save -o "$work/seed.tar" bench:big
-$docker load -i "$work/seed.tar" >/dev/null
-sync
+bench_archive() {
+  make_big_image
+  read -r d _ < <(measure $docker save -o "$work/docker-save.tar" bench:big)
+  read -r l r < <(measure "$lade" --progress=plain save -o "$work/lade-save.tar" bench:big)
+  row "save ${size_mib} MiB image" "$l" "$r" "docker save" "$d"
+  $docker rmi bench:big >/dev/null
+  read -r d _ < <(measure $docker load -i "$work/docker-save.tar")
+  read -r l r < <(measure env LADE_ROOT="$work/store-load" "$lade" --progress=plain load -i "$work/docker-save.tar")
+  row "load ${size_mib} MiB image" "$l" "$r" "docker load" "$d"
+  rm -rf "$work/store-load" "$work/docker-save.tar" "$work/lade-save.tar"
+}
 
-# save
-read -r d_save _ < <(measure $docker save -o "$work/docker-save.tar" bench:big)
-read -r l_save l_save_rss < <(measure "$lade" --root "$work/store" --progress=plain save -o "$work/lade-save.tar" bench:big)
-row "save ${size_mib} MiB image" "$l_save" "$l_save_rss" "docker save" "$d_save"
+# cold, no-op and one-file-edit builds of the node-style fixture with each builder
+bench_build() {
+  for builder in lade buildkit classic; do
+    rm -rf "$work/ctx-$builder" && cp -a fixtures/nodeapp "$work/ctx-$builder"
+  done
+  build() { # builder context tag
+    case $1 in
+      lade) measure "$lade" build -q -t "$3" "$2" ;;
+      buildkit) measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t "$3" "$2" ;;
+      classic) measure env DOCKER_BUILDKIT=0 $docker build --network=none -q -t "$3" "$2" ;;
+    esac
+  }
+  declare -A cold noop edit rss
+  for builder in lade buildkit classic; do
+    read -r cold[$builder] rss[$builder] < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
+    read -r noop[$builder] _ < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
+    echo "module.exports = $RANDOM;" > "$work/ctx-$builder/src/util.js"
+    read -r edit[$builder] _ < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
+  done
+  for peer in buildkit classic; do
+    row "build node-style app, cold" "${cold[lade]}" "${rss[lade]}" "$peer" "${cold[$peer]}"
+    row "build node-style app, no-op rebuild" "${noop[lade]}" "${rss[lade]}" "$peer" "${noop[$peer]}"
+    row "build node-style app, one-file edit" "${edit[lade]}" "${rss[lade]}" "$peer" "${edit[$peer]}"
+  done
+  # A big COPY context: incompressible data, text, and many small files.
+  local ctx=$work/ctx-big
+  mkdir -p "$ctx/small"
+  head -c $((size_mib * 1024 * 1024 * 3 / 4)) /dev/urandom > "$ctx/random.bin"
+  yes "lade benchmark text line, compressible" | head -c $((size_mib * 1024 * 1024 / 4)) > "$ctx/text.txt"
+  python3 -c "
+import os
+for i in range(50000):
+    d=os.path.join('$ctx/small', str(i % 100))
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, f'{i}.txt'), 'w').write(f'file {i}\n')
+"
+  printf 'FROM busybox:local\nCOPY . /ctx\n' > "$ctx/Dockerfile"
+  read -r l r < <(measure "$lade" build -q -t big-lade "$ctx")
+  read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t big-bk "$ctx")
+  row "build ${size_mib} MiB COPY context, cold" "$l" "$r" "buildkit" "$b"
+  read -r l r < <(measure "$lade" build -q -t big-lade "$ctx")
+  read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t big-bk "$ctx")
+  row "build ${size_mib} MiB COPY context, no-op" "$l" "$r" "buildkit" "$b"
+  $docker rmi big-bk >/dev/null; rm -rf "$ctx"
+}
 
-# load (each into an empty store / after removing the image)
-$docker rmi bench:big >/dev/null
-read -r d_load _ < <(measure $docker load -i "$work/docker-save.tar")
-read -r l_load l_load_rss < <(measure "$lade" --root "$work/store2" --progress=plain load -i "$work/docker-save.tar")
-row "load ${size_mib} MiB image" "$l_load" "$l_load_rss" "docker load" "$d_load"
+start_registries() {
+  [ -n "${lade_reg:-}" ] && return
+  local port
+  port=$(free_port)
+  "$lade" registry serve --addr "127.0.0.1:$port" --root "$work/lade-registry" >/dev/null 2>&1 &
+  pids+=($!); lade_reg=127.0.0.1:$port
+  port=$(free_port)
+  mkdir -p "$work/registry2"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n  accesslog:\n    disabled: true\n' "$work/registry2" "$port" > "$work/registry2.yml"
+  docker-registry serve "$work/registry2.yml" >/dev/null 2>&1 &
+  pids+=($!); reg2=127.0.0.1:$port
+  sleep 1
+}
 
+# manifest GETs at 64 connections and a blob GET, on each registry
+bench_registry() {
+  start_registries
+  "$lade" tag busybox:local "$lade_reg/bench/busybox:1" && "$lade" push -q "$lade_reg/bench/busybox:1" >/dev/null
+  "$lade" tag busybox:local "$reg2/bench/busybox:1" && "$lade" push -q "$reg2/bench/busybox:1" >/dev/null
+  for reg in "$lade_reg" "$reg2"; do
+    wrk -t2 -c64 -d10s --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+      "http://$reg/v2/bench/busybox/manifests/1" > "$work/wrk-$reg.txt"
+  done
+  python3 - "$work/wrk-$lade_reg.txt" "$work/wrk-$reg2.txt" <<'PY'
+import re, sys
+def parse(path):
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+(lr, lp), (rr, rp) = parse(sys.argv[1]), parse(sys.argv[2])
+print(f"manifest GET, 64 connections: lade {lr:,.0f} req/s (p99 {lp:.1f} ms), registry:2 {rr:,.0f} req/s (p99 {rp:.1f} ms): {lr/rr:.1f}x")
+PY
+}
+
+# push and pull of the big image: lade vs docker and skopeo, against registry:2 and lade's registry
+bench_transfer() {
+  make_big_image
+  start_registries
+  for reg in "$reg2" "$lade_reg"; do
+    "$lade" tag bench:big "$reg/bench/big:lade"
+    read -r l r < <(measure "$lade" push -q "$reg/bench/big:lade")
+    $docker tag bench:big "$reg/bench/big:docker"
+    read -r d _ < <(measure $docker push "$reg/bench/big:docker")
+    read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/bench/big:skopeo")
+    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "docker push" "$d"
+    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
+    read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/bench/big:lade")
+    read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/bench/big:lade" "oci:$work/skopeo-oci:big")
+    $docker rmi "$reg/bench/big:docker" >/dev/null
+    read -r d _ < <(measure $docker pull "$reg/bench/big:docker")
+    row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "skopeo to oci:" "$s"
+    row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "docker pull" "$d"
+    rm -rf "$work/store-pull" "$work/skopeo-oci"
+    $docker rmi "$reg/bench/big:docker" >/dev/null
+  done
+}
+
+for group in $groups; do "bench_$group"; done
 echo
-printf '%-34s %11s %11s %8s %13s\n' "benchmark" "lade" "peer" "ratio" "lade peak RSS"
+printf '%-44s %10s %10s %8s %12s\n' "benchmark (registry ports in names)" "lade" "peer" "ratio" "lade RSS"
 printf '%s\n' "${rows[@]}"
