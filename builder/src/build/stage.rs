@@ -521,7 +521,7 @@ impl<'a> Engine<'a> {
                 );
             }
             Command::Healthcheck(healthcheck) => {
-                let (config, created_by) = healthcheck_config(state, healthcheck);
+                let (config, created_by) = healthcheck_config(healthcheck);
                 state.container().healthcheck = Some(config);
                 metadata(state, created_by);
             }
@@ -1100,10 +1100,7 @@ fn run_args(state: &StageState, run: &Run) -> Result<Vec<String>, StepError> {
 }
 
 /// The health check config and BuildKit's history text for it.
-fn healthcheck_config(
-    state: &StageState,
-    healthcheck: &Healthcheck,
-) -> (ConfigHealthcheck, String) {
+fn healthcheck_config(healthcheck: &Healthcheck) -> (ConfigHealthcheck, String) {
     use std::time::Duration;
     match healthcheck {
         Healthcheck::None => {
@@ -1132,7 +1129,6 @@ fn healthcheck_config(
                     .collect(),
                 CommandLine::Shell(text) => vec!["CMD-SHELL".to_string(), text.clone()],
             };
-            let _ = state;
             let nanos =
                 |d: &Option<Duration>| d.filter(|d| !d.is_zero()).map(|d| d.as_nanos() as i64);
             let created_by = history::healthcheck(
