@@ -858,17 +858,7 @@ impl<'a> Engine<'a> {
                     std::fs::create_dir_all(&heredoc_dir)
                         .map_err(io_step("writing a heredoc"))
                         .map_err(|e| fail(self, e))?;
-                    let content = if heredoc.chomp {
-                        heredoc
-                            .content
-                            .lines()
-                            .map(|l| l.trim_start_matches('\t'))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                            + "\n"
-                    } else {
-                        heredoc.content.clone()
-                    };
+                    let content = heredoc_content(heredoc);
                     std::fs::write(heredoc_dir.join(&heredoc.name), content)
                         .map_err(io_step("writing a heredoc"))
                         .map_err(|e| fail(self, e))?;
@@ -1071,6 +1061,20 @@ fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
+/// A heredoc's text as the file or script gets it: with `<<-`, leading tabs are stripped from every line.
+fn heredoc_content(heredoc: &crate::dockerfile::Heredoc) -> String {
+    if heredoc.chomp {
+        let lines: Vec<&str> = heredoc
+            .content
+            .lines()
+            .map(|l| l.trim_start_matches('\t'))
+            .collect();
+        lines.join("\n") + "\n"
+    } else {
+        heredoc.content.clone()
+    }
+}
+
 /// The command a RUN executes: exec form as is; shell form through SHELL; a heredoc-only command as a script.
 fn run_args(state: &StageState, run: &Run) -> Result<Vec<String>, StepError> {
     match (&run.command, run.heredocs.as_slice()) {
@@ -1078,17 +1082,7 @@ fn run_args(state: &StageState, run: &Run) -> Result<Vec<String>, StepError> {
         (CommandLine::Shell(text), [heredoc])
             if text.trim_start().starts_with("<<") && !text.trim().contains(' ') =>
         {
-            let content = if heredoc.chomp {
-                heredoc
-                    .content
-                    .lines()
-                    .map(|l| l.trim_start_matches('\t'))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-                    + "\n"
-            } else {
-                heredoc.content.clone()
-            };
+            let content = heredoc_content(heredoc);
             let mut args = state.shell();
             args.push(content);
             Ok(args)
