@@ -299,3 +299,25 @@ fn prune_keeps_the_build_cache_and_builder_prune_clears_it() {
         "Hello from lade (built by lade)\n"
     );
 }
+
+#[test]
+fn heredocs_run_as_scripts_and_copy_as_files() {
+    let Some((lade, _base)) = setup() else { return };
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM busybox:local\nRUN <<EOF\necho one > /h1\necho two >> /h1\nEOF\nCOPY <<EOF /h2\nhello heredoc\nEOF\n",
+    )
+    .unwrap();
+    lade.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "heredoc:1",
+        context.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        lade.ok(&["run", "--rm", "heredoc:1", "cat", "/h1", "/h2"]),
+        "one\ntwo\nhello heredoc\n"
+    );
+}
