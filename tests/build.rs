@@ -321,3 +321,35 @@ fn heredocs_run_as_scripts_and_copy_as_files() {
         "one\ntwo\nhello heredoc\n"
     );
 }
+
+/// Two independent stages wait for each other through a shared cache mount: built one after the other, the first
+/// would give up; built in parallel, both see each other.
+#[test]
+fn independent_stages_run_in_parallel() {
+    let Some((lade, _base)) = setup() else { return };
+    let id = format!("rendezvous-{}", std::process::id());
+    let stage = |me: &str, other: &str| {
+        format!(
+            "FROM busybox:local AS {me}\nRUN --mount=type=cache,id={id},target=/sync touch /sync/{me} && \
+             for i in $(seq 1 300); do [ -f /sync/{other} ] && exit 0; sleep 0.1; done; echo {other} never came; exit 1\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}FROM busybox:local\nCOPY --from=left /etc/passwd /left\nCOPY --from=right /etc/passwd /right\n",
+        stage("left", "right"),
+        stage("right", "left")
+    );
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let out = lade.run(&[
+        "build",
+        "-t",
+        "parallel:1",
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

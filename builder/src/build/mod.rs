@@ -174,7 +174,7 @@ pub fn build(
         ));
     }
     let writer_lock = store.writer_lock()?;
-    let mut engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller)?;
+    let engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller)?;
     let (descriptor, id) = engine.run()?;
     if request.record_image {
         store.add_image(&descriptor, &request.tags)?;

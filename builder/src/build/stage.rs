@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use layerstore::config::{ContainerConfig, Healthcheck as ConfigHealthcheck, History, ImageConfig};
@@ -152,12 +154,12 @@ pub struct Engine<'a> {
     reporter: &'a dyn Reporter,
     puller: Option<&'a dyn ImagePuller>,
     cache: StepCache,
-    hashes: HashCache,
+    hashes: Mutex<HashCache>,
     context: BuildContext,
     snapshotter: Snapshotter,
-    runtime: Option<Runtime>,
-    results: BTreeMap<usize, StageResult>,
-    next_step: usize,
+    runtime: Mutex<Option<Runtime>>,
+    results: Mutex<BTreeMap<usize, StageResult>>,
+    next_step: AtomicUsize,
     started: String,
     scratch: layerstore::fsutil::TempDir,
 }
@@ -198,26 +200,56 @@ impl<'a> Engine<'a> {
             reporter,
             puller,
             cache,
-            hashes: HashCache::open(store),
+            hashes: Mutex::new(HashCache::open(store)),
             context: BuildContext::open(&request.context, &request.dockerfile_path)?,
             snapshotter: Snapshotter::new(store)?,
-            runtime: None,
-            results: BTreeMap::new(),
-            next_step: 1,
+            runtime: Mutex::new(None),
+            results: Mutex::new(BTreeMap::new()),
+            next_step: AtomicUsize::new(1),
             started: rfc3339(started),
             scratch: store.temp_dir("build-")?,
         })
     }
 
-    /// Builds every stage the target needs; stores the target's image and returns its manifest and ID.
-    pub fn run(&mut self) -> Result<(Descriptor, Digest), BuildError> {
-        for &index in &self.plan.build_order {
-            let result = self.run_stage(index)?;
-            self.results.insert(index, result);
+    /// Builds every stage the target needs — stages whose dependencies are built run in parallel — then stores the
+    /// target's image and returns its manifest and ID.
+    pub fn run(&self) -> Result<(Descriptor, Digest), BuildError> {
+        let mut remaining: Vec<usize> = self.plan.build_order.clone();
+        while !remaining.is_empty() {
+            let ready: Vec<usize> = remaining
+                .iter()
+                .copied()
+                .filter(|&index| {
+                    self.plan.stages[index]
+                        .stage_dependencies
+                        .iter()
+                        .all(|dependency| !remaining.contains(dependency))
+                })
+                .collect();
+            let outcomes: Vec<(usize, Result<StageResult, BuildError>)> =
+                std::thread::scope(|scope| {
+                    let running: Vec<_> = ready
+                        .iter()
+                        .map(|&index| scope.spawn(move || (index, self.run_stage(index))))
+                        .collect();
+                    running
+                        .into_iter()
+                        .map(|thread| thread.join().expect("a stage thread panicked"))
+                        .collect()
+                });
+            for (index, outcome) in outcomes {
+                self.results
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(index, outcome?);
+            }
+            remaining.retain(|index| !ready.contains(index));
         }
-        let _ = self.hashes.save();
+        let _ = self.hashes.lock().expect("not poisoned").save();
         let mut result = self
             .results
+            .lock()
+            .expect("not poisoned")
             .remove(&self.plan.target)
             .expect("the target is built last");
         if !self.request.labels.is_empty() {
@@ -246,7 +278,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn run_stage(&mut self, index: usize) -> Result<StageResult, BuildError> {
+    fn run_stage(&self, index: usize) -> Result<StageResult, BuildError> {
         let planned = &self.plan.stages[index];
         let instructions_count = planned.stage.instructions.len() + 1;
         let label = |position: usize| {
@@ -326,15 +358,14 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn begin(&mut self, text: &str) -> usize {
-        let id = self.next_step;
-        self.next_step += 1;
+    fn begin(&self, text: &str) -> usize {
+        let id = self.next_step.fetch_add(1, Ordering::Relaxed);
         self.reporter.step(id, text);
         id
     }
 
     /// The config, layers and cache key a stage starts from.
-    fn base(&mut self, base: &BaseImage) -> Result<StageResult, StepError> {
+    fn base(&self, base: &BaseImage) -> Result<StageResult, StepError> {
         match base {
             BaseImage::Scratch => {
                 let platform = layerstore::Platform::host();
@@ -355,7 +386,9 @@ impl<'a> Engine<'a> {
                     key: Digest::sha256_of(b"lade-base scratch"),
                 })
             }
-            BaseImage::Stage(index) => Ok(self.results[index].clone()),
+            BaseImage::Stage(index) => {
+                Ok(self.results.lock().expect("not poisoned")[index].clone())
+            }
             BaseImage::Image(reference) => {
                 let image = self.find_image(reference)?;
                 let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
@@ -394,7 +427,7 @@ impl<'a> Engine<'a> {
     }
 
     fn dispatch(
-        &mut self,
+        &self,
         stage: usize,
         position: usize,
         state: &mut StageState,
@@ -547,7 +580,7 @@ impl<'a> Engine<'a> {
                     text,
                     created_by,
                     inputs,
-                    |_, snapshot| {
+                    |_, snapshot, _| {
                         let relative = path.trim_start_matches('/');
                         if !relative.is_empty() {
                             copy::ensure_dir(snapshot.rootfs(), Path::new(relative), (0, 0))?;
@@ -581,7 +614,7 @@ impl<'a> Engine<'a> {
     /// A step that may make a layer: looked up by key, else run in a fresh snapshot and committed.
     #[allow(clippy::too_many_arguments)]
     fn layer_step(
-        &mut self,
+        &self,
         stage: usize,
         position: usize,
         state: &mut StageState,
@@ -589,7 +622,7 @@ impl<'a> Engine<'a> {
         text: &str,
         created_by: String,
         mut inputs: Inputs,
-        work: impl FnOnce(&mut Self, &mut Snapshot) -> Result<(), StepError>,
+        work: impl FnOnce(&Self, &mut Snapshot, usize) -> Result<(), StepError>,
     ) -> Result<(), BuildError> {
         let id = self.begin(text);
         let started = Instant::now();
@@ -625,7 +658,7 @@ impl<'a> Engine<'a> {
                     .snapshotter
                     .prepare(&state.layers)
                     .map_err(BuildError::Snapshot)?;
-                work(self, &mut snapshot).map_err(|e| self.step_error(instruction, text, e))?;
+                work(self, &mut snapshot, id).map_err(|e| self.step_error(instruction, text, e))?;
                 let options = LayerOptions {
                     mtime_clamp: self.request.source_date_epoch.map(|e| e.max(0) as u64),
                 };
@@ -669,7 +702,7 @@ impl<'a> Engine<'a> {
     }
 
     fn run_step(
-        &mut self,
+        &self,
         stage: usize,
         position: usize,
         state: &mut StageState,
@@ -728,7 +761,7 @@ impl<'a> Engine<'a> {
             text,
             created_by,
             inputs,
-            |engine, snapshot| {
+            |engine, snapshot, step| {
                 let runtime = engine.runtime()?;
                 let sources = engine.bind_sources()?;
                 let mounts = mounts::to_specs(&run.mounts, &workdir, &secrets, &sources)?;
@@ -742,7 +775,6 @@ impl<'a> Engine<'a> {
                     mounts,
                 };
                 let reporter = engine.reporter;
-                let step = engine.next_step - 1;
                 let outcome = runtime
                     .run_in_snapshot(snapshot, &spec, &mut |data| reporter.output(step, data))?;
                 drop(sources);
@@ -760,14 +792,15 @@ impl<'a> Engine<'a> {
         )
     }
 
-    fn runtime(&mut self) -> Result<Runtime, StepError> {
-        if self.runtime.is_none() {
-            self.runtime = Some(Runtime::detect(
+    fn runtime(&self) -> Result<Runtime, StepError> {
+        let mut runtime = self.runtime.lock().expect("not poisoned");
+        if runtime.is_none() {
+            *runtime = Some(Runtime::detect(
                 self.store,
                 self.request.runtime.as_deref(),
             )?);
         }
-        Ok(self.runtime.clone().expect("set above"))
+        Ok(runtime.clone().expect("set above"))
     }
 
     /// Root filesystems that `RUN --mount=type=bind,from=…` may read from.
@@ -791,7 +824,8 @@ impl<'a> Engine<'a> {
                     .position(|s| s.stage.name.as_deref() == Some(&from.to_ascii_lowercase()))
             });
         if let Some(index) = stage {
-            let result = self.results.get(&index).ok_or_else(|| {
+            let results = self.results.lock().expect("not poisoned");
+            let result = results.get(&index).ok_or_else(|| {
                 StepError::Unsupported(format!("stage {from} is not built before it is used"))
             })?;
             return Ok((result.layers.clone(), result.key.clone()));
@@ -802,7 +836,7 @@ impl<'a> Engine<'a> {
     }
 
     fn copy_step(
-        &mut self,
+        &self,
         stage: usize,
         position: usize,
         state: &mut StageState,
@@ -847,7 +881,7 @@ impl<'a> Engine<'a> {
         let heredoc_dir = self
             .scratch
             .path()
-            .join(format!("heredocs-{}", self.next_step));
+            .join(layerstore::fsutil::unique_name("heredocs-"));
         let mut paths: Vec<String> = Vec::new();
         let mut urls: Vec<String> = Vec::new();
         for source in sources {
@@ -892,7 +926,13 @@ impl<'a> Engine<'a> {
                     .exclude_matcher()
                     .map_err(|e| fail(self, e.into()))?;
                 let checksum = context
-                    .checksum(&selected, &excludes, None, chmod, &mut self.hashes)
+                    .checksum(
+                        &selected,
+                        &excludes,
+                        None,
+                        chmod,
+                        &mut self.hashes.lock().expect("not poisoned"),
+                    )
                     .map_err(|e| fail(self, e.into()))?;
                 (None, checksum.to_string())
             }
@@ -923,7 +963,7 @@ impl<'a> Engine<'a> {
             text,
             created_by,
             inputs,
-            |engine, snapshot| {
+            |engine, snapshot, _| {
                 let rootfs = snapshot.rootfs().to_path_buf();
                 if !paths.is_empty() {
                     match &from_layers {
