@@ -103,18 +103,34 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         },
         record_image: output.is_none(),
     };
-    let plain = matches!(context.progress, crate::output::ProgressMode::Plain);
-    let reporter = PlainReporter {
-        quiet: args.quiet,
-        explain: args.explain_cache || plain || !std::io::stderr().is_terminal(),
-        started: Mutex::new(BTreeMap::new()),
+    let tty = match context.progress {
+        crate::output::ProgressMode::Auto => std::io::stderr().is_terminal(),
+        crate::output::ProgressMode::Tty => true,
+        crate::output::ProgressMode::Plain => false,
+    };
+    let plain_reporter;
+    let tty_reporter;
+    let reporter: &dyn Reporter = if tty && !args.quiet {
+        tty_reporter = TtyReporter {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(BTreeMap::new()),
+            explain: args.explain_cache,
+        };
+        &tty_reporter
+    } else {
+        plain_reporter = PlainReporter {
+            quiet: args.quiet,
+            explain: args.explain_cache || !tty,
+            started: Mutex::new(BTreeMap::new()),
+        };
+        &plain_reporter
     };
     let puller = Puller {
         store: store.clone(),
         connector: args.remote.connector()?,
         quiet: args.quiet,
     };
-    let result = match builder::build::build(&store, &request, &reporter, Some(&puller)) {
+    let result = match builder::build::build(&store, &request, reporter, Some(&puller)) {
         Ok(result) => result,
         Err(BuildError::Dockerfile(diagnostic)) => {
             eprintln!("{:?}", miette::Report::new(*diagnostic));
@@ -388,5 +404,67 @@ impl builder::build::ImagePuller for Puller {
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// A live view on a terminal, like BuildKit's: one line per step with its state and time, and the running step's
+/// latest output line.
+struct TtyReporter {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<BTreeMap<usize, indicatif::ProgressBar>>,
+    explain: bool,
+}
+
+impl TtyReporter {
+    fn with_bar(&self, id: usize, action: impl FnOnce(&indicatif::ProgressBar)) {
+        if let Some(bar) = self.bars.lock().expect("not poisoned").get(&id) {
+            action(bar);
+        }
+    }
+}
+
+impl Reporter for TtyReporter {
+    fn step(&self, id: usize, name: &str) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} #{prefix} {wide_msg} {elapsed:>4}")
+                .expect("valid template"),
+        );
+        bar.set_prefix(format!("{id} {name}"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bars.lock().expect("not poisoned").insert(id, bar);
+    }
+
+    fn cached(&self, id: usize) {
+        self.with_bar(id, |bar| bar.set_message("CACHED"));
+    }
+
+    fn output(&self, id: usize, data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+            let line: String = line.chars().take(80).collect();
+            self.with_bar(id, |bar| bar.set_message(line));
+        }
+    }
+
+    fn note(&self, id: usize, message: &str) {
+        if self.explain {
+            let _ = self.multi.println(format!("#{id} {message}"));
+        }
+    }
+
+    fn done(&self, id: usize, elapsed: Duration) {
+        self.with_bar(id, |bar| {
+            let state = if bar.message() == "CACHED" {
+                "CACHED".to_string()
+            } else {
+                format!("DONE {:.1}s", elapsed.as_secs_f64())
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("  #{prefix} {msg}")
+                    .expect("valid template"),
+            );
+            bar.finish_with_message(state);
+        });
     }
 }
