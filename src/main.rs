@@ -67,16 +67,26 @@ enum Command {
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
-/// panicking on the failed write.
-fn restore_default_sigpipe() {
-    // SAFETY: setting a signal's disposition to the default has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// a panic report. SIGPIPE itself stays ignored (as Rust sets it up), so a registry closing a connection is an error
+/// the client handles, not a signal that kills lade.
+fn exit_quietly_on_broken_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }
 
 fn main() {
-    restore_default_sigpipe();
+    exit_quietly_on_broken_stdout();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
