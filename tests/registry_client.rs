@@ -636,13 +636,8 @@ fn bearer_token_flow() {
 }
 
 /// Pushes `big:1` through a proxy that cuts once at `cut`, in 4 MiB chunks; returns the pushed digest and stderr.
-fn push_through_cut(
-    lade: &Lade,
-    registry: &Registry2,
-    cut: Direction,
-    repository: &str,
-) -> (String, String) {
-    let proxy = CuttingProxy::start(registry.port, cut, 9 << 20);
+fn push_through_cut(lade: &Lade, port: u16, cut: Direction, repository: &str) -> (String, String) {
+    let proxy = CuttingProxy::start(port, cut, 9 << 20);
     let target = format!("{}/{repository}:1", proxy.host());
     let output = lade
         .command()
@@ -671,7 +666,7 @@ fn interrupted_push_resumes_or_restarts() {
     // Cut between chunks: the session's status says how much arrived, and the upload goes on from there.
     let (digest, stderr) = push_through_cut(
         &lade,
-        &registry,
+        registry.port,
         Direction::UploadBeforeRequest("PATCH"),
         "resumed",
     );
@@ -686,7 +681,7 @@ fn interrupted_push_resumes_or_restarts() {
     );
 
     // Cut midway through a chunk: registry:2 cannot resume that session, so lade starts the blob over.
-    let (again, stderr) = push_through_cut(&lade, &registry, Direction::Upload, "restarted");
+    let (again, stderr) = push_through_cut(&lade, registry.port, Direction::Upload, "restarted");
     assert_eq!(again, digest);
     assert!(
         stderr.contains("asking the registry where to resume"),
@@ -840,4 +835,32 @@ fn copy_registry_to_archive_to_another_registry_without_a_store() {
         skopeo(&["inspect", &format!("oci-archive:{}", archive.display())]);
         skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);
     }
+}
+
+/// lade's own registry keeps what arrived of a chunk cut midway, so the push resumes at that odd offset in the same
+/// session instead of starting the blob over.
+#[test]
+fn interrupted_push_to_lades_registry_resumes_midway() {
+    let lade = Lade::new();
+    import_random_image(&lade, "big:1", 24 << 20);
+    let root = tempfile::tempdir().unwrap();
+    let registry = common::LadeRegistry::start(&["--root", root.path().to_str().unwrap()]);
+    let port: u16 = registry.host.rsplit(':').next().unwrap().parse().unwrap();
+    let (digest, stderr) = push_through_cut(&lade, port, Direction::Upload, "midway");
+    let resumed_at: u64 = stderr
+        .lines()
+        .find_map(|l| l.split("at byte ").nth(1))
+        .unwrap_or_else(|| panic!("no resume in: {stderr}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        resumed_at > 0 && !resumed_at.is_multiple_of(4 << 20),
+        "resumed at {resumed_at}"
+    );
+    assert!(!stderr.contains("starting the upload"), "{stderr}");
+    let fresh = Lade::new();
+    let name = format!("{}/midway:1", registry.host);
+    fresh.ok(&["pull", &name]);
+    assert_eq!(local_digest(&fresh, &name), digest);
 }
