@@ -111,25 +111,26 @@ start_registries() {
   local port
   port=$(free_port)
   "$lade" registry serve --addr "127.0.0.1:$port" --root "$work/lade-registry" >/dev/null 2>&1 &
-  pids+=($!); lade_reg=127.0.0.1:$port
+  pids+=($!); lade_reg=127.0.0.1:$port; lade_reg_pid=$!
   port=$(free_port)
   mkdir -p "$work/registry2"
   printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n  accesslog:\n    disabled: true\n' "$work/registry2" "$port" > "$work/registry2.yml"
   docker-registry serve "$work/registry2.yml" >/dev/null 2>&1 &
-  pids+=($!); reg2=127.0.0.1:$port
+  pids+=($!); reg2=127.0.0.1:$port; reg2_pid=$!
   sleep 1
 }
 
-# manifest GETs at 64 connections and a blob GET, on each registry
+# manifest GETs at 64 connections, a big blob GET, and 8 concurrent pulls, on each registry; and their peak RSS
 bench_registry() {
+  make_big_image
   start_registries
-  "$lade" tag busybox:local "$lade_reg/bench/busybox:1" && "$lade" push -q "$lade_reg/bench/busybox:1" >/dev/null
-  "$lade" tag busybox:local "$reg2/bench/busybox:1" && "$lade" push -q "$reg2/bench/busybox:1" >/dev/null
   for reg in "$lade_reg" "$reg2"; do
+    "$lade" tag busybox:local "$reg/bench/busybox:1" && "$lade" push -q "$reg/bench/busybox:1" >/dev/null
+    "$lade" tag bench:big "$reg/bench/big:1" && "$lade" push -q "$reg/bench/big:1" >/dev/null
     wrk -t2 -c64 -d10s --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
       "http://$reg/v2/bench/busybox/manifests/1" > "$work/wrk-$reg.txt"
   done
-  python3 - "$work/wrk-$lade_reg.txt" "$work/wrk-$reg2.txt" <<'PY'
+  python3 - "$work/wrk-$lade_reg.txt" "$work/wrk-$reg2.txt" <<'PY' | tee -a "$work/notes"
 import re, sys
 def parse(path):
     text = open(path).read()
@@ -138,8 +139,24 @@ def parse(path):
     scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     return rps, float(p99.group(1)) * scale
 (lr, lp), (rr, rp) = parse(sys.argv[1]), parse(sys.argv[2])
-print(f"manifest GET, 64 connections: lade {lr:,.0f} req/s (p99 {lp:.1f} ms), registry:2 {rr:,.0f} req/s (p99 {rp:.1f} ms): {lr/rr:.1f}x")
+print(f"manifest GET, 64 connections: lade {lr:,.0f} req/s (p99 {lp:.1f} ms), registry:2 {rr:,.0f} req/s (p99 {rp:.1f} ms): {lr/rr:.1f}x the requests")
 PY
+  local blob
+  blob=$("$lade" inspect bench:big | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RootFS"]["Layers"][0])')
+  read -r l _ < <(measure curl -sf -o /dev/null "http://$lade_reg/v2/bench/big/blobs/$blob")
+  read -r r _ < <(measure curl -sf -o /dev/null "http://$reg2/v2/bench/big/blobs/$blob")
+  row "GET ${size_mib} MiB blob (curl), lade registry" "$l" 0 "registry:2" "$r"
+  for reg in "$lade_reg" "$reg2"; do
+    start=$(date +%s.%N)
+    pulls=()
+    for i in 1 2 3 4 5 6 7 8; do LADE_ROOT="$work/pull-$i" "$lade" pull -q "$reg/bench/big:1" >/dev/null & pulls+=($!); done
+    wait "${pulls[@]}"
+    end=$(date +%s.%N)
+    rm -rf "$work"/pull-*
+    echo "$end - $start" | bc > "$work/eight-$reg"
+  done
+  row "8 concurrent pulls of ${size_mib} MiB, lade registry" "$(cat "$work/eight-$lade_reg")" 0 "registry:2" "$(cat "$work/eight-$reg2")"
+  echo "registry peak RSS: lade $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lade_reg_pid/status), registry:2 $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$reg2_pid/status)" | tee -a "$work/notes"
 }
 
 # push and pull of the big image: lade vs docker and skopeo, against registry:2 and lade's registry
@@ -169,3 +186,4 @@ for group in $groups; do "bench_$group"; done
 echo
 printf '%-44s %10s %10s %8s %12s\n' "benchmark (registry ports in names)" "lade" "peer" "ratio" "lade RSS"
 printf '%s\n' "${rows[@]}"
+[ -f "$work/notes" ] && cat "$work/notes"
