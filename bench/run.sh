@@ -29,6 +29,7 @@ measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/st
 rows=()
 row() { # name lade_seconds lade_rss_kib peer_name peer_seconds
   rows+=("$(python3 -c "import sys; n,l,r,p,ps=sys.argv[1:]; print(f'{n:<44} {float(l):8.2f} s {float(ps):8.2f} s {float(l)/max(float(ps),0.001):7.2f}x {int(r)/1024:8.1f} MiB  ({p})')" "$@")")
+  echo "${rows[-1]}" >&2
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -65,16 +66,16 @@ bench_build() {
   for builder in lade buildkit classic; do
     rm -rf "$work/ctx-$builder" && cp -a fixtures/nodeapp "$work/ctx-$builder"
   done
-  build() { # builder context tag
+  build() { # builder context tag [--no-cache]
     case $1 in
-      lade) measure "$lade" build -q -t "$3" "$2" ;;
-      buildkit) measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t "$3" "$2" ;;
-      classic) measure env DOCKER_BUILDKIT=0 $docker build --network=none -q -t "$3" "$2" ;;
+      lade) measure "$lade" build -q ${4:-} -t "$3" "$2" ;;
+      buildkit) measure env DOCKER_BUILDKIT=1 $docker build --network=none -q ${4:-} -t "$3" "$2" ;;
+      classic) measure env DOCKER_BUILDKIT=0 $docker build --network=none -q ${4:-} -t "$3" "$2" ;;
     esac
   }
   declare -A cold noop edit rss
   for builder in lade buildkit classic; do
-    read -r cold[$builder] rss[$builder] < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
+    read -r cold[$builder] rss[$builder] < <(build $builder "$work/ctx-$builder" "nodeapp-$builder" --no-cache)
     read -r noop[$builder] _ < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
     echo "module.exports = $RANDOM;" > "$work/ctx-$builder/src/util.js"
     read -r edit[$builder] _ < <(build $builder "$work/ctx-$builder" "nodeapp-$builder")
@@ -88,7 +89,7 @@ bench_build() {
   local ctx=$work/ctx-big
   mkdir -p "$ctx/small"
   head -c $((size_mib * 1024 * 1024 * 3 / 4)) /dev/urandom > "$ctx/random.bin"
-  yes "lade benchmark text line, compressible" | head -c $((size_mib * 1024 * 1024 / 4)) > "$ctx/text.txt"
+  python3 -c "import sys; line=b'lade benchmark text line, compressible\n'; n=$((size_mib * 1024 * 1024 / 4)); sys.stdout.buffer.write((line * (n // len(line) + 1))[:n])" > "$ctx/text.txt"
   python3 -c "
 import os
 for i in range(50000):
@@ -97,8 +98,8 @@ for i in range(50000):
     open(os.path.join(d, f'{i}.txt'), 'w').write(f'file {i}\n')
 "
   printf 'FROM busybox:local\nCOPY . /ctx\n' > "$ctx/Dockerfile"
-  read -r l r < <(measure "$lade" build -q -t big-lade "$ctx")
-  read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t big-bk "$ctx")
+  read -r l r < <(measure "$lade" build -q --no-cache -t big-lade "$ctx")
+  read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q --no-cache -t big-bk "$ctx")
   row "build ${size_mib} MiB COPY context, cold" "$l" "$r" "buildkit" "$b"
   read -r l r < <(measure "$lade" build -q -t big-lade "$ctx")
   read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t big-bk "$ctx")
@@ -163,22 +164,26 @@ PY
 bench_transfer() {
   make_big_image
   start_registries
+  local n=$RANDOM
   for reg in "$reg2" "$lade_reg"; do
-    "$lade" tag bench:big "$reg/bench/big:lade"
-    read -r l r < <(measure "$lade" push -q "$reg/bench/big:lade")
-    $docker tag bench:big "$reg/bench/big:docker"
-    read -r d _ < <(measure $docker push "$reg/bench/big:docker")
-    read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/bench/big:skopeo")
+    # Fresh repositories, so nothing is skipped or mounted.
+    "$lade" tag bench:big "$reg/lade-$n/big:1"
+    read -r l r < <(measure "$lade" push -q "$reg/lade-$n/big:1")
+    $docker tag bench:big "$reg/docker-$n/big:1"
+    read -r d _ < <(measure $docker push "$reg/docker-$n/big:1")
+    read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/skopeo-$n/big:1")
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "docker push" "$d"
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
-    read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/bench/big:lade")
-    read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/bench/big:lade" "oci:$work/skopeo-oci:big")
-    $docker rmi "$reg/bench/big:docker" >/dev/null
-    read -r d _ < <(measure $docker pull "$reg/bench/big:docker")
+    read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/lade-$n/big:1")
+    read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/lade-$n/big:1" "oci:$work/skopeo-oci:big")
+    # Docker must not hold the layers: drop every tag of the image, pull, then load the original back.
+    $docker rmi -f "$($docker images -q bench:big)" >/dev/null
+    read -r d _ < <(measure $docker pull "$reg/docker-$n/big:1")
     row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "skopeo to oci:" "$s"
     row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "docker pull" "$d"
     rm -rf "$work/store-pull" "$work/skopeo-oci"
-    $docker rmi "$reg/bench/big:docker" >/dev/null
+    $docker rmi -f "$($docker images -q "$reg/docker-$n/big:1")" >/dev/null
+    $docker load -i "$work/big.tar" >/dev/null
   done
 }
 
