@@ -165,10 +165,12 @@ bench_transfer() {
   make_big_image
   start_registries
   local n=$RANDOM
+  # A store that has never pushed anywhere, and fresh repositories: nothing is skipped or mounted.
+  local pusher=$work/store-push
+  LADE_ROOT=$pusher "$lade" load -q -i "$work/big.tar" >/dev/null
   for reg in "$reg2" "$lade_reg"; do
-    # Fresh repositories, so nothing is skipped or mounted.
-    "$lade" tag bench:big "$reg/lade-$n/big:1"
-    read -r l r < <(measure "$lade" push -q "$reg/lade-$n/big:1")
+    LADE_ROOT=$pusher "$lade" tag bench:big "$reg/lade-$n/big:1"
+    read -r l r < <(measure env LADE_ROOT="$pusher" "$lade" push -q "$reg/lade-$n/big:1")
     $docker tag bench:big "$reg/docker-$n/big:1"
     read -r d _ < <(measure $docker push "$reg/docker-$n/big:1")
     read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/skopeo-$n/big:1")
