@@ -387,23 +387,15 @@ impl builder::build::ImagePuller for Puller {
             platform: layerstore::Platform::host(),
             jobs: 3,
         };
-        let result = super::remote::block_on(async {
-            let registry = self.connector.connect(reference.domain()).await?;
-            registry_client::pull(
-                &registry,
-                &self.store,
-                &reference,
-                std::slice::from_ref(&reference),
-                &options,
-                &layerstore::progress::NoProgress,
-            )
-            .await
-        });
-        match result {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+        super::remote::pull_image(
+            &self.connector,
+            &self.store,
+            &reference,
+            &options,
+            &layerstore::progress::NoProgress,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
     }
 }
 

@@ -41,18 +41,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     if !args.quiet {
         eprintln!("Pulling from {}", reference.path());
     }
-    let pulled = super::remote::block_on(async {
-        let registry = connector.connect(reference.domain()).await?;
-        registry_client::pull(
-            &registry,
-            &store,
-            &reference,
-            std::slice::from_ref(&reference),
-            &options,
-            progress,
-        )
-        .await
-    })??;
+    let pulled = super::remote::pull_image(&connector, &store, &reference, &options, progress)?;
     if !args.quiet {
         eprintln!("Digest: {}", pulled.resolved);
         let status = if pulled.downloaded == 0 {

@@ -13,13 +13,8 @@ pub struct Args {
     /// Blobs uploaded at once.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
-    /// Blobs larger than this many bytes are uploaded in PATCH chunks of this size (resumable); smaller ones in one
-    /// request.
-    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
-    chunk_size: u64,
-    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
-    #[arg(long)]
-    gzip: bool,
+    #[command(flatten)]
+    upload: super::remote::UploadArgs,
     /// Suppress the progress output.
     #[arg(short, long)]
     quiet: bool,
@@ -54,9 +49,9 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .collect();
     let options = PushOptions {
         jobs: args.jobs,
-        chunk_size: args.chunk_size,
+        chunk_size: args.upload.chunk_size,
         mount_from,
-        gzip: args.gzip,
+        gzip: args.upload.gzip,
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;

@@ -24,6 +24,18 @@ pub struct RemoteArgs {
     certs_dir: PathBuf,
 }
 
+/// How blobs are uploaded (`lade push`, `lade copy`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct UploadArgs {
+    /// Blobs larger than this many bytes are uploaded in PATCH chunks of this size (resumable); smaller ones in one
+    /// request.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub chunk_size: u64,
+    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
+    #[arg(long)]
+    pub gzip: bool,
+}
+
 /// lade's own config file.
 #[derive(serde::Deserialize, Default)]
 struct LadeConfig {
@@ -72,4 +84,26 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Resu
         .build()
         .context("starting the async runtime")?;
     Ok(runtime.block_on(future))
+}
+
+/// Pulls `reference` (for `platform`) into `store` and tags it with its own name, as `lade pull` does.
+pub fn pull_image(
+    connector: &Connector,
+    store: &layerstore::Store,
+    reference: &layerstore::Reference,
+    options: &registry_client::PullOptions,
+    progress: &dyn layerstore::progress::Progress,
+) -> anyhow::Result<registry_client::Pulled> {
+    Ok(block_on(async {
+        let registry = connector.connect(reference.domain()).await?;
+        registry_client::pull(
+            &registry,
+            store,
+            reference,
+            std::slice::from_ref(reference),
+            options,
+            progress,
+        )
+        .await
+    })??)
 }

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use serde_json::Map;
 
 use super::staging::{stage, Staged, StagedFile, StagingError};
-use super::ArchiveManifestEntry;
+use super::{blob_path, ArchiveManifestEntry};
 use crate::config::ImageConfig;
 use crate::digest::{Digest, HashingReader};
 use crate::layer::compress::{auto_decompress, detect};
@@ -151,10 +151,6 @@ impl Plan {
             None => self.images.push(image),
         }
     }
-}
-
-fn blob_path(digest: &Digest) -> String {
-    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
 }
 
 /// Checks a blob of the archive against its descriptor and returns it.

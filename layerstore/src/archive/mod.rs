@@ -19,3 +19,8 @@ pub struct ArchiveManifestEntry {
     pub repo_tags: Option<Vec<String>>,
     pub layers: Vec<String>,
 }
+
+/// Where a blob sits inside an archive (OCI layout): `blobs/<alg>/<hex>`.
+fn blob_path(digest: &crate::digest::Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
+}

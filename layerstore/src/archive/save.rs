@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 
-use super::ArchiveManifestEntry;
+use super::{blob_path, ArchiveManifestEntry};
 use crate::digest::Digest;
 use crate::image::Image;
 use crate::manifest::{Descriptor, Index};
@@ -108,10 +108,6 @@ fn descriptor_of(image: &Image) -> Descriptor {
         image.digest().clone(),
         image.manifest_bytes.len() as u64,
     )
-}
-
-fn blob_path(digest: &Digest) -> String {
-    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
 }
 
 fn file_header(size: u64) -> tar::Header {
