@@ -2,8 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use flate2::write::GzEncoder;
-
+use super::parallel_gzip::ParallelGzipWriter;
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::media_types::Compression;
 
@@ -23,7 +22,7 @@ pub struct CompressingWriter<W: Write> {
 
 enum Encoder<W: Write> {
     None(W),
-    Gzip(GzEncoder<W>),
+    Gzip(ParallelGzipWriter<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -32,9 +31,10 @@ impl<W: Write> CompressingWriter<W> {
         let hashed = HashingWriter::new(inner, Algorithm::Sha256);
         let encoder = match compression {
             Compression::None => Encoder::None(hashed),
-            Compression::Gzip => {
-                Encoder::Gzip(GzEncoder::new(hashed, flate2::Compression::default()))
-            }
+            Compression::Gzip => Encoder::Gzip(ParallelGzipWriter::new(
+                hashed,
+                flate2::Compression::default(),
+            )),
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(hashed, 3)?),
         };
         Ok(CompressingWriter {

@@ -2,11 +2,12 @@
 //!
 //! [`create`] makes a layer from a directory or from a changeset, [`apply`] unpacks one onto a directory without ever
 //! writing outside it, and [`compress`] streams a layer through gzip or zstd computing both the diffID (uncompressed
-//! digest) and the blob digest in one pass.
+//! digest) and the blob digest in one pass, with gzip on every core ([`parallel_gzip`]).
 
 pub mod apply;
 pub mod compress;
 pub mod create;
+pub mod parallel_gzip;
 pub(crate) mod path;
 
 /// Prefix of a whiteout entry: `.wh.NAME` deletes `NAME` from lower layers.
