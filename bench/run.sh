@@ -144,9 +144,13 @@ print(f"manifest GET, 64 connections: lade {lr:,.0f} req/s (p99 {lp:.1f} ms), re
 PY
   local blob
   blob=$("$lade" inspect bench:big | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RootFS"]["Layers"][0])')
-  read -r l _ < <(measure curl -sf -o /dev/null "http://$lade_reg/v2/bench/big/blobs/$blob")
-  read -r r _ < <(measure curl -sf -o /dev/null "http://$reg2/v2/bench/big/blobs/$blob")
-  row "GET ${size_mib} MiB blob (curl), lade registry" "$l" 0 "registry:2" "$r"
+  # best of three, alternating, so one cold cache or scheduling hiccup does not decide the row
+  local l=999 r=999 t
+  for _ in 1 2 3; do
+    read -r t _ < <(measure curl -sf -o /dev/null "http://$lade_reg/v2/bench/big/blobs/$blob"); l=$(python3 -c "print(min($l, $t))")
+    read -r t _ < <(measure curl -sf -o /dev/null "http://$reg2/v2/bench/big/blobs/$blob"); r=$(python3 -c "print(min($r, $t))")
+  done
+  row "GET ${size_mib} MiB blob (curl, best of 3), lade registry" "$l" 0 "registry:2" "$r"
   for reg in "$lade_reg" "$reg2"; do
     start=$(date +%s.%N)
     pulls=()
@@ -161,6 +165,28 @@ PY
 }
 
 # push and pull of the big image: lade vs docker and skopeo, against registry:2 and lade's registry
+# POST, one streamed PATCH of the image's layer blob from store $3, and the closing PUT, with curl
+curl_upload() { # registry repository store
+  local blob location
+  blob=$(python3 - "$3" <<'PY'
+import json, sys, os
+root = sys.argv[1]
+index = json.load(open(os.path.join(root, "index.json")))
+for m in index["manifests"]:
+    manifest = json.load(open(os.path.join(root, "blobs", *m["digest"].split(":"))))
+    if "layers" in manifest:
+        print(max(manifest["layers"], key=lambda l: l["size"])["digest"]); break
+PY
+)
+  location=$(curl -sf -D - -o /dev/null -X POST "http://$1/v2/$2/blobs/uploads/" | awk -F': ' 'tolower($1)=="location"{print $2}' | tr -d '\r')
+  case $location in http*) ;; *) location=http://$1$location ;; esac
+  location=$(curl -sf -D - -o /dev/null -X PATCH -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+    -T "$3/blobs/${blob/://}" "$location" | awk -F': ' 'tolower($1)=="location"{print $2}' | tr -d '\r')
+  case $location in http*) ;; *) location=http://$1$location ;; esac
+  case $location in *\?*) location="$location&digest=$blob" ;; *) location="$location?digest=$blob" ;; esac
+  curl -sf -o /dev/null -X PUT "$location"
+}
+
 bench_transfer() {
   make_big_image
   start_registries
@@ -176,6 +202,9 @@ bench_transfer() {
     read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/skopeo-$n/big:1")
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "docker push" "$d"
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
+    # The registry's own ingest speed bounds every client: one streamed PATCH of the same layer blob by curl.
+    read -r c _ < <(measure curl_upload "$reg" "curl-$n/big" "$pusher")
+    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "curl PATCH of its layer" "$c"
     read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/lade-$n/big:1")
     read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/lade-$n/big:1" "oci:$work/skopeo-oci:big")
     # Docker must not hold the layers: drop every tag of the image, pull, then load the original back.
