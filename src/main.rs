@@ -1,6 +1,7 @@
 //! The `lade` command line: a thin layer over the library crates, with Docker's verbs and flags.
 
 mod cmd;
+mod format;
 mod output;
 mod root;
 

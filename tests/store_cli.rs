@@ -103,6 +103,29 @@ fn history_and_inspect_describe_the_image() {
 }
 
 #[test]
+fn go_templates_format_like_dockers() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", "-c", "ENV A=1", "-c", "ENV B=2", &a, "app:1"]);
+    assert_eq!(
+        lade.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "app:1\n"
+    );
+    let table = lade.ok(&["images", "--format", "table {{.Repository}}\\t{{.Tag}}"]);
+    assert_eq!(table, "REPOSITORY   TAG\napp          1\n");
+    let id = lade.ok(&["images", "-q", "--no-trunc"]);
+    assert_eq!(lade.ok(&["inspect", "-f", "{{.Id}}", "app:1"]), id);
+    assert_eq!(
+        lade.ok(&["inspect", "--format", "{{join .Config.Env \",\"}}", "app:1"]),
+        "A=1,B=2\n"
+    );
+    let history = lade.ok(&["history", "--format", "{{.Size}}|{{.Comment}}", "app:1"]);
+    assert!(history.lines().count() >= 1, "{history}");
+    let err = lade.fails(&["images", "--format", "{{.Repository"]);
+    assert!(err.contains("invalid --format template"), "{err}");
+}
+
+#[test]
 fn concurrent_processes_share_one_store() {
     let lade = Lade::new();
     let children: Vec<_> = (0..8)

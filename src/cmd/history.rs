@@ -1,5 +1,6 @@
 //! `lade history IMAGE`: the image's history steps, newest first, with layer sizes.
 
+use crate::format::{self, Format};
 use crate::output::{human_size, time_ago};
 
 #[derive(clap::Args)]
@@ -10,13 +11,14 @@ pub struct Args {
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
-    /// Output format: table or json.
+    /// Output format: table, json, or a Go template (`{{.CreatedBy}}`, `table {{.ID}}\t{{.Size}}`).
     #[arg(long, default_value = "table")]
     format: String,
     image: String,
 }
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    let format = Format::parse(&args.format)?;
     let found = context.store()?.find_image(&args.image)?;
     let image = &found.image;
     let mut layers = image.manifest.layers.iter();
@@ -39,72 +41,31 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         println!("{top_id}");
         return Ok(());
     }
-    match args.format.as_str() {
-        "json" => {
-            for (index, (step, size)) in rows.iter().enumerate() {
-                let value = serde_json::json!({
-                    "ID": if index == 0 { top_id.clone() } else { "<missing>".to_string() },
-                    "CreatedAt": step.created,
-                    "CreatedSince": time_ago(step.created.as_deref()),
-                    "CreatedBy": step.created_by.clone().unwrap_or_default(),
-                    "Size": human_size(*size),
-                    "SizeBytes": size,
-                    "Comment": step.comment.clone().unwrap_or_default(),
-                });
-                println!("{value}");
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, (step, size))| {
+            let mut created_by = step.created_by.clone().unwrap_or_default();
+            if !args.no_trunc && created_by.chars().count() > 45 {
+                created_by = created_by.chars().take(44).collect::<String>() + "…";
             }
-        }
-        "table" => {
-            let mut lines =
-                vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from)];
-            for (index, (step, size)) in rows.iter().enumerate() {
-                let id = if index == 0 {
-                    top_id.clone()
-                } else {
-                    "<missing>".to_string()
-                };
-                let mut created_by = step
-                    .created_by
-                    .clone()
-                    .unwrap_or_default()
-                    .replace('\t', " ");
-                if !args.no_trunc && created_by.chars().count() > 45 {
-                    created_by = created_by.chars().take(44).collect::<String>() + "…";
-                }
-                lines.push([
-                    id,
-                    time_ago(step.created.as_deref()),
-                    created_by,
-                    human_size(*size),
-                    step.comment.clone().unwrap_or_default(),
-                ]);
-            }
-            print_columns(&lines);
-        }
-        other => anyhow::bail!("unsupported --format {other:?}: use table or json"),
-    }
-    Ok(())
-}
-
-/// Prints rows in columns padded to their widest cell, three spaces apart, like Docker's tabwriter.
-fn print_columns(lines: &[[String; 5]]) {
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            lines
-                .iter()
-                .map(|l| l[c].chars().count())
-                .max()
-                .unwrap_or(0)
+            serde_json::json!({
+                "ID": if index == 0 { top_id.clone() } else { "<missing>".to_string() },
+                "CreatedAt": step.created,
+                "CreatedSince": time_ago(step.created.as_deref()),
+                "CreatedBy": created_by.replace('\t', " "),
+                "Size": human_size(*size),
+                "SizeBytes": size,
+                "Comment": step.comment.clone().unwrap_or_default(),
+            })
         })
         .collect();
-    for line in lines {
-        let mut text = String::new();
-        for (c, cell) in line.iter().enumerate() {
-            text.push_str(cell);
-            if c + 1 < line.len() {
-                text.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
-            }
-        }
-        println!("{}", text.trim_end());
-    }
+    let columns = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    format::print_rows(&format, &columns, &rows)
 }

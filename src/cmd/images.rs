@@ -1,7 +1,8 @@
-//! `lade images`: the table of tagged (and dangling) images, or one JSON object per line.
+//! `lade images`: the table of tagged (and dangling) images, one JSON object per line, or a Go template per image.
 
 use layerstore::Image;
 
+use crate::format::{self, Format};
 use crate::output::{human_size, time_ago};
 
 #[derive(clap::Args)]
@@ -18,7 +19,7 @@ pub struct Args {
     /// Show digests.
     #[arg(long)]
     digests: bool,
-    /// Output format: table or json.
+    /// Output format: table, json, or a Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`).
     #[arg(long, default_value = "table")]
     format: String,
     /// Only list images of this repository (and tag).
@@ -36,6 +37,7 @@ struct Row {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let _ = args.all;
+    let format = Format::parse(&args.format)?;
     let store = context.store()?;
     let filter = args
         .repository
@@ -88,62 +90,29 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match args.format.as_str() {
-        "json" => {
-            for row in &rows {
-                let value = serde_json::json!({
-                    "Repository": row.repository,
-                    "Tag": row.tag,
-                    "Digest": row.digest,
-                    "ID": row.id,
-                    "CreatedAt": row.created,
-                    "CreatedSince": time_ago(row.created.as_deref()),
-                    "Size": human_size(row.size),
-                    "SizeBytes": row.size,
-                });
-                println!("{value}");
-            }
-        }
-        "table" => print_table(&rows, args.digests),
-        other => anyhow::bail!("unsupported --format {other:?}: use table or json"),
+    let mut columns = vec![("Repository", "REPOSITORY"), ("Tag", "TAG")];
+    if args.digests {
+        columns.push(("Digest", "DIGEST"));
     }
-    Ok(())
-}
-
-fn print_table(rows: &[Row], digests: bool) {
-    let mut lines = vec![{
-        let mut header = vec!["REPOSITORY".to_string(), "TAG".to_string()];
-        if digests {
-            header.push("DIGEST".to_string());
-        }
-        header.extend(["IMAGE ID", "CREATED", "SIZE"].map(String::from));
-        header
-    }];
-    for row in rows {
-        let mut line = vec![row.repository.clone(), row.tag.clone()];
-        if digests {
-            line.push(row.digest.clone());
-        }
-        line.extend([
-            row.id.clone(),
-            time_ago(row.created.as_deref()),
-            human_size(row.size),
-        ]);
-        lines.push(line);
-    }
-    let columns = lines[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0))
+    columns.extend([
+        ("ID", "IMAGE ID"),
+        ("CreatedSince", "CREATED"),
+        ("Size", "SIZE"),
+    ]);
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "Repository": row.repository,
+                "Tag": row.tag,
+                "Digest": row.digest,
+                "ID": row.id,
+                "CreatedAt": row.created,
+                "CreatedSince": time_ago(row.created.as_deref()),
+                "Size": human_size(row.size),
+                "SizeBytes": row.size,
+            })
+        })
         .collect();
-    for line in lines {
-        let mut text = String::new();
-        for (c, cell) in line.iter().enumerate() {
-            if c + 1 == columns {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}   ", width = widths[c]));
-            }
-        }
-        println!("{}", text.trim_end());
-    }
+    format::print_rows(&format, &columns, &rows)
 }

@@ -2,20 +2,23 @@
 
 use serde_json::{json, Value};
 
+use crate::format;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Images: name[:tag], name@digest or image ID (prefix).
     #[arg(required = true)]
     images: Vec<String>,
-    /// Accepted for Docker compatibility: the output is always JSON.
+    /// Format the output with a Go template (`{{.Id}}`, `{{json .Config}}`, `{{index .RepoDigests 0}}`), or json.
     #[arg(short, long)]
     format: Option<String>,
 }
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
-    if let Some(format) = args.format.as_deref().filter(|f| *f != "json") {
-        anyhow::bail!("unsupported --format {format:?}: only json is supported");
-    }
+    let template = match args.format.as_deref() {
+        None | Some("json") => None,
+        Some(source) => Some(format::template(source)?),
+    };
     let store = context.store()?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -26,7 +29,14 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             Err(error) => return Err(error.into()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &template {
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+        Some(template) => {
+            for object in &out {
+                println!("{}", format::render(template, object)?);
+            }
+        }
+    }
     if !missing.is_empty() {
         for name in missing {
             eprintln!("Error: No such image: {name}");
