@@ -369,3 +369,42 @@ fn containers_of_dead_builds_are_deleted() {
     Runtime::detect(&f.store, None).unwrap();
     assert_eq!(list().trim(), "");
 }
+
+#[test]
+fn a_working_runtime_is_probed_once_per_binary_and_kernel() {
+    let Some(f) = fixture() else { return };
+    // A wrapper that logs each invocation before handing over to the real runtime.
+    let wrapper = f.root.join("logging-runtime");
+    let log = f.root.join("invocations.log");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec {} \"$@\"\n",
+            log.display(),
+            f.runtime.binary().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let runs = || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" run "))
+            .count()
+    };
+    Runtime::detect(&f.store, Some(&wrapper)).unwrap();
+    assert_eq!(runs(), 1, "the first detection runs a test container");
+    Runtime::detect(&f.store, Some(&wrapper)).unwrap();
+    assert_eq!(runs(), 1, "a remembered verdict is trusted");
+    // A changed binary is probed again.
+    let mut script = fs::read_to_string(&wrapper).unwrap();
+    script.push_str("# changed\n");
+    fs::write(&wrapper, script).unwrap();
+    Runtime::detect(&f.store, Some(&wrapper)).unwrap();
+    assert_eq!(runs(), 2, "a changed binary is probed again");
+}

@@ -2,7 +2,7 @@
 //! where it works).
 //!
 //! [`Runtime::detect`] finds a runtime that actually starts containers here (crun, for one, fails on hybrid-cgroup
-//! hosts), [`Runtime::run`] writes the bundle, runs the container with a unique id, streams its output, and always
+//! hosts) and remembers the verdict per binary and kernel, [`Runtime::run`] writes the bundle, runs the container with a unique id, streams its output, and always
 //! deletes the container and its bundle afterwards.
 
 pub mod mounts;
@@ -115,7 +115,7 @@ impl Runtime {
                 store: store.clone(),
             };
             runtime.reap_stale_containers();
-            match runtime.probe() {
+            match runtime.probe_unless_known() {
                 Ok(()) => return Ok(runtime),
                 Err(e) => failures.push(format!("{}: {e}", binary.display())),
             }
@@ -151,6 +151,44 @@ impl Runtime {
     /// The runtime binary in use.
     pub fn binary(&self) -> &Path {
         &self.binary
+    }
+
+    /// Probes the runtime unless an earlier probe of this same binary on this same kernel and cgroup layout
+    /// succeeded: the verdict is remembered in the store, so a build does not pay for a test container every time.
+    fn probe_unless_known(&self) -> Result<(), RuntimeError> {
+        let stamp = self.probe_stamp();
+        let record =
+            self.store.root().join("runtime/probed").join(
+                layerstore::Digest::sha256_of(self.binary.as_os_str().as_encoded_bytes()).hex(),
+            );
+        if stamp.is_some() && fs::read_to_string(&record).ok() == stamp {
+            return Ok(());
+        }
+        self.probe()?;
+        if let Some(stamp) = stamp {
+            // Only a cache: failing to write it costs the next build a probe, nothing more.
+            let _ = fs::create_dir_all(record.parent().unwrap_or(Path::new("/")))
+                .and_then(|()| layerstore::fsutil::write_atomic(&record, stamp.as_bytes()));
+        }
+        Ok(())
+    }
+
+    /// What a probe's verdict depends on: the binary (path, size, modification time), the kernel release, and which
+    /// cgroup hierarchy the host mounts. `None` when any of it cannot be read (then every build probes).
+    fn probe_stamp(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let binary = fs::metadata(&self.binary).ok()?;
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let hybrid = Path::new("/sys/fs/cgroup/unified").exists();
+        Some(format!(
+            "{} {} {}.{} {} unified={unified} hybrid={hybrid}\n",
+            self.binary.display(),
+            binary.size(),
+            binary.mtime(),
+            binary.mtime_nsec(),
+            kernel.trim(),
+        ))
     }
 
     /// Runs `true` from the host's `/usr` in an otherwise empty root filesystem.
@@ -256,7 +294,7 @@ impl Runtime {
     }
 }
 
-/// A container being run; deleted (forcibly) with its bundle when dropped.
+/// A container being run; deleted (forcibly, when the runtime left it behind) with its bundle when dropped.
 struct Container {
     binary: PathBuf,
     state_root: PathBuf,
@@ -324,7 +362,12 @@ impl Container {
 }
 
 impl Drop for Container {
+    /// `runc run` removes a container that exits; one whose state is still there (the runtime was killed, or failed
+    /// midway) is deleted by force.
     fn drop(&mut self) {
+        if !self.state_root.join(&self.id).exists() {
+            return;
+        }
         let _ = Command::new(&self.binary)
             .arg("--root")
             .arg(&self.state_root)
