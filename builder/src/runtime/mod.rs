@@ -2,8 +2,8 @@
 //! where it works).
 //!
 //! [`Runtime::detect`] finds a runtime that actually starts containers here (crun, for one, fails on hybrid-cgroup
-//! hosts) and remembers the verdict per binary and kernel, [`Runtime::run`] writes the bundle, runs the container with a unique id, streams its output, and always
-//! deletes the container and its bundle afterwards.
+//! hosts) and remembers the verdict per binary and kernel; [`Runtime::run`] writes the bundle, runs the container
+//! with a unique id, streams its output, and always deletes the container and its bundle afterwards.
 
 pub mod mounts;
 pub mod spec;
