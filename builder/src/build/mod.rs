@@ -6,6 +6,7 @@
 //! history match what BuildKit writes for the same Dockerfile ([`history`]).
 
 pub mod cache;
+pub mod config_edit;
 pub mod history;
 mod mounts;
 mod stage;

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use layerstore::config::{ContainerConfig, Healthcheck as ConfigHealthcheck, History, ImageConfig};
+use layerstore::config::{ContainerConfig, History, ImageConfig};
 use layerstore::layer::create::LayerOptions;
 use layerstore::{Descriptor, Digest, Image, Store};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::cache::{explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
+use super::config_edit;
 use super::history::{self, BUILDKIT_COMMENT, BUILDKIT_SUFFIX};
 use super::mounts::{self, BindSources};
 use super::{BuildError, BuildRequest, ImagePuller, Reporter, StepError};
@@ -21,7 +22,7 @@ use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
 use crate::copy::{self, CopyOptions};
 use crate::dockerfile::instructions::{
-    Add, Command, CommandLine, Copy, Healthcheck, Instruction, NetworkMode, Run, Source,
+    Add, Command, CommandLine, Copy, Instruction, NetworkMode, Run, Source,
 };
 use crate::dockerfile::{BaseImage, BuildPlan};
 use crate::runtime::{Network, RunSpec, Runtime};
@@ -54,65 +55,20 @@ struct StageState {
 }
 
 impl StageState {
-    fn container(&mut self) -> &mut ContainerConfig {
-        self.config.container_config_mut()
-    }
-
     fn env(&self) -> Vec<(String, String)> {
-        self.config
-            .config
-            .as_ref()
-            .and_then(|c| c.env.as_ref())
-            .map(|env| {
-                env.iter()
-                    .map(|e| match e.split_once('=') {
-                        Some((k, v)) => (k.to_string(), v.to_string()),
-                        None => (e.clone(), String::new()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn set_env(&mut self, key: &str, value: &str) {
-        let env = self.container().env.get_or_insert_with(Vec::new);
-        let entry = format!("{key}={value}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
-        {
-            Some(existing) => *existing = entry,
-            None => env.push(entry),
-        }
+        config_edit::env(&self.config)
     }
 
     fn workdir(&self) -> PathBuf {
-        self.config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.as_deref())
-            .filter(|w| !w.is_empty())
-            .map_or_else(|| PathBuf::from("/"), PathBuf::from)
+        config_edit::workdir(&self.config)
     }
 
     fn shell(&self) -> Vec<String> {
-        self.config
-            .config
-            .as_ref()
-            .and_then(|c| c.shell.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+        config_edit::shell(&self.config)
     }
 
     fn command_args(&self, command: &CommandLine) -> Vec<String> {
-        match command {
-            CommandLine::Exec(args) => args.clone(),
-            CommandLine::Shell(text) => {
-                let mut args = self.shell();
-                args.push(text.clone());
-                args
-            }
-        }
+        config_edit::command_args(&self.config, command)
     }
 
     /// Build args as RUN sees them: `KEY=value` with ENV taking precedence, `""` for args without a value.
@@ -464,111 +420,8 @@ impl<'a> Engine<'a> {
                     metadata(state, created_by);
                 }
             }
-            Command::Env(env) => {
-                for variable in &env.variables {
-                    state.set_env(&variable.key, &variable.value);
-                }
-                let pairs: Vec<String> = env
-                    .variables
-                    .iter()
-                    .map(|v| format!("{}={}", v.key, v.value))
-                    .collect();
-                let created_by = format!("ENV {}", pairs.join(" "));
-                state.key = chain(&state.key, &created_by);
-                metadata(state, created_by);
-            }
-            Command::Label(label) => {
-                let labels = state
-                    .container()
-                    .labels
-                    .get_or_insert_with(Default::default);
-                for pair in &label.labels {
-                    labels.insert(pair.key.clone(), pair.value.clone());
-                }
-                let pairs: Vec<String> = label
-                    .labels
-                    .iter()
-                    .map(|v| format!("{}={}", v.key, v.value))
-                    .collect();
-                metadata(state, format!("LABEL {}", pairs.join(" ")));
-            }
-            Command::Maintainer(maintainer) => {
-                state.config.author = Some(maintainer.name.clone());
-                metadata(state, format!("MAINTAINER {}", maintainer.name));
-            }
-            Command::Expose(expose) => {
-                let ranges = expose
-                    .port_ranges()
-                    .map_err(|e| self.step_error(instruction, text, StepError::Unsupported(e)))?;
-                let mut these = BTreeMap::new();
-                for key in ranges.iter().flat_map(|r| r.config_keys()) {
-                    these.insert(key, serde_json::json!({}));
-                }
-                let ports = state
-                    .container()
-                    .exposed_ports
-                    .get_or_insert_with(Default::default);
-                ports.extend(these.clone());
-                metadata(state, format!("EXPOSE {}", history::go_set(&these)));
-            }
-            Command::Volume(volume) => {
-                let volumes = state
-                    .container()
-                    .volumes
-                    .get_or_insert_with(Default::default);
-                for path in &volume.paths {
-                    volumes.insert(path.clone(), serde_json::json!({}));
-                }
-                metadata(state, format!("VOLUME {}", history::go_list(&volume.paths)));
-            }
-            Command::User(user) => {
-                state.container().user = Some(user.user.clone());
-                state.key = chain(&state.key, &format!("USER {}", user.user));
-                metadata(state, format!("USER {}", user.user));
-            }
-            Command::StopSignal(signal) => {
-                state.container().stop_signal = Some(signal.signal.clone());
-                metadata(state, format!("STOPSIGNAL {}", signal.signal));
-            }
-            Command::Shell(shell) => {
-                state.container().shell = Some(shell.shell.clone());
-                state.key = chain(&state.key, &format!("SHELL {:?}", shell.shell));
-                metadata(state, format!("SHELL {}", history::go_list(&shell.shell)));
-            }
-            Command::Cmd(cmd) => {
-                let args = state.command_args(&cmd.command);
-                state.container().cmd = Some(args.clone());
-                state.container().args_escaped = Some(true);
-                state.cmd_set = true;
-                metadata(state, format!("CMD {}", history::go_quoted_list(&args)));
-            }
-            Command::Entrypoint(entrypoint) => {
-                let args = state.command_args(&entrypoint.command);
-                state.container().entrypoint = Some(args.clone());
-                if !state.cmd_set {
-                    state.container().cmd = None;
-                }
-                metadata(
-                    state,
-                    format!("ENTRYPOINT {}", history::go_quoted_list(&args)),
-                );
-            }
-            Command::Healthcheck(healthcheck) => {
-                let (config, created_by) = healthcheck_config(healthcheck);
-                state.container().healthcheck = Some(config);
-                metadata(state, created_by);
-            }
-            Command::Onbuild(onbuild) => {
-                state
-                    .container()
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(onbuild.expression.clone());
-            }
             Command::Workdir(workdir) => {
-                let path = state.workdir().join(&workdir.path);
-                let path = normalize(&path);
-                state.container().working_dir = Some(path.clone());
+                let path = config_edit::set_workdir(&mut state.config, &workdir.path);
                 let created_by = format!("WORKDIR {path}");
                 let mut inputs = Inputs::new();
                 inputs.insert("instruction", created_by.clone());
@@ -607,6 +460,23 @@ impl<'a> Engine<'a> {
                 CopyLike::Add(add),
             )?,
             Command::From(_) => unreachable!("FROM starts a stage"),
+            command => {
+                let edited = config_edit::apply(&mut state.config, command, &mut state.cmd_set)
+                    .map_err(|e| self.step_error(instruction, text, StepError::Unsupported(e)))?
+                    .expect("every other instruction only changes the config");
+                // Later RUN steps see ENV, USER and SHELL: they are part of the cache key.
+                let key_text = match command {
+                    Command::Shell(shell) => Some(format!("SHELL {:?}", shell.shell)),
+                    Command::Env(_) | Command::User(_) => edited.history.clone(),
+                    _ => None,
+                };
+                if let Some(key_text) = key_text {
+                    state.key = chain(&state.key, &key_text);
+                }
+                if let Some(created_by) = edited.history {
+                    metadata(state, created_by);
+                }
+            }
         }
         Ok(())
     }
@@ -1133,61 +1003,6 @@ fn run_args(state: &StageState, run: &Run) -> Result<Vec<String>, StepError> {
     }
 }
 
-/// The health check config and BuildKit's history text for it.
-fn healthcheck_config(healthcheck: &Healthcheck) -> (ConfigHealthcheck, String) {
-    use std::time::Duration;
-    match healthcheck {
-        Healthcheck::None => {
-            let test = vec!["NONE".to_string()];
-            let created_by =
-                history::healthcheck(&test, Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
-            (
-                ConfigHealthcheck {
-                    test: Some(test),
-                    ..ConfigHealthcheck::default()
-                },
-                created_by,
-            )
-        }
-        Healthcheck::Check {
-            command,
-            interval,
-            timeout,
-            start_period,
-            start_interval,
-            retries,
-        } => {
-            let test = match command {
-                CommandLine::Exec(args) => std::iter::once("CMD".to_string())
-                    .chain(args.iter().cloned())
-                    .collect(),
-                CommandLine::Shell(text) => vec!["CMD-SHELL".to_string(), text.clone()],
-            };
-            let nanos =
-                |d: &Option<Duration>| d.filter(|d| !d.is_zero()).map(|d| d.as_nanos() as i64);
-            let created_by = history::healthcheck(
-                &test,
-                interval.unwrap_or_default(),
-                timeout.unwrap_or_default(),
-                start_period.unwrap_or_default(),
-                retries.unwrap_or(0),
-            );
-            (
-                ConfigHealthcheck {
-                    test: Some(test),
-                    interval: nanos(interval),
-                    timeout: nanos(timeout),
-                    start_period: nanos(start_period),
-                    start_interval: nanos(start_interval),
-                    retries: retries.filter(|r| *r != 0).map(i64::from),
-                    ..ConfigHealthcheck::default()
-                },
-                created_by,
-            )
-        }
-    }
-}
-
 /// A base image's config as BuildKit carries it into a build: only the fields of the OCI image config and Docker's
 /// build-relevant extensions (Healthcheck, OnBuild, Shell, ArgsEscaped); the rest (`container_config`,
 /// `docker_version`, `Hostname`, …) is dropped.
@@ -1238,21 +1053,6 @@ fn known_fields_only(mut config: ImageConfig) -> ImageConfig {
 /// Chains a metadata instruction into the cache key, so later steps depend on it.
 fn chain(key: &Digest, text: &str) -> Digest {
     Digest::sha256_of(format!("{key}\n{text}").as_bytes())
-}
-
-/// `/a/./b/../c` → `/a/c`.
-fn normalize(path: &Path) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            _ => {}
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// The instruction as written (continuations joined), as progress shows it.
