@@ -200,11 +200,12 @@ mod tests {
     #[test]
     fn parses_partial_yaml() {
         let c = Config::parse(
-            "addr: 127.0.0.1:5001\ndelete: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
+            "addr: 127.0.0.1:5001\ndelete: true\nallow_sparse_manifests: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
         )
         .unwrap();
         assert_eq!(c.addr.port(), 5001);
-        assert!(c.delete && c.gc.enabled);
+        assert!(c.delete && c.gc.enabled && c.allow_sparse_manifests);
+        assert!(!Config::default().allow_sparse_manifests);
         assert_eq!(c.gc.grace_period_secs, 3600);
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);

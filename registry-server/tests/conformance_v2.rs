@@ -958,3 +958,44 @@ fn blob_api_matrix_for_both_algorithms() {
         assert_eq!(c.get(&url).send().unwrap().status(), StatusCode::NOT_FOUND);
     }
 }
+
+/// `BlobPatchStream`: Go sends the PATCH body without a length (chunked transfer encoding), then an empty PUT.
+#[test]
+fn streamed_patch_without_content_length() {
+    let server = server();
+    let c = client();
+    for (i, algo) in [Algorithm::Sha256, Algorithm::Sha512]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = noise(400 + i as u64, 3 * CHUNK_MIN + 17);
+        let digest = Digest::of(algo, &bytes);
+        let post = c
+            .post(server.url(&format!("/v2/{REPO}/blobs/uploads/")))
+            .header("content-length", "0")
+            .send()
+            .unwrap();
+        assert_eq!(post.status(), StatusCode::ACCEPTED);
+        let body = reqwest::blocking::Body::new(std::io::Cursor::new(bytes.clone()));
+        let patch = c
+            .patch(server.location(&post))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(patch.status(), StatusCode::ACCEPTED);
+        assert_eq!(header(&patch, "range"), format!("0-{}", bytes.len() - 1));
+        let put = c
+            .put(server.location(&patch))
+            .query(&[("digest", digest.to_string())])
+            .header("content-length", "0")
+            .header("content-type", "application/octet-stream")
+            .send()
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::CREATED);
+        assert!(!header(&put, "location").is_empty());
+        assert_eq!(header(&put, "docker-content-digest"), digest.to_string());
+        let got = c.get(server.location(&put)).send().unwrap();
+        assert_eq!(got.bytes().unwrap().as_ref(), &bytes[..]);
+    }
+}
