@@ -5,6 +5,7 @@
 //! root: /var/lib/lade/registry
 //! delete: true                 # allow DELETE of blobs, manifests and tags
 //! automatic_crossmount: false  # mount without `from` links any blob the registry holds
+//! allow_sparse_manifests: false  # accept manifests whose layers or child manifests are not in the repository
 //! read_only: false             # refuse writes (403 DENIED), e.g. during offline garbage collection
 //! tls: { cert: cert.pem, key: key.pem }
 //! auth:
@@ -52,6 +53,11 @@ pub struct Config {
     /// Let a mount request without `from` link any blob the registry holds (the spec's optional automatic content
     /// discovery); off by default, as in registry:2, because it lets a client learn of blobs in other repositories.
     pub automatic_crossmount: bool,
+    /// Accept manifests that reference layers, configs or child manifests the repository does not hold (sparse
+    /// manifests, e.g. a mirror of one platform of a multi-platform index). The spec lets a registry refuse them
+    /// (`MANIFEST_BLOB_UNKNOWN`, the default here) or accept them; blobs that are present are still protected from
+    /// garbage collection by the manifest.
+    pub allow_sparse_manifests: bool,
     /// Refuse every write with 403 `DENIED` (e.g. while `lade registry gc` runs on the root).
     pub read_only: bool,
     pub tls: Option<TlsConfig>,
@@ -155,6 +161,7 @@ impl Default for Config {
             root: default_root(),
             delete: false,
             automatic_crossmount: false,
+            allow_sparse_manifests: false,
             read_only: false,
             tls: None,
             auth: None,
@@ -193,11 +200,12 @@ mod tests {
     #[test]
     fn parses_partial_yaml() {
         let c = Config::parse(
-            "addr: 127.0.0.1:5001\ndelete: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
+            "addr: 127.0.0.1:5001\ndelete: true\nallow_sparse_manifests: true\ngc:\n  enabled: true\nauth:\n  htpasswd: /x\n",
         )
         .unwrap();
         assert_eq!(c.addr.port(), 5001);
-        assert!(c.delete && c.gc.enabled);
+        assert!(c.delete && c.gc.enabled && c.allow_sparse_manifests);
+        assert!(!Config::default().allow_sparse_manifests);
         assert_eq!(c.gc.grace_period_secs, 3600);
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);

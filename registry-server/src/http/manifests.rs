@@ -177,25 +177,32 @@ fn blob_unknown(digest: &Digest) -> ApiError {
 }
 
 /// Checks that everything `kind` references exists in repository `name`, touching what it finds so that garbage
-/// collection's grace period covers the push in progress.
-fn check_references(registry: &Registry, name: &str, kind: &ManifestKind) -> ApiResult<()> {
+/// collection's grace period covers the push in progress. With `sparse`, absent references are accepted.
+fn check_references(
+    registry: &Registry,
+    name: &str,
+    kind: &ManifestKind,
+    sparse: bool,
+) -> ApiResult<()> {
     match kind {
         ManifestKind::Image(manifest) => {
             let required = std::iter::once(&manifest.config)
                 .chain(manifest.layers.iter().filter(|l| !may_be_foreign(l)));
             for descriptor in required {
-                if registry.blob_size(name, &descriptor.digest)?.is_none() {
+                if registry.blob_size(name, &descriptor.digest)?.is_some() {
+                    registry.touch_blob(&descriptor.digest)?;
+                } else if !sparse {
                     return Err(blob_unknown(&descriptor.digest));
                 }
-                registry.touch_blob(&descriptor.digest)?;
             }
         }
         ManifestKind::Index(index) => {
             for child in &index.manifests {
-                if !registry.manifest_exists(name, &child.digest)? {
+                if registry.manifest_exists(name, &child.digest)? {
+                    registry.touch_blob(&child.digest)?;
+                } else if !sparse {
                     return Err(blob_unknown(&child.digest));
                 }
-                registry.touch_blob(&child.digest)?;
             }
         }
     }
@@ -242,9 +249,10 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
     .map(|s| s.digest.clone());
     let (registry, lock) = (st.registry.clone(), st.commit_lock.clone());
     let (n, d, stored_tags) = (name.clone(), digest.clone(), tags.clone());
+    let sparse = st.config.allow_sparse_manifests;
     blocking(move || {
         let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
-        check_references(&registry, &n, &kind)?;
+        check_references(&registry, &n, &kind, sparse)?;
         registry.put_manifest(&n, &d, &bytes, &stored_tags)?;
         Ok(())
     })

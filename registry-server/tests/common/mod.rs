@@ -86,6 +86,11 @@ impl TestServer {
         server
     }
 
+    /// Keeps a temporary root alive as long as the server.
+    pub fn keep(&mut self, tmp: tempfile::TempDir) {
+        self._tmp = Some(tmp);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
