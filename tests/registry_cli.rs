@@ -141,6 +141,22 @@ fn config_file_and_flags() {
         b"",
     );
     assert_eq!(status, 202);
+    drop(server);
+    // Mounting without `from` finds a blob of another repository only when asked for.
+    let y = Digest::sha256_of(b"y");
+    let mount = format!("/v2/other/blobs/uploads/?mount={y}");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let upload = format!("/v2/cfg/blobs/uploads/?digest={y}");
+    assert_eq!(request(&server.host, "POST", &upload, b"y").0, 201);
+    assert_eq!(request(&server.host, "POST", &mount, b"").0, 202);
+    drop(server);
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--automatic-crossmount",
+    ]);
+    assert_eq!(request(&server.host, "POST", &mount, b"").0, 201);
+    drop(server);
     assert!(Command::new(env!("CARGO_BIN_EXE_lade"))
         .args(["registry", "serve", "--config"])
         .arg(tmp.path().join("missing.yml"))

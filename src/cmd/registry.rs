@@ -52,6 +52,12 @@ struct ServeArgs {
     /// Allow DELETE of blobs, manifests and tags
     #[arg(long)]
     enable_delete: bool,
+    /// Let a mount request without `from` link any blob this registry holds (the spec's automatic content discovery)
+    #[arg(long)]
+    automatic_crossmount: bool,
+    /// Accept manifests whose layers or child manifests are not in the repository (sparse images)
+    #[arg(long)]
+    allow_sparse_manifests: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +123,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     config.delete |= args.enable_delete;
+    config.automatic_crossmount |= args.automatic_crossmount;
+    config.allow_sparse_manifests |= args.allow_sparse_manifests;
     let listener =
         TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
     let scheme = if config.tls.is_some() {
