@@ -353,3 +353,65 @@ fn independent_stages_run_in_parallel() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn secrets_and_ssh_agents_reach_run_and_stay_out_of_the_image() {
+    let Some((lade, _base)) = setup() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let socket = dir.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:local\n\
+         RUN --mount=type=secret,id=token cat /run/secrets/token > /seen-secret\n\
+         RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /seen-ssh\n",
+    )
+    .unwrap();
+    lade.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "mounts:1",
+        "--secret",
+        &format!("id=token,src={}", secret.display()),
+        "--ssh",
+        &format!("default={}", socket.display()),
+        context.to_str().unwrap(),
+    ]);
+    let script = "cat /seen-secret; echo; cat /seen-ssh; \
+                  test ! -e /run/secrets/token && test ! -e /run/buildkit/ssh_agent.0 && echo clean";
+    assert_eq!(
+        lade.ok(&["run", "--rm", "mounts:1", "sh", "-c", script]),
+        "s3cret\n/run/buildkit/ssh_agent.0\nclean\n"
+    );
+
+    // Without --ssh an SSH mount is left out (SSH_AUTH_SOCK is still set, as BuildKit does), unless it is required.
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:local\nRUN --mount=type=ssh,target=/agent test ! -e /agent && echo \"$SSH_AUTH_SOCK\" > /no-agent\n",
+    )
+    .unwrap();
+    lade.ok(&["build", "-q", "-t", "mounts:2", context.to_str().unwrap()]);
+    assert_eq!(
+        lade.ok(&["run", "--rm", "mounts:2", "cat", "/no-agent"]),
+        "/agent\n"
+    );
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:local\nRUN --mount=type=ssh,required=true true\n",
+    )
+    .unwrap();
+    let err = lade.fails(&["build", "-q", context.to_str().unwrap()]);
+    assert!(err.contains("lade build --ssh default"), "{err}");
+    let err = lade.fails(&[
+        "build",
+        "--ssh",
+        &format!("default={}", secret.display()),
+        context.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not an agent socket"), "{err}");
+}

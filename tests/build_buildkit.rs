@@ -24,6 +24,12 @@ ADD f.txt /added/
 ADD archive.tar /unpacked/
 RUN echo "$V $A" > /app/x && rm /bin/ar && rm -rf /home/app && mkdir /home/app
 RUN ["sh", "-c", "echo exec > /app/y"]
+RUN --mount=type=cache,target=/var/cache/app echo c > /var/cache/app/f
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x
+RUN --mount=type=bind,source=f.txt,target=/mnt/bound/f cat /mnt/bound/f > /bound
+RUN --mount=type=bind,source=d,target=/bdir true
+RUN --mount=type=secret,id=nothing true
+RUN --mount=type=ssh test ! -e "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /ssh
 USER app
 EXPOSE 80 53/udp 8000-8002
 VOLUME /data

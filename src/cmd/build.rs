@@ -45,6 +45,9 @@ pub struct Args {
     /// A secret for RUN --mount=type=secret: id=ID,src=FILE.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
+    /// An SSH agent for RUN --mount=type=ssh: default|ID[=SOCKET] (without a socket, $SSH_AUTH_SOCK).
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
     /// The OCI runtime binary for RUN (default: the first of runc, crun that works).
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
@@ -94,6 +97,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         },
         labels: parse_key_values(&args.labels, "--label")?,
         secrets: parse_secrets(&args.secrets)?,
+        ssh_agents: parse_ssh(&args.ssh)?,
         runtime: args.runtime.clone(),
         source_date_epoch,
         tags: if output.is_some() {
@@ -234,6 +238,35 @@ fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>>
         secrets.insert(id.clone(), path);
     }
     Ok(secrets)
+}
+
+/// `--ssh default|ID[=SOCKET]`: agent sockets by id.
+fn parse_ssh(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut agents = BTreeMap::new();
+    for value in values {
+        let (id, socket) = match value.split_once('=') {
+            Some((id, socket)) => (id, PathBuf::from(socket)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(socket) => (value.as_str(), PathBuf::from(socket)),
+                None => bail!(
+                    "--ssh {value}: SSH_AUTH_SOCK is not set; start ssh-agent or give ID=SOCKET"
+                ),
+            },
+        };
+        let kind = std::fs::metadata(&socket)
+            .with_context(|| format!("--ssh {value}: {}", socket.display()))?
+            .file_type();
+        if !kind.is_socket() {
+            bail!(
+                "--ssh {value}: {} is not an agent socket (lade forwards agents, not key files: \
+                 run ssh-agent, ssh-add the key, and give --ssh {id}=$SSH_AUTH_SOCK)",
+                socket.display()
+            );
+        }
+        agents.insert(id.to_string(), socket);
+    }
+    Ok(agents)
 }
 
 /// `-o type=…,dest=…`.

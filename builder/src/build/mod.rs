@@ -42,6 +42,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// `--secret id=…,src=…`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh id=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by id.
+    pub ssh_agents: BTreeMap<String, PathBuf>,
     /// `--runtime`: an OCI runtime binary to use instead of detecting runc/crun.
     pub runtime: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH`: clamps created times and file modification times in new layers.

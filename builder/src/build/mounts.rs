@@ -1,5 +1,5 @@
 //! `RUN --mount` flags turned into the runtime's mount specs: cache directories, binds from the context or another
-//! stage, tmpfs, and secrets given to the build with `--secret`.
+//! stage, tmpfs, secrets given to the build with `--secret`, and SSH agent sockets given with `--ssh`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,9 @@ use crate::dockerfile::instructions::{CacheSharing, Mount, MountType};
 use crate::runtime::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
 
 use super::StepError;
+
+/// The agent an SSH mount without `id=` uses, and the one `--ssh default` provides.
+pub const DEFAULT_SSH_ID: &str = "default";
 
 /// Where `RUN --mount type=bind` reads from: the context, or a prepared stage or image root filesystem.
 pub trait BindSources {
@@ -19,6 +22,7 @@ pub fn to_specs(
     mounts: &[Mount],
     workdir: &Path,
     secrets: &BTreeMap<String, PathBuf>,
+    ssh_agents: &BTreeMap<String, PathBuf>,
     sources: &dyn BindSources,
 ) -> Result<Vec<MountSpec>, StepError> {
     let target_of = |mount: &Mount| -> Option<PathBuf> {
@@ -35,7 +39,9 @@ pub fn to_specs(
             .ok_or_else(|| StepError::Unsupported("RUN --mount needs a target".to_string()))
     };
     let mut specs = Vec::new();
-    for mount in mounts {
+    let ssh_index = ssh_positions(mounts);
+    for (position, mount) in mounts.iter().enumerate() {
+        let ssh_index = ssh_index[position];
         let spec = match mount.mount_type {
             MountType::Cache => {
                 let target = require_target(mount)?;
@@ -107,13 +113,57 @@ pub fn to_specs(
                     mode: mount.mode.unwrap_or(0o400),
                 })
             }
-            other => {
-                return Err(StepError::Unsupported(format!(
-                    "RUN --mount type {other:?} is not supported by lade yet"
-                )))
+            MountType::Ssh => {
+                let id = mount.id.as_deref().unwrap_or(DEFAULT_SSH_ID);
+                match ssh_agents.get(id) {
+                    Some(socket) => MountSpec::Bind(BindMount {
+                        target: ssh_target(mount, ssh_index, workdir),
+                        source: socket.clone(),
+                        // A socket on a read-only bind still accepts connections.
+                        readwrite: false,
+                    }),
+                    // As BuildKit: an SSH mount nobody provided is left out unless it is required.
+                    None if !mount.required => continue,
+                    None => {
+                        return Err(StepError::Unsupported(format!(
+                            "RUN --mount=type=ssh,id={id} is required, but the build was given no SSH agent for it \
+                             (lade build --ssh {id}[=SOCKET])"
+                        )))
+                    }
+                }
             }
         };
         specs.push(spec);
     }
     Ok(specs)
+}
+
+/// Each mount's index among the step's SSH mounts (BuildKit numbers the default targets by it).
+fn ssh_positions(mounts: &[Mount]) -> Vec<usize> {
+    let mut next = 0;
+    mounts
+        .iter()
+        .map(|mount| {
+            let index = next;
+            if mount.mount_type == MountType::Ssh {
+                next += 1;
+            }
+            index
+        })
+        .collect()
+}
+
+/// Where an SSH mount's socket appears: its target, else BuildKit's `/run/buildkit/ssh_agent.N`.
+fn ssh_target(mount: &Mount, index: usize, workdir: &Path) -> PathBuf {
+    match &mount.target {
+        Some(target) => workdir.join(target),
+        None => PathBuf::from(format!("/run/buildkit/ssh_agent.{index}")),
+    }
+}
+
+/// The `SSH_AUTH_SOCK` BuildKit sets for a step with SSH mounts: the first one's socket (whether or not an agent was
+/// provided for it).
+pub fn ssh_auth_sock(mounts: &[Mount], workdir: &Path) -> Option<String> {
+    let first = mounts.iter().find(|m| m.mount_type == MountType::Ssh)?;
+    Some(ssh_target(first, 0, workdir).display().to_string())
 }

@@ -597,6 +597,12 @@ impl<'a> Engine<'a> {
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
+        let workdir = state.workdir();
+        if let Some(socket) = mounts::ssh_auth_sock(&run.mounts, &workdir) {
+            if !env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK") {
+                env.push(("SSH_AUTH_SOCK".into(), socket));
+            }
+        }
         let network = match run.network {
             Some(NetworkMode::None) => Network::None,
             Some(NetworkMode::Host) => Network::Host,
@@ -608,7 +614,6 @@ impl<'a> Engine<'a> {
             .as_ref()
             .and_then(|c| c.user.clone())
             .filter(|u| !u.is_empty());
-        let workdir = state.workdir();
         let mut inputs = Inputs::new();
         inputs.insert("instruction", created_by.clone());
         inputs.insert(
@@ -623,6 +628,7 @@ impl<'a> Engine<'a> {
         inputs.insert("network", format!("{network:?}"));
         inputs.insert("mounts", run.mount_specs.join("\n"));
         let secrets = self.request.secrets.clone();
+        let ssh_agents = self.request.ssh_agents.clone();
         self.layer_step(
             stage,
             position,
@@ -634,7 +640,8 @@ impl<'a> Engine<'a> {
             |engine, snapshot, step| {
                 let runtime = engine.runtime()?;
                 let sources = engine.bind_sources()?;
-                let mounts = mounts::to_specs(&run.mounts, &workdir, &secrets, &sources)?;
+                let mounts =
+                    mounts::to_specs(&run.mounts, &workdir, &secrets, &ssh_agents, &sources)?;
                 let spec = RunSpec {
                     rootfs: snapshot.rootfs().to_path_buf(),
                     args,

@@ -129,6 +129,21 @@ impl MountSpec {
     }
 }
 
+impl MountSpec {
+    /// The directory this mount needs in the root filesystem and that stays in the layer afterwards, as BuildKit's
+    /// (v0.8) executor leaves it: a cache, tmpfs or directory bind's target, a file bind's parent. Secrets (and SSH
+    /// sockets, which are file binds of a socket) leave nothing behind that was not there.
+    pub fn kept_directory(&self) -> Option<PathBuf> {
+        match self {
+            MountSpec::Cache(m) => Some(m.target.clone()),
+            MountSpec::Tmpfs(m) => Some(m.target.clone()),
+            MountSpec::Bind(m) if m.source.is_dir() => Some(m.target.clone()),
+            MountSpec::Bind(m) if m.source.is_file() => m.target.parent().map(Path::to_path_buf),
+            MountSpec::Bind(_) | MountSpec::Secret(_) => None,
+        }
+    }
+}
+
 /// Host-side resources of a run's mounts, released when dropped (locks held until then).
 #[derive(Default)]
 pub struct PreparedMounts {
