@@ -53,6 +53,22 @@ ENTRYPOINT ["/bin/busybox", "cat"]
 CMD ["/greeting"]
 "#;
 
+/// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
+/// stage, directories the copy creates, and WORKDIR created as the current USER.
+const COPY_DETAILS: &str = r#"FROM busybox:local AS build
+RUN mkdir -p /out/deep && echo built > /out/deep/file && ln /out/deep/file /out/hard && ln -s deep/file /out/sym
+FROM busybox:local
+COPY --chmod=700 d /chmodded
+COPY --chmod=4755 f.txt /not-setuid
+COPY private /private-copy
+COPY --from=build /out /fromstage
+USER 1000
+WORKDIR /workdir-as-user
+USER root
+WORKDIR relative/path
+COPY f.txt ./
+"#;
+
 fn write_context(dir: &Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("f.txt"), "f\n").unwrap();
@@ -153,6 +169,27 @@ fn every_instruction_matches_buildkit() {
     std::fs::create_dir(&context).unwrap();
     write_context(&context, EVERY_INSTRUCTION);
     let lade = build_both(docker, &base, &context, &["V=override"]);
+    assert_same_image(&lade);
+}
+
+#[test]
+fn copy_details_match_buildkit() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    write_context(&context, COPY_DETAILS);
+    let mode = |path: &str, mode| {
+        std::fs::set_permissions(context.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("d/g", 0o4755);
+    std::fs::create_dir(context.join("private")).unwrap();
+    std::fs::write(context.join("private/p"), "p\n").unwrap();
+    mode("private", 0o750);
+    let lade = build_both(docker, &base, &context, &[]);
     assert_same_image(&lade);
 }
 

@@ -71,7 +71,8 @@ pub struct ContainerConfig {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written even when unset, as `null`: Docker's and BuildKit's config structs have no `omitempty` on it.
+    #[serde(default)]
     pub on_build: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,

@@ -14,6 +14,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::snapshot::LayerRef;
 
+/// The version of what steps make from their inputs: bumped when a fix changes a step's output (copy modes, mount
+/// points, tar headers), so that layers cached by an older lade are not reused for the same inputs.
+const STEP_SEMANTICS: &str = "2";
+
+/// The key a stage's chain starts from: its base image's manifest digest, or `scratch`.
+pub fn base_key(base: &str) -> Digest {
+    Digest::sha256_of(format!("lade-base v{STEP_SEMANTICS} {base}").as_bytes())
+}
+
 /// What a cached step produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {

@@ -13,7 +13,7 @@ use layerstore::{Descriptor, Digest, Image, Store};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::cache::{explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
+use super::cache::{base_key, explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
 use super::config_edit;
 use super::history::{self, BUILDKIT_COMMENT, BUILDKIT_SUFFIX};
 use super::mounts::{self, BindSources};
@@ -27,6 +27,7 @@ use crate::dockerfile::instructions::{
 use crate::dockerfile::{BaseImage, BuildPlan};
 use crate::runtime::{Network, RunSpec, Runtime};
 use crate::snapshot::{LayerRef, Snapshot, Snapshotter};
+use crate::users::resolve_chown;
 
 /// The default PATH BuildKit gives `FROM scratch` images and RUN steps without one.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -339,7 +340,7 @@ impl<'a> Engine<'a> {
                 Ok(StageResult {
                     config,
                     layers: Vec::new(),
-                    key: Digest::sha256_of(b"lade-base scratch"),
+                    key: base_key("scratch"),
                 })
             }
             BaseImage::Stage(index) => {
@@ -347,7 +348,7 @@ impl<'a> Engine<'a> {
             }
             BaseImage::Image(reference) => {
                 let image = self.find_image(reference)?;
-                let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
+                let key = base_key(&image.digest().to_string());
                 Ok(StageResult {
                     layers: LayerRef::of_image(&image),
                     config: known_fields_only(image.config),
@@ -423,8 +424,16 @@ impl<'a> Engine<'a> {
             Command::Workdir(workdir) => {
                 let path = config_edit::set_workdir(&mut state.config, &workdir.path);
                 let created_by = format!("WORKDIR {path}");
+                // BuildKit creates the directory (and missing parents) as the current USER.
+                let user = state
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.user.clone())
+                    .filter(|u| !u.is_empty());
                 let mut inputs = Inputs::new();
                 inputs.insert("instruction", created_by.clone());
+                inputs.insert("user", user.clone().unwrap_or_default());
                 self.layer_step(
                     stage,
                     position,
@@ -436,7 +445,12 @@ impl<'a> Engine<'a> {
                     |_, snapshot, _| {
                         let relative = path.trim_start_matches('/');
                         if !relative.is_empty() {
-                            copy::ensure_dir(snapshot.rootfs(), Path::new(relative), (0, 0))?;
+                            let owner = match &user {
+                                Some(user) => resolve_chown(snapshot.rootfs(), user)
+                                    .map_err(copy::CopyError::from)?,
+                                None => (0, 0),
+                            };
+                            copy::ensure_dir(snapshot.rootfs(), Path::new(relative), owner)?;
                         }
                         Ok(())
                     },
@@ -708,7 +722,7 @@ impl<'a> Engine<'a> {
             return Ok((result.layers.clone(), result.key.clone()));
         }
         let image = self.find_image(from)?;
-        let key = Digest::sha256_of(format!("lade-base {}", image.digest()).as_bytes());
+        let key = base_key(&image.digest().to_string());
         Ok((LayerRef::of_image(&image), key))
     }
 

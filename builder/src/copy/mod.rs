@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod remote;
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -222,17 +223,23 @@ fn copy_dir(
     chmod: Option<u32>,
 ) -> Result<(), CopyError> {
     let entries = from.entries(source, excludes)?;
-    let existed = is_dir_in_root(rootfs, target);
-    // The destination directory itself is not copied from the source: `--chown`'s or root's.
+    // The destination directory itself is not copied from the source: created 0755, `--chown`'s or root's, and
+    // left alone by `--chmod` (as BuildKit does).
     let top = ensure_dir(rootfs, target, owners.chown.unwrap_or((0, 0)))?;
-    if !existed {
-        let mode = chmod.unwrap_or(entries[0].meta.mode() & 0o7777);
-        fs::set_permissions(&top, fs::Permissions::from_mode(mode))
-            .map_err(io_err(format!("setting the mode of {}", top.display())))?;
-    }
+    // Files hard-linked to each other in the source are hard-linked in the copy too, as BuildKit copies them.
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for entry in entries.iter().skip(1) {
         let destination = top.join(&entry.relative);
         let shown = format!("{}/{}", source.relative, entry.relative.display());
+        let inode = (entry.meta.dev(), entry.meta.ino());
+        let linked = entry.meta.is_file() && entry.meta.nlink() > 1;
+        if let Some(first) = links.get(&inode).filter(|_| linked) {
+            link_entry(first, &destination, &shown)?;
+            continue;
+        }
+        if linked {
+            links.insert(inode, destination.clone());
+        }
         write_entry(
             &entry.path,
             &entry.meta,
@@ -296,10 +303,32 @@ fn write_entry(
     }
     std::os::unix::fs::lchown(target, Some(owner.0), Some(owner.1)).map_err(io_err(ctx()))?;
     if !meta.file_type().is_symlink() {
-        let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+        // `--chmod` replaces the permission bits only: setuid, setgid and sticky stay as the source has them, and
+        // the ones in `--chmod` are ignored (Go's os.FileMode semantics, which BuildKit's copy inherits).
+        let mode = match chmod {
+            Some(chmod) => (meta.mode() & 0o7000) | (chmod & 0o777),
+            None => meta.mode() & 0o7777,
+        };
         fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_err(ctx()))?;
     }
     set_mtime(target, meta)
+}
+
+/// Makes `target` another name of the already copied `first`, replacing a non-directory there.
+fn link_entry(first: &Path, target: &Path, shown: &str) -> Result<(), CopyError> {
+    let ctx = || format!("linking {shown} to {}", target.display());
+    match fs::symlink_metadata(target) {
+        Ok(existing) if existing.is_dir() => {
+            return Err(CopyError::Conflict {
+                source_path: shown.to_string(),
+                target: target.display().to_string(),
+                reason: "a directory is in the way",
+            })
+        }
+        Ok(_) => fs::remove_file(target).map_err(io_err(ctx()))?,
+        Err(_) => {}
+    }
+    fs::hard_link(first, target).map_err(io_err(ctx()))
 }
 
 fn set_mtime(target: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {

@@ -118,11 +118,14 @@ fn chown_chmod_and_excludes() {
     run(&f, &["src"], "/new/dir/", &options).unwrap();
     let a = fs::metadata(f.rootfs.join("new/dir/a.go")).unwrap();
     assert_eq!((a.uid(), a.gid(), a.mode() & 0o7777), (1000, 50, 0o600));
-    let parent = fs::metadata(f.rootfs.join("new")).unwrap();
-    assert_eq!(
-        (parent.uid(), parent.gid(), parent.mode() & 0o7777),
-        (1000, 50, 0o755)
-    );
+    for created in ["new", "new/dir"] {
+        // Directories the copy creates, the destination itself included, are 0755 whatever --chmod says.
+        let dir = fs::metadata(f.rootfs.join(created)).unwrap();
+        assert_eq!(
+            (dir.uid(), dir.gid(), dir.mode() & 0o7777),
+            (1000, 50, 0o755)
+        );
+    }
     assert!(!f.rootfs.join("new/dir/b.go").exists());
     assert!(!f.rootfs.join("new/dir/sub").exists());
     assert!(matches!(
@@ -225,4 +228,51 @@ fn stage_sources_keep_their_owners_and_context_sources_become_roots() {
     run(&f, &["top.txt"], "/ctx/", &opts()).unwrap();
     let top = fs::metadata(f.rootfs.join("ctx/top.txt")).unwrap();
     assert_eq!((top.uid(), top.gid()), (0, 0));
+}
+
+#[test]
+fn chmod_replaces_permission_bits_only() {
+    let f = fixture();
+    let setuid = f.ctx.root().join("src/sub/c.go");
+    fs::set_permissions(&setuid, fs::Permissions::from_mode(0o4755)).unwrap();
+    let ctx = BuildContext::open(f.ctx.root(), Path::new("Dockerfile")).unwrap();
+    let chmod = |mode| CopyOptions {
+        chmod: Some(mode),
+        ..opts()
+    };
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    copy(
+        &ctx,
+        &args(&["src/sub/c.go"]),
+        "/kept",
+        &f.rootfs,
+        &chmod(0o700),
+    )
+    .unwrap();
+    copy(
+        &ctx,
+        &args(&["top.txt"]),
+        "/dropped",
+        &f.rootfs,
+        &chmod(0o4755),
+    )
+    .unwrap();
+    let mode = |path: &str| fs::metadata(f.rootfs.join(path)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("kept"), 0o4700);
+    assert_eq!(mode("dropped"), 0o755);
+}
+
+#[test]
+fn hard_links_within_a_directory_stay_linked() {
+    let f = fixture();
+    fs::hard_link(
+        f.ctx.root().join("src/a.go"),
+        f.ctx.root().join("src/sub/a-again.go"),
+    )
+    .unwrap();
+    let ctx = BuildContext::open(f.ctx.root(), Path::new("Dockerfile")).unwrap();
+    copy(&ctx, &["src".to_string()], "/linked", &f.rootfs, &opts()).unwrap();
+    let first = fs::metadata(f.rootfs.join("linked/a.go")).unwrap();
+    let second = fs::metadata(f.rootfs.join("linked/sub/a-again.go")).unwrap();
+    assert_eq!((first.ino(), first.nlink()), (second.ino(), 2));
 }

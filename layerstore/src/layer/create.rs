@@ -94,6 +94,9 @@ struct EntryWriter<W: Write> {
     links: HashMap<(u64, u64), PathBuf>,
 }
 
+/// The file type bits of `st_mode` (`S_IFDIR`, `S_IFREG`, …), which tar headers written by Go carry in their mode.
+const S_IFMT: u32 = 0o170000;
+
 impl<W: Write> EntryWriter<W> {
     fn new(out: W, options: LayerOptions) -> Self {
         EntryWriter {
@@ -133,7 +136,8 @@ impl<W: Write> EntryWriter<W> {
         let mut header = tar::Header::new_ustar();
         let mut pax = Vec::new();
         set_name(&mut header, relative, &mut pax, "path")?;
-        header.set_mode(meta.mode() & 0o7777);
+        // Permission bits plus the file type bits, as Go's archive/tar (and so Docker and BuildKit) writes them.
+        header.set_mode(meta.mode() & (0o7777 | S_IFMT));
         header.set_uid(meta.uid() as u64);
         header.set_gid(meta.gid() as u64);
         header.set_mtime(self.mtime(meta.mtime()));
