@@ -69,6 +69,27 @@ WORKDIR relative/path
 COPY f.txt ./
 "#;
 
+/// Config and filesystem corners: same-line ENV expansion, legacy LABEL continuation, duplicate ports, an empty
+/// ENTRYPOINT, HEALTHCHECK NONE, a numeric STOPSIGNAL, wildcard directory sources, and a RUN that replaces
+/// directories of the base with a file and with a new directory.
+const CONFIG_CORNERS: &str = r#"FROM busybox:local
+ENV A=one
+ENV A=two B=$A
+LABEL "quoted key"="value with \"quotes\"" multi=a\
+b
+EXPOSE 80/tcp 80 443/udp
+COPY d* /wild/
+RUN rm -rf /home && echo file > /home && rm -rf /var && mkdir /var && touch /var/new
+WORKDIR $A/sub
+USER app:app
+SHELL ["/bin/sh", "-ec"]
+CMD echo hi
+ENTRYPOINT []
+HEALTHCHECK NONE
+STOPSIGNAL 9
+VOLUME ["/v1", "/v2"]
+"#;
+
 fn write_context(dir: &Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("f.txt"), "f\n").unwrap();
@@ -189,6 +210,19 @@ fn copy_details_match_buildkit() {
     std::fs::create_dir(context.join("private")).unwrap();
     std::fs::write(context.join("private/p"), "p\n").unwrap();
     mode("private", 0o750);
+    let lade = build_both(docker, &base, &context, &[]);
+    assert_same_image(&lade);
+}
+
+#[test]
+fn config_corners_match_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    write_context(&context, CONFIG_CORNERS);
     let lade = build_both(docker, &base, &context, &[]);
     assert_same_image(&lade);
 }
