@@ -203,7 +203,10 @@ bench_transfer() {
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "docker push" "$d"
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
     # The registry's own ingest speed bounds every client: one streamed PATCH of the same layer blob by curl.
-    read -r c _ < <(measure curl_upload "$reg" "curl-$n/big" "$pusher")
+    local started
+    started=$(date +%s.%N)
+    curl_upload "$reg" "curl-$n/big" "$pusher"
+    c=$(echo "$(date +%s.%N) - $started" | bc)
     row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "curl PATCH of its layer" "$c"
     read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/lade-$n/big:1")
     read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/lade-$n/big:1" "oci:$work/skopeo-oci:big")

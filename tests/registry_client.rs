@@ -864,3 +864,69 @@ fn interrupted_push_to_lades_registry_resumes_midway() {
     fresh.ok(&["pull", &name]);
     assert_eq!(local_digest(&fresh, &name), digest);
 }
+
+/// `lade build --pull` fetches a base again even when the store has it; without it the store's copy is used.
+#[test]
+fn build_pull_refreshes_a_base_that_changed_in_the_registry() {
+    let Some((publisher, _base)) = lade_with_busybox("busybox:local") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let registry = common::LadeRegistry::start(&["--root", root.path().to_str().unwrap()]);
+    let base = format!("{}/base:1", registry.host);
+    let publish = |version: &str| {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(context.path().join("version"), version).unwrap();
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            "FROM busybox:local\nCOPY version /version\n",
+        )
+        .unwrap();
+        publisher.ok(&["build", "-q", "-t", &base, context.path().to_str().unwrap()]);
+        publisher.ok(&["push", "-q", &base]);
+        publisher.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", &base])
+    };
+    let layers_of =
+        |lade: &Lade, image: &str| lade.ok(&["inspect", "-f", "{{json .RootFS.Layers}}", image]);
+    let user = Lade::new();
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {base}\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-q", "-t", "app:1"];
+        args.extend(extra);
+        args.push(context.path().to_str().unwrap());
+        user.ok(&args);
+        layers_of(&user, "app:1")
+    };
+    let first = publish("one");
+    assert_eq!(build(&[]), first, "a missing base is pulled");
+    let second = publish("two");
+    assert_ne!(first, second);
+    assert_eq!(build(&[]), first, "without --pull the stored base is used");
+    assert_eq!(build(&["--pull"]), second, "--pull fetches the new base");
+    let other = if cfg!(target_arch = "s390x") {
+        "linux/amd64"
+    } else {
+        "linux/s390x"
+    };
+    let err = user.fails(&[
+        "build",
+        "--platform",
+        other,
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("this host's platform"), "{err}");
+    if cfg!(target_arch = "x86_64") {
+        user.ok(&[
+            "build",
+            "-q",
+            "--platform",
+            "linux/amd64",
+            context.path().to_str().unwrap(),
+        ]);
+    }
+}

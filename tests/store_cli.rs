@@ -150,3 +150,35 @@ fn concurrent_processes_share_one_store() {
         assert!(rows.iter().any(|r| r["Tag"] == *i.to_string()));
     }
 }
+
+#[test]
+fn image_filters_follow_docker() {
+    let lade = Lade::new();
+    let first = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", "-c", "LABEL tier=web", &first, "web:1"]);
+    let second = rootfs(&lade, "b.tar", b"b");
+    lade.ok(&["import", "-c", "LABEL tier=db", &second, "db:1"]);
+    let third = rootfs(&lade, "c.tar", b"c");
+    // Taking the tag away leaves the first image dangling.
+    lade.ok(&["import", &third, "web:1"]);
+    let listed = |filters: &[&str]| {
+        let mut args = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        let mut names: Vec<String> = lade.ok(&args).lines().map(str::to_string).collect();
+        names.sort();
+        names.join(" ")
+    };
+    assert_eq!(listed(&["reference=web"]), "web:1");
+    assert_eq!(listed(&["reference=w*:1", "reference=db"]), "db:1 web:1");
+    assert_eq!(listed(&["label=tier"]), "<none>:<none> db:1");
+    assert_eq!(listed(&["label=tier=db"]), "db:1");
+    assert_eq!(listed(&["dangling=true"]), "<none>:<none>");
+    assert_eq!(listed(&["dangling=false"]), "db:1 web:1");
+    assert_eq!(listed(&["since=db:1"]), "web:1");
+    assert_eq!(listed(&["before=db:1"]), "<none>:<none>");
+    assert_eq!(listed(&["dangling=false", "label=tier"]), "db:1");
+    let err = lade.fails(&["images", "--filter", "bogus=1"]);
+    assert!(err.contains("invalid filter 'bogus'"), "{err}");
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest, Reporter};
+use builder::dockerfile::Platform;
 use builder::runtime::Network;
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
@@ -45,6 +46,12 @@ pub struct Args {
     /// A secret for RUN --mount=type=secret: id=ID,src=FILE.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     secrets: Vec<String>,
+    /// Always pull base images, even when the store has them.
+    #[arg(long)]
+    pull: bool,
+    /// The platform to build for; lade runs RUN natively, so only this host's platform.
+    #[arg(long, value_name = "os/arch[/variant]")]
+    platform: Option<String>,
     /// An SSH agent for RUN --mount=type=ssh: default|ID[=SOCKET] (without a socket, $SSH_AUTH_SOCK).
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     ssh: Vec<String>,
@@ -64,6 +71,9 @@ pub struct Args {
 }
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
+    if let Some(platform) = &args.platform {
+        check_platform(platform)?;
+    }
     let store = context.store()?;
     let (dockerfile_path, dockerfile) = read_dockerfile(&args)?;
     let build_args = parse_build_args(&args.build_args)?;
@@ -90,6 +100,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        pull: args.pull,
         network: match args.network.as_str() {
             "default" | "host" => Network::Host,
             "none" => Network::None,
@@ -160,6 +171,24 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     if args.quiet {
         println!("{}", result.id);
+    }
+    Ok(())
+}
+
+/// `--platform` must be this host's: RUN steps run natively, with no emulation.
+fn check_platform(requested: &str) -> anyhow::Result<()> {
+    let wanted = Platform::parse(requested).map_err(anyhow::Error::msg)?;
+    let host = Platform::host();
+    let same = wanted.os == host.os
+        && wanted.architecture == host.architecture
+        && (wanted.variant.is_none() || wanted.variant == host.variant);
+    if !same {
+        bail!(
+            "--platform {requested}: lade builds for this host's platform ({}/{}) only, running RUN natively \
+             without emulation",
+            host.os,
+            host.architecture
+        );
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use layerstore::Image;
 
+use super::image_filter::ImageFilter;
 use crate::format::{self, Format};
 use crate::output::{human_size, time_ago};
 
@@ -22,6 +23,9 @@ pub struct Args {
     /// Output format: table, json, or a Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`).
     #[arg(long, default_value = "table")]
     format: String,
+    /// Filter output: dangling=true|false, reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filter: Vec<String>,
     /// Only list images of this repository (and tag).
     repository: Option<String>,
 }
@@ -39,6 +43,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let _ = args.all;
     let format = Format::parse(&args.format)?;
     let store = context.store()?;
+    let image_filter = ImageFilter::parse(&args.filter, &store)?;
     let filter = args
         .repository
         .as_deref()
@@ -47,6 +52,9 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for record in store.image_records()? {
         let image = Image::read(&store, &record.descriptor)?;
+        if !image_filter.keeps(record.name.as_ref(), &image) {
+            continue;
+        }
         if let Some(filter) = &filter {
             let matches = record.name.as_ref().is_some_and(|n| {
                 n.name() == filter.name() && (filter.tag().is_none() || n.tag() == filter.tag())

@@ -36,6 +36,8 @@ pub struct BuildRequest {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--pull`: pull base images (and `COPY --from` images) even when the store has them.
+    pub pull: bool,
     /// The network of RUN steps (`RUN --network` overrides it per step).
     pub network: Network,
     /// `--label`: added to the final image's config.

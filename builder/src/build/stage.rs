@@ -110,6 +110,8 @@ pub struct Engine<'a> {
     file_name: &'a str,
     reporter: &'a dyn Reporter,
     puller: Option<&'a dyn ImagePuller>,
+    /// With `--pull`: the images pulled so far in this build (each is pulled once).
+    pulled: Mutex<std::collections::HashSet<String>>,
     cache: StepCache,
     hashes: Mutex<HashCache>,
     context: BuildContext,
@@ -156,6 +158,7 @@ impl<'a> Engine<'a> {
             file_name,
             reporter,
             puller,
+            pulled: Mutex::new(Default::default()),
             cache,
             hashes: Mutex::new(HashCache::open(store)),
             context: BuildContext::open(&request.context, &request.dockerfile_path)?,
@@ -358,8 +361,21 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// An image from the store, pulled first when it is missing and a puller is available.
+    /// An image from the store, pulled first when it is missing (or, with `--pull`, always) and a puller is
+    /// available.
     fn find_image(&self, reference: &str) -> Result<Image, StepError> {
+        if let (true, Some(puller)) = (self.request.pull, self.puller) {
+            // Held while pulling, so that parallel stages wait for the one pull of an image.
+            let mut pulled = self.pulled.lock().expect("not poisoned");
+            if pulled.insert(reference.to_string()) {
+                puller
+                    .pull(reference)
+                    .map_err(|reason| StepError::PullFailed {
+                        image: reference.to_string(),
+                        reason,
+                    })?;
+            }
+        }
         let lookup = |store: &Store| match store.find_image(reference) {
             Ok(found) => Ok(Some(found.image)),
             Err(layerstore::tags::TagError::NotFound(_)) => Ok(None),

@@ -85,7 +85,8 @@ pub async fn get(
 
 /// Streams `len` bytes of a blob from `offset`, reading on the blocking pool.
 fn stream_blob(registry: Arc<Registry>, digest: Digest, offset: u64, len: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    // Two chunks queued per download: enough to keep the socket busy, little memory under many downloads.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         let mut reader = match registry.open_blob(&digest, offset) {
             Ok(reader) => reader,
@@ -96,8 +97,8 @@ fn stream_blob(registry: Arc<Registry>, digest: Digest, offset: u64, len: u64) -
         };
         let mut left = len;
         while left > 0 {
-            // 1 MiB reads into fresh, uninitialised buffers: no zeroing, few channel hops.
-            let want = left.min(1 << 20);
+            // 512 KiB reads into fresh, uninitialised buffers: no zeroing, few channel hops.
+            let want = left.min(512 << 10);
             let mut chunk = Vec::with_capacity(want as usize);
             match (&mut reader).take(want).read_to_end(&mut chunk) {
                 Ok(0) => {
