@@ -85,6 +85,15 @@ bench_build() {
     row "build node-style app, no-op rebuild" "${noop[lade]}" "${rss[lade]}" "$peer" "${noop[$peer]}"
     row "build node-style app, one-file edit" "${edit[lade]}" "${rss[lade]}" "$peer" "${edit[$peer]}"
   done
+  # The multi-stage fixture (two independent stages feeding a FROM scratch stage), cold.
+  local multi
+  for builder in lade buildkit classic; do
+    read -r multi _ < <(build $builder fixtures/multistage "multistage-$builder" --no-cache)
+    cold[$builder]=$multi
+  done
+  for peer in buildkit classic; do
+    row "build multi-stage fixture, cold" "${cold[lade]}" "${rss[lade]}" "$peer" "${cold[$peer]}"
+  done
   # A big COPY context: incompressible data, text, and many small files.
   local ctx=$work/ctx-big
   mkdir -p "$ctx/small"
