@@ -182,3 +182,22 @@ fn image_filters_follow_docker() {
     let err = lade.fails(&["images", "--filter", "bogus=1"]);
     assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }
+
+#[test]
+fn prune_deletes_dangling_images_like_docker_image_prune() {
+    let lade = Lade::new();
+    let first = rootfs(&lade, "a.tar", b"a");
+    let dangling = lade.ok(&["import", &first, "app:1"]).trim().to_string();
+    let second = rootfs(&lade, "b.tar", b"b");
+    let kept = lade.ok(&["import", &second, "app:1"]).trim().to_string();
+    let pruned = lade.ok(&["prune", "-f"]);
+    assert!(
+        pruned.starts_with(&format!("Deleted Images:\ndeleted: {dangling}\n")),
+        "{pruned}"
+    );
+    assert_eq!(
+        lade.ok(&["images", "-q", "--no-trunc"]),
+        format!("{kept}\n")
+    );
+    assert!(lade.ok(&["prune"]).starts_with("Deleted blobs: 0\n"));
+}
