@@ -930,3 +930,27 @@ fn build_pull_refreshes_a_base_that_changed_in_the_registry() {
         ]);
     }
 }
+
+#[test]
+fn push_all_tags_of_a_repository() {
+    let lade = Lade::new();
+    let root = tempfile::tempdir().unwrap();
+    let registry = common::LadeRegistry::start(&["--root", root.path().to_str().unwrap()]);
+    let repository = format!("{}/many", registry.host);
+    import_random_image(&lade, &format!("{repository}:1"), 1 << 10);
+    import_random_image(&lade, &format!("{repository}:2"), 2 << 10);
+    import_random_image(&lade, &format!("{}/other:1", registry.host), 1 << 10);
+    let out = lade.ok(&["push", "-q", "--all-tags", &repository]);
+    assert_eq!(out.matches(": digest: sha256:").count(), 2, "{out}");
+    let fresh = Lade::new();
+    for tag in ["1", "2"] {
+        let name = format!("{repository}:{tag}");
+        fresh.ok(&["pull", "-q", &name]);
+        assert_eq!(local_digest(&fresh, &name), local_digest(&lade, &name));
+    }
+    assert!(fresh
+        .fails(&["pull", "-q", &format!("{}/other:1", registry.host)])
+        .contains("other"));
+    let err = lade.fails(&["push", "--all-tags", &format!("{repository}:1")]);
+    assert!(err.contains("repository name alone"), "{err}");
+}

@@ -1,6 +1,7 @@
-//! `lade push IMAGE [DEST]`: upload an image from the local store to a registry, printing its digest like docker.
+//! `lade push IMAGE [DEST]` (or `--all-tags REPOSITORY`): upload images from the local store to a registry, printing
+//! each digest like docker.
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use layerstore::Reference;
 use registry_client::PushOptions;
 
@@ -18,28 +19,73 @@ pub struct Args {
     /// Suppress the progress output.
     #[arg(short, long)]
     quiet: bool,
+    /// Push every tag of the repository IMAGE names.
+    #[arg(short, long)]
+    all_tags: bool,
     #[command(flatten)]
     remote: super::remote::RemoteArgs,
 }
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let store = context.store()?;
-    let found = store.find_image(&args.image)?;
-    let destination = match &args.destination {
-        Some(destination) => Reference::parse_tagged(destination)
-            .with_context(|| format!("invalid destination {destination:?}"))?,
-        None => found.requested.clone().with_context(|| {
-            format!(
-                "{} is not a name: give a destination (lade push IMAGE NAME[:TAG])",
-                args.image
-            )
-        })?,
+    let pushes = if args.all_tags {
+        all_tags(&store, &args)?
+    } else {
+        let found = store.find_image(&args.image)?;
+        let destination = match &args.destination {
+            Some(destination) => Reference::parse_tagged(destination)
+                .with_context(|| format!("invalid destination {destination:?}"))?,
+            None => found.requested.clone().with_context(|| {
+                format!(
+                    "{} is not a name: give a destination (lade push IMAGE NAME[:TAG])",
+                    args.image
+                )
+            })?,
+        };
+        vec![(found, destination)]
     };
-    let connector = args.remote.connector()?;
     let progress = context.progress();
     let quiet = layerstore::progress::NoProgress;
     let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
-    println!("The push refers to repository [{}]", destination.name());
+    if let Some((_, first)) = pushes.first() {
+        println!("The push refers to repository [{}]", first.name());
+    }
+    for (found, destination) in &pushes {
+        push_one(&store, &args, found, destination, progress)?;
+    }
+    Ok(())
+}
+
+/// `--all-tags`: every tag of the repository `args.image` names, each pushed to itself.
+fn all_tags(
+    store: &layerstore::Store,
+    args: &Args,
+) -> anyhow::Result<Vec<(layerstore::FoundImage, Reference)>> {
+    let repository = Reference::parse(&args.image)?;
+    if repository.tag().is_some() || repository.digest().is_some() || args.destination.is_some() {
+        bail!("--all-tags takes a repository name alone: no tag, digest or destination");
+    }
+    let mut pushes = Vec::new();
+    for record in store.image_records()? {
+        let Some(name) = record.name else { continue };
+        if name.name() == repository.name() {
+            pushes.push((store.find_image(&name.to_string())?, name));
+        }
+    }
+    if pushes.is_empty() {
+        bail!("no tags of {} in the store", repository.familiar_name());
+    }
+    Ok(pushes)
+}
+
+fn push_one(
+    store: &layerstore::Store,
+    args: &Args,
+    found: &layerstore::FoundImage,
+    destination: &Reference,
+    progress: &dyn layerstore::progress::Progress,
+) -> anyhow::Result<()> {
+    let connector = args.remote.connector()?;
     // The image's other names in the same registry (where it was pulled from, say) may hold its blobs.
     let mount_from = found
         .names
@@ -57,9 +103,9 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         let registry = connector.connect(destination.domain()).await?;
         registry_client::push(
             &registry,
-            &store,
+            store,
             &found.image,
-            &destination,
+            destination,
             &options,
             progress,
         )
