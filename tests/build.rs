@@ -389,6 +389,36 @@ fn secrets_and_ssh_agents_reach_run_and_stay_out_of_the_image() {
         "s3cret\n/run/buildkit/ssh_agent.0\nclean\n"
     );
 
+    // A secret from an environment variable, as buildx takes them.
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:local\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /seen-env\n",
+    )
+    .unwrap();
+    let built = lade
+        .command()
+        .env("LADE_TEST_TOKEN", "from-env")
+        .args([
+            "build",
+            "-q",
+            "-t",
+            "mounts:env",
+            "--secret",
+            "id=tok,env=LADE_TEST_TOKEN",
+        ])
+        .arg(&context)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(
+        lade.ok(&["run", "--rm", "mounts:env", "cat", "/seen-env"]),
+        "from-env"
+    );
+
     // Without --ssh an SSH mount is left out (SSH_AUTH_SOCK is still set, as BuildKit does), unless it is required.
     std::fs::write(
         context.join("Dockerfile"),

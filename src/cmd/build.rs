@@ -43,8 +43,8 @@ pub struct Args {
     /// Output instead of tagging in the store: type=oci|docker,dest=FILE or type=local,dest=DIR.
     #[arg(short, long, value_name = "type=…,dest=…")]
     output: Option<String>,
-    /// A secret for RUN --mount=type=secret: id=ID,src=FILE.
-    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (default: the variable named ID).
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
     secrets: Vec<String>,
     /// Always pull base images, even when the store has them.
     #[arg(long)]
@@ -75,6 +75,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         check_platform(platform)?;
     }
     let store = context.store()?;
+    let secrets = Secrets::parse(&args.secrets, &store)?;
     let (dockerfile_path, dockerfile) = read_dockerfile(&args)?;
     let build_args = parse_build_args(&args.build_args)?;
     let source_date_epoch = build_args
@@ -107,7 +108,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             other => bail!("unsupported --network {other:?}: use default, host or none"),
         },
         labels: parse_key_values(&args.labels, "--label")?,
-        secrets: parse_secrets(&args.secrets)?,
+        secrets: secrets.files.clone(),
         ssh_agents: parse_ssh(&args.ssh)?,
         runtime: args.runtime.clone(),
         source_date_epoch,
@@ -246,27 +247,67 @@ fn parse_key_values(values: &[String], flag: &str) -> anyhow::Result<BTreeMap<St
         .collect()
 }
 
-fn parse_secrets(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let mut secrets = BTreeMap::new();
-    for value in values {
-        let fields = parse_key_values(
-            &value.split(',').map(str::to_string).collect::<Vec<_>>(),
-            "--secret",
-        )?;
-        let id = fields
-            .get("id")
-            .with_context(|| format!("--secret {value:?}: missing id="))?;
-        let src = fields
-            .get("src")
-            .or_else(|| fields.get("source"))
-            .with_context(|| format!("--secret {value:?}: missing src="))?;
-        let path = PathBuf::from(src);
-        if !path.is_file() {
-            bail!("--secret {value:?}: {src} is not a file");
+/// `--secret id=ID[,src=FILE|,env=VAR]` as buildx takes them: a file, an environment variable, or (with neither) the
+/// variable named like the id. Values from the environment are written to 0600 files in a private directory of the
+/// store that lives as long as the build.
+struct Secrets {
+    files: BTreeMap<String, PathBuf>,
+    _from_env: Option<layerstore::fsutil::TempDir>,
+}
+
+impl Secrets {
+    fn parse(values: &[String], store: &layerstore::Store) -> anyhow::Result<Secrets> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut files = BTreeMap::new();
+        let mut from_env: Option<layerstore::fsutil::TempDir> = None;
+        for value in values {
+            let fields = parse_key_values(
+                &value.split(',').map(str::to_string).collect::<Vec<_>>(),
+                "--secret",
+            )?;
+            let id = fields
+                .get("id")
+                .with_context(|| format!("--secret {value:?}: missing id="))?;
+            let path = match (
+                fields.get("src").or_else(|| fields.get("source")),
+                fields.get("env"),
+            ) {
+                (Some(src), _) => {
+                    let path = PathBuf::from(src);
+                    if !path.is_file() {
+                        bail!("--secret {value:?}: {src} is not a file");
+                    }
+                    path
+                }
+                (None, variable) => {
+                    let variable = variable.unwrap_or(id);
+                    let secret = std::env::var_os(variable).with_context(|| {
+                        format!("--secret {value:?}: give src=FILE, or set the environment variable {variable}")
+                    })?;
+                    let dir = match &mut from_env {
+                        Some(dir) => dir,
+                        None => from_env.insert(store.temp_dir("secrets-")?),
+                    };
+                    let path = dir
+                        .path()
+                        .join(layerstore::Digest::sha256_of(id.as_bytes()).hex());
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .and_then(|mut file| file.write_all(secret.as_encoded_bytes()))
+                        .with_context(|| format!("--secret {value:?}: writing it for the build"))?;
+                    path
+                }
+            };
+            files.insert(id.clone(), path);
         }
-        secrets.insert(id.clone(), path);
+        Ok(Secrets {
+            files,
+            _from_env: from_env,
+        })
     }
-    Ok(secrets)
 }
 
 /// `--ssh default|ID[=SOCKET]`: agent sockets by id.
