@@ -54,7 +54,7 @@ CMD ["/greeting"]
 "#;
 
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
-/// stage, directories the copy creates, and WORKDIR created as the current USER.
+/// stage, directories the copy creates, and WORKDIR created as the current USER (an absolute one kept as written).
 const COPY_DETAILS: &str = r#"FROM busybox:local AS build
 RUN mkdir -p /out/deep && echo built > /out/deep/file && ln /out/deep/file /out/hard && ln -s deep/file /out/sym
 FROM busybox:local
@@ -64,7 +64,9 @@ COPY private /private-copy
 COPY --from=build /out /fromstage
 USER 1000
 WORKDIR /workdir-as-user
+WORKDIR /w/x/../y/./z
 USER root
+RUN pwd > /pwd
 WORKDIR relative/path
 COPY f.txt ./
 "#;

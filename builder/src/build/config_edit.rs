@@ -233,9 +233,14 @@ pub(crate) fn workdir(config: &ImageConfig) -> PathBuf {
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
-/// Sets the working directory to `path` taken relative to the current one; returns the new absolute path.
+/// Sets the working directory; returns it. An absolute path is kept as written, a relative one is joined to the
+/// current directory and cleaned (BuildKit's `path.Join`).
 pub(crate) fn set_workdir(config: &mut ImageConfig, path: &str) -> String {
-    let path = normalize(&workdir(config).join(path));
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        normalize(&workdir(config).join(path))
+    };
     container(config).working_dir = Some(path.clone());
     path
 }

@@ -459,7 +459,10 @@ impl<'a> Engine<'a> {
                     created_by,
                     inputs,
                     |_, snapshot, _| {
-                        let relative = path.trim_start_matches('/');
+                        // Created at the cleaned path (BuildKit's mkdir -p); a RUN's working directory is then
+                        // made as written, by the runtime.
+                        let cleaned = config_edit::normalize(Path::new(&path));
+                        let relative = cleaned.trim_start_matches('/');
                         if !relative.is_empty() {
                             let owner = match &user {
                                 Some(user) => resolve_chown(snapshot.rootfs(), user)

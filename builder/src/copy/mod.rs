@@ -351,10 +351,16 @@ fn is_dir_in_root(rootfs: &Path, relative: &Path) -> bool {
 /// with mode 0755 and the given owner; returns its host path.
 pub fn ensure_dir(rootfs: &Path, relative: &Path, owner: (u32, u32)) -> Result<PathBuf, CopyError> {
     let mut current = PathBuf::new();
-    for component in relative
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-    {
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => {}
+            // `a/b/../c` creates a/b too, as `mkdir -p` does.
+            Component::ParentDir => {
+                current.pop();
+                continue;
+            }
+            _ => continue,
+        }
         let candidate = current.join(component);
         let ctx = || format!("creating {} in the root filesystem", candidate.display());
         let resolved = resolve_in_root(rootfs, &candidate, false).map_err(io_err(ctx()))?;

@@ -250,6 +250,8 @@ pub fn resolve_in_root(root: &Path, relative: &Path, create: bool) -> io::Result
         .rev()
         .filter_map(|c| match c {
             Component::Normal(p) => Some(p.to_owned()),
+            // `..` steps back within the root (never above it), as in a chroot.
+            Component::ParentDir => Some("..".into()),
             _ => None,
         })
         .collect();
