@@ -213,6 +213,54 @@ fn outputs_iidfile_labels_and_stdin_dockerfile() {
     assert!(lade
         .ok(&["run", "--rm", "stdin:1", "ls", "/hello.sh"])
         .contains("/hello.sh"));
+
+    // `lade build -`: a gzip'd context archive, or a lone Dockerfile, on stdin.
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, content) in [
+        ("Dockerfile", &b"FROM busybox:local\nCOPY msg.txt /\n"[..]),
+        ("msg.txt", &b"from a piped context\n"[..]),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        archive.append_data(&mut header, name, content).unwrap();
+    }
+    let context_tar = archive.into_inner().unwrap().finish().unwrap();
+    let from_stdin = |tag: &str, input: &[u8]| {
+        let mut child = lade
+            .command()
+            .args(["build", "-q", "-t", tag, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    from_stdin("piped:1", &context_tar);
+    assert_eq!(
+        lade.ok(&["run", "--rm", "piped:1", "cat", "/msg.txt"]),
+        "from a piped context\n"
+    );
+    from_stdin("piped:2", b"FROM busybox:local\nLABEL alone=yes\n");
+    assert_eq!(
+        lade.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"alone\"}}",
+            "piped:2"
+        ]),
+        "yes\n"
+    );
 }
 
 /// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.

@@ -66,7 +66,7 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     remote: super::remote::RemoteArgs,
-    /// The build context directory.
+    /// The build context directory, or `-`: a context archive (tar, gzip, zstd) or a lone Dockerfile on stdin.
     context: PathBuf,
 }
 
@@ -76,7 +76,18 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     let store = context.store()?;
     let secrets = Secrets::parse(&args.secrets, &store)?;
-    let (dockerfile_path, dockerfile) = read_dockerfile(&args)?;
+    let from_stdin = if args.context.as_os_str() == "-" {
+        if args.file.as_ref().is_some_and(|f| f.as_os_str() == "-") {
+            bail!("the context and the Dockerfile cannot both come from stdin");
+        }
+        Some(stdin_context(&store)?)
+    } else {
+        None
+    };
+    let context_dir = from_stdin
+        .as_ref()
+        .map_or_else(|| args.context.clone(), |dir| dir.path().to_path_buf());
+    let (dockerfile_path, dockerfile) = read_dockerfile(&args, &context_dir)?;
     let build_args = parse_build_args(&args.build_args)?;
     let source_date_epoch = build_args
         .get("SOURCE_DATE_EPOCH")
@@ -95,7 +106,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let output = args.output.as_deref().map(Output::parse).transpose()?;
     let request = BuildRequest {
-        context: args.context.clone(),
+        context: context_dir.clone(),
         dockerfile_path,
         dockerfile,
         build_args,
@@ -194,7 +205,37 @@ fn check_platform(requested: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_dockerfile(args: &Args) -> anyhow::Result<(PathBuf, String)> {
+/// `lade build -`, as `docker build -` reads stdin: a context archive (tar, possibly gzip or zstd), unpacked, or else
+/// a Dockerfile alone, with an otherwise empty context. Both land in a private directory of the store that lives as
+/// long as the build.
+fn stdin_context(store: &layerstore::Store) -> anyhow::Result<layerstore::fsutil::TempDir> {
+    let dir = store.temp_dir("context-")?;
+    let mut stdin = std::io::stdin().lock();
+    // A tar header is 512 bytes: read that much (or all there is) before deciding what the input is.
+    let mut head = Vec::with_capacity(512);
+    (&mut stdin)
+        .take(512)
+        .read_to_end(&mut head)
+        .context("reading the build context from stdin")?;
+    let is_archive = layerstore::layer::compress::detect(&head)
+        != layerstore::media_types::Compression::None
+        || head.get(257..262) == Some(b"ustar".as_slice());
+    let mut input = std::io::Cursor::new(head).chain(stdin);
+    if is_archive {
+        let (_, tar) = layerstore::layer::compress::auto_decompress(input)?;
+        layerstore::layer::apply::apply_layer(tar, dir.path())
+            .context("unpacking the build context from stdin")?;
+    } else {
+        let mut text = Vec::new();
+        input
+            .read_to_end(&mut text)
+            .context("reading the Dockerfile from stdin")?;
+        std::fs::write(dir.path().join("Dockerfile"), text)?;
+    }
+    Ok(dir)
+}
+
+fn read_dockerfile(args: &Args, context_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     match &args.file {
         Some(path) if path.as_os_str() == "-" => {
             let mut text = String::new();
@@ -206,12 +247,12 @@ fn read_dockerfile(args: &Args) -> anyhow::Result<(PathBuf, String)> {
         file => {
             let path = file
                 .clone()
-                .unwrap_or_else(|| args.context.join("Dockerfile"));
+                .unwrap_or_else(|| context_dir.join("Dockerfile"));
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("reading the Dockerfile {}", path.display()))?;
             let relative = std::fs::canonicalize(&path)
                 .ok()
-                .zip(std::fs::canonicalize(&args.context).ok())
+                .zip(std::fs::canonicalize(context_dir).ok())
                 .and_then(|(file, context)| file.strip_prefix(context).ok().map(Path::to_path_buf))
                 .unwrap_or_else(|| path.clone());
             Ok((relative, String::from_utf8_lossy(&bytes).into_owned()))
