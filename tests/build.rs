@@ -493,3 +493,38 @@ fn secrets_and_ssh_agents_reach_run_and_stay_out_of_the_image() {
     ]);
     assert!(err.contains("not an agent socket"), "{err}");
 }
+
+#[test]
+fn run_mounts_host_volumes_like_docker_run_v() {
+    let Some((lade, _base)) = setup() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let dir = host.path().join("data");
+    let volume = format!("{}:/data", dir.display());
+    lade.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo hi > /data/x",
+    ]);
+    assert_eq!(std::fs::read_to_string(dir.join("x")).unwrap(), "hi\n");
+    let read_only = format!("{volume}:ro");
+    let denied = lade.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &read_only,
+        "busybox:local",
+        "sh",
+        "-c",
+        "cat /data/x && echo no > /data/y",
+    ]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stdout).starts_with("hi\n"));
+    assert!(!dir.join("y").exists());
+    let err = lade.fails(&["run", "--rm", "-v", "named:/data", "busybox:local", "true"]);
+    assert!(err.contains("named volumes"), "{err}");
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use builder::runtime::{Network, RunSpec, Runtime};
+use builder::runtime::{BindMount, MountSpec, Network, RunSpec, Runtime};
 use builder::snapshot::{LayerRef, Snapshotter};
 
 #[derive(clap::Args)]
@@ -25,6 +25,9 @@ pub struct Args {
     /// Network: host (default) or none.
     #[arg(long, default_value = "host")]
     network: String,
+    /// Mount a host path: /HOST/PATH:/CONTAINER/PATH[:ro|rw] (created on the host when missing, as Docker does).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<String>,
     /// Overwrite the image's ENTRYPOINT.
     #[arg(long)]
     entrypoint: Option<String>,
@@ -99,7 +102,11 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .or(config.user.clone())
             .filter(|u| !u.is_empty()),
         network,
-        mounts: Vec::new(),
+        mounts: args
+            .volumes
+            .iter()
+            .map(|v| volume(v))
+            .collect::<anyhow::Result<_>>()?,
     };
     let stdout = std::io::stdout();
     let outcome = runtime
@@ -114,4 +121,29 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         std::process::exit(outcome.exit_code);
     }
     Ok(())
+}
+
+/// `-v /host:/container[:ro|rw]`. Named volumes (a name instead of a host path) have no place without a daemon.
+fn volume(value: &str) -> anyhow::Result<MountSpec> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let (host, container, readwrite) = match parts.as_slice() {
+        [host, container] => (*host, *container, true),
+        [host, container, "ro"] => (*host, *container, false),
+        [host, container, "rw"] => (*host, *container, true),
+        _ => bail!("-v {value:?}: expected /HOST/PATH:/CONTAINER/PATH[:ro|rw]"),
+    };
+    if !host.starts_with('/') {
+        bail!("-v {value:?}: named volumes need a daemon; give an absolute host path");
+    }
+    if !container.starts_with('/') {
+        bail!("-v {value:?}: the container path must be absolute");
+    }
+    if !std::path::Path::new(host).exists() {
+        std::fs::create_dir_all(host).with_context(|| format!("-v {value:?}: creating {host}"))?;
+    }
+    Ok(MountSpec::Volume(BindMount {
+        target: PathBuf::from(container),
+        source: PathBuf::from(host),
+        readwrite,
+    }))
 }

@@ -103,13 +103,16 @@ pub struct SecretMount {
     pub mode: u32,
 }
 
-/// A `RUN --mount`.
+/// A `RUN --mount`, or a `lade run -v` volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
     Cache(CacheMount),
     Bind(BindMount),
     Tmpfs(TmpfsMount),
     Secret(SecretMount),
+    /// `lade run -v HOST:CONTAINER[:ro]`: a host path mounted as is, writes going through to the host unless
+    /// read-only.
+    Volume(BindMount),
 }
 
 impl MountSpec {
@@ -117,7 +120,7 @@ impl MountSpec {
     pub fn target(&self) -> Option<PathBuf> {
         match self {
             MountSpec::Cache(m) => Some(m.target.clone()),
-            MountSpec::Bind(m) => Some(m.target.clone()),
+            MountSpec::Bind(m) | MountSpec::Volume(m) => Some(m.target.clone()),
             MountSpec::Tmpfs(m) => Some(m.target.clone()),
             MountSpec::Secret(m) if m.source.is_none() && !m.required => None,
             MountSpec::Secret(m) => Some(
@@ -139,7 +142,7 @@ impl MountSpec {
             MountSpec::Tmpfs(m) => Some(m.target.clone()),
             MountSpec::Bind(m) if m.source.is_dir() => Some(m.target.clone()),
             MountSpec::Bind(m) if m.source.is_file() => m.target.parent().map(Path::to_path_buf),
-            MountSpec::Bind(_) | MountSpec::Secret(_) => None,
+            MountSpec::Bind(_) | MountSpec::Secret(_) | MountSpec::Volume(_) => None,
         }
     }
 }
@@ -213,6 +216,9 @@ pub fn prepare(
                 )))?;
                 prepared.mounts.push(bind(&b.target, &copy, false)?);
             }
+            MountSpec::Volume(v) => prepared
+                .mounts
+                .push(bind(&v.target, &v.source, !v.readwrite)?),
             MountSpec::Tmpfs(t) => {
                 let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
                 if let Some(size) = t.size {
