@@ -528,3 +528,26 @@ fn run_mounts_host_volumes_like_docker_run_v() {
     let err = lade.fails(&["run", "--rm", "-v", "named:/data", "busybox:local", "true"]);
     assert!(err.contains("named volumes"), "{err}");
 }
+
+#[test]
+fn run_i_passes_stdin_through() {
+    use std::io::Write;
+    let Some((lade, _base)) = setup() else { return };
+    let mut child = lade
+        .command()
+        .args(["run", "--rm", "-i", "busybox:local", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "PIPED IN\n");
+    let err = lade.fails(&["run", "--rm", "-t", "busybox:local", "true"]);
+    assert!(err.contains("cannot allocate a terminal"), "{err}");
+}

@@ -47,6 +47,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         user: None,
         network: Network::Host,
         mounts: vec![],
+        interactive: false,
     }
 }
 

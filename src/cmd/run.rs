@@ -28,6 +28,12 @@ pub struct Args {
     /// Mount a host path: /HOST/PATH:/CONTAINER/PATH[:ro|rw] (created on the host when missing, as Docker does).
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volumes: Vec<String>,
+    /// Keep stdin open: the command reads lade's stdin.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal: not supported (lade run streams output; use -i for stdin).
+    #[arg(short, long)]
+    tty: bool,
     /// Overwrite the image's ENTRYPOINT.
     #[arg(long)]
     entrypoint: Option<String>,
@@ -42,6 +48,9 @@ pub struct Args {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let _ = args.rm;
+    if args.tty {
+        bail!("-t: lade run cannot allocate a terminal; -i passes stdin through without one");
+    }
     let store = context.store()?;
     let found = store.find_image(&args.image)?;
     let config = found.image.config.config.clone().unwrap_or_default();
@@ -107,6 +116,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|v| volume(v))
             .collect::<anyhow::Result<_>>()?,
+        interactive: args.interactive,
     };
     let stdout = std::io::stdout();
     let outcome = runtime

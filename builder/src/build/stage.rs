@@ -683,6 +683,7 @@ impl<'a> Engine<'a> {
                     user,
                     network,
                     mounts,
+                    interactive: false,
                 };
                 let reporter = engine.reporter;
                 let outcome = runtime

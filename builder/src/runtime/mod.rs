@@ -66,6 +66,8 @@ pub struct RunSpec {
     pub user: Option<String>,
     pub network: Network,
     pub mounts: Vec<MountSpec>,
+    /// Pass this process's stdin to the command (`lade run -i`); otherwise it reads nothing.
+    pub interactive: bool,
 }
 
 impl RunSpec {
@@ -222,6 +224,7 @@ impl Runtime {
             user: None,
             network: Network::None,
             mounts,
+            interactive: false,
         };
         let outcome = self.run(&spec, &mut |_| {})?;
         if outcome.exit_code != 0 {
@@ -296,7 +299,7 @@ impl Runtime {
         let json = serde_json::to_vec_pretty(&config).expect("a runtime config serializes");
         fs::write(&config_path, json)
             .map_err(io_err(format!("writing {}", config_path.display())))?;
-        let outcome = container.run(output)?;
+        let outcome = container.run(spec.interactive, output)?;
         drop(prepared);
         Ok(outcome)
     }
@@ -311,7 +314,11 @@ struct Container {
 }
 
 impl Container {
-    fn run(&self, output: &mut dyn FnMut(&[u8])) -> Result<RunOutcome, RuntimeError> {
+    fn run(
+        &self,
+        interactive: bool,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
         let spawn_err = |source| RuntimeError::Spawn {
             runtime: self.binary.clone(),
             source,
@@ -323,7 +330,11 @@ impl Container {
             .arg("--bundle")
             .arg(self.bundle.path())
             .arg(&self.id)
-            .stdin(Stdio::null())
+            .stdin(if interactive {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
