@@ -142,6 +142,18 @@ fn config_file_and_flags() {
     );
     assert_eq!(status, 202);
     drop(server);
+    // Deletes are on by default (the spec's content management); --disable-delete refuses them as registry:2 does.
+    let z = Digest::sha256_of(b"z");
+    for (flags, expected) in [(&[][..], 202), (&["--disable-delete"][..], 405)] {
+        let default_root = tempfile::tempdir().unwrap();
+        let mut args = vec!["--root", default_root.path().to_str().unwrap()];
+        args.extend(flags);
+        let server = Server::start(&args);
+        let upload = format!("/v2/d/blobs/uploads/?digest={z}");
+        assert_eq!(request(&server.host, "POST", &upload, b"z").0, 201);
+        let (status, _) = request(&server.host, "DELETE", &format!("/v2/d/blobs/{z}"), b"");
+        assert_eq!(status, expected, "{flags:?}");
+    }
     // Mounting without `from` finds a blob of another repository only when asked for.
     let y = Digest::sha256_of(b"y");
     let mount = format!("/v2/other/blobs/uploads/?mount={y}");

@@ -3,7 +3,7 @@
 //! ```yaml
 //! addr: 0.0.0.0:5000
 //! root: /var/lib/lade/registry
-//! delete: true                 # allow DELETE of blobs, manifests and tags
+//! delete: true                 # allow DELETE of blobs, manifests and tags (the default; false answers 405 UNSUPPORTED)
 //! automatic_crossmount: false  # mount without `from` links any blob the registry holds
 //! allow_sparse_manifests: false  # accept manifests whose layers or child manifests are not in the repository
 //! read_only: false             # refuse writes (403 DENIED), e.g. during offline garbage collection
@@ -49,6 +49,9 @@ pub enum ConfigError {
 pub struct Config {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    /// Allow DELETE of blobs, manifests and tags. On by default (registry:2 has it off): the distribution spec's
+    /// content management, and so its conformance suite, needs it, and a registry that accepts anonymous pushes
+    /// gains no safety from refusing deletes. Turn it off, or put the registry behind htpasswd auth, to protect it.
     pub delete: bool,
     /// Let a mount request without `from` link any blob the registry holds (the spec's optional automatic content
     /// discovery); off by default, as in registry:2, because it lets a client learn of blobs in other repositories.
@@ -159,7 +162,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 5000)),
             root: default_root(),
-            delete: false,
+            delete: true,
             automatic_crossmount: false,
             allow_sparse_manifests: false,
             read_only: false,

@@ -49,9 +49,12 @@ struct ServeArgs {
     /// Require basic authentication against this htpasswd file (bcrypt entries)
     #[arg(long)]
     htpasswd: Option<PathBuf>,
-    /// Allow DELETE of blobs, manifests and tags
-    #[arg(long)]
+    /// Allow DELETE of blobs, manifests and tags (the default; overrides `delete: false` in the config file)
+    #[arg(long, conflicts_with = "disable_delete")]
     enable_delete: bool,
+    /// Refuse DELETE of blobs, manifests and tags (405 UNSUPPORTED), as registry:2 does by default
+    #[arg(long)]
+    disable_delete: bool,
     /// Let a mount request without `from` link any blob this registry holds (the spec's automatic content discovery)
     #[arg(long)]
     automatic_crossmount: bool,
@@ -122,7 +125,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             anonymous_read: previous.is_some_and(|a| a.anonymous_read),
         });
     }
-    config.delete |= args.enable_delete;
+    config.delete = (config.delete || args.enable_delete) && !args.disable_delete;
     config.automatic_crossmount |= args.automatic_crossmount;
     config.allow_sparse_manifests |= args.allow_sparse_manifests;
     let listener =
