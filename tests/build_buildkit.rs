@@ -54,7 +54,8 @@ CMD ["/greeting"]
 "#;
 
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
-/// stage, directories the copy creates, and WORKDIR created as the current USER (an absolute one kept as written).
+/// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
+/// (an absolute one kept as written).
 const COPY_DETAILS: &str = r#"FROM busybox:local AS build
 RUN mkdir -p /out/deep && echo built > /out/deep/file && ln /out/deep/file /out/hard && ln -s deep/file /out/sym
 FROM busybox:local
@@ -62,6 +63,7 @@ COPY --chmod=700 d /chmodded
 COPY --chmod=4755 f.txt /not-setuid
 COPY private /private-copy
 COPY --from=build /out /fromstage
+ADD unclean.tar /unclean/
 USER 1000
 WORKDIR /workdir-as-user
 WORKDIR /w/x/../y/./z
@@ -212,6 +214,17 @@ fn copy_details_match_buildkit() {
     std::fs::create_dir(context.join("private")).unwrap();
     std::fs::write(context.join("private/p"), "p\n").unwrap();
     mode("private", 0o750);
+    // Entry names Docker cleans rather than refuses: `rel/../up` is `up`, `/abs/file` is `abs/file`.
+    let mut unclean = tar::Builder::new(Vec::new());
+    for name in ["rel/../up", "/abs/file", "./dot/f"] {
+        let mut header = tar::Header::new_ustar();
+        header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(2);
+        header.set_mode(0o640);
+        header.set_cksum();
+        unclean.append(&header, &b"x\n"[..]).unwrap();
+    }
+    std::fs::write(context.join("unclean.tar"), unclean.into_inner().unwrap()).unwrap();
     let lade = build_both(docker, &base, &context, &[]);
     assert_same_image(&lade);
 }
