@@ -223,6 +223,15 @@ pub(crate) fn set_env(config: &mut ImageConfig, key: &str, value: &str) {
     }
 }
 
+/// USER, when set.
+pub(crate) fn user(config: &ImageConfig) -> Option<String> {
+    config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .filter(|u| !u.is_empty())
+}
+
 /// The working directory, `/` when unset.
 pub(crate) fn workdir(config: &ImageConfig) -> PathBuf {
     config

@@ -441,12 +441,7 @@ impl<'a> Engine<'a> {
                 let path = config_edit::set_workdir(&mut state.config, &workdir.path);
                 let created_by = format!("WORKDIR {path}");
                 // BuildKit creates the directory (and missing parents) as the current USER.
-                let user = state
-                    .config
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.user.clone())
-                    .filter(|u| !u.is_empty());
+                let user = config_edit::user(&state.config);
                 let mut inputs = Inputs::new();
                 inputs.insert("instruction", created_by.clone());
                 inputs.insert("user", user.clone().unwrap_or_default());
@@ -641,12 +636,7 @@ impl<'a> Engine<'a> {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::Default) | None => self.request.network,
         };
-        let user = state
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.user.clone())
-            .filter(|u| !u.is_empty());
+        let user = config_edit::user(&state.config);
         let mut inputs = Inputs::new();
         inputs.insert("instruction", created_by.clone());
         inputs.insert(
