@@ -184,75 +184,60 @@ fn setup() -> Option<(&'static Docker, BusyboxBase)> {
     Some((docker, base))
 }
 
-#[test]
-fn every_instruction_matches_buildkit() {
+/// Builds `dockerfile` in the standard context (plus whatever `prepare` adds) with BuildKit and with lade, and
+/// asserts the two images match.
+fn assert_builds_like_buildkit(dockerfile: &str, build_args: &[&str], prepare: impl FnOnce(&Path)) {
     let Some((docker, base)) = setup() else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
     let context = work.path().join("context");
     std::fs::create_dir(&context).unwrap();
-    write_context(&context, EVERY_INSTRUCTION);
-    let lade = build_both(docker, &base, &context, &["V=override"]);
+    write_context(&context, dockerfile);
+    prepare(&context);
+    let lade = build_both(docker, &base, &context, build_args);
     assert_same_image(&lade);
+}
+
+#[test]
+fn every_instruction_matches_buildkit() {
+    assert_builds_like_buildkit(EVERY_INSTRUCTION, &["V=override"], |_| {});
 }
 
 #[test]
 fn copy_details_match_buildkit() {
-    use std::os::unix::fs::PermissionsExt;
-    let Some((docker, base)) = setup() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let context = work.path().join("context");
-    std::fs::create_dir(&context).unwrap();
-    write_context(&context, COPY_DETAILS);
-    let mode = |path: &str, mode| {
-        std::fs::set_permissions(context.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
-    };
-    mode("d/g", 0o4755);
-    std::fs::create_dir(context.join("private")).unwrap();
-    std::fs::write(context.join("private/p"), "p\n").unwrap();
-    mode("private", 0o750);
-    // Entry names Docker cleans rather than refuses: `rel/../up` is `up`, `/abs/file` is `abs/file`.
-    let mut unclean = tar::Builder::new(Vec::new());
-    for name in ["rel/../up", "/abs/file", "./dot/f"] {
-        let mut header = tar::Header::new_ustar();
-        header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_size(2);
-        header.set_mode(0o640);
-        header.set_cksum();
-        unclean.append(&header, &b"x\n"[..]).unwrap();
-    }
-    std::fs::write(context.join("unclean.tar"), unclean.into_inner().unwrap()).unwrap();
-    let lade = build_both(docker, &base, &context, &[]);
-    assert_same_image(&lade);
+    assert_builds_like_buildkit(COPY_DETAILS, &[], |context| {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str, mode| {
+            std::fs::set_permissions(context.join(path), std::fs::Permissions::from_mode(mode))
+                .unwrap()
+        };
+        mode("d/g", 0o4755);
+        std::fs::create_dir(context.join("private")).unwrap();
+        std::fs::write(context.join("private/p"), "p\n").unwrap();
+        mode("private", 0o750);
+        // Entry names Docker cleans rather than refuses: `rel/../up` is `up`, `/abs/file` is `abs/file`.
+        let mut unclean = tar::Builder::new(Vec::new());
+        for name in ["rel/../up", "/abs/file", "./dot/f"] {
+            let mut header = tar::Header::new_ustar();
+            header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_size(2);
+            header.set_mode(0o640);
+            header.set_cksum();
+            unclean.append(&header, &b"x\n"[..]).unwrap();
+        }
+        std::fs::write(context.join("unclean.tar"), unclean.into_inner().unwrap()).unwrap();
+    });
 }
 
 #[test]
 fn config_corners_match_buildkit() {
-    let Some((docker, base)) = setup() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let context = work.path().join("context");
-    std::fs::create_dir(&context).unwrap();
-    write_context(&context, CONFIG_CORNERS);
-    let lade = build_both(docker, &base, &context, &[]);
-    assert_same_image(&lade);
+    assert_builds_like_buildkit(CONFIG_CORNERS, &[], |_| {});
 }
 
 #[test]
 fn multi_stage_with_global_args_matches_buildkit() {
-    let Some((docker, base)) = setup() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let context = work.path().join("context");
-    std::fs::create_dir(&context).unwrap();
-    write_context(&context, MULTI_STAGE_ARGS);
-    let lade = build_both(docker, &base, &context, &["GREETING=hello"]);
-    assert_same_image(&lade);
+    assert_builds_like_buildkit(MULTI_STAGE_ARGS, &["GREETING=hello"], |_| {});
 }
 
 #[test]
