@@ -50,8 +50,9 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     if let Some((_, first)) = pushes.first() {
         println!("The push refers to repository [{}]", first.name());
     }
+    let connector = args.remote.connector()?;
     for (found, destination) in &pushes {
-        push_one(&store, &args, found, destination, progress)?;
+        push_one(&store, &args, &connector, found, destination, progress)?;
     }
     Ok(())
 }
@@ -81,11 +82,11 @@ fn all_tags(
 fn push_one(
     store: &layerstore::Store,
     args: &Args,
+    connector: &registry_client::Connector,
     found: &layerstore::FoundImage,
     destination: &Reference,
     progress: &dyn layerstore::progress::Progress,
 ) -> anyhow::Result<()> {
-    let connector = args.remote.connector()?;
     // The image's other names in the same registry (where it was pulled from, say) may hold its blobs.
     let mount_from = found
         .names
