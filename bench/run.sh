@@ -49,6 +49,37 @@ make_big_image() {
   sync
 }
 
+# A realistic image: the first BENCH_SIZE_MIB of this machine's /usr (binaries, libraries, headers, debug symbols),
+# built by lade with COPY, so its layer is stored gzip-compressed as every built image's is. $work/usr.tar is lade's
+# save of it; $work/usr-docker.tar is Docker's own save (uncompressed layers), the archive a Docker user would copy.
+make_usr_image() {
+  [ -f "$work/usr.tar" ] && return
+  local ctx=$work/ctx-usr
+  mkdir -p "$ctx/rootfs"
+  python3 -c '
+import os, sys
+limit, total = int(sys.argv[1]) * 1024 * 1024, 0
+for root, dirs, files in os.walk("/usr"):
+    dirs.sort()
+    print(os.path.relpath(root, "/"))
+    for name in sorted(files):
+        path = os.path.join(root, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            total += os.path.getsize(path)
+        print(os.path.relpath(path, "/"))
+        if total >= limit:
+            sys.exit(0)
+' "$size_mib" > "$work/usr-files"
+  tar -C / --no-recursion -cf - -T "$work/usr-files" | tar -C "$ctx/rootfs" -xf -
+  printf 'FROM scratch\nCOPY rootfs/ /\n' > "$ctx/Dockerfile"
+  "$lade" build -q -t bench:usr "$ctx" >/dev/null
+  rm -rf "$ctx"
+  "$lade" save -o "$work/usr.tar" bench:usr
+  $docker load -i "$work/usr.tar" >/dev/null
+  $docker save -o "$work/usr-docker.tar" bench:usr
+  sync
+}
+
 bench_archive() {
   make_big_image
   read -r d _ < <(measure $docker save -o "$work/docker-save.tar" bench:big)
@@ -173,7 +204,6 @@ PY
   echo "registry peak RSS: lade $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lade_reg_pid/status), registry:2 $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$reg2_pid/status)" | tee -a "$work/notes"
 }
 
-# push and pull of the big image: lade vs docker and skopeo, against registry:2 and lade's registry
 # POST, one streamed PATCH of the image's layer blob from store $3, and the closing PUT, with curl
 curl_upload() { # registry repository store
   local blob location
@@ -198,40 +228,49 @@ PY
 
 bench_transfer() {
   make_big_image
+  make_usr_image
   start_registries
-  local n=$RANDOM
+  transfer_image big "$work/big.tar" "$work/big.tar" random
+  transfer_image usr "$work/usr.tar" "$work/usr-docker.tar" "/usr files"
+}
+
+# Push and pull of bench:$1 with each tool, into and out of each registry. lade's pushing store is loaded from $2
+# (lade's save: its layers as lade stores them); skopeo copies $3 (Docker's save); Docker pushes its own copy.
+transfer_image() { # name lade-archive docker-archive label
+  local name=$1 label="${size_mib} MiB $4 image" n=$RANDOM
   # A store that has never pushed anywhere, and fresh repositories: nothing is skipped or mounted.
-  local pusher=$work/store-push
-  LADE_ROOT=$pusher "$lade" load -q -i "$work/big.tar" >/dev/null
+  local pusher=$work/store-push-$name
+  LADE_ROOT=$pusher "$lade" load -q -i "$2" >/dev/null
   for reg in "$reg2" "$lade_reg"; do
-    LADE_ROOT=$pusher "$lade" tag bench:big "$reg/lade-$n/big:1"
-    read -r l r < <(measure env LADE_ROOT="$pusher" "$lade" push -q "$reg/lade-$n/big:1")
-    $docker tag bench:big "$reg/docker-$n/big:1"
-    read -r d _ < <(measure $docker push "$reg/docker-$n/big:1")
-    read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$work/big.tar" "docker://$reg/skopeo-$n/big:1")
-    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "docker push" "$d"
-    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
+    LADE_ROOT=$pusher "$lade" tag "bench:$name" "$reg/lade-$n/$name:1"
+    read -r l r < <(measure env LADE_ROOT="$pusher" "$lade" push -q "$reg/lade-$n/$name:1")
+    $docker tag "bench:$name" "$reg/docker-$n/$name:1"
+    read -r d _ < <(measure $docker push "$reg/docker-$n/$name:1")
+    read -r s _ < <(measure skopeo copy -q --dest-tls-verify=false "docker-archive:$3" "docker://$reg/skopeo-$n/$name:1")
+    row "push $label to ${reg##*:}" "$l" "$r" "docker push" "$d"
+    row "push $label to ${reg##*:}" "$l" "$r" "skopeo copy" "$s"
     # The registry's own ingest speed bounds every client: one streamed PATCH of the same layer blob by curl.
     local started
     started=$(date +%s.%N)
-    curl_upload "$reg" "curl-$n/big" "$pusher"
+    curl_upload "$reg" "curl-$n/$name" "$pusher"
     c=$(echo "$(date +%s.%N) - $started" | bc)
-    row "push ${size_mib} MiB image to ${reg##*:}" "$l" "$r" "curl PATCH of its layer" "$c"
-    read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/lade-$n/big:1")
-    read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/lade-$n/big:1" "oci:$work/skopeo-oci:big")
+    row "push $label to ${reg##*:}" "$l" "$r" "curl PATCH of its layer" "$c"
+    read -r l r < <(measure env LADE_ROOT="$work/store-pull" "$lade" pull -q "$reg/lade-$n/$name:1")
+    read -r s _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$reg/lade-$n/$name:1" "oci:$work/skopeo-oci:$name")
     # Docker must not hold the layers: drop every tag of the image, pull, then load the original back.
-    $docker rmi -f "$($docker images -q bench:big)" >/dev/null
-    read -r d _ < <(measure $docker pull "$reg/docker-$n/big:1")
-    row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "skopeo to oci:" "$s"
-    row "pull ${size_mib} MiB image from ${reg##*:}" "$l" "$r" "docker pull" "$d"
+    $docker rmi -f "$($docker images -q "bench:$name")" >/dev/null
+    read -r d _ < <(measure $docker pull "$reg/docker-$n/$name:1")
+    row "pull $label from ${reg##*:}" "$l" "$r" "skopeo to oci:" "$s"
+    row "pull $label from ${reg##*:}" "$l" "$r" "docker pull" "$d"
     rm -rf "$work/store-pull" "$work/skopeo-oci"
-    $docker rmi -f "$($docker images -q "$reg/docker-$n/big:1")" >/dev/null
-    $docker load -i "$work/big.tar" >/dev/null
+    $docker rmi -f "$($docker images -q "$reg/docker-$n/$name:1")" >/dev/null
+    $docker load -i "$3" >/dev/null
   done
+  rm -rf "$pusher"
 }
 
 for group in $groups; do "bench_$group"; done
 echo
 printf '%-44s %10s %10s %8s %12s\n' "benchmark (registry ports in names)" "lade" "peer" "ratio" "lade RSS"
 printf '%s\n' "${rows[@]}"
-[ -f "$work/notes" ] && cat "$work/notes"
+if [ -f "$work/notes" ]; then cat "$work/notes"; fi
