@@ -53,6 +53,26 @@ ENTRYPOINT ["/bin/busybox", "cat"]
 CMD ["/greeting"]
 "#;
 
+/// ARG values as BuildKit keeps them: in one environment with ENV (the later wins, in RUN and in expansion), passed
+/// on to a stage built FROM this one (where the base's ENV is applied over them again), one history entry for a
+/// multi-name ARG line, and `|N` history prefixes only for the stage's own ARGs.
+const ARG_SCOPES: &str = r#"FROM busybox:local AS first
+ENV E=env
+ARG E=arg
+ARG A=1 B=2
+ENV B=envb
+RUN echo "$E $A $B" > /first
+FROM first AS second
+ARG A
+ARG C=$A-c
+LABEL a=$A b=$B e=$E c=$C
+WORKDIR /w$A
+RUN echo "$E $A $B $C" > /second
+FROM second
+ENV A=child
+RUN echo "$E $A $B $C" > /third
+"#;
+
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
 /// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
 /// (an absolute one kept as written).
@@ -238,6 +258,12 @@ fn config_corners_match_buildkit() {
 #[test]
 fn multi_stage_with_global_args_matches_buildkit() {
     assert_builds_like_buildkit(MULTI_STAGE_ARGS, &["GREETING=hello"], |_| {});
+}
+
+#[test]
+fn arg_scopes_match_buildkit() {
+    assert_builds_like_buildkit(ARG_SCOPES, &[], |_| {});
+    assert_builds_like_buildkit(ARG_SCOPES, &["A=9", "E=cli"], |_| {});
 }
 
 #[test]

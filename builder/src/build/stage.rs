@@ -38,6 +38,8 @@ struct StageResult {
     config: ImageConfig,
     layers: Vec<LayerRef>,
     key: Digest,
+    /// The stage's variables at its end (see [`StageState::vars`]): a stage built FROM this one starts with them.
+    vars: Vec<(String, String)>,
 }
 
 /// The state of the stage being built.
@@ -47,6 +49,10 @@ struct StageState {
     key: Digest,
     /// Build args declared in the stage, in order, with their values (`None`: declared without a value).
     args: Vec<(String, Option<String>)>,
+    /// The variables instructions expand and RUN sees, kept as BuildKit's LLB state keeps them: the base's (an
+    /// image's ENV, or everything a base stage had), then each ARG that has a value and each ENV, in order, the later
+    /// one winning. ARG values live here and never in the config.
+    vars: Vec<(String, String)>,
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     /// Index in `config.history` of this stage's first entry.
@@ -56,10 +62,6 @@ struct StageState {
 }
 
 impl StageState {
-    fn env(&self) -> Vec<(String, String)> {
-        config_edit::env(&self.config)
-    }
-
     fn workdir(&self) -> PathBuf {
         config_edit::workdir(&self.config)
     }
@@ -72,20 +74,20 @@ impl StageState {
         config_edit::command_args(&self.config, command)
     }
 
-    /// Build args as RUN sees them: `KEY=value` with ENV taking precedence, `""` for args without a value.
+    /// The stage's build args as RUN's history records them: each with its variable's current value (an ENV or a
+    /// later ARG may have changed it, or a base stage set it), else `""`.
     fn run_args(&self) -> Vec<(String, String)> {
-        let env = self.env();
         self.args
             .iter()
             .map(|(key, value)| {
-                let from_env = env
+                let current = self
+                    .vars
                     .iter()
-                    .rev()
                     .find(|(k, _)| k == key)
                     .map(|(_, v)| v.clone());
                 (
                     key.clone(),
-                    from_env.or_else(|| value.clone()).unwrap_or_default(),
+                    current.or_else(|| value.clone()).unwrap_or_default(),
                 )
             })
             .collect()
@@ -121,6 +123,12 @@ pub struct Engine<'a> {
     next_step: AtomicUsize,
     started: String,
     scratch: layerstore::fsutil::TempDir,
+}
+
+/// Sets a variable, moving it to the end as BuildKit's environment does.
+fn set_var(vars: &mut Vec<(String, String)>, key: &str, value: String) {
+    vars.retain(|(k, _)| k != key);
+    vars.push((key.to_string(), value));
 }
 
 fn io_step(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
@@ -277,15 +285,15 @@ impl<'a> Engine<'a> {
             layers: base.layers,
             key: base.key,
             args: Vec::new(),
+            vars: base.vars,
             cmd_set: false,
             timed_entries: Vec::new(),
         };
         for (number, expression) in triggers.iter().enumerate() {
             let trigger = crate::dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
-            let env = state.env();
             let command = trigger
                 .command
-                .expand(&crate::dockerfile::Lexer::new('\\'), env.as_slice())
+                .expand(&crate::dockerfile::Lexer::new('\\'), state.vars.as_slice())
                 .map_err(|e| BuildError::Step {
                     file: self.file_name.to_string(),
                     line: planned.stage.from_location.start_line,
@@ -300,8 +308,7 @@ impl<'a> Engine<'a> {
             // Positions past any instruction's, so that triggers have their own cache-explanation slots.
             self.dispatch(index, usize::MAX - number, &mut state, &instruction, &text)?;
         }
-        let base_env = state.env();
-        let instructions = self.plan.expand_stage(index, &base_env)?;
+        let instructions = self.plan.expand_stage(index, &state.vars)?;
         for (position, instruction) in instructions.iter().enumerate() {
             let text = format!(
                 "{} {}",
@@ -315,6 +322,7 @@ impl<'a> Engine<'a> {
             config: state.config,
             layers: state.layers,
             key: state.key,
+            vars: state.vars,
         })
     }
 
@@ -341,20 +349,30 @@ impl<'a> Engine<'a> {
                     ..ImageConfig::default()
                 };
                 Ok(StageResult {
+                    vars: config_edit::env(&config),
                     config,
                     layers: Vec::new(),
                     key: base_key("scratch"),
                 })
             }
             BaseImage::Stage(index) => {
-                Ok(self.results.lock().expect("not poisoned")[index].clone())
+                let mut result = self.results.lock().expect("not poisoned")[index].clone();
+                // BuildKit starts from the base stage's variables and applies the base's ENV over them again, so an
+                // ARG there that shadowed an ENV yields to the ENV here.
+                for (key, value) in config_edit::env(&result.config) {
+                    set_var(&mut result.vars, &key, value);
+                }
+                Ok(result)
             }
             BaseImage::Image(reference) => {
                 let image = self.find_image(reference)?;
                 let key = base_key(&image.digest().to_string());
+                let layers = LayerRef::of_image(&image);
+                let config = known_fields_only(image.config);
                 Ok(StageResult {
-                    layers: LayerRef::of_image(&image),
-                    config: known_fields_only(image.config),
+                    layers,
+                    vars: config_edit::env(&config),
+                    config,
                     key,
                 })
             }
@@ -412,6 +430,7 @@ impl<'a> Engine<'a> {
         };
         match &instruction.command {
             Command::Arg(arg) => {
+                let mut written = Vec::new();
                 for declaration in &arg.declarations {
                     let value = self
                         .request
@@ -427,15 +446,20 @@ impl<'a> Engine<'a> {
                                 .find(|(k, _)| k == &declaration.name)
                                 .map(|(_, v)| v.clone())
                         });
+                    if let Some(value) = &value {
+                        set_var(&mut state.vars, &declaration.name, value.clone());
+                    }
                     state.args.retain(|(k, _)| k != &declaration.name);
                     state.args.push((declaration.name.clone(), value));
-                    let created_by = match &declaration.default {
-                        Some(default) => format!("ARG {}={default}", declaration.name),
-                        None => format!("ARG {}", declaration.name),
-                    };
-                    state.key = chain(&state.key, &created_by);
-                    metadata(state, created_by);
+                    written.push(match &declaration.default {
+                        Some(default) => format!("{}={default}", declaration.name),
+                        None => declaration.name.clone(),
+                    });
                 }
+                // One history entry for the line, as BuildKit writes it.
+                let created_by = format!("ARG {}", written.join(" "));
+                state.key = chain(&state.key, &created_by);
+                metadata(state, created_by);
             }
             Command::Workdir(workdir) => {
                 let path = config_edit::set_workdir(&mut state.config, &workdir.path);
@@ -500,6 +524,11 @@ impl<'a> Engine<'a> {
                 };
                 if let Some(key_text) = key_text {
                     state.key = chain(&state.key, &key_text);
+                }
+                if let Command::Env(env) = command {
+                    for variable in &env.variables {
+                        set_var(&mut state.vars, &variable.key, variable.value.clone());
+                    }
                 }
                 if let Some(created_by) = edited.history {
                     metadata(state, created_by);
@@ -612,15 +641,9 @@ impl<'a> Engine<'a> {
         let run_build_args = state.run_args();
         let created_by = history::run(&args, &run_build_args);
         let mut env: Vec<(String, String)> = self.plan.proxy_env.clone();
-        env.extend(
-            state
-                .args
-                .iter()
-                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))),
-        );
-        for (key, value) in state.env() {
-            env.retain(|(k, _)| k != &key);
-            env.push((key, value));
+        for (key, value) in &state.vars {
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
         }
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));

@@ -635,8 +635,9 @@ struct StageScope<'a> {
     global_env: &'a [(String, String)],
     global_args: &'a [GlobalArg],
     options: &'a BuildOptions,
-    args: Vec<(String, String)>,
-    env: Vec<(String, String)>,
+    /// The variables in force: the stage's starting ones, then each ARG that has a value and each ENV, in order,
+    /// the later one winning (BuildKit keeps both in one environment, so an ARG after an ENV of the same name wins).
+    vars: Vec<(String, String)>,
 }
 
 impl<'a> StageScope<'a> {
@@ -650,8 +651,7 @@ impl<'a> StageScope<'a> {
             global_env,
             global_args,
             options,
-            args: Vec::new(),
-            env: base_env.to_vec(),
+            vars: base_env.to_vec(),
         }
     }
 
@@ -683,9 +683,9 @@ impl<'a> StageScope<'a> {
         Ok(None)
     }
 
-    fn set(list: &mut Vec<(String, String)>, name: &str, value: String) {
-        list.retain(|(key, _)| key != name);
-        list.push((name.to_string(), value));
+    fn set(&mut self, name: &str, value: String) {
+        self.vars.retain(|(key, _)| key != name);
+        self.vars.push((name.to_string(), value));
     }
 
     /// Records ARG and ENV effects; values that cannot be expanded yet are left unset.
@@ -706,7 +706,7 @@ impl<'a> StageScope<'a> {
                     }
                 }
                 for (name, value) in values {
-                    Self::set(&mut self.args, &name, value);
+                    self.set(&name, value);
                 }
             }
             Command::Env(env) => {
@@ -716,7 +716,7 @@ impl<'a> StageScope<'a> {
                     values.push((key, lexer.process_word(&variable.value, self)?));
                 }
                 for (key, value) in values {
-                    Self::set(&mut self.env, &key, value);
+                    self.set(&key, value);
                 }
             }
             _ => {}
@@ -727,8 +727,7 @@ impl<'a> StageScope<'a> {
 
 impl Environment for StageScope<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        Environment::get(self.env.as_slice(), name)
-            .or_else(|| Environment::get(self.args.as_slice(), name))
+        Environment::get(self.vars.as_slice(), name)
     }
 }
 
@@ -749,7 +748,7 @@ impl BuildPlan {
     }
 
     /// A stage's instructions with variables expanded as the build sees them, given the environment the
-    /// stage starts with (its base image's or base stage's ENV). ARG and ENV update the environment as they
+    /// stage starts with (its base image's ENV, or all of a base stage's variables). ARG and ENV update the environment as they
     /// come; ARG and ENV instructions are returned with their values expanded.
     pub fn expand_stage(
         &self,
@@ -775,31 +774,6 @@ impl BuildPlan {
             });
         }
         Ok(expanded)
-    }
-
-    /// The ENV and ARG values in force at the end of a stage (ENV first), given its starting environment.
-    pub fn stage_environment(
-        &self,
-        index: usize,
-        base_env: &[(String, String)],
-    ) -> Result<Vec<(String, String)>, SourceDiagnostic> {
-        let lexer = Lexer::new(self.escape);
-        let mut scope =
-            StageScope::new(&self.global_env, &self.global_args, &self.options, base_env);
-        for instruction in &self.stages[index].stage.instructions {
-            scope.apply(&instruction.command, &lexer).map_err(|error| {
-                expand_diagnostic(&self.source, error, instruction.location.span.clone())
-            })?;
-        }
-        let mut variables = scope.env.clone();
-        variables.extend(
-            scope
-                .args
-                .iter()
-                .filter(|(name, _)| !scope.env.iter().any(|(key, _)| key == name))
-                .cloned(),
-        );
-        Ok(variables)
     }
 }
 
@@ -885,13 +859,23 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
 
     #[test]
     fn arg_redeclaration_and_platform_args() {
-        let stages = stages(MULTI_STAGE);
-        let plan = stages.plan(&options(&[], None)).unwrap();
-        let environment = plan.stage_environment(0, &[]).unwrap();
-        assert!(environment.contains(&("VERSION".to_string(), "1.0".to_string())));
-        let environment = plan.stage_environment(1, &[]).unwrap();
-        assert!(environment.contains(&("TARGETARCH".to_string(), "arm64".to_string())));
-        assert!(!environment.iter().any(|(name, _)| name == "BUILDARCH"));
+        let source = "ARG VERSION=1.0\nFROM a\nARG VERSION\nARG TARGETARCH\nWORKDIR /$VERSION/$TARGETARCH/${BUILDARCH:-undeclared}\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[2].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/1.0/arm64/undeclared");
+    }
+
+    #[test]
+    fn a_later_arg_overrides_an_env_of_the_same_name() {
+        // BuildKit keeps ARG values and ENV in one environment, so the last one written wins, either way round.
+        let source = "FROM a\nENV E=env\nARG E=arg\nARG B=arg\nENV B=env\nWORKDIR /$E/$B\n";
+        let plan = stages(source).plan(&options(&[], None)).unwrap();
+        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[4].command else {
+            panic!("not WORKDIR");
+        };
+        assert_eq!(workdir.path, "/arg/env");
     }
 
     #[test]
