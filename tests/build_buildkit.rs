@@ -73,6 +73,20 @@ ENV A=child
 RUN echo "$E $A $B $C" > /third
 "#;
 
+/// `COPY --chown` forms: a name brings its primary group (here not equal to its uid), an id itself, and an empty
+/// user or group half is 0.
+const CHOWN_FORMS: &str = r#"FROM busybox:local
+RUN echo 'odd:x:1500:1600::/:/bin/sh' >> /etc/passwd && echo 'oddg:x:1600:' >> /etc/group
+COPY --chown=odd f.txt /c/name
+COPY --chown=odd: f.txt /c/name-colon
+COPY --chown=odd:app f.txt /c/name-group
+COPY --chown=1001 f.txt /c/id
+COPY --chown=1001: f.txt /c/id-colon
+COPY --chown=:1002 f.txt /c/group-id
+COPY --chown=:oddg f.txt /c/group-name
+COPY --chown=: f.txt /c/colon
+"#;
+
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
 /// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
 /// (an absolute one kept as written).
@@ -264,6 +278,11 @@ fn multi_stage_with_global_args_matches_buildkit() {
 fn arg_scopes_match_buildkit() {
     assert_builds_like_buildkit(ARG_SCOPES, &[], |_| {});
     assert_builds_like_buildkit(ARG_SCOPES, &["A=9", "E=cli"], |_| {});
+}
+
+#[test]
+fn chown_forms_match_buildkit() {
+    assert_builds_like_buildkit(CHOWN_FORMS, &[], |_| {});
 }
 
 #[test]

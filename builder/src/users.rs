@@ -89,20 +89,29 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<Identity, UserError> {
     })
 }
 
-/// Resolves a `--chown` value (`user[:group]`, names or ids) as Docker does: without a group, the gid is the uid.
+/// Resolves a `--chown` value as BuildKit does: `user[:group]`, each a name or an id. A user name brings its primary
+/// group from `/etc/passwd`, a uid brings itself as the gid; an empty user is root (`:group`), and an empty group
+/// after the colon is group 0 (`user:`).
 pub fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), UserError> {
-    let (user, group) = split(spec)?;
-    let uid = match user.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => read_passwd(rootfs)?
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let (uid, primary) = if user.is_empty() {
+        (0, 0)
+    } else if let Ok(uid) = user.parse::<u32>() {
+        (uid, uid)
+    } else {
+        read_passwd(rootfs)?
             .iter()
             .find(|e| e.name == user)
-            .map(|e| e.uid)
-            .ok_or_else(|| unknown_user(rootfs, user))?,
+            .map(|e| (e.uid, e.gid))
+            .ok_or_else(|| unknown_user(rootfs, user))?
     };
     let gid = match group {
+        None => primary,
+        Some("") => 0,
         Some(group) => lookup_group(rootfs, &read_groups(rootfs)?, group)?,
-        None => uid,
     };
     Ok((uid, gid))
 }
@@ -261,15 +270,17 @@ mod tests {
     }
 
     #[test]
-    fn chown_defaults_gid_to_uid() {
+    fn chown_resolves_as_buildkit_does() {
         let dir = rootfs();
-        assert_eq!(resolve_chown(dir.path(), "app").unwrap(), (1000, 1000));
-        assert_eq!(
-            resolve_chown(dir.path(), "app:appgrp").unwrap(),
-            (1000, 1001)
-        );
+        // A name brings its primary group, an id brings itself; empty halves are 0.
+        assert_eq!(resolve_chown(dir.path(), "app").unwrap(), (1000, 1001));
+        assert_eq!(resolve_chown(dir.path(), "app:wheel").unwrap(), (1000, 10));
+        assert_eq!(resolve_chown(dir.path(), "app:").unwrap(), (1000, 0));
         assert_eq!(resolve_chown(dir.path(), "55:wheel").unwrap(), (55, 10));
         assert_eq!(resolve_chown(dir.path(), "55").unwrap(), (55, 55));
+        assert_eq!(resolve_chown(dir.path(), "55:").unwrap(), (55, 0));
+        assert_eq!(resolve_chown(dir.path(), ":wheel").unwrap(), (0, 10));
+        assert_eq!(resolve_chown(dir.path(), ":").unwrap(), (0, 0));
         let empty = tempfile::tempdir().unwrap();
         assert!(resolve_chown(empty.path(), "app").is_err());
         // An image whose /etc/passwd links to the host's must not read the host's.

@@ -16,7 +16,7 @@ use crate::snapshot::LayerRef;
 
 /// The version of what steps make from their inputs: bumped when a fix changes a step's output (copy modes, mount
 /// points, tar headers), so that layers cached by an older lade are not reused for the same inputs.
-const STEP_SEMANTICS: &str = "3";
+const STEP_SEMANTICS: &str = "4";
 
 /// The key a stage's chain starts from: its base image's manifest digest, or `scratch`.
 pub fn base_key(base: &str) -> Digest {
