@@ -87,6 +87,15 @@ COPY --chown=:oddg f.txt /c/group-name
 COPY --chown=: f.txt /c/colon
 "#;
 
+/// What a RUN step sees of its container: environment, identity, umask, hostname, `/etc/hosts`, capabilities (none
+/// inheritable or ambient, so a non-root user has none), as root and as a user.
+const RUN_ENVIRONMENT: &str = r#"FROM busybox:local
+ARG A=1
+RUN env | sort > /env-root; id > /id-root; umask > /umask; hostname > /hostname; cat /etc/hosts > /hosts; grep ^Cap /proc/self/status > /caps-root
+USER app
+RUN env | sort > /tmp/env-app; id > /tmp/id-app; grep ^Cap /proc/self/status > /tmp/caps-app
+"#;
+
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
 /// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
 /// (an absolute one kept as written).
@@ -283,6 +292,11 @@ fn arg_scopes_match_buildkit() {
 #[test]
 fn chown_forms_match_buildkit() {
     assert_builds_like_buildkit(CHOWN_FORMS, &[], |_| {});
+}
+
+#[test]
+fn run_environment_matches_buildkit() {
+    assert_builds_like_buildkit(RUN_ENVIRONMENT, &[], |_| {});
 }
 
 #[test]

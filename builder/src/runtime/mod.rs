@@ -75,7 +75,7 @@ impl RunSpec {
     /// [`crate::snapshot::Snapshot::record_mount_targets`] before running, so that targets the runtime has to create
     /// do not end up in the layer.
     pub fn mount_targets(&self) -> Result<Vec<PathBuf>, RuntimeError> {
-        let mut targets = spec::mount_targets(&spec::standard_mounts()?);
+        let mut targets = spec::standard_targets()?;
         targets.extend(self.mounts.iter().filter_map(MountSpec::target));
         Ok(targets)
     }
@@ -286,6 +286,9 @@ impl Runtime {
             bundle: self.store.temp_dir("bundle-")?,
         };
         let prepared = mounts::prepare(&self.store, container.bundle.path(), &spec.mounts)?;
+        let hosts_file = container.bundle.path().join("hosts");
+        fs::write(&hosts_file, spec::HOSTS_CONTENT)
+            .map_err(io_err(format!("writing {}", hosts_file.display())))?;
         let config = spec::build(spec::SpecInput {
             rootfs: &spec.rootfs,
             args: &spec.args,
@@ -293,6 +296,7 @@ impl Runtime {
             cwd: &spec.cwd,
             identity: &identity,
             network: spec.network,
+            hosts_file: &hosts_file,
             extra_mounts: prepared.mounts.clone(),
         })?;
         let config_path = container.bundle.path().join("config.json");

@@ -1,7 +1,7 @@
 //! The OCI runtime config (`config.json`) of a build step, shaped like BuildKit's: mount, pid, ipc and uts
 //! namespaces (plus network when the step has no network), hostname `buildkitsandbox`, the usual `/proc`, `/dev`,
-//! `/dev/pts`, `/dev/shm`, `/dev/mqueue`, read-only `/sys`, the host's `/etc/resolv.conf` and `/etc/hosts`
-//! read-only, and Docker's default capabilities.
+//! `/dev/pts`, `/dev/shm`, `/dev/mqueue`, read-only `/sys`, the host's `/etc/resolv.conf` and BuildKit's own
+//! `/etc/hosts` read-only, and Docker's default capabilities (none inheritable or ambient).
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +20,15 @@ pub const HOSTNAME: &str = "buildkitsandbox";
 /// `PATH` when the image sets none (Docker's default).
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Host files every step sees read-only.
-pub const HOST_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
+/// The host's DNS configuration, which every step sees read-only.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Where a step sees [`HOSTS_CONTENT`], read-only.
+const HOSTS: &str = "/etc/hosts";
+
+/// The `/etc/hosts` BuildKit gives build containers, whatever their network.
+pub const HOSTS_CONTENT: &str =
+    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// The network a step has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +48,8 @@ pub struct SpecInput<'a> {
     pub cwd: &'a Path,
     pub identity: &'a Identity,
     pub network: Network,
+    /// A file holding [`HOSTS_CONTENT`], mounted at `/etc/hosts`.
+    pub hosts_file: &'a Path,
     /// Mounts of `RUN --mount`, after the standard ones.
     pub extra_mounts: Vec<Mount>,
 }
@@ -63,18 +72,19 @@ const CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// The standard mounts: the runtime defaults without cgroups, plus the host's resolv.conf and hosts.
-pub fn standard_mounts() -> Result<Vec<Mount>, RuntimeError> {
+/// The standard mounts: the runtime defaults without cgroups, plus the host's resolv.conf and `hosts_file` as
+/// `/etc/hosts`.
+fn standard_mounts(hosts_file: &Path) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts: Vec<Mount> = get_default_mounts()
         .into_iter()
         .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
         .collect();
-    for file in HOST_FILES {
+    for (source, destination) in [(Path::new(RESOLV_CONF), RESOLV_CONF), (hosts_file, HOSTS)] {
         mounts.push(
             oci_spec::runtime::MountBuilder::default()
-                .destination(file)
+                .destination(destination)
                 .typ("bind")
-                .source(file)
+                .source(source)
                 .options(vec![
                     "rbind".to_string(),
                     "rprivate".to_string(),
@@ -84,6 +94,11 @@ pub fn standard_mounts() -> Result<Vec<Mount>, RuntimeError> {
         );
     }
     Ok(mounts)
+}
+
+/// The container paths the standard mounts cover.
+pub fn standard_targets() -> Result<Vec<PathBuf>, RuntimeError> {
+    Ok(mount_targets(&standard_mounts(Path::new(HOSTS))?))
 }
 
 /// Builds the config.
@@ -100,6 +115,8 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
         .build()?;
     let user = UserBuilder::default()
         .uid(input.identity.uid)
@@ -135,7 +152,7 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
         .build()?;
-    let mut mounts = standard_mounts()?;
+    let mut mounts = standard_mounts(input.hosts_file)?;
     mounts.extend(input.extra_mounts);
     let mut spec = Spec::default();
     spec.set_process(Some(process))
@@ -177,6 +194,7 @@ mod tests {
             cwd: Path::new("/app"),
             identity: &identity,
             network: Network::None,
+            hosts_file: Path::new("/bundle/hosts"),
             extra_mounts: Vec::new(),
         })
         .unwrap();
@@ -214,5 +232,17 @@ mod tests {
             .find(|m| m.destination() == Path::new("/sys"))
             .unwrap();
         assert!(sys.options().as_ref().unwrap().contains(&"ro".to_string()));
+        let hosts = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/etc/hosts"))
+            .unwrap();
+        assert_eq!(hosts.source().as_deref(), Some(Path::new("/bundle/hosts")));
+        let caps = &json["process"]["capabilities"];
+        assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
+        assert!(caps["inheritable"].as_array().is_none_or(|c| c.is_empty()));
+        assert!(caps["ambient"].as_array().is_none_or(|c| c.is_empty()));
     }
 }
