@@ -359,6 +359,7 @@ fn containers_of_dead_builds_are_deleted() {
         cwd: std::path::Path::new("/"),
         identity: &identity,
         network: Network::None,
+        hosts_file: &bundle.join("hosts"),
         extra_mounts: vec![],
     })
     .unwrap();
@@ -367,6 +368,7 @@ fn containers_of_dead_builds_are_deleted() {
         serde_json::to_vec(&config).unwrap(),
     )
     .unwrap();
+    fs::write(bundle.join("hosts"), builder::runtime::spec::HOSTS_CONTENT).unwrap();
     let runc = |args: &[&str], capture: bool| {
         let mut command = std::process::Command::new(f.runtime.binary());
         command

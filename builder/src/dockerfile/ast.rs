@@ -54,6 +54,8 @@ pub struct Node {
     pub args: Vec<String>,
     /// Whether the arguments were given in JSON (exec) form.
     pub json: bool,
+    /// Whether ENV or LABEL arguments are in the legacy `KEY value` form.
+    pub legacy_key_value: bool,
     /// The instruction carried by `ONBUILD`.
     pub sub_instruction: Option<Box<Node>>,
     /// Heredocs read after the instruction line (for `ONBUILD`, those of its trigger).

@@ -192,10 +192,10 @@ pub fn parse_words(rest: &str, escape: char) -> Vec<String> {
 /// `NameValue`: `KEY name value` (old form) or `KEY n1=v1 n2=v2 …`; values are flattened name, value, ….
 pub fn parse_name_value(rest: &str, instruction: &str, escape: char) -> Result<SplitArgs, String> {
     let words = parse_words(rest, escape);
-    let Some(first) = words.first() else {
+    if words.is_empty() {
         return Ok(SplitArgs::default());
-    };
-    if !first.contains('=') {
+    }
+    if is_legacy_name_value(rest, escape) {
         let parts = split_on_separator_runs(rest, 2);
         if parts.len() < 2 {
             return Err(format!("{instruction} must have two arguments"));
@@ -220,6 +220,14 @@ pub fn parse_name_value(rest: &str, instruction: &str, escape: char) -> Result<S
         values,
         json: false,
     })
+}
+
+/// Whether `NameValue` arguments are in the legacy `KEY value` form: their first word (quotes kept, so `"a b"=c`
+/// is one word) has no `=`.
+pub fn is_legacy_name_value(rest: &str, escape: char) -> bool {
+    parse_words(rest, escape)
+        .first()
+        .is_some_and(|first| !first.contains('='))
 }
 
 /// `NameOrNameValue`: the words as they are.

@@ -323,6 +323,8 @@ fn new_node_from_line(
             json: false,
         },
     };
+    let legacy_key_value = matches!(rule, ArgumentRule::NameValue(_))
+        && line_parsers::is_legacy_name_value(split.args, escape);
     Ok(Node {
         keyword: split.keyword.to_string(),
         flags: split
@@ -335,6 +337,7 @@ fn new_node_from_line(
             .collect(),
         args: values,
         json,
+        legacy_key_value,
         sub_instruction,
         heredocs: Vec::new(),
         original: line.to_string(),

@@ -320,9 +320,7 @@ fn parse_command(
         }
         "ENV" | "LABEL" => {
             cx.flags(&[])?;
-            let written = crate::dockerfile::split_command::split_command(&node.original).args;
-            let first_word = written.split_whitespace().next().unwrap_or_default();
-            if !first_word.is_empty() && !first_word.contains('=') {
+            if node.legacy_key_value {
                 cx.warnings.push(InstructionWarning {
                     rule: "LegacyKeyValueFormat",
                     message: format!("\"{name} key=value\" should be used instead of legacy \"{name} key value\" format"),
@@ -882,8 +880,10 @@ mod tests {
 
     #[test]
     fn warnings() {
-        let parsed =
-            parse("MAINTAINER me\nCMD ['a']\nFROM a as Build\nENV a b\nLABEL a=b\n").unwrap();
+        let parsed = parse(
+            "MAINTAINER me\nCMD ['a']\nFROM a as Build\nENV a b\nLABEL a=b\nLABEL \"a b\"='c d'\n",
+        )
+        .unwrap();
         let mut warnings = Vec::new();
         for node in &parsed.nodes {
             parse_instruction(node, &mut warnings).unwrap();
