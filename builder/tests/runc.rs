@@ -55,7 +55,7 @@ fn run(f: &Fixture, snapshot: &mut Snapshot, spec: &RunSpec) -> (RunOutcome, Str
     let mut streamed = Vec::new();
     let outcome = f
         .runtime
-        .run_in_snapshot(snapshot, spec, &mut |chunk| {
+        .run_in_snapshot(snapshot, spec, &mut |_, chunk| {
             streamed.extend_from_slice(chunk)
         })
         .unwrap();
@@ -126,10 +126,7 @@ fn changes_end_up_in_the_layer(mode: SnapshotMode) {
         "echo data > /root/new && rm /bin/vi && rm -rf /home && mkdir /home && touch /home/fresh";
     let (outcome, out) = run_sh(&f, &mut snapshot, script);
     assert_eq!(outcome.exit_code, 0, "{out}");
-    let layer = snapshot
-        .commit(LayerOptions::default())
-        .unwrap()
-        .expect("changes");
+    let layer = snapshot.commit(LayerOptions::default()).unwrap();
     let entries = layer_entries(&f.store, &layer.descriptor);
     let names = names(&entries);
     assert!(
@@ -301,10 +298,9 @@ fn bind_mounts_are_read_only_unless_rw_and_rw_changes_are_thrown_away() {
 /// else; `etc` may be absent.
 fn assert_layer_has_only_directories(
     store: &Store,
-    layer: Option<builder::snapshot::CommittedLayer>,
+    layer: builder::snapshot::CommittedLayer,
     expected: &[&str],
 ) {
-    let layer = layer.expect("the step made a layer");
     let entries = layer_entries(store, &layer.descriptor);
     let mut found: Vec<&str> = Vec::new();
     for (name, kind, _) in &entries {

@@ -40,10 +40,7 @@ fn copy_makes_a_layer(mode: SnapshotMode) {
         &options,
     )
     .unwrap();
-    let layer = snapshot
-        .commit(LayerOptions::default())
-        .unwrap()
-        .expect("a layer");
+    let layer = snapshot.commit(LayerOptions::default()).unwrap();
     let (_, reader) = layerstore::layer::compress::auto_decompress(
         store.open_blob(&layer.descriptor.digest).unwrap(),
     )
@@ -100,11 +97,7 @@ fn deep_layer_stacks_mount_past_the_option_length_limit() {
     for i in 0..60 {
         let snapshot = snapshots.prepare(&layers).unwrap();
         fs::write(snapshot.rootfs().join(format!("file{i}")), i.to_string()).unwrap();
-        layers = snapshot
-            .commit(LayerOptions::default())
-            .unwrap()
-            .expect("a layer")
-            .layers;
+        layers = snapshot.commit(LayerOptions::default()).unwrap().layers;
     }
     let snapshot = snapshots.prepare(&layers).unwrap();
     assert_eq!(

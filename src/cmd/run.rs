@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use builder::runtime::{BindMount, MountSpec, Network, RunSpec, Runtime};
+use builder::runtime::{BindMount, MountSpec, Network, RunSpec, Runtime, Stream};
 use builder::snapshot::{LayerRef, Snapshotter};
 
 #[derive(clap::Args)]
@@ -118,10 +118,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
         interactive: args.interactive,
     };
-    let stdout = std::io::stdout();
+    // The container's stdout and stderr stay apart, as with `docker run`.
     let outcome = runtime
-        .run(&spec, &mut |data| {
-            let mut out = stdout.lock();
+        .run(&spec, &mut |stream, data| {
+            let mut out: Box<dyn Write> = match stream {
+                Stream::Stdout => Box::new(std::io::stdout().lock()),
+                Stream::Stderr => Box::new(std::io::stderr().lock()),
+            };
             let _ = out.write_all(data);
             let _ = out.flush();
         })

@@ -26,7 +26,7 @@ pub fn base_key(base: &str) -> Digest {
 /// What a cached step produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {
-    pub layer: Option<CachedLayer>,
+    pub layer: CachedLayer,
     /// RFC 3339 creation time, reused in the history so a cached rebuild gives the same image.
     pub created: String,
 }
@@ -93,10 +93,9 @@ impl StepCache {
     pub fn get(&self, key: &Digest) -> Option<CacheRecord> {
         let bytes = fs::read(self.keys.join(key.hex())).ok()?;
         let record: CacheRecord = serde_json::from_slice(&bytes).ok()?;
-        match &record.layer {
-            Some(layer) if !self.store.has_blob(&layer.descriptor.digest) => None,
-            _ => Some(record),
-        }
+        self.store
+            .has_blob(&record.layer.descriptor.digest)
+            .then_some(record)
     }
 
     pub fn put(&self, key: &Digest, record: &CacheRecord) -> std::io::Result<()> {
@@ -120,11 +119,8 @@ impl StepCache {
         let mut digests = Vec::new();
         for entry in fs::read_dir(&self.keys)? {
             let bytes = fs::read(entry?.path())?;
-            if let Ok(CacheRecord {
-                layer: Some(layer), ..
-            }) = serde_json::from_slice(&bytes)
-            {
-                digests.push(layer.descriptor.digest);
+            if let Ok(record) = serde_json::from_slice::<CacheRecord>(&bytes) {
+                digests.push(record.layer.descriptor.digest);
             }
         }
         Ok(digests)

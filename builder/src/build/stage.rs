@@ -464,6 +464,12 @@ impl<'a> Engine<'a> {
             Command::Workdir(workdir) => {
                 let path = config_edit::set_workdir(&mut state.config, &workdir.path);
                 let created_by = format!("WORKDIR {path}");
+                if path == "/" {
+                    // BuildKit makes no directory, and so no layer, for the root.
+                    state.key = chain(&state.key, &created_by);
+                    metadata(state, created_by);
+                    return Ok(());
+                }
                 // BuildKit creates the directory (and missing parents) as the current USER.
                 let user = config_edit::user(&state.config);
                 let mut inputs = Inputs::new();
@@ -591,10 +597,10 @@ impl<'a> Engine<'a> {
                 };
                 let committed = snapshot.commit(options).map_err(BuildError::Snapshot)?;
                 let record = CacheRecord {
-                    layer: committed.as_ref().map(|c| CachedLayer {
-                        descriptor: c.descriptor.clone(),
-                        diff_id: c.diff_id.clone(),
-                    }),
+                    layer: CachedLayer {
+                        descriptor: committed.descriptor,
+                        diff_id: committed.diff_id,
+                    },
                     created: self.step_time(),
                 };
                 self.cache
@@ -611,11 +617,9 @@ impl<'a> Engine<'a> {
             Some(_) => self.started.clone(),
             None => record.created.clone(),
         };
-        let entry = state.add_history(created_by, record.layer.is_none());
+        let entry = state.add_history(created_by, false);
         state.timed_entries.push((entry, created));
-        if let Some(layer) = record.layer {
-            state.layers.push(layer.into());
-        }
+        state.layers.push(record.layer.into());
         state.key = key;
         self.reporter.done(id, started.elapsed());
         Ok(())
@@ -700,7 +704,7 @@ impl<'a> Engine<'a> {
                 };
                 let reporter = engine.reporter;
                 let outcome = runtime
-                    .run_in_snapshot(snapshot, &spec, &mut |data| reporter.output(step, data))?;
+                    .run_in_snapshot(snapshot, &spec, &mut |_, data| reporter.output(step, data))?;
                 drop(sources);
                 if outcome.exit_code != 0 {
                     let tail = String::from_utf8_lossy(&outcome.output_tail);

@@ -28,8 +28,6 @@ pub enum ContextError {
     Glob(#[from] glob::BadPattern),
     #[error("failed to compute cache key: {0:?} not found in the build context or excluded by .dockerignore")]
     NotFound(String),
-    #[error("no source files were specified: nothing in the build context matches {0:?}")]
-    NoMatch(String),
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {
@@ -135,18 +133,15 @@ impl BuildContext {
     }
 
     /// Resolves COPY/ADD source arguments (paths or Go `filepath.Match` globs, relative to the root) to sources,
-    /// in argument order, glob matches sorted. A missing, excluded or unmatched source is an error.
+    /// in argument order, glob matches sorted. A missing or excluded path is an error; a glob that matches nothing
+    /// selects nothing, as in BuildKit (the step then makes an empty layer).
     pub fn select(&self, sources: &[String]) -> Result<Vec<Source>, ContextError> {
         let mut selected = Vec::new();
         for arg in sources {
             let cleaned = dockerignore::clean(arg.trim_start_matches('/'));
             let cleaned = cleaned.trim_start_matches("./").to_string();
             if glob::has_meta(&cleaned) {
-                let matched = self.glob(&cleaned)?;
-                if matched.is_empty() {
-                    return Err(ContextError::NoMatch(arg.clone()));
-                }
-                for relative in matched {
+                for relative in self.glob(&cleaned)? {
                     selected.push(self.source(&relative, arg)?);
                 }
             } else {
@@ -433,10 +428,7 @@ mod tests {
             .unwrap();
         let rel: Vec<&str> = selected.iter().map(|s| s.relative.as_str()).collect();
         assert_eq!(rel, ["src/a.go", "src/b.go", "README.md"]);
-        assert!(matches!(
-            ctx.select(&["*.txt".into()]),
-            Err(ContextError::NoMatch(_))
-        ));
+        assert!(ctx.select(&["*.txt".into()]).unwrap().is_empty());
         assert!(matches!(
             ctx.select(&["missing".into()]),
             Err(ContextError::NotFound(_))

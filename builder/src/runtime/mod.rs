@@ -81,6 +81,13 @@ impl RunSpec {
     }
 }
 
+/// Which of a container's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -226,7 +233,7 @@ impl Runtime {
             mounts,
             interactive: false,
         };
-        let outcome = self.run(&spec, &mut |_| {})?;
+        let outcome = self.run(&spec, &mut |_, _| {})?;
         if outcome.exit_code != 0 {
             return Err(RuntimeError::NoneWorks(format!(
                 "test container exited with {}: {}",
@@ -244,7 +251,7 @@ impl Runtime {
         &self,
         snapshot: &mut Snapshot,
         spec: &RunSpec,
-        output: &mut dyn FnMut(&[u8]),
+        output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunOutcome, RuntimeError> {
         let spec = RunSpec {
             rootfs: snapshot.rootfs().to_path_buf(),
@@ -261,11 +268,11 @@ impl Runtime {
         self.run(&spec, output)
     }
 
-    /// Runs one step, passing its output (stdout and stderr interleaved) to `output` as it comes.
+    /// Runs one step, passing its output to `output` as it comes, each chunk with the stream it came from.
     pub fn run(
         &self,
         spec: &RunSpec,
-        output: &mut dyn FnMut(&[u8]),
+        output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunOutcome, RuntimeError> {
         if spec.args.is_empty() {
             return Err(RuntimeError::EmptyCommand);
@@ -321,7 +328,7 @@ impl Container {
     fn run(
         &self,
         interactive: bool,
-        output: &mut dyn FnMut(&[u8]),
+        output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunOutcome, RuntimeError> {
         let spawn_err = |source| RuntimeError::Spawn {
             runtime: self.binary.clone(),
@@ -343,18 +350,24 @@ impl Container {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_err)?;
-        let (sender, receiver) = mpsc::channel::<Vec<u8>>();
+        let (sender, receiver) = mpsc::channel::<(Stream, Vec<u8>)>();
         let readers: Vec<_> = [
-            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("piped")),
+            (
+                Stream::Stdout,
+                Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
+            ),
+            (
+                Stream::Stderr,
+                Box::new(child.stderr.take().expect("piped")),
+            ),
         ]
         .into_iter()
-        .map(|mut pipe| {
+        .map(|(stream, mut pipe)| {
             let sender = sender.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 16 * 1024];
                 while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                    if n == 0 || sender.send((stream, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -363,8 +376,8 @@ impl Container {
         .collect();
         drop(sender);
         let mut tail = VecDeque::with_capacity(TAIL_BYTES);
-        for chunk in receiver {
-            output(&chunk);
+        for (stream, chunk) in receiver {
+            output(stream, &chunk);
             tail.extend(chunk);
             let excess = tail.len().saturating_sub(TAIL_BYTES);
             tail.drain(..excess);

@@ -280,12 +280,9 @@ impl Snapshot {
         Some(parent_rel.join(relative.file_name()?))
     }
 
-    /// Ends the step and stores its changes as a gzip layer; `None` when the step changed nothing. The caller holds
-    /// the store's writer lock until the image referencing the layer is recorded.
-    pub fn commit(
-        mut self,
-        options: LayerOptions,
-    ) -> Result<Option<CommittedLayer>, SnapshotError> {
+    /// Ends the step and stores its changes as a gzip layer, an empty one when the step changed nothing (BuildKit
+    /// keeps those too). The caller holds the store's writer lock until the image referencing the layer is recorded.
+    pub fn commit(mut self, options: LayerOptions) -> Result<CommittedLayer, SnapshotError> {
         let (root, mut changes) = match &mut self.kind {
             SnapshotKind::Overlay(mount) => {
                 mount.unmount()?;
@@ -303,9 +300,6 @@ impl Snapshot {
             }
         };
         self.drop_created_targets(&root, &mut changes)?;
-        if changes.is_empty() {
-            return Ok(None);
-        }
         let mut blob = self.store.blob_writer(layerstore::Algorithm::Sha256)?;
         let compressing = CompressingWriter::new(&mut blob, Compression::Gzip)
             .map_err(io_context(|| "starting layer compression".into()))?;
@@ -326,11 +320,11 @@ impl Snapshot {
         if let SnapshotKind::Overlay(_) = self.kind {
             self.adopt_upper(&root, &layers)?;
         }
-        Ok(Some(CommittedLayer {
+        Ok(CommittedLayer {
             descriptor: new_layer.descriptor,
             diff_id: new_layer.diff_id,
             layers,
-        }))
+        })
     }
 
     /// Removes runtime-created mount targets that are still empty from the changes and from `root`.
@@ -404,6 +398,22 @@ impl Drop for Snapshot {
 mod tests {
     use super::*;
 
+    /// The diff ID of a tar with no entries (1024 zero bytes), which Docker's BuildKit gives a step that changed
+    /// nothing.
+    const EMPTY_TAR_DIFF_ID: &str =
+        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+    #[test]
+    fn a_step_that_changed_nothing_commits_an_empty_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let snapshots = Snapshotter::with_mode(&store, SnapshotMode::Copy).unwrap();
+        let step = snapshots.prepare(&[]).unwrap();
+        let layer = step.commit(LayerOptions::default()).unwrap();
+        assert_eq!(layer.diff_id.to_string(), EMPTY_TAR_DIFF_ID);
+        assert_eq!(layer.layers.len(), 1);
+    }
+
     #[test]
     fn layers_whose_content_is_not_their_diff_id_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -469,6 +479,10 @@ mod tests {
             host.join("hosts").exists(),
             "a host file was removed through the link"
         );
-        assert!(layer.is_some(), "the link itself is a change");
+        assert_ne!(
+            layer.diff_id.to_string(),
+            EMPTY_TAR_DIFF_ID,
+            "the link itself is a change"
+        );
     }
 }
