@@ -26,8 +26,8 @@ pub enum ContextError {
     Ignore { file: PathBuf, source: PatternError },
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
-    #[error("failed to compute cache key: {0:?} not found in the build context or excluded by .dockerignore")]
-    NotFound(String),
+    #[error("failed to compute cache key: {path:?} not found in {place}")]
+    NotFound { path: String, place: &'static str },
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {
@@ -40,6 +40,8 @@ pub struct BuildContext {
     root: PathBuf,
     ignore: PatternMatcher,
     keeps_owners: bool,
+    /// What the root is, for errors.
+    place: &'static str,
 }
 
 /// A selected source: a path matched by a COPY/ADD source argument.
@@ -94,6 +96,7 @@ impl BuildContext {
             root,
             ignore,
             keeps_owners: false,
+            place: "the build context or excluded by .dockerignore",
         })
     }
 
@@ -104,6 +107,14 @@ impl BuildContext {
             root: root.to_path_buf(),
             ignore: PatternMatcher::default(),
             keeps_owners: true,
+            place: "the source stage or image",
+        }
+    }
+
+    fn not_found(&self, path: &str) -> ContextError {
+        ContextError::NotFound {
+            path: path.to_string(),
+            place: self.place,
         }
     }
 
@@ -122,7 +133,7 @@ impl BuildContext {
     pub fn read_unfiltered(&self, relative: &str) -> Result<Vec<u8>, ContextError> {
         let cleaned = dockerignore::clean(relative.trim_start_matches('/'));
         let path = crate::tree::resolve_existing(&self.root, Path::new(&cleaned))
-            .ok_or_else(|| ContextError::NotFound(relative.to_string()))?;
+            .ok_or_else(|| self.not_found(relative))?;
         fs::read(&path).map_err(io_err(format!("reading {}", path.display())))
     }
 
@@ -153,7 +164,7 @@ impl BuildContext {
 
     fn source(&self, relative: &str, arg: &str) -> Result<Source, ContextError> {
         if self.is_excluded(relative) {
-            return Err(ContextError::NotFound(arg.to_string()));
+            return Err(self.not_found(arg));
         }
         let rel_path = if relative == "." {
             Path::new("")
@@ -162,7 +173,7 @@ impl BuildContext {
         };
         // A symlink source is followed (every hop inside the root) to what it points at.
         let path = crate::tree::resolve_existing(&self.root, rel_path)
-            .ok_or_else(|| ContextError::NotFound(arg.to_string()))?;
+            .ok_or_else(|| self.not_found(arg))?;
         let meta =
             fs::symlink_metadata(&path).map_err(io_err(format!("reading {}", path.display())))?;
         Ok(Source {
@@ -403,7 +414,7 @@ mod tests {
             .starts_with(b"node_modules"));
         assert!(matches!(
             ctx.select(&["Dockerfile".into()]),
-            Err(ContextError::NotFound(_))
+            Err(ContextError::NotFound { .. })
         ));
         assert!(
             !ctx.is_excluded("src/notes.md"),
@@ -411,7 +422,7 @@ mod tests {
         );
         assert!(matches!(
             ctx.select(&["node_modules".into()]),
-            Err(ContextError::NotFound(_))
+            Err(ContextError::NotFound { .. })
         ));
         fs::write(dir.path().join("Dockerfile.dockerignore"), "src/sub\n").unwrap();
         let ctx = BuildContext::open(dir.path(), Path::new("Dockerfile")).unwrap();
@@ -431,7 +442,7 @@ mod tests {
         assert!(ctx.select(&["*.txt".into()]).unwrap().is_empty());
         assert!(matches!(
             ctx.select(&["missing".into()]),
-            Err(ContextError::NotFound(_))
+            Err(ContextError::NotFound { .. })
         ));
         let link = &ctx.select(&["link".into()]).unwrap()[0];
         assert!(link.is_dir && link.path.ends_with("src"));
@@ -440,7 +451,7 @@ mod tests {
         std::os::unix::fs::symlink("hop2", dir.path().join("hop1")).unwrap();
         assert!(matches!(
             ctx.select(&["hop1".into()]),
-            Err(ContextError::NotFound(_))
+            Err(ContextError::NotFound { .. })
         ));
     }
 
