@@ -857,25 +857,27 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
         assert_eq!(error.message, "target stage \"nope\" could not be found");
     }
 
+    /// The path of the stage's last instruction, a WORKDIR, as the build expands it.
+    fn expanded_workdir(source: &str, build_args: &[(&str, &str)]) -> String {
+        let plan = stages(source).plan(&options(build_args, None)).unwrap();
+        let expanded = plan.expand_stage(0, &[]).unwrap();
+        let Some(Command::Workdir(workdir)) = expanded.last().map(|i| &i.command) else {
+            panic!("not WORKDIR");
+        };
+        workdir.path.clone()
+    }
+
     #[test]
     fn arg_redeclaration_and_platform_args() {
         let source = "ARG VERSION=1.0\nFROM a\nARG VERSION\nARG TARGETARCH\nWORKDIR /$VERSION/$TARGETARCH/${BUILDARCH:-undeclared}\n";
-        let plan = stages(source).plan(&options(&[], None)).unwrap();
-        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[2].command else {
-            panic!("not WORKDIR");
-        };
-        assert_eq!(workdir.path, "/1.0/arm64/undeclared");
+        assert_eq!(expanded_workdir(source, &[]), "/1.0/arm64/undeclared");
     }
 
     #[test]
     fn a_later_arg_overrides_an_env_of_the_same_name() {
         // BuildKit keeps ARG values and ENV in one environment, so the last one written wins, either way round.
         let source = "FROM a\nENV E=env\nARG E=arg\nARG B=arg\nENV B=env\nWORKDIR /$E/$B\n";
-        let plan = stages(source).plan(&options(&[], None)).unwrap();
-        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[4].command else {
-            panic!("not WORKDIR");
-        };
-        assert_eq!(workdir.path, "/arg/env");
+        assert_eq!(expanded_workdir(source, &[]), "/arg/env");
     }
 
     #[test]
@@ -903,23 +905,13 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
     #[test]
     fn one_line_sees_variables_from_before_it() {
         let source = "FROM a\nENV A=0\nENV A=1 B=$A\nWORKDIR /$A$B\n";
-        let plan = stages(source).plan(&options(&[], None)).unwrap();
-        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[2].command else {
-            panic!("not WORKDIR");
-        };
-        assert_eq!(workdir.path, "/10");
+        assert_eq!(expanded_workdir(source, &[]), "/10");
     }
 
     #[test]
     fn build_args_override_defaults_inside_stages() {
         let source = "FROM a\nARG MODE=debug\nWORKDIR /$MODE\n";
-        let plan = stages(source)
-            .plan(&options(&[("MODE", "release")], None))
-            .unwrap();
-        let Command::Workdir(workdir) = &plan.expand_stage(0, &[]).unwrap()[1].command else {
-            panic!("not WORKDIR");
-        };
-        assert_eq!(workdir.path, "/release");
+        assert_eq!(expanded_workdir(source, &[("MODE", "release")]), "/release");
     }
 
     #[test]

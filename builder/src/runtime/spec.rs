@@ -224,22 +224,21 @@ mod tests {
         ] {
             assert!(targets.contains(&PathBuf::from(t)), "{t} missing");
         }
-        let sys = spec
-            .mounts()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|m| m.destination() == Path::new("/sys"))
-            .unwrap();
+        let mount_at = |destination: &str| {
+            spec.mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new(destination))
+                .unwrap()
+                .clone()
+        };
+        let sys = mount_at("/sys");
         assert!(sys.options().as_ref().unwrap().contains(&"ro".to_string()));
-        let hosts = spec
-            .mounts()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|m| m.destination() == Path::new("/etc/hosts"))
-            .unwrap();
-        assert_eq!(hosts.source().as_deref(), Some(Path::new("/bundle/hosts")));
+        assert_eq!(
+            mount_at("/etc/hosts").source().as_deref(),
+            Some(Path::new("/bundle/hosts"))
+        );
         let caps = &json["process"]["capabilities"];
         assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
         assert!(caps["inheritable"].as_array().is_none_or(|c| c.is_empty()));
