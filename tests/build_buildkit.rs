@@ -109,6 +109,18 @@ WORKDIR /new
 WORKDIR /new
 "#;
 
+/// Copies onto symlinks: a file copied to a link's path writes where the link points (a dangling link's target is
+/// created) and the link stays; a link to a directory takes the file inside; inside a copied directory, a link in the
+/// way is replaced.
+const COPY_ONTO_LINKS: &str = r#"FROM busybox:local
+RUN mkdir /realdir /dst && ln -s /realdir /dirlink && echo t > /target && ln -s /target /filelink && ln -s target /rellink && ln -s /nowhere /dangling && ln -s /target /dst/f.txt
+COPY f.txt /dirlink
+COPY f.txt /filelink
+COPY f.txt /rellink
+COPY f.txt /dangling
+COPY f.txt /dst/
+"#;
+
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
 /// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
 /// (an absolute one kept as written).
@@ -317,6 +329,11 @@ fn run_environment_matches_buildkit() {
 #[test]
 fn empty_steps_match_buildkit() {
     assert_builds_like_buildkit(EMPTY_STEPS, &[], |_| {});
+}
+
+#[test]
+fn copy_onto_links_matches_buildkit() {
+    assert_builds_like_buildkit(COPY_ONTO_LINKS, &[], |_| {});
 }
 
 #[test]

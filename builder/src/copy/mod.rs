@@ -167,10 +167,22 @@ pub fn copy(
             })?;
             let meta = fs::metadata(&source.path)
                 .map_err(io_err(format!("reading {}", source.path.display())))?;
+            let mut destination = parent.join(name);
+            let names_a_link =
+                fs::symlink_metadata(&destination).is_ok_and(|m| m.file_type().is_symlink());
+            // Only a link the destination itself names is followed; one in a destination directory is replaced.
+            if names_a_link && !dest_is_dir {
+                let relative = destination
+                    .strip_prefix(rootfs)
+                    .unwrap_or(&target)
+                    .to_path_buf();
+                destination = follow_links_in_root(rootfs, &relative)
+                    .map_err(io_err(format!("following the link at {dest}")))?;
+            }
             write_entry(
                 &source.path,
                 &meta,
-                &parent.join(name),
+                &destination,
                 owners.of(&meta),
                 options.chmod,
                 &source.relative,
@@ -178,6 +190,32 @@ pub fn copy(
         }
     }
     Ok(())
+}
+
+/// Where a file copied onto the symlink at `relative` lands: BuildKit resolves the destination inside the root
+/// filesystem, its last component too, so the copy writes where the link points (creating the file a dangling link
+/// names) and the link stays.
+fn follow_links_in_root(rootfs: &Path, relative: &Path) -> io::Result<PathBuf> {
+    let mut relative = relative.to_path_buf();
+    for _ in 0..40 {
+        let path = resolve_in_root(rootfs, &relative, false)?;
+        let link = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::read_link(&path)?,
+            _ => return Ok(path),
+        };
+        let at = path.strip_prefix(rootfs).unwrap_or(&path);
+        relative = if link.is_absolute() {
+            link.components()
+                .filter(|c| !matches!(c, Component::RootDir))
+                .collect()
+        } else {
+            at.parent().unwrap_or(Path::new("")).join(link)
+        };
+    }
+    Err(io::Error::other(format!(
+        "too many levels of symlinks at {}",
+        relative.display()
+    )))
 }
 
 /// Who owns copied entries.
