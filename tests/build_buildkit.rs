@@ -121,6 +121,26 @@ COPY f.txt /dangling
 COPY f.txt /dst/
 "#;
 
+/// RUN mounts and what they leave: a cache's owner and mode, a cache seeded `from=` a stage, rw and read-only binds,
+/// tmpfs, a bind from a stage; the directories made for mount points stay, as BuildKit (v0.8) leaves them.
+const RUN_MOUNTS: &str = r#"FROM busybox:local AS seed
+RUN mkdir -p /seed && echo seeded > /seed/s
+FROM busybox:local
+RUN --mount=type=cache,target=/c1,uid=1000,gid=1000,mode=0700 stat -c '%u:%g:%a' /c1 > /c1stat
+RUN --mount=type=cache,target=/deep/c4,from=seed,source=/seed ls /deep/c4 > /c4list
+RUN --mount=type=bind,target=/b,rw echo changed > /b/f.txt; cat /b/f.txt > /bw
+RUN --mount=type=bind,source=d,target=/mnt/bd,readonly ls /mnt/bd > /bdlist
+RUN --mount=type=tmpfs,target=/t touch /t/z && ls /t > /tlist
+RUN --mount=type=bind,from=seed,source=/seed/s,target=/from/seed/s cat /from/seed/s > /fs
+"#;
+
+/// A FROM scratch stage whose RUN makes the runtime create /proc, /dev, /sys and /etc: they stay in the layer.
+const SCRATCH_RUN: &str = r#"FROM busybox:local AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /bin/busybox
+RUN ["/bin/busybox", "true"]
+"#;
+
 /// Copy details BuildKit is particular about: `--chmod` on setuid files and created directories, hard links from a
 /// stage, directories the copy creates, an archive with unclean entry names, and WORKDIR created as the current USER
 /// (an absolute one kept as written).
@@ -334,6 +354,16 @@ fn empty_steps_match_buildkit() {
 #[test]
 fn copy_onto_links_matches_buildkit() {
     assert_builds_like_buildkit(COPY_ONTO_LINKS, &[], |_| {});
+}
+
+#[test]
+fn run_mounts_match_buildkit() {
+    assert_builds_like_buildkit(RUN_MOUNTS, &[], |_| {});
+}
+
+#[test]
+fn scratch_run_matches_buildkit() {
+    assert_builds_like_buildkit(SCRATCH_RUN, &[], |_| {});
 }
 
 #[test]

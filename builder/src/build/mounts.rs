@@ -15,6 +15,18 @@ pub const DEFAULT_SSH_ID: &str = "default";
 /// Where `RUN --mount type=bind` reads from: the context, or a prepared stage or image root filesystem.
 pub trait BindSources {
     fn root_for(&self, from: Option<&str>) -> Result<PathBuf, StepError>;
+    /// What `from` (a stage or image) is, as a stable key: its content's identity.
+    fn identity_of(&self, from: &str) -> Result<String, StepError>;
+}
+
+/// A mount's `source=` inside the root it comes from, symlinks followed within that root.
+fn resolve_source(root: &Path, relative: &str) -> Result<PathBuf, StepError> {
+    layerstore::layer::apply::resolve_in_root(root, Path::new(relative), false).map_err(|source| {
+        StepError::Io {
+            context: format!("resolving the mount source {relative:?}"),
+            source,
+        }
+    })
 }
 
 /// Converts the typed mounts of a RUN; `workdir` resolves relative targets.
@@ -45,13 +57,27 @@ pub fn to_specs(
         let spec = match mount.mount_type {
             MountType::Cache => {
                 let target = require_target(mount)?;
+                let mut id = mount
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| target.display().to_string());
+                // `from=` seeds the cache with a stage's or image's directory; as in BuildKit, that is another
+                // cache than the unseeded one of the same id, one per seed.
+                let seed = match &mount.from {
+                    Some(from) => {
+                        let root = sources.root_for(Some(from))?;
+                        let relative = mount
+                            .source
+                            .as_deref()
+                            .unwrap_or("")
+                            .trim_start_matches('/');
+                        id = format!("{id}\0{}\0{relative}", sources.identity_of(from)?);
+                        Some(resolve_source(&root, relative)?)
+                    }
+                    None => None,
+                };
                 MountSpec::Cache(CacheMount {
-                    id: Some(
-                        mount
-                            .id
-                            .clone()
-                            .unwrap_or_else(|| target.display().to_string()),
-                    ),
+                    id: Some(id),
                     target,
                     sharing: match mount.sharing.unwrap_or(CacheSharing::Shared) {
                         CacheSharing::Shared => Sharing::Shared,
@@ -62,6 +88,7 @@ pub fn to_specs(
                     uid: mount.uid.unwrap_or(0),
                     gid: mount.gid.unwrap_or(0),
                     mode: mount.mode.unwrap_or(0o755),
+                    seed,
                 })
             }
             MountType::Bind => {
@@ -71,12 +98,7 @@ pub fn to_specs(
                     .as_deref()
                     .unwrap_or("")
                     .trim_start_matches('/');
-                let source =
-                    layerstore::layer::apply::resolve_in_root(&root, Path::new(relative), false)
-                        .map_err(|source| StepError::Io {
-                            context: format!("resolving the bind mount source {relative:?}"),
-                            source,
-                        })?;
+                let source = resolve_source(&root, relative)?;
                 MountSpec::Bind(BindMount {
                     target: require_target(mount)?,
                     source,

@@ -963,6 +963,10 @@ impl BindSources for StageRoots<'_> {
         self.prepared.borrow_mut().push(snapshot);
         Ok(root)
     }
+
+    fn identity_of(&self, from: &str) -> Result<String, StepError> {
+        Ok(self.engine.layers_of(from)?.1.to_string())
+    }
 }
 
 /// COPY and ADD share their handling.

@@ -244,9 +244,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs a step in `snapshot` (whatever `spec.rootfs` says): creates the mount points that stay in the layer (see
-    /// [`MountSpec::kept_directory`]), then records the other mount targets, so that those the runtime creates stay
-    /// out of the snapshot's layer. The usual way to run RUN.
+    /// Runs a step in `snapshot` (whatever `spec.rootfs` says), recording the mount targets first so that the empty
+    /// files the runtime creates to mount on stay out of the snapshot's layer. The usual way to run RUN.
     pub fn run_in_snapshot(
         &self,
         snapshot: &mut Snapshot,
@@ -257,13 +256,6 @@ impl Runtime {
             rootfs: snapshot.rootfs().to_path_buf(),
             ..spec.clone()
         };
-        for directory in spec.mounts.iter().filter_map(MountSpec::kept_directory) {
-            let relative = directory.strip_prefix("/").unwrap_or(&directory);
-            resolve_in_root(&spec.rootfs, relative, true).map_err(io_err(format!(
-                "creating the mount point {}",
-                directory.display()
-            )))?;
-        }
         snapshot.record_mount_targets(&spec.mount_targets()?);
         self.run(&spec, output)
     }

@@ -37,6 +37,8 @@ pub struct CacheMount {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// A directory whose contents the cache starts with (`from=` a stage or image, at `source=`), instead of empty.
+    pub seed: Option<PathBuf>,
 }
 
 /// `--mount=type=bind`: a host directory or file (from the context or another stage's root filesystem, resolved by
@@ -128,21 +130,6 @@ impl MountSpec {
                     .clone()
                     .unwrap_or_else(|| Path::new("/run/secrets").join(&m.id)),
             ),
-        }
-    }
-}
-
-impl MountSpec {
-    /// The directory this mount needs in the root filesystem and that stays in the layer afterwards, as BuildKit's
-    /// (v0.8) executor leaves it: a cache, tmpfs or directory bind's target, a file bind's parent. Secrets (and SSH
-    /// sockets, which are file binds of a socket) leave nothing behind that was not there.
-    pub fn kept_directory(&self) -> Option<PathBuf> {
-        match self {
-            MountSpec::Cache(m) => Some(m.target.clone()),
-            MountSpec::Tmpfs(m) => Some(m.target.clone()),
-            MountSpec::Bind(m) if m.source.is_dir() => Some(m.target.clone()),
-            MountSpec::Bind(m) if m.source.is_file() => m.target.parent().map(Path::to_path_buf),
-            MountSpec::Bind(_) | MountSpec::Secret(_) | MountSpec::Volume(_) => None,
         }
     }
 }
@@ -313,11 +300,21 @@ fn acquire_cache_dir(
 
 fn create_cache_dir(dir: &Path, cache: &CacheMount) -> Result<(), RuntimeError> {
     let tmp = dir.with_extension(layerstore::fsutil::unique_name("new-"));
-    fs::create_dir(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(cache.mode))
-        .map_err(io_err(format!("setting the mode of {}", tmp.display())))?;
-    std::os::unix::fs::chown(&tmp, Some(cache.uid), Some(cache.gid))
-        .map_err(io_err(format!("setting the owner of {}", tmp.display())))?;
+    match &cache.seed {
+        // A seeded cache is a copy of its seed, owner and mode included.
+        Some(seed) => crate::tree::copy_tree(seed, &tmp).map_err(io_err(format!(
+            "seeding the cache mount {} from {}",
+            cache.target.display(),
+            seed.display()
+        )))?,
+        None => {
+            fs::create_dir(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(cache.mode))
+                .map_err(io_err(format!("setting the mode of {}", tmp.display())))?;
+            std::os::unix::fs::chown(&tmp, Some(cache.uid), Some(cache.gid))
+                .map_err(io_err(format!("setting the owner of {}", tmp.display())))?;
+        }
+    }
     if fs::rename(&tmp, dir).is_err() {
         // Another build created it meanwhile.
         let _ = fs::remove_dir(&tmp);
@@ -338,6 +335,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mode: 0o755,
+            seed: None,
         })
     }
 

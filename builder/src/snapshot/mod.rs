@@ -237,7 +237,7 @@ pub struct Snapshot {
     dir: PathBuf,
     layers: Vec<LayerRef>,
     kind: SnapshotKind,
-    /// Paths (relative to the root) that did not exist before mounts were made on them or under them.
+    /// Mount targets (relative to the root) that did not exist before the step ran.
     created_targets: BTreeSet<PathBuf>,
 }
 
@@ -250,8 +250,9 @@ impl Snapshot {
         }
     }
 
-    /// Notes which of these container paths (mount targets), and of their parents, do not exist yet, so that the
-    /// commit drops them when the runtime created them and they stayed empty. Call it before running.
+    /// Notes which of these container paths (mount targets) do not exist yet, so that the commit drops the empty
+    /// files the runtime creates to mount files on. Call it before running. As in BuildKit (v0.8), directories the
+    /// runtime creates (mount points, and the parents of any target) stay in the layer.
     pub fn record_mount_targets(&mut self, targets: &[PathBuf]) {
         for target in targets {
             let relative: PathBuf = target
@@ -261,10 +262,8 @@ impl Snapshot {
             let Some(resolved) = self.resolve(&relative) else {
                 continue;
             };
-            for path in resolved.ancestors().filter(|p| !p.as_os_str().is_empty()) {
-                if fs::symlink_metadata(self.rootfs().join(path)).is_err() {
-                    self.created_targets.insert(path.to_path_buf());
-                }
+            if fs::symlink_metadata(self.rootfs().join(&resolved)).is_err() {
+                self.created_targets.insert(resolved);
             }
         }
     }
@@ -327,14 +326,13 @@ impl Snapshot {
         })
     }
 
-    /// Removes runtime-created mount targets that are still empty from the changes and from `root`.
+    /// Removes the mount targets the runtime created as files and that are still empty, from `root` and the changes.
     fn drop_created_targets(
         &self,
         root: &Path,
         changes: &mut Vec<Change>,
     ) -> Result<(), SnapshotError> {
-        // Deepest first, so a created directory is empty once its created children are gone.
-        for path in self.created_targets.iter().rev() {
+        for path in &self.created_targets {
             let full = root.join(path);
             // The step may have replaced a parent with a symlink: never follow one out of the root.
             let parent = path.parent().unwrap_or(Path::new(""));
@@ -344,27 +342,16 @@ impl Snapshot {
             let Ok(meta) = fs::symlink_metadata(&full) else {
                 continue;
             };
-            let empty = if meta.is_dir() {
-                fs::read_dir(&full)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false)
-            } else {
-                meta.is_file() && meta.len() == 0
-            };
-            if !empty {
+            // BuildKit removes a created target only when its size is 0, which a directory's never is.
+            if meta.is_dir() || meta.len() != 0 {
                 continue;
             }
-            let removed = if meta.is_dir() {
-                fs::remove_dir(&full)
-            } else {
-                fs::remove_file(&full)
-            };
-            removed.map_err(io_context(|| {
+            fs::remove_file(&full).map_err(io_context(|| {
                 format!("removing mount target {}", full.display())
             }))?;
             changes.retain(|c| !matches!(c, Change::Write(p) | Change::Opaque(p) if p == path));
         }
-        // A parent that existed before keeps its change (its modification time moved), as in BuildKit's layers.
+        // Directories keep their change: created ones stay, and existing ones have a new modification time.
         Ok(())
     }
 

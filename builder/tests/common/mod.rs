@@ -117,8 +117,8 @@ pub fn assert_no_mounts_under(root: &Path) {
     assert!(leaked.is_empty(), "mounts left behind: {leaked:#?}");
 }
 
-/// Asserts that a committed step changed nothing but the modification time of directories that existed before it
-/// (the parents of mount targets the runtime created and that were removed again), as in BuildKit's layers.
+/// Asserts that a committed step left only these directories in its layer: ones that existed and whose time moved,
+/// and ones the runtime made for mount targets (whose empty files were removed again), as in BuildKit's layers.
 pub fn assert_only_touched_parents(store: &Store, layer: CommittedLayer, parents: &[&str]) {
     let entries = layer_entries(store, &layer.descriptor);
     for (name, kind, _) in &entries {
