@@ -553,3 +553,29 @@ fn run_i_passes_stdin_through() {
     let err = lade.fails(&["run", "--rm", "-t", "busybox:local", "true"]);
     assert!(err.contains("cannot allocate a terminal"), "{err}");
 }
+
+#[test]
+fn warnings_print_once_and_check_directives_silence_them() {
+    let lade = Lade::new();
+    let context = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM scratch\nENV A=1 \\\n\n    B=2\n";
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let dir = context.path().to_str().unwrap();
+    let output = lade.run(&["build", "-q", "-t", "warned:1", dir]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("Empty continuation line").count(),
+        1,
+        "{stderr}"
+    );
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("# check=skip=NoEmptyContinuation\n{dockerfile}"),
+    )
+    .unwrap();
+    let output = lade.run(&["build", "-q", "-t", "silenced:1", dir]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Empty continuation line"), "{stderr}");
+}

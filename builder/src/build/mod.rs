@@ -167,12 +167,8 @@ pub fn build(
         build_platform: Platform::host(),
     };
     let plan = stages.plan(&options)?;
-    let mut warnings: Vec<String> = dockerfile
-        .warnings
-        .iter()
-        .chain(&plan.warnings)
-        .map(|w| w.to_string())
-        .collect();
+    // The plan's warnings include the parser's, with the Dockerfile's `# check=` settings applied.
+    let mut warnings: Vec<String> = plan.warnings.iter().map(|w| w.to_string()).collect();
     for unused in &plan.unused_build_args {
         warnings.push(format!(
             "[Warning] One or more build-args [{unused}] were not consumed"
