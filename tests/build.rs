@@ -579,3 +579,35 @@ fn warnings_print_once_and_check_directives_silence_them() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("Empty continuation line"), "{stderr}");
 }
+
+#[test]
+fn output_shorthands_and_filesystem_tarballs() {
+    let lade = Lade::new();
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("f"), "data\n").unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    let context = context.to_str().unwrap();
+    // `-o DIR` is type=local.
+    let dir = work.path().join("dir");
+    lade.ok(&["build", "-q", "-o", dir.to_str().unwrap(), context]);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "data\n");
+    // type=tar writes the filesystem as a tarball.
+    let tarball = work.path().join("fs.tar");
+    let dest = format!("type=tar,dest={}", tarball.display());
+    lade.ok(&["build", "-q", "-o", &dest, context]);
+    let names = |bytes: &[u8]| -> Vec<String> {
+        tar::Archive::new(bytes)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    };
+    assert_eq!(names(&std::fs::read(&tarball).unwrap()), ["f"]);
+    // `-o -` sends that tarball to stdout, which then carries nothing else: -q's image ID goes to stderr.
+    let output = lade.run(&["build", "-q", "-o", "-", context]);
+    assert!(output.status.success());
+    assert_eq!(names(&output.stdout), ["f"]);
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("sha256:"));
+}

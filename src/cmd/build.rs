@@ -40,7 +40,8 @@ pub struct Args {
     /// Set metadata on the image.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// Output instead of tagging in the store: type=oci|docker,dest=FILE or type=local,dest=DIR.
+    /// Output instead of tagging in the store: type=oci|docker|tar,dest=FILE (`-` for stdout) or type=local,dest=DIR;
+    /// `-o DIR` is type=local, `-o -` is type=tar to stdout.
     #[arg(short, long, value_name = "type=…,dest=…")]
     output: Option<String>,
     /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (default: the variable named ID).
@@ -182,7 +183,11 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.quiet {
-        println!("{}", result.id);
+        if output.as_ref().is_some_and(Output::is_stdout) {
+            eprintln!("{}", result.id);
+        } else {
+            println!("{}", result.id);
+        }
     }
     Ok(())
 }
@@ -380,15 +385,24 @@ fn parse_ssh(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     Ok(agents)
 }
 
-/// `-o type=…,dest=…`.
+/// `-o type=…,dest=…`, or BuildKit's shorthands: `-o DIR` (`type=local`) and `-o -` (`type=tar` to stdout).
 enum Output {
-    /// A tarball with the image in this manifest flavour (`type=docker` or `type=oci`).
+    /// A tarball with the image in this manifest flavour (`type=docker` or `type=oci`); `-` is stdout.
     Archive(PathBuf, Flavour),
+    /// The image's merged filesystem as one tarball (`type=tar`); `-` is stdout.
+    Tar(PathBuf),
+    /// The merged filesystem written into a directory (`type=local`).
     Local(PathBuf),
 }
 
 impl Output {
     fn parse(text: &str) -> anyhow::Result<Output> {
+        if text == "-" {
+            return Ok(Output::Tar(PathBuf::from("-")));
+        }
+        if !text.contains('=') {
+            return Ok(Output::Local(PathBuf::from(text)));
+        }
         let fields = parse_key_values(
             &text.split(',').map(str::to_string).collect::<Vec<_>>(),
             "--output",
@@ -399,9 +413,17 @@ impl Output {
         match fields.get("type").map(String::as_str) {
             Some("oci") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Oci)),
             Some("docker") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Docker)),
+            Some("tar") => Ok(Output::Tar(PathBuf::from(dest))),
             Some("local") => Ok(Output::Local(PathBuf::from(dest))),
-            other => bail!("--output {text:?}: unsupported type {other:?} (oci, docker or local)"),
+            other => {
+                bail!("--output {text:?}: unsupported type {other:?} (oci, docker, tar or local)")
+            }
         }
+    }
+
+    /// Whether the output goes to stdout, which then carries nothing else.
+    fn is_stdout(&self) -> bool {
+        matches!(self, Output::Archive(path, _) | Output::Tar(path) if path.as_os_str() == "-")
     }
 
     fn write(
@@ -427,6 +449,10 @@ impl Output {
                     Ok(())
                 })
             }
+            Output::Tar(path) => super::ArchiveOutput::new(Some(path))?.write_with(|out| {
+                layerstore::import::export_flattened(store, &image, out)?;
+                Ok(())
+            }),
             Output::Local(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
