@@ -611,3 +611,45 @@ fn output_shorthands_and_filesystem_tarballs() {
     assert_eq!(names(&output.stdout), ["f"]);
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("sha256:"));
 }
+
+#[test]
+fn add_host_reaches_run_steps_and_containers() {
+    let Some((lade, _base)) = setup() else { return };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("Dockerfile"),
+        "FROM busybox:local\nRUN cat /etc/hosts > /hosts\n",
+    )
+    .unwrap();
+    let context = work.path().to_str().unwrap();
+    lade.ok(&[
+        "build",
+        "-q",
+        "--add-host",
+        "db:10.0.0.5",
+        "-t",
+        "hosts:1",
+        context,
+    ]);
+    // BuildKit's own hosts file, then the added entries.
+    let expected =
+        "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                    10.0.0.5\tdb\n";
+    assert_eq!(
+        lade.ok(&["run", "--rm", "hosts:1", "cat", "/hosts"]),
+        expected
+    );
+    let seen = lade.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "v6=fd00::1",
+        "busybox:local",
+        "tail",
+        "-n1",
+        "/etc/hosts",
+    ]);
+    assert_eq!(seen, "fd00::1\tv6\n");
+    let err = lade.fails(&["build", "--add-host", "db", context]);
+    assert!(err.contains("expected HOST:IP"), "{err}");
+}

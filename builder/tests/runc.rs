@@ -46,6 +46,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         cwd: "/".into(),
         user: None,
         network: Network::Host,
+        extra_hosts: vec![],
         mounts: vec![],
         interactive: false,
     }

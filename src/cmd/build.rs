@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest, Reporter};
 use builder::dockerfile::Platform;
-use builder::runtime::Network;
+use builder::runtime::{ExtraHost, Network};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
 use layerstore::{Image, Reference};
@@ -34,6 +34,9 @@ pub struct Args {
     /// The network of RUN steps: default (the host's), host or none.
     #[arg(long, default_value = "default")]
     network: String,
+    /// Add an entry to RUN's /etc/hosts: HOST:IP; repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_hosts: Vec<ExtraHost>,
     /// Write the image ID to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -119,6 +122,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             "none" => Network::None,
             other => bail!("unsupported --network {other:?}: use default, host or none"),
         },
+        extra_hosts: args.add_hosts.clone(),
         labels: parse_key_values(&args.labels, "--label")?,
         secrets: secrets.files.clone(),
         ssh_agents: parse_ssh(&args.ssh)?,

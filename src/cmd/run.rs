@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use builder::runtime::{BindMount, MountSpec, Network, RunSpec, Runtime, Stream};
+use builder::runtime::{BindMount, ExtraHost, MountSpec, Network, RunSpec, Runtime, Stream};
 use builder::snapshot::{LayerRef, Snapshotter};
 
 #[derive(clap::Args)]
@@ -25,6 +25,9 @@ pub struct Args {
     /// Network: host (default) or none.
     #[arg(long, default_value = "host")]
     network: String,
+    /// Add an entry to the container's /etc/hosts: HOST:IP; repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    add_hosts: Vec<ExtraHost>,
     /// Mount a host path: /HOST/PATH:/CONTAINER/PATH[:ro|rw] (created on the host when missing, as Docker does).
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volumes: Vec<String>,
@@ -111,6 +114,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .or(config.user.clone())
             .filter(|u| !u.is_empty()),
         network,
+        extra_hosts: args.add_hosts.clone(),
         mounts: args
             .volumes
             .iter()

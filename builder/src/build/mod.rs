@@ -21,7 +21,7 @@ use layerstore::{Descriptor, Digest, Reference, Store};
 use crate::context::ContextError;
 use crate::copy::CopyError;
 use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
-use crate::runtime::{Network, RuntimeError};
+use crate::runtime::{ExtraHost, Network, RuntimeError};
 use crate::snapshot::SnapshotError;
 
 /// Everything `lade build` was asked to do.
@@ -40,6 +40,8 @@ pub struct BuildRequest {
     pub pull: bool,
     /// The network of RUN steps (`RUN --network` overrides it per step).
     pub network: Network,
+    /// Entries added to every RUN step's `/etc/hosts` (`--add-host`).
+    pub extra_hosts: Vec<ExtraHost>,
     /// `--label`: added to the final image's config.
     pub labels: BTreeMap<String, String>,
     /// `--secret id=…,src=…`.

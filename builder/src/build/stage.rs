@@ -676,6 +676,11 @@ impl<'a> Engine<'a> {
         inputs.insert("user", user.clone().unwrap_or_default());
         inputs.insert("workdir", workdir.display().to_string());
         inputs.insert("network", format!("{network:?}"));
+        let extra_hosts = self.request.extra_hosts.clone();
+        if !extra_hosts.is_empty() {
+            let hosts: Vec<String> = extra_hosts.iter().map(ToString::to_string).collect();
+            inputs.insert("hosts", hosts.join("\n"));
+        }
         inputs.insert("mounts", run.mount_specs.join("\n"));
         let secrets = self.request.secrets.clone();
         let ssh_agents = self.request.ssh_agents.clone();
@@ -699,6 +704,7 @@ impl<'a> Engine<'a> {
                     cwd: workdir.clone(),
                     user,
                     network,
+                    extra_hosts,
                     mounts,
                     interactive: false,
                 };

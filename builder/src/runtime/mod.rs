@@ -65,9 +65,44 @@ pub struct RunSpec {
     /// `USER`: `name`, `uid`, `name:group`, `uid:gid`; `None` is root.
     pub user: Option<String>,
     pub network: Network,
+    /// Entries added to the step's `/etc/hosts` (`--add-host`).
+    pub extra_hosts: Vec<ExtraHost>,
     pub mounts: Vec<MountSpec>,
     /// Pass this process's stdin to the command (`lade run -i`); otherwise it reads nothing.
     pub interactive: bool,
+}
+
+/// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraHost {
+    pub name: String,
+    pub ip: std::net::IpAddr,
+}
+
+impl std::str::FromStr for ExtraHost {
+    type Err = String;
+
+    /// Splits at the first `:` or `=`, so that an IPv6 address keeps its colons.
+    fn from_str(text: &str) -> Result<ExtraHost, String> {
+        let (name, ip) = text
+            .split_once([':', '='])
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| format!("invalid --add-host {text:?}: expected HOST:IP"))?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let ip = ip
+            .parse()
+            .map_err(|_| format!("invalid --add-host {text:?}: {ip:?} is not an IP address"))?;
+        Ok(ExtraHost {
+            name: name.to_string(),
+            ip,
+        })
+    }
+}
+
+impl std::fmt::Display for ExtraHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.ip)
+    }
 }
 
 impl RunSpec {
@@ -230,6 +265,7 @@ impl Runtime {
             cwd: "/".into(),
             user: None,
             network: Network::None,
+            extra_hosts: Vec::new(),
             mounts,
             interactive: false,
         };
@@ -286,7 +322,11 @@ impl Runtime {
         };
         let prepared = mounts::prepare(&self.store, container.bundle.path(), &spec.mounts)?;
         let hosts_file = container.bundle.path().join("hosts");
-        fs::write(&hosts_file, spec::HOSTS_CONTENT)
+        let mut hosts = spec::HOSTS_CONTENT.to_string();
+        for host in &spec.extra_hosts {
+            hosts.push_str(&format!("{}\t{}\n", host.ip, host.name));
+        }
+        fs::write(&hosts_file, hosts)
             .map_err(io_err(format!("writing {}", hosts_file.display())))?;
         let config = spec::build(spec::SpecInput {
             rootfs: &spec.rootfs,
