@@ -13,6 +13,13 @@ fn setup() -> Option<(Lade, BusyboxBase)> {
     Some((lade, base))
 }
 
+/// A build context holding only this Dockerfile.
+fn context_with(dockerfile: &str) -> tempfile::TempDir {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    context
+}
+
 fn fixture(name: &str) -> String {
     workspace()
         .join("fixtures")
@@ -265,8 +272,7 @@ fn outputs_iidfile_labels_and_stdin_dockerfile() {
 
 /// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.
 fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let context = context_with(dockerfile);
     std::fs::write(context.path().join("file.txt"), "x").unwrap();
     let before = lade.ok(&["images", "-q", "--no-trunc"]);
     let index = std::fs::read(lade.root.path().join("index.json")).unwrap();
@@ -351,12 +357,9 @@ fn prune_keeps_the_build_cache_and_builder_prune_clears_it() {
 #[test]
 fn heredocs_run_as_scripts_and_copy_as_files() {
     let Some((lade, _base)) = setup() else { return };
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(
-        context.path().join("Dockerfile"),
+    let context = context_with(
         "FROM busybox:local\nRUN <<EOF\necho one > /h1\necho two >> /h1\nEOF\nCOPY <<EOF /h2\nhello heredoc\nEOF\n",
-    )
-    .unwrap();
+    );
     lade.ok(&[
         "build",
         "-q",
@@ -387,8 +390,7 @@ fn independent_stages_run_in_parallel() {
         stage("left", "right"),
         stage("right", "left")
     );
-    let context = tempfile::tempdir().unwrap();
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let context = context_with(&dockerfile);
     let out = lade.run(&[
         "build",
         "-t",
@@ -557,9 +559,8 @@ fn run_i_passes_stdin_through() {
 #[test]
 fn warnings_print_once_and_check_directives_silence_them() {
     let lade = Lade::new();
-    let context = tempfile::tempdir().unwrap();
     let dockerfile = "FROM scratch\nENV A=1 \\\n\n    B=2\n";
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let context = context_with(dockerfile);
     let dir = context.path().to_str().unwrap();
     let output = lade.run(&["build", "-q", "-t", "warned:1", dir]);
     assert!(output.status.success());
@@ -615,12 +616,7 @@ fn output_shorthands_and_filesystem_tarballs() {
 #[test]
 fn add_host_reaches_run_steps_and_containers() {
     let Some((lade, _base)) = setup() else { return };
-    let work = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("Dockerfile"),
-        "FROM busybox:local\nRUN cat /etc/hosts > /hosts\n",
-    )
-    .unwrap();
+    let work = context_with("FROM busybox:local\nRUN cat /etc/hosts > /hosts\n");
     let context = work.path().to_str().unwrap();
     lade.ok(&[
         "build",

@@ -287,12 +287,16 @@ fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String
     Ok(args)
 }
 
-fn parse_key_values(values: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+/// `KEY=VALUE` items (repeated flags, or the comma-separated fields of one flag's value).
+fn parse_key_values<S: AsRef<str>>(
+    values: impl IntoIterator<Item = S>,
+    flag: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
     values
-        .iter()
-        .map(|v| match v.split_once('=') {
+        .into_iter()
+        .map(|v| match v.as_ref().split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("{flag} {v:?}: expected KEY=VALUE"),
+            _ => bail!("{flag} {:?}: expected KEY=VALUE", v.as_ref()),
         })
         .collect()
 }
@@ -311,10 +315,7 @@ impl Secrets {
         let mut files = BTreeMap::new();
         let mut from_env: Option<layerstore::fsutil::TempDir> = None;
         for value in values {
-            let fields = parse_key_values(
-                &value.split(',').map(str::to_string).collect::<Vec<_>>(),
-                "--secret",
-            )?;
+            let fields = parse_key_values(value.split(','), "--secret")?;
             let id = fields
                 .get("id")
                 .with_context(|| format!("--secret {value:?}: missing id="))?;
@@ -407,10 +408,7 @@ impl Output {
         if !text.contains('=') {
             return Ok(Output::Local(PathBuf::from(text)));
         }
-        let fields = parse_key_values(
-            &text.split(',').map(str::to_string).collect::<Vec<_>>(),
-            "--output",
-        )?;
+        let fields = parse_key_values(text.split(','), "--output")?;
         let dest = fields
             .get("dest")
             .with_context(|| format!("--output {text:?}: missing dest="))?;
