@@ -15,8 +15,8 @@ pub const DEFAULT_SSH_ID: &str = "default";
 /// Where `RUN --mount type=bind` reads from: the context, or a prepared stage or image root filesystem.
 pub trait BindSources {
     fn root_for(&self, from: Option<&str>) -> Result<PathBuf, StepError>;
-    /// What `from` (a stage or image) is, as a stable key: its content's identity.
-    fn identity_of(&self, from: &str) -> Result<String, StepError>;
+    /// The root filesystem of `from` (a stage or image), with a stable key for its content.
+    fn stage_root(&self, from: &str) -> Result<(PathBuf, String), StepError>;
 }
 
 /// A mount's `source=` inside the root it comes from, symlinks followed within that root.
@@ -65,13 +65,13 @@ pub fn to_specs(
                 // cache than the unseeded one of the same id, one per seed.
                 let seed = match &mount.from {
                     Some(from) => {
-                        let root = sources.root_for(Some(from))?;
+                        let (root, identity) = sources.stage_root(from)?;
                         let relative = mount
                             .source
                             .as_deref()
                             .unwrap_or("")
                             .trim_start_matches('/');
-                        id = format!("{id}\0{}\0{relative}", sources.identity_of(from)?);
+                        id = format!("{id}\0{identity}\0{relative}");
                         Some(resolve_source(&root, relative)?)
                     }
                     None => None,

@@ -960,18 +960,18 @@ struct StageRoots<'e> {
 
 impl BindSources for StageRoots<'_> {
     fn root_for(&self, from: Option<&str>) -> Result<PathBuf, StepError> {
-        let Some(from) = from else {
-            return Ok(self.engine.context.root().to_path_buf());
-        };
-        let (layers, _) = self.engine.layers_of(from)?;
+        match from {
+            None => Ok(self.engine.context.root().to_path_buf()),
+            Some(from) => Ok(self.stage_root(from)?.0),
+        }
+    }
+
+    fn stage_root(&self, from: &str) -> Result<(PathBuf, String), StepError> {
+        let (layers, key) = self.engine.layers_of(from)?;
         let snapshot = self.engine.snapshotter.prepare(&layers)?;
         let root = snapshot.rootfs().to_path_buf();
         self.prepared.borrow_mut().push(snapshot);
-        Ok(root)
-    }
-
-    fn identity_of(&self, from: &str) -> Result<String, StepError> {
-        Ok(self.engine.layers_of(from)?.1.to_string())
+        Ok((root, key.to_string()))
     }
 }
 
