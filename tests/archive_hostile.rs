@@ -276,3 +276,97 @@ fn compressed_archives_load() {
         );
     }
 }
+
+/// A tar whose first header claims a `claimed`-byte extension header (`kind`: `x`, `L`, `K`), followed by
+/// `present` bytes of it.
+fn header_bomb(kind: u8, claimed: u64, present: usize) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").unwrap();
+    header.set_entry_type(tar::EntryType::new(kind));
+    header.set_size(claimed);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.resize(bytes.len() + present, b'a');
+    bytes
+}
+
+#[test]
+fn header_bombs_are_refused_in_bounded_memory() {
+    use std::io::Write;
+    let lade = Lade::new();
+    // import: 512 MiB of a GNU long name streamed through stdin; the tar crate alone would hold all of it.
+    let claimed: u64 = 512 << 20;
+    let rss_file = lade.scratch.path().join("rss");
+    let mut child = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_lade"))
+        .arg("--root")
+        .arg(lade.root.path())
+        .args(["import", "-", "bomb:1"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/time runs (apt package time)");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&header_bomb(b'L', claimed, 0))?;
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..(claimed >> 20) {
+            stdin.write_all(&chunk)?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let output = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("GNU long name of 536870912 bytes is larger than the 1048576-byte limit"),
+        "{stderr}"
+    );
+    let rss_kib: u64 = std::fs::read_to_string(&rss_file)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rss_kib < 64 * 1024, "import used {rss_kib} KiB");
+
+    // load: a PAX header bomb as the archive's first entry, and a long link inside it.
+    assert_refused(
+        &lade,
+        &header_bomb(b'x', 1 << 30, 8192),
+        "PAX extended header of 1073741824 bytes",
+    );
+    let mut entries = archive_of(&files(&valid_archive(&lade)));
+    entries.truncate(entries.len() - 1024);
+    entries.extend(header_bomb(b'K', 1 << 30, 8192));
+    assert_refused(&lade, &entries, "GNU long link name of 1073741824 bytes");
+}
+
+#[test]
+fn add_of_a_header_bomb_is_refused() {
+    let lade = Lade::new();
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nADD bomb.tar /\n",
+    )
+    .unwrap();
+    std::fs::write(
+        context.path().join("bomb.tar"),
+        header_bomb(b'x', 1 << 30, 8192),
+    )
+    .unwrap();
+    let stderr = lade.fails(&["build", "-t", "bomb:add", context.path().to_str().unwrap()]);
+    assert!(
+        stderr.contains("PAX extended header of 1073741824 bytes"),
+        "{stderr}"
+    );
+}

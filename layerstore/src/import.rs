@@ -56,7 +56,7 @@ pub fn import_rootfs(
             inner: reader,
             copy: &mut blob,
         };
-        let mut archive = tar::Archive::new(&mut tee);
+        let mut archive = crate::layer::tar_guard::archive(&mut tee);
         for entry in archive.entries().map_err(ImportError::Tar)? {
             let entry = entry.map_err(ImportError::Tar)?;
             let path = entry.path().map_err(ImportError::Tar)?;

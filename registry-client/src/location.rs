@@ -225,7 +225,7 @@ async fn open_source(
             let scratch = scratch_dir()?;
             let archive = File::open(file)
                 .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
-            tar::Archive::new(archive)
+            layerstore::layer::tar_guard::archive(archive)
                 .unpack(scratch.path())
                 .map_err(|e| Error::io(format!("unpacking {}", file.display()), e))?;
             let store = open_layout(scratch.path())?;

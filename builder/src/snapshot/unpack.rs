@@ -107,7 +107,7 @@ fn scan_whiteouts(store: &Store, layer: &LayerRef) -> Result<Vec<PathBuf>, Snaps
     let mut hashing = HashingReader::new(reader, Algorithm::Sha256);
     let mut whiteouts = Vec::new();
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = layerstore::layer::tar_guard::archive(&mut hashing);
         for entry in archive
             .entries()
             .map_err(io_context(|| format!("reading layer {digest}")))?

@@ -56,7 +56,7 @@ pub fn stage(
     scratch: &Path,
     progress: &dyn Progress,
 ) -> Result<Staged, StagingError> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = crate::layer::tar_guard::archive(reader);
     let mut staged = Staged {
         files: HashMap::new(),
         links: HashMap::new(),

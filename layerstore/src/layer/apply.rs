@@ -38,7 +38,7 @@ pub struct ApplyStats {
 /// Unpacks the (uncompressed) layer tar from `reader` onto `target`.
 pub fn apply_layer(reader: impl Read, target: &Path) -> Result<ApplyStats, ApplyError> {
     let preserve_owner = rustix::process::geteuid().is_root();
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = super::tar_guard::archive(reader);
     let mut stats = ApplyStats::default();
     let mut written: HashSet<PathBuf> = HashSet::new();
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
