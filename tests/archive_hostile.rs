@@ -370,3 +370,114 @@ fn add_of_a_header_bomb_is_refused() {
         "{stderr}"
     );
 }
+
+/// The manifest of the archive's single image, and its path.
+fn manifest_of(entries: &[(String, Vec<u8>)]) -> (String, serde_json::Value) {
+    let digest = index_json(entries)["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap());
+    let bytes = &entries.iter().find(|(n, _)| *n == path).unwrap().1;
+    (path, serde_json::from_slice(bytes).unwrap())
+}
+
+/// Replaces the archive's manifest with `manifest`, pointing index.json at it.
+fn set_manifest(entries: &mut Vec<(String, Vec<u8>)>, manifest: &serde_json::Value) {
+    let (old_path, _) = manifest_of(entries);
+    entries.retain(|(n, _)| *n != old_path);
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    let digest = layerstore::Digest::sha256_of(&bytes);
+    entries.push((format!("blobs/sha256/{}", digest.hex()), bytes.clone()));
+    let mut index = index_json(entries);
+    index["manifests"][0]["digest"] = digest.to_string().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    replace(entries, "index.json", serde_json::to_vec(&index).unwrap());
+}
+
+#[test]
+fn compressed_layer_with_wrong_diff_id_is_refused() {
+    use std::io::Write;
+    let lade = Lade::new();
+    let mut entries = valid_archive(&lade);
+    entries.retain(|(n, _)| n != "manifest.json");
+    // A gzip layer whose content is another tar than the one the config's diff ID names.
+    let other = archive_of(&[Entry::File("evil.txt", b"not what the config says")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&other).unwrap();
+    let gz = gz.finish().unwrap();
+    let gz_digest = layerstore::Digest::sha256_of(&gz);
+    entries.push((format!("blobs/sha256/{}", gz_digest.hex()), gz.clone()));
+    let (_, mut manifest) = manifest_of(&entries);
+    manifest["layers"][0] = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": gz_digest.to_string(),
+        "size": gz.len(),
+    });
+    set_manifest(&mut entries, &manifest);
+    assert_refused(
+        &lade,
+        &archive_of(&files(&entries)),
+        "its content has diff ID",
+    );
+    // The same blob declared as zstd is refused for its compression.
+    manifest["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+    set_manifest(&mut entries, &manifest);
+    assert_refused(
+        &lade,
+        &archive_of(&files(&entries)),
+        "its media type says zstd, but its content is gzip",
+    );
+}
+
+#[test]
+fn dual_archive_disagreeing_with_its_index_is_refused() {
+    let lade = Lade::new();
+    let entries = valid_archive(&lade);
+    let legacy: serde_json::Value = serde_json::from_slice(
+        &entries
+            .iter()
+            .find(|(n, _)| n == "manifest.json")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    let cases = [
+        (
+            "/0/Layers",
+            serde_json::json!(["blobs/sha256/0000"]),
+            "manifest.json disagrees with index.json: the layers of",
+        ),
+        (
+            "/0/Config",
+            serde_json::json!("../../../etc/passwd"),
+            "manifest.json disagrees with index.json: config \"../../../etc/passwd\"",
+        ),
+    ];
+    for (pointer, value, expected) in cases {
+        let mut changed = legacy.clone();
+        *changed.pointer_mut(pointer).unwrap() = value;
+        let mut entries = entries.clone();
+        replace(
+            &mut entries,
+            "manifest.json",
+            serde_json::to_vec(&changed).unwrap(),
+        );
+        assert_refused(&lade, &archive_of(&files(&entries)), expected);
+    }
+}
+
+#[test]
+fn oversized_metadata_is_refused_naming_the_file() {
+    let lade = Lade::new();
+    let mut entries = valid_archive(&lade);
+    let mut huge = b"[".to_vec();
+    huge.resize(5 << 20, b' ');
+    huge.push(b']');
+    replace(&mut entries, "manifest.json", huge);
+    assert_refused(
+        &lade,
+        &archive_of(&files(&entries)),
+        "manifest.json is 5242881 bytes, larger than the 4194304-byte limit",
+    );
+}

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod image;
 pub mod import;
 pub mod layer;
+pub mod limits;
 pub mod manifest;
 pub mod media_types;
 pub mod progress;
@@ -18,6 +19,7 @@ pub mod prune;
 pub mod reference;
 pub mod store;
 pub mod tags;
+pub mod unique_keys;
 
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest};

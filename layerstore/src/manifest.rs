@@ -227,8 +227,10 @@ pub enum ManifestError {
 
 impl ManifestKind {
     /// Parses manifest bytes. `media_type` is what the transport said (Content-Type, descriptor); when empty the
-    /// document's own `mediaType` decides, falling back to the shape (`manifests` means an index).
+    /// document's own `mediaType` decides, falling back to the shape (`manifests` means an index). A document with a
+    /// key twice in an object is refused, since readers disagree on which one counts.
     pub fn parse(bytes: &[u8], media_type: &str) -> Result<ManifestKind, ManifestError> {
+        crate::unique_keys::check_unique_keys(bytes)?;
         let value: Value = serde_json::from_slice(bytes)?;
         let declared = value.get("mediaType").and_then(Value::as_str).unwrap_or("");
         if !media_type.is_empty() && !declared.is_empty() && declared != media_type {

@@ -44,6 +44,17 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// How the compression is named in messages: `uncompressed`, `gzip`, `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
 /// The compression of a layer media type, or `None` when it is not a layer type we can read.
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::fsutil::{self, FileLock, TempDir};
+use crate::limits::{read_limited, MAX_INDEX_SIZE, MAX_METADATA_SIZE};
 use crate::manifest::Index;
 
 const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -120,10 +121,9 @@ impl Store {
 
     /// Reads a small blob (a manifest or config) whole, verifying its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = Vec::new();
-        self.open_blob(digest)?
-            .read_to_end(&mut bytes)
-            .context(|| format!("reading blob {digest}"))?;
+        let what = format!("blob {digest}");
+        let bytes = read_limited(self.open_blob(digest)?, MAX_METADATA_SIZE, &what)
+            .context(|| format!("reading {what}"))?;
         let actual = Digest::of(digest.algorithm(), &bytes);
         if &actual != digest {
             return Err(StoreError::DigestMismatch {
@@ -239,7 +239,9 @@ impl Store {
     /// Reads the index (tags and images).
     pub fn read_index(&self) -> Result<Index, StoreError> {
         let path = self.root.join("index.json");
-        let bytes = fs::read(&path).context(|| format!("reading {}", path.display()))?;
+        let file = File::open(&path).context(|| format!("reading {}", path.display()))?;
+        let bytes = read_limited(file, MAX_INDEX_SIZE, &path.display().to_string())
+            .context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(StoreError::CorruptIndex)
     }
 

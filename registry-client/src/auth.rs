@@ -352,10 +352,15 @@ async fn read_token(realm: &str, request: reqwest::RequestBuilder) -> Result<Tok
             tokio::time::sleep(wait).await;
             continue;
         }
-        let body = response
-            .bytes()
+        let body = crate::body::read_limited(response, 1 << 20)
             .await
-            .map_err(|e| token_error(e.to_string()))?;
+            .map_err(|e| token_error(e.to_string()))?
+            .map_err(|too_large| {
+                token_error(format!(
+                    "the token response is {} bytes or more, larger than the 1 MiB limit",
+                    too_large.at_least
+                ))
+            })?;
         break (status, body);
     };
     if !status.is_success() {

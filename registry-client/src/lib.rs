@@ -10,6 +10,7 @@
 //! [`location`] names images in registries, OCI layouts, archives and the local store, and copies between them.
 
 pub mod auth;
+mod body;
 pub mod compress;
 pub mod connector;
 pub mod credentials;

@@ -79,16 +79,20 @@ pub async fn fetch_manifest(
         .trim()
         .to_string();
     let header_digest = header_str(&response, "docker-content-digest").map(str::to_string);
-    let bytes = response.bytes().await.map_err(|error| Error::Request {
-        method: "GET".into(),
-        url: url.clone(),
-        error,
-    })?;
-    if bytes.len() > 4 << 20 {
-        return Err(Error::Protocol(format!(
-            "GET {url}: manifest larger than 4 MiB"
-        )));
-    }
+    let limit = layerstore::limits::MAX_METADATA_SIZE;
+    let bytes = crate::body::read_limited(response, limit)
+        .await
+        .map_err(|error| Error::Request {
+            method: "GET".into(),
+            url: url.clone(),
+            error,
+        })?
+        .map_err(|too_large| {
+            Error::Protocol(format!(
+                "GET {url}: the manifest is {} bytes or more, larger than the {limit}-byte limit",
+                too_large.at_least
+            ))
+        })?;
     let expected: Option<Digest> = match reference.parse::<Digest>() {
         Ok(digest) => Some(digest),
         Err(_) => header_digest.and_then(|d| d.parse().ok()),

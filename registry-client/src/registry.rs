@@ -200,7 +200,11 @@ impl Registry {
 
 /// The message of an error response: the OCI `errors` array when present, else the start of the body.
 pub(crate) async fn error_message(response: Response) -> String {
-    let body = response.bytes().await.unwrap_or_default();
+    // Only the start of an error document is shown, so a hostile registry cannot make it big.
+    let body = match crate::body::read_limited(response, 64 << 10).await {
+        Ok(Ok(body)) => body,
+        _ => Vec::new(),
+    };
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,

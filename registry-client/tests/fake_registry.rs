@@ -1,5 +1,6 @@
 //! The client against a scripted in-process registry: platform selection from an OCI index and a Docker manifest
-//! list, both image manifest types, and retries of 503 (honouring `Retry-After`) and 429 responses.
+//! list, both image manifest types, retries of 503 (honouring `Retry-After`) and 429 responses, and a manifest over
+//! the size limit.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -199,6 +200,10 @@ fn fake() -> (FakeRegistry, Digest, Digest) {
         "/v2/fake/img/manifests/list".into(),
         (DOCKER_LIST.into(), list),
     );
+    documents.insert(
+        "/v2/fake/img/manifests/huge".into(),
+        (OCI_MANIFEST.into(), vec![b' '; 5 << 20]),
+    );
     let amd64_layer = Digest::sha256_of(&"layer of amd64".repeat(1000).into_bytes());
     let fail_once = HashMap::from([
         (
@@ -298,6 +303,30 @@ async fn pulls_the_right_platform_and_retries_503_and_429() {
     let message = err.to_string();
     assert!(
         message.contains("GET http://") && message.contains("404") && message.contains("NOT_FOUND"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_manifest_over_the_metadata_limit() {
+    let (fake, _, _) = fake();
+    let host = format!("127.0.0.1:{}", fake.port);
+    let registry = Registry::connect(&host, &EndpointOptions::default(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reference = Reference::parse_tagged(&format!("{host}/fake/img:huge")).unwrap();
+    let options = PullOptions {
+        platform: Platform::host(),
+        jobs: 2,
+    };
+    let err = pull(&registry, &store, &reference, &[], &options, &NoProgress)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("/manifests/huge: the manifest is 5242880 bytes or more, larger than the 4194304-byte limit"),
         "{message}"
     );
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::storage::DriverError;
 
-/// An error code from the OCI distribution spec (plus the few extra ones CNCF Distribution also sends).
+/// An error code of the OCI distribution spec (plus `RANGE_INVALID` and `UNKNOWN`, which CNCF Distribution also sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     BlobUnknown,
@@ -19,7 +19,6 @@ pub enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
-    TagInvalid,
     Unauthorized,
     Denied,
     Unsupported,
@@ -42,7 +41,6 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
-            Code::TagInvalid => "TAG_INVALID",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Denied => "DENIED",
             Code::Unsupported => "UNSUPPORTED",
@@ -64,8 +62,7 @@ impl Code {
             | Code::ManifestBlobUnknown
             | Code::ManifestInvalid
             | Code::NameInvalid
-            | Code::SizeInvalid
-            | Code::TagInvalid => StatusCode::BAD_REQUEST,
+            | Code::SizeInvalid => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Denied => StatusCode::FORBIDDEN,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,7 +86,6 @@ impl Code {
             Code::NameInvalid => "invalid repository name",
             Code::NameUnknown => "repository name not known to registry",
             Code::SizeInvalid => "provided length did not match content length",
-            Code::TagInvalid => "invalid tag",
             Code::Unauthorized => "authentication required",
             Code::Denied => "requested access to the resource is denied",
             Code::Unsupported => "the operation is unsupported",

@@ -11,6 +11,16 @@ const NAME: &str = "hostile/repo";
 
 /// Sends a request line as is (no path normalisation) and returns the response status.
 fn raw_status(server: &TestServer, request_line: &str) -> u16 {
+    raw_response(server, request_line)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Sends a request line as is and returns the whole response text.
+fn raw_response(server: &TestServer, request_line: &str) -> String {
     use std::io::{Read, Write};
     let address = server.base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -21,7 +31,7 @@ fn raw_status(server: &TestServer, request_line: &str) -> u16 {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    response
 }
 
 fn blobs_dir(server: &TestServer) -> std::path::PathBuf {
@@ -243,7 +253,7 @@ fn invalid_names_and_tags() {
     expect_error(
         put_manifest(&server, NAME, "-bad-tag", OCI_MANIFEST, b"{}"),
         400,
-        "TAG_INVALID",
+        "MANIFEST_INVALID",
     );
     expect_error(
         c.get(server.url(&format!("/v2/{NAME}/manifests/.hidden")))
@@ -386,4 +396,75 @@ fn interrupted_chunk_can_be_resumed() {
         .send()
         .unwrap();
     assert_eq!(put.status(), StatusCode::CREATED);
+}
+
+#[test]
+fn encoded_slashes_never_split_names() {
+    let server = TestServer::start();
+    for request in [
+        "POST /v2/a%2Fb/blobs/uploads/",
+        "POST /v2/a%2fb/blobs/uploads/",
+        "GET /v2/a%2Fb/tags/list",
+        "GET /v2/a/b%2F/manifests/latest",
+    ] {
+        let response = raw_response(&server, request);
+        assert!(
+            response.starts_with("HTTP/1.1 400") && response.contains("NAME_INVALID"),
+            "{request}: {response}"
+        );
+    }
+    assert!(
+        files_under(&server.root).is_empty(),
+        "{:?}",
+        files_under(&server.root)
+    );
+    // Escapes of ordinary characters still decode.
+    let response = raw_response(&server, "GET /v2/a%62c/tags/list");
+    assert!(response.contains("NAME_UNKNOWN"), "{response}");
+}
+
+#[test]
+fn digests_with_slashes_are_invalid_digests() {
+    let server = TestServer::start();
+    for request in [
+        "GET /v2/a/blobs/sha256:../../../etc/passwd",
+        "HEAD /v2/a/blobs/sha256:a/b",
+        "DELETE /v2/a/blobs/sha256%3A..%2F..%2Fx",
+    ] {
+        let response = raw_response(&server, request);
+        assert!(
+            response.starts_with("HTTP/1.1 400")
+                && (request.starts_with("HEAD") || response.contains("DIGEST_INVALID")),
+            "{request}: {response}"
+        );
+    }
+}
+
+#[test]
+fn manifests_with_duplicate_keys_are_invalid() {
+    let server = TestServer::start();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = push_blob(&server, NAME, config);
+    let descriptor = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}}"#,
+        config.len()
+    );
+    for manifest in [
+        format!(r#"{{"schemaVersion":2,"config":{descriptor},"config":{descriptor},"layers":[]}}"#),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","mediaType":"{OCI_MANIFEST}","config":{descriptor},"layers":[]}}"#
+        ),
+    ] {
+        let r = put_manifest(&server, NAME, "dup", OCI_MANIFEST, manifest.as_bytes());
+        let body = r.text().unwrap();
+        assert!(
+            body.contains("MANIFEST_INVALID") && body.contains("duplicate key"),
+            "{body}"
+        );
+    }
+    // The same manifest without the repetition is accepted.
+    let manifest = format!(r#"{{"schemaVersion":2,"config":{descriptor},"layers":[]}}"#);
+    let r = put_manifest(&server, NAME, "dup", OCI_MANIFEST, manifest.as_bytes());
+    assert_eq!(r.status(), StatusCode::CREATED);
 }

@@ -15,6 +15,7 @@ use super::{blob_path, ArchiveManifestEntry};
 use crate::config::ImageConfig;
 use crate::digest::{Digest, HashingReader};
 use crate::layer::compress::{auto_decompress, detect};
+use crate::limits::MAX_METADATA_SIZE;
 use crate::manifest::{Descriptor, Index, Manifest, ManifestError, ManifestKind, Platform};
 use crate::media_types::{self, Compression};
 use crate::progress::Progress;
@@ -71,6 +72,18 @@ pub enum LoadError {
         expected: Digest,
         actual: Digest,
     },
+    #[error(
+        "{file} is {size} bytes, larger than the {limit}-byte limit for an archive's metadata"
+    )]
+    TooLarge { file: String, size: u64, limit: u64 },
+    #[error("layer {path}: its media type says {declared}, but its content is {actual}")]
+    Compression {
+        path: String,
+        declared: &'static str,
+        actual: &'static str,
+    },
+    #[error("manifest.json disagrees with index.json: {0}")]
+    Inconsistent(String),
     #[error("index {0} has no manifest for this platform")]
     NoPlatform(Digest),
     #[error("reading a layer to check it: {0}")]
@@ -184,6 +197,20 @@ fn verified_blob<'a>(
     Ok(file)
 }
 
+/// Reads a staged metadata file (manifest, index, config, `manifest.json`, `repositories`) whole, refusing one over
+/// [`MAX_METADATA_SIZE`].
+fn read_metadata(staged: &Staged, path: &str) -> Result<Vec<u8>, LoadError> {
+    let size = staged.file(path)?.size;
+    if size > MAX_METADATA_SIZE {
+        return Err(LoadError::TooLarge {
+            file: path.to_string(),
+            size,
+            limit: MAX_METADATA_SIZE,
+        });
+    }
+    Ok(staged.read(path)?)
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T, LoadError> {
     serde_json::from_slice(bytes).map_err(|source| LoadError::Json {
         file: file.to_string(),
@@ -193,12 +220,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Resul
 
 /// An OCI layout: `index.json` names manifests (or nested indexes) whose blobs are in `blobs/`.
 fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
-    let index: Index = parse_json(&staged.read("index.json")?, "index.json")?;
-    let legacy_tags = legacy_repo_tags(staged)?;
+    let index: Index = parse_json(&read_metadata(staged, "index.json")?, "index.json")?;
+    let mut layouts = BTreeMap::new();
+    let mut images = Vec::new();
     for entry in &index.manifests {
         let manifest_descriptor = select_manifest(staged, entry)?;
         let file = verified_blob(staged, &manifest_descriptor)?;
-        let bytes = std::fs::read(&file.path)?;
+        let bytes = read_metadata(staged, &blob_path(&manifest_descriptor.digest))?;
         let manifest = match ManifestKind::parse(&bytes, &manifest_descriptor.media_type) {
             Ok(ManifestKind::Image(manifest)) => manifest,
             Ok(ManifestKind::Index(_)) => unreachable!("select_manifest returns image manifests"),
@@ -212,23 +240,61 @@ fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
         plan.blobs
             .push((file.clone(), manifest_descriptor.digest.clone()));
         check_image_blobs(staged, &manifest, plan)?;
-        let mut names = names_from_annotations(entry);
-        if let Some(tags) = legacy_tags.get(&manifest.config.digest) {
-            for tag in tags {
-                if !names.contains(tag) {
-                    names.push(tag.clone());
-                }
-            }
-        }
-        plan.add_image(LoadedImage {
+        layouts.insert(
+            blob_path(&manifest.config.digest),
+            manifest
+                .layers
+                .iter()
+                .map(|l| blob_path(&l.digest))
+                .collect(),
+        );
+        images.push(LoadedImage {
             descriptor: Descriptor::new(
                 manifest_descriptor.media_type.clone(),
                 manifest_descriptor.digest.clone(),
                 manifest_descriptor.size,
             ),
             id: manifest.config.digest.clone(),
-            names,
+            names: names_from_annotations(entry),
         });
+    }
+    check_dual_format(staged, &layouts)?;
+    let legacy_tags = legacy_repo_tags(staged)?;
+    for mut image in images {
+        for tag in legacy_tags.get(&image.id).into_iter().flatten() {
+            if !image.names.contains(tag) {
+                image.names.push(tag.clone());
+            }
+        }
+        plan.add_image(image);
+    }
+    Ok(())
+}
+
+/// In Docker 25's dual format, every `manifest.json` entry must name, as `blobs/` paths, the config and the layers of
+/// an image of `index.json` (`layouts`: config path → layer paths), so that both readings give the same images.
+fn check_dual_format(
+    staged: &Staged,
+    layouts: &BTreeMap<String, Vec<String>>,
+) -> Result<(), LoadError> {
+    if !staged.contains("manifest.json") {
+        return Ok(());
+    }
+    let entries: Vec<ArchiveManifestEntry> =
+        parse_json(&read_metadata(staged, "manifest.json")?, "manifest.json")?;
+    for entry in entries {
+        let Some(layers) = layouts.get(&entry.config) else {
+            return Err(LoadError::Inconsistent(format!(
+                "config {:?} is not the config of an image in index.json",
+                entry.config
+            )));
+        };
+        if &entry.layers != layers {
+            return Err(LoadError::Inconsistent(format!(
+                "the layers of {} are {:?} in manifest.json but {:?} in the image's manifest",
+                entry.config, entry.layers, layers
+            )));
+        }
     }
     Ok(())
 }
@@ -248,8 +314,8 @@ fn select_manifest(staged: &Staged, entry: &Descriptor) -> Result<Descriptor, Lo
                 expected: "an image manifest or index",
             });
         }
-        let file = verified_blob(staged, &current)?;
-        let bytes = std::fs::read(&file.path)?;
+        verified_blob(staged, &current)?;
+        let bytes = read_metadata(staged, &blob_path(&current.digest))?;
         let child = match ManifestKind::parse(&bytes, &current.media_type) {
             Ok(ManifestKind::Index(child)) => child,
             Ok(ManifestKind::Image(_)) => unreachable!("parsed as an index media type"),
@@ -291,10 +357,8 @@ fn check_image_blobs(
         });
     }
     let config_file = verified_blob(staged, &manifest.config)?;
-    let config: ImageConfig = parse_json(
-        &std::fs::read(&config_file.path)?,
-        &blob_path(&manifest.config.digest),
-    )?;
+    let config_path = blob_path(&manifest.config.digest);
+    let config: ImageConfig = parse_json(&read_metadata(staged, &config_path)?, &config_path)?;
     plan.blobs
         .push((config_file.clone(), manifest.config.digest.clone()));
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
@@ -314,11 +378,20 @@ fn check_image_blobs(
             }
         })?;
         let file = verified_blob(staged, layer)?;
-        if compression == Compression::None && &layer.digest != diff_id {
+        let path = blob_path(&layer.digest);
+        let (actual_compression, actual) = layer_diff_id(file)?;
+        if actual_compression != compression {
+            return Err(LoadError::Compression {
+                path,
+                declared: compression.name(),
+                actual: actual_compression.name(),
+            });
+        }
+        if &actual != diff_id {
             return Err(LoadError::DiffId {
-                path: blob_path(&layer.digest),
+                path,
                 expected: diff_id.clone(),
-                actual: layer.digest.clone(),
+                actual,
             });
         }
         plan.blobs.push((file.clone(), layer.digest.clone()));
@@ -346,7 +419,7 @@ fn legacy_repo_tags(staged: &Staged) -> Result<BTreeMap<Digest, Vec<Reference>>,
         return Ok(tags);
     }
     let entries: Vec<ArchiveManifestEntry> =
-        parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+        parse_json(&read_metadata(staged, "manifest.json")?, "manifest.json")?;
     for entry in entries {
         let config = staged.file(&entry.config)?;
         let names = repo_tags(&entry)?;
@@ -367,10 +440,11 @@ fn repo_tags(entry: &ArchiveManifestEntry) -> Result<Vec<Reference>, LoadError> 
 /// Docker's own format: `manifest.json` lists config and layer files; a manifest is made for each image.
 fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
     let entries: Vec<ArchiveManifestEntry> =
-        parse_json(&staged.read("manifest.json")?, "manifest.json")?;
+        parse_json(&read_metadata(staged, "manifest.json")?, "manifest.json")?;
     for entry in entries {
         let config_file = staged.file(&entry.config)?;
-        let config: ImageConfig = parse_json(&staged.read(&entry.config)?, &entry.config)?;
+        let config: ImageConfig =
+            parse_json(&read_metadata(staged, &entry.config)?, &entry.config)?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(LoadError::LayerCount {
                 config: entry.config.clone(),

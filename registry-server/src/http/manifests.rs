@@ -211,12 +211,12 @@ fn check_references(
 
 /// PUT `/v2/<name>/manifests/<reference>` (plus `?tag=` parameters when pushing by digest).
 pub async fn put(st: Shared, name: String, reference: String, req: Request) -> ApiResult<Response> {
-    let parsed = parse_reference(&reference, Code::TagInvalid)?;
+    let parsed = parse_reference(&reference, Code::ManifestInvalid)?;
     let params = query::parse(req.uri().query());
     let mut tags = Vec::new();
     for tag in query::all(&params, "tag") {
         if !names::is_valid_tag(tag) {
-            return Err(ApiError::new(Code::TagInvalid)
+            return Err(ApiError::new(Code::ManifestInvalid)
                 .message("invalid tag")
                 .detail(json!({ "tag": tag })));
         }

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -144,20 +144,66 @@ fn parse_route(path: &str) -> Option<(String, Route)> {
     if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
         return Some((name(2), Route::UploadStart));
     }
-    if n < 3 {
-        return None;
+    if n >= 3 {
+        let last = segs[n - 1].to_string();
+        match segs[n - 2] {
+            "blobs" => return Some((name(2), Route::Blob(last))),
+            "manifests" => return Some((name(2), Route::Manifest(last))),
+            "referrers" => return Some((name(2), Route::Referrers(last))),
+            _ => {}
+        }
     }
-    let last = segs[n - 1].to_string();
-    let route = match segs[n - 2] {
-        "blobs" => Route::Blob(last),
-        "manifests" => Route::Manifest(last),
-        "referrers" => Route::Referrers(last),
-        _ => return None,
+    // A digest or reference with a `/` in it (`blobs/sha256:../x`): still that endpoint, so that it is refused as an
+    // invalid digest or tag rather than as an unknown endpoint.
+    let i = (1..n.saturating_sub(2))
+        .rev()
+        .find(|&i| segs[i] == "manifests" || (segs[i] == "blobs" && segs[i + 1] != "uploads"))?;
+    let rest = segs[i + 1..].join("/");
+    let route = if segs[i] == "blobs" {
+        Route::Blob(rest)
+    } else {
+        Route::Manifest(rest)
     };
-    Some((name(2), route))
+    Some((segs[..i].join("/"), route))
 }
 
-async fn dispatch(State(st): State<Shared>, Path(path): Path<String>, req: Request) -> Response {
+impl Route {
+    /// The route with its digest, reference or upload ID percent-decoded.
+    fn decoded(self) -> Route {
+        let decode = |text: String| percent_decode(&text).unwrap_or(text);
+        match self {
+            Route::Blob(d) => Route::Blob(decode(d)),
+            Route::Upload(id) => Route::Upload(decode(id)),
+            Route::Manifest(r) => Route::Manifest(decode(r)),
+            Route::Referrers(d) => Route::Referrers(decode(d)),
+            route @ (Route::UploadStart | Route::Tags) => route,
+        }
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
+    // Route on the path as sent: axum's `Path` would decode `%2F` into a separator, making `/v2/a%2Fb/...` address
+    // repository `a/b`.
+    let path = req.uri().path();
+    let path = path.strip_prefix("/v2/").unwrap_or(path).to_string();
     match route(st, &path, req).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
@@ -169,11 +215,18 @@ fn unsupported(method: &Method) -> ApiError {
 }
 
 async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
-    let Some((name, route)) = parse_route(path) else {
+    let Some((raw_name, route)) = parse_route(path) else {
         return Err(ApiError::new(Code::Unsupported)
             .message("unknown API endpoint")
             .status(StatusCode::NOT_FOUND));
     };
+    let route = route.decoded();
+    let name = percent_decode(&raw_name).unwrap_or_else(|| raw_name.clone());
+    if name.matches('/').count() != raw_name.matches('/').count() {
+        return Err(ApiError::new(Code::NameInvalid)
+            .message("repository name is invalid: an encoded '/' (%2F) is not a path separator")
+            .detail(json!({ "name": raw_name })));
+    }
     if !names::is_valid_name(&name) {
         return Err(ApiError::new(Code::NameInvalid).detail(json!({ "name": name })));
     }
@@ -256,7 +309,27 @@ mod tests {
             parse_route("m/referrers/d"),
             Some(("m".into(), Route::Referrers("d".into())))
         );
+        assert_eq!(
+            parse_route("a/blobs/sha256:../../x"),
+            Some(("a".into(), Route::Blob("sha256:../../x".into())))
+        );
+        assert_eq!(
+            parse_route("a/b/manifests/x/y"),
+            Some(("a/b".into(), Route::Manifest("x/y".into())))
+        );
         assert_eq!(parse_route("manifests/x"), None);
         assert_eq!(parse_route("a/other/x"), None);
+    }
+
+    #[test]
+    fn escapes_decode_but_never_into_separators() {
+        assert_eq!(percent_decode("sha256%3Aab").as_deref(), Some("sha256:ab"));
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(
+            parse_route("a%2Fb/tags/list"),
+            Some(("a%2Fb".into(), Route::Tags))
+        );
     }
 }
