@@ -182,6 +182,64 @@ STOPSIGNAL 9
 VOLUME ["/v1", "/v2"]
 "#;
 
+/// Several sources to a destination without a trailing slash, as BuildKit v0.8 copies them: each in turn onto the
+/// destination, so the last file wins, and a directory first makes a directory the later files go into; a glob's
+/// matches likewise; an existing directory takes them all.
+const SEVERAL_SOURCES: &str = r#"FROM busybox:local AS stage
+RUN echo 1 > /one && echo 2 > /two
+FROM busybox:local
+COPY a.txt b.txt /files
+COPY *.txt /globbed
+COPY d a.txt /dir-first
+COPY a.txt b.txt /tmp
+ADD a.txt b.txt /added
+COPY --from=stage /one /two /from-stage
+WORKDIR /w
+COPY a.txt b.txt relative
+"#;
+
+/// Relative destinations that climb out of WORKDIR resolve against it (and never above the root).
+const CLIMBING_DESTINATIONS: &str = r#"FROM busybox:local
+WORKDIR /app/sub2
+COPY f.txt ../up.txt
+COPY f.txt ../../top.txt
+COPY f.txt ../../../../above-root.txt
+COPY d ../dcopy
+ADD f.txt ./../added/
+"#;
+
+/// `--chown` names the image has no entry for: BuildKit v0.8 makes an unknown user root and leaves the user's gid
+/// for an unknown group.
+const CHOWN_UNKNOWN_NAMES: &str = r#"FROM busybox:local
+COPY --chown=nosuch f.txt /c/user
+COPY --chown=nosuch:app f.txt /c/user-group
+COPY --chown=app:nosuchg f.txt /c/group
+COPY --chown=1001:nosuchg f.txt /c/id-group
+COPY --chown=nosuch:1234 f.txt /c/user-gid
+COPY --chown=:nosuchg f.txt /c/colon-group
+ADD --chown=nosuch d /c/dir
+"#;
+
+/// EXPOSE words split after expansion (a variable may hold several ports, or none), and Docker's port forms: a host
+/// mapping dropped, an empty or upper-case protocol.
+const EXPOSE_EXPANDED: &str = r#"FROM busybox:local
+ENV PORTS="81 82/udp" NONE=
+EXPOSE $PORTS 83
+EXPOSE $NONE
+EXPOSE 8080:80 127.0.0.1:9090:90/udp [::1]:1:91 92/ 93/TCP 1-2-3
+"#;
+
+/// Input BuildKit v0.8 takes although it looks wrong: a `--chmod` that is not octal is ignored, STOPSIGNAL names
+/// in any case and real-time ones, empty HEALTHCHECK options, and `COPY --from` naming a stage in another case.
+const ACCEPTED_ODDITIES: &str = r#"FROM busybox:local AS Upper
+FROM busybox:local
+COPY --chmod=999 f.txt /chmod-not-octal
+COPY --chmod=u+x f.txt /chmod-symbolic
+COPY --from=Upper /etc/group /from-upper
+STOPSIGNAL sigrtmin+3
+HEALTHCHECK --interval= --retries= CMD true
+"#;
+
 fn write_context(dir: &Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("f.txt"), "f\n").unwrap();
@@ -448,4 +506,113 @@ fn onbuild_triggers_match_buildkit() {
         "buildkit:test",
     ]);
     assert_same_image(&lade);
+}
+
+/// Adds `a.txt` and `b.txt` to the standard context.
+fn two_more_files(context: &Path) {
+    std::fs::write(context.join("a.txt"), "a\n").unwrap();
+    std::fs::write(context.join("b.txt"), "b\n").unwrap();
+}
+
+#[test]
+fn several_sources_match_buildkit() {
+    assert_builds_like_buildkit(SEVERAL_SOURCES, &[], two_more_files);
+}
+
+#[test]
+fn climbing_destinations_match_buildkit() {
+    assert_builds_like_buildkit(CLIMBING_DESTINATIONS, &[], |_| {});
+}
+
+#[test]
+fn chown_unknown_names_match_buildkit() {
+    assert_builds_like_buildkit(CHOWN_UNKNOWN_NAMES, &[], |_| {});
+}
+
+#[test]
+fn expose_after_expansion_matches_buildkit() {
+    assert_builds_like_buildkit(EXPOSE_EXPANDED, &[], |_| {});
+}
+
+#[test]
+fn accepted_oddities_match_buildkit() {
+    assert_builds_like_buildkit(ACCEPTED_ODDITIES, &[], |_| {});
+}
+
+/// Dockerfiles BuildKit v0.8 refuses, each with a part of its message that lade's must contain too.
+const REFUSED: &[(&str, &str)] = &[
+    ("STOPSIGNAL SIGFOO", "Invalid signal: SIGFOO"),
+    ("ARG S=SIGBAR\nSTOPSIGNAL $S", "Invalid signal: SIGBAR"),
+    ("STOPSIGNAL 0", "Invalid signal: 0"),
+    ("STOPSIGNAL SIGRTMIN+16", "Invalid signal: SIGRTMIN+16"),
+    ("STOPSIGNAL [\"SIGKILL\"]", "Invalid signal: [SIGKILL]"),
+    (
+        "HEALTHCHECK --interval=0s CMD true",
+        "Interval \"interval\" cannot be less than 1ms",
+    ),
+    (
+        "HEALTHCHECK --timeout=500us CMD true",
+        "Interval \"timeout\" cannot be less than 1ms",
+    ),
+    (
+        "HEALTHCHECK --retries=0 CMD true",
+        "--retries must be at least 1 (not 0)",
+    ),
+    (
+        "ARG V\nVOLUME $V",
+        "VOLUME specified can not be an empty string",
+    ),
+    ("EXPOSE +80", "Invalid containerPort: +80"),
+    ("EXPOSE 1.2.3:80:80", "Invalid ip address: 1.2.3"),
+    ("ARG P=80/xtp\nEXPOSE $P", "Invalid proto: xtp"),
+    ("COPY f.txt d /dst", "to non-directory"),
+    ("COPY f.txt /dst\nCOPY d /dst", "to non-directory"),
+    // A stage is named in FROM by its lowercase name only; `Upper` is an (invalid) image reference.
+    (
+        "FROM busybox:local AS Upper\nFROM Upper",
+        "must be lowercase",
+    ),
+    // A `--chown` name needs the image's /etc/passwd (or /etc/group) to look it up in.
+    (
+        "FROM scratch\nCOPY f.txt /f\nCOPY --chown=nosuch f.txt /x",
+        "etc/passwd",
+    ),
+    (
+        "FROM scratch\nCOPY f.txt /f\nCOPY --chown=1:nosuchg f.txt /x",
+        "etc/group",
+    ),
+];
+
+#[test]
+fn refused_input_is_refused_like_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let lade = lade_with_busybox(&base);
+    for (body, message) in REFUSED {
+        let work = tempfile::tempdir().unwrap();
+        let dockerfile = if body.starts_with("FROM ") {
+            format!("{body}\n")
+        } else {
+            format!("FROM busybox:local\n{body}\n")
+        };
+        write_context(work.path(), &dockerfile);
+        let out = docker
+            .command()
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--network=none", "-q"])
+            .arg(work.path())
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && theirs.contains(message),
+            "BuildKit on {body:?}: expected a failure saying {message:?}, got {theirs}"
+        );
+        let ours = lade.fails(&["build", "-q", work.path().to_str().unwrap()]);
+        assert!(
+            ours.contains(message),
+            "lade on {body:?}: expected {message:?} in {ours}"
+        );
+    }
 }

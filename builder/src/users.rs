@@ -89,9 +89,11 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<Identity, UserError> {
     })
 }
 
-/// Resolves a `--chown` value as BuildKit does: `user[:group]`, each a name or an id. A user name brings its primary
-/// group from `/etc/passwd`, a uid brings itself as the gid; an empty user is root (`:group`), and an empty group
-/// after the colon is group 0 (`user:`).
+/// Resolves a `--chown` value as BuildKit (v0.8) does: `user[:group]`, each a name or an id. A user name brings its
+/// primary group from `/etc/passwd`, a uid brings itself as the gid; an empty user is root (`:group`), and an empty
+/// group after the colon is group 0 (`user:`). A name with no entry is no error: an unknown user is 0:0, an unknown
+/// group leaves the user's gid; but looking a name up in an image without the file (`/etc/passwd` or `/etc/group`)
+/// is one.
 pub fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), UserError> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
@@ -102,18 +104,38 @@ pub fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), UserError>
     } else if let Ok(uid) = user.parse::<u32>() {
         (uid, uid)
     } else {
+        require_table(rootfs, "etc/passwd")?;
         read_passwd(rootfs)?
             .iter()
             .find(|e| e.name == user)
-            .map(|e| (e.uid, e.gid))
-            .ok_or_else(|| unknown_user(rootfs, user))?
+            .map_or((0, 0), |e| (e.uid, e.gid))
     };
     let gid = match group {
         None => primary,
         Some("") => 0,
-        Some(group) => lookup_group(rootfs, &read_groups(rootfs)?, group)?,
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                require_table(rootfs, "etc/group")?;
+                read_groups(rootfs)?
+                    .iter()
+                    .find(|g| g.name == group)
+                    .map_or(primary, |g| g.gid)
+            }
+        },
     };
     Ok((uid, gid))
+}
+
+/// Fails when the image has no `relative` (followed inside the image), for lookups that need the file.
+fn require_table(rootfs: &Path, relative: &str) -> Result<(), UserError> {
+    match crate::tree::resolve_existing(rootfs, Path::new(relative)) {
+        Some(path) if path.is_file() => Ok(()),
+        _ => Err(UserError::Read {
+            path: rootfs.join(relative),
+            source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
+        }),
+    }
 }
 
 fn split(spec: &str) -> Result<(&str, Option<&str>), UserError> {
@@ -281,6 +303,15 @@ mod tests {
         assert_eq!(resolve_chown(dir.path(), "55:").unwrap(), (55, 0));
         assert_eq!(resolve_chown(dir.path(), ":wheel").unwrap(), (0, 10));
         assert_eq!(resolve_chown(dir.path(), ":").unwrap(), (0, 0));
+        // Names without an entry: an unknown user is root, an unknown group keeps the user's gid.
+        assert_eq!(resolve_chown(dir.path(), "nosuch").unwrap(), (0, 0));
+        assert_eq!(resolve_chown(dir.path(), "nosuch:wheel").unwrap(), (0, 10));
+        assert_eq!(
+            resolve_chown(dir.path(), "app:nosuch").unwrap(),
+            (1000, 1001)
+        );
+        assert_eq!(resolve_chown(dir.path(), "55:nosuch").unwrap(), (55, 55));
+        assert_eq!(resolve_chown(dir.path(), ":nosuch").unwrap(), (0, 0));
         let empty = tempfile::tempdir().unwrap();
         assert!(resolve_chown(empty.path(), "app").is_err());
         // An image whose /etc/passwd links to the host's must not read the host's.

@@ -11,6 +11,7 @@ use layerstore::config::{ContainerConfig, Healthcheck as ConfigHealthcheck, Imag
 
 use super::history;
 use crate::dockerfile::instructions::parse::parse_instruction;
+use crate::dockerfile::instructions::signal::check_stop_signal;
 use crate::dockerfile::instructions::{Command, CommandLine, Healthcheck};
 use crate::dockerfile::{Dockerfile, Lexer};
 
@@ -93,6 +94,9 @@ pub(crate) fn apply(
             Some(format!("EXPOSE {}", history::go_set(&these)))
         }
         Command::Volume(volume) => {
+            if volume.paths.iter().any(String::is_empty) {
+                return Err("VOLUME specified can not be an empty string".into());
+            }
             let volumes = container(config)
                 .volumes
                 .get_or_insert_with(Default::default);
@@ -106,6 +110,7 @@ pub(crate) fn apply(
             Some(format!("USER {}", user.user))
         }
         Command::StopSignal(signal) => {
+            check_stop_signal(&signal.signal)?;
             container(config).stop_signal = Some(signal.signal.clone());
             Some(format!("STOPSIGNAL {}", signal.signal))
         }
@@ -402,6 +407,9 @@ mod tests {
             ("RUN x", "RUN is not a valid change command"),
             ("FROM scratch", "FROM is not a valid change command"),
             ("EXPOSE 80/nope", "nope"),
+            ("STOPSIGNAL SIGFOO", "Invalid signal: SIGFOO"),
+            ("STOPSIGNAL $UNSET", "Invalid signal: "),
+            ("VOLUME \"\"", "VOLUME specified can not be an empty string"),
             ("BOGUS x", "BOGUS is not a valid change command"),
         ] {
             let error = apply_changes(&mut config, &[change.to_string()]).unwrap_err();

@@ -780,17 +780,7 @@ impl<'a> Engine<'a> {
     ) -> Result<(), BuildError> {
         let fail = |engine: &Self, e: StepError| engine.step_error(instruction, text, e);
         let (sources, destination, chown, chmod_text, excludes) = copy.parts();
-        let chmod = match chmod_text {
-            Some(text) => Some(u32::from_str_radix(text, 8).map_err(|_| {
-                fail(
-                    self,
-                    StepError::Unsupported(format!(
-                        "invalid --chmod {text:?}: expected an octal mode"
-                    )),
-                )
-            })?),
-            None => None,
-        };
+        let chmod = chmod_text.and_then(copy::parse_chmod);
         let words: Vec<String> = sources
             .iter()
             .map(|s| match s {

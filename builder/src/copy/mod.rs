@@ -28,8 +28,10 @@ pub enum CopyError {
     Chown(#[from] UserError),
     #[error("invalid --exclude pattern: {0}")]
     Exclude(#[from] PatternError),
-    #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
-    DestinationNotDirectory,
+    #[error("cannot copy the directory {source_path} to non-directory: {target}")]
+    NotADirectory { source_path: String, target: String },
+    #[error("the destination {0} names the root directory, not a file")]
+    DestinationIsRoot(String),
     #[error("cannot copy {source_path} to {target}: {reason}")]
     Conflict {
         source_path: String,
@@ -59,7 +61,7 @@ fn io_err(context: String) -> impl FnOnce(io::Error) -> CopyError {
 pub struct CopyOptions {
     /// `--chown=user[:group]`, names resolved in the destination root filesystem.
     pub chown: Option<String>,
-    /// `--chmod` (already parsed from octal).
+    /// `--chmod` (already parsed from octal: [`parse_chmod`]).
     pub chmod: Option<u32>,
     /// `--exclude` patterns, matched against context-relative paths.
     pub excludes: Vec<String>,
@@ -88,6 +90,15 @@ impl CopyOptions {
     }
 }
 
+/// A `--chmod` value as BuildKit v0.8 reads it (Go's `ParseUint(text, 8, 32)`); `None` when it is not one, which
+/// v0.8 ignores rather than refuses (the copy keeps the sources' modes).
+pub fn parse_chmod(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok()
+}
+
 /// Copies the sources `args` (as written in the instruction) selected from `from` to `dest` in `rootfs`.
 pub fn copy(
     from: &BuildContext,
@@ -109,24 +120,11 @@ pub fn copy(
             selected.push((source, arg));
         }
     }
-    let dest_path = if dest.starts_with('/') {
-        PathBuf::from(dest)
-    } else {
-        options.workdir.join(dest)
-    };
-    let dest_relative: PathBuf = dest_path
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    let dest_relative = destination_in_root(dest, &options.workdir);
     let says_dir = dest.ends_with('/')
         || dest == "."
         || dest.ends_with("/.")
         || dest_relative.as_os_str().is_empty();
-    let exists_as_dir = is_dir_in_root(rootfs, &dest_relative);
-    let dest_is_dir = says_dir || exists_as_dir || options.parents || selected.len() > 1;
-    if args.len() > 1 && !(says_dir || exists_as_dir) {
-        return Err(CopyError::DestinationNotDirectory);
-    }
     for (source, arg) in &selected {
         let mut target = dest_relative.clone();
         if options.parents {
@@ -144,7 +142,16 @@ pub fn copy(
                 continue;
             }
         }
+        // Each source is copied onto the destination in turn, as BuildKit (v0.8) does for several sources or a glob's
+        // matches: whether a file goes into it depends on what earlier sources made of it.
+        let dest_is_dir = says_dir || options.parents || is_dir_in_root(rootfs, &dest_relative);
         if source.is_dir {
+            if !says_dir && exists_as_non_dir(rootfs, &target) {
+                return Err(CopyError::NotADirectory {
+                    source_path: source.relative.clone(),
+                    target: dest.to_string(),
+                });
+            }
             copy_dir(
                 from,
                 source,
@@ -190,6 +197,32 @@ pub fn copy(
         }
     }
     Ok(())
+}
+
+/// The destination `dest` (absolute, or relative to `workdir`) as a path relative to the root, cleaned lexically
+/// as Go's `path.Join` cleans it: `..` climbs (never above the root), `.` and empty components vanish.
+pub fn destination_in_root(dest: &str, workdir: &Path) -> PathBuf {
+    let joined = if dest.starts_with('/') {
+        PathBuf::from(dest)
+    } else {
+        workdir.join(dest)
+    };
+    let mut cleaned = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::Normal(name) => cleaned.push(name),
+            Component::ParentDir => {
+                cleaned.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    cleaned
+}
+
+/// Whether `relative` exists in `rootfs` as something other than a directory (symlinks followed inside it).
+fn exists_as_non_dir(rootfs: &Path, relative: &Path) -> bool {
+    crate::tree::resolve_existing(rootfs, relative).is_some_and(|p| !p.is_dir())
 }
 
 /// Where a file copied onto the symlink at `relative` lands: BuildKit resolves the destination inside the root

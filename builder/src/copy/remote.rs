@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use layerstore::digest::HashingWriter;
@@ -88,15 +88,7 @@ pub fn add_fetched(
     options: &CopyOptions,
 ) -> Result<(), CopyError> {
     let owner = options.chown_ids(rootfs)?.unwrap_or((0, 0));
-    let dest_path = if dest.starts_with('/') {
-        PathBuf::from(dest)
-    } else {
-        options.workdir.join(dest)
-    };
-    let mut target: PathBuf = dest_path
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    let mut target = super::destination_in_root(dest, &options.workdir);
     if dest.ends_with('/') || dest.ends_with("/.") || dest == "." || is_dir_in_root(rootfs, &target)
     {
         let name = url_file_name(&fetched.url).ok_or_else(|| CopyError::Fetch {
@@ -109,7 +101,7 @@ pub fn add_fetched(
     let name = target
         .file_name()
         .map(|n| n.to_owned())
-        .ok_or(CopyError::DestinationNotDirectory)?;
+        .ok_or_else(|| CopyError::DestinationIsRoot(dest.to_string()))?;
     let parent = ensure_dir(rootfs, target.parent().unwrap_or(Path::new("")), owner)?;
     let path = parent.join(name);
     if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {

@@ -70,13 +70,34 @@ fn file_destinations_follow_docker_rules() {
     assert!(f.rootfs.join("app/rel/top.txt").is_file());
     run(&f, &["top.txt"], ".", &workdir).unwrap();
     assert!(f.rootfs.join("app/top.txt").is_file());
+    // Several sources (or a glob's matches) without a trailing slash are copied onto the destination in turn, as
+    // BuildKit v0.8 does: the last file wins; a directory first makes it a directory the later files go into.
+    run(&f, &["top.txt", "src/a.go"], "/multi", &opts()).unwrap();
+    assert_eq!(fs::read_to_string(f.rootfs.join("multi")).unwrap(), "a");
+    run(&f, &["src/*.go"], "/globbed-file", &opts()).unwrap();
+    assert_eq!(
+        fs::read_to_string(f.rootfs.join("globbed-file")).unwrap(),
+        "b"
+    );
+    run(&f, &["src/sub", "top.txt"], "/dir-first", &opts()).unwrap();
+    assert!(
+        f.rootfs.join("dir-first/c.go").is_file() && f.rootfs.join("dir-first/top.txt").is_file()
+    );
     assert!(matches!(
-        run(&f, &["top.txt", "src/a.go"], "/multi", &opts()),
-        Err(CopyError::DestinationNotDirectory)
+        run(&f, &["top.txt", "src/sub"], "/file-first", &opts()),
+        Err(CopyError::NotADirectory { .. })
     ));
-    // One glob matching several files makes the destination a directory.
-    run(&f, &["src/*.go"], "/globbed", &opts()).unwrap();
+    run(&f, &["src/*.go"], "/globbed/", &opts()).unwrap();
     assert!(f.rootfs.join("globbed/a.go").is_file() && f.rootfs.join("globbed/b.go").is_file());
+    // A relative destination that climbs resolves against WORKDIR, never above the root.
+    let deep = CopyOptions {
+        workdir: "/app/sub2".into(),
+        ..opts()
+    };
+    run(&f, &["top.txt"], "../up.txt", &deep).unwrap();
+    assert!(f.rootfs.join("app/up.txt").is_file());
+    run(&f, &["top.txt"], "../../../../above.txt", &deep).unwrap();
+    assert!(f.rootfs.join("above.txt").is_file());
     let created = fs::metadata(f.rootfs.join("into")).unwrap();
     assert_eq!(created.mode() & 0o7777, 0o755);
     let copied = fs::metadata(f.rootfs.join("globbed/a.go")).unwrap();
@@ -128,16 +149,17 @@ fn chown_chmod_and_excludes() {
     }
     assert!(!f.rootfs.join("new/dir/b.go").exists());
     assert!(!f.rootfs.join("new/dir/sub").exists());
+    // A name without an entry is root, as BuildKit v0.8 has it.
+    let unknown = CopyOptions {
+        chown: Some("nobody".into()),
+        ..opts()
+    };
+    run(&f, &["top.txt"], "/x", &unknown).unwrap();
+    let x = fs::metadata(f.rootfs.join("x")).unwrap();
+    assert_eq!((x.uid(), x.gid()), (0, 0));
+    fs::remove_file(f.rootfs.join("etc/passwd")).unwrap();
     assert!(matches!(
-        run(
-            &f,
-            &["top.txt"],
-            "/x",
-            &CopyOptions {
-                chown: Some("nobody".into()),
-                ..opts()
-            }
-        ),
+        run(&f, &["top.txt"], "/y", &unknown),
         Err(CopyError::Chown(_))
     ));
 }
@@ -275,4 +297,13 @@ fn hard_links_within_a_directory_stay_linked() {
     let first = fs::metadata(f.rootfs.join("linked/a.go")).unwrap();
     let second = fs::metadata(f.rootfs.join("linked/sub/a-again.go")).unwrap();
     assert_eq!((first.ino(), first.nlink()), (second.ino(), 2));
+}
+
+#[test]
+fn chmod_values_read_as_buildkit_v0_8_reads_them() {
+    assert_eq!(parse_chmod("0640"), Some(0o640));
+    assert_eq!(parse_chmod("17777"), Some(0o17777));
+    for ignored in ["", "999", "abc", "u+x", "-1", "+644", "777777777777"] {
+        assert_eq!(parse_chmod(ignored), None, "{ignored}");
+    }
 }

@@ -438,10 +438,13 @@ impl Stages {
         let base = if image == "scratch" {
             BaseImage::Scratch
         } else if let Some(index) = self
-            .find_by_name(&image)
+            .stages
+            .iter()
+            .position(|earlier| earlier.name.as_deref() == Some(image.as_str()))
             .filter(|index| *index < stage.index)
         {
-            // Like BuildKit, a FROM line only refers to stages defined before it.
+            // Like BuildKit, a FROM line only refers to stages defined before it, and (as in v0.8) by the name as
+            // the stage has it, lowercase: `FROM Build` names an image, an invalid reference.
             stage_dependencies.insert(index);
             BaseImage::Stage(index)
         } else {
@@ -817,6 +820,14 @@ COPY --from=build /out /
 COPY --from=1 /x /y
 COPY --from=nginx:latest /etc/nginx /etc/nginx
 ";
+
+    #[test]
+    fn from_names_a_stage_by_its_lowercase_name_only() {
+        let stages = stages("FROM busybox AS Build\nFROM build\nFROM Build\n");
+        let plan = stages.plan(&options(&[], None)).unwrap();
+        assert_eq!(plan.stages[1].base, BaseImage::Stage(0));
+        assert_eq!(plan.stages[2].base, BaseImage::Image("Build".into()));
+    }
 
     #[test]
     fn stages_and_global_args() {

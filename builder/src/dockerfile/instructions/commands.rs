@@ -154,7 +154,7 @@ pub struct Maintainer {
 /// `EXPOSE port[/proto] …`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expose {
-    /// The port words as written.
+    /// The port words as written (after expansion: the words they expanded to).
     pub ports: Vec<String>,
 }
 
@@ -456,8 +456,14 @@ impl Command {
             Command::Label(label) => Command::Label(Label {
                 labels: pairs(&label.labels)?,
             }),
+            // BuildKit splits EXPOSE's words after expansion: `$PORTS` may be several ports, or none.
             Command::Expose(expose) => Command::Expose(Expose {
-                ports: words(&expose.ports)?,
+                ports: expose
+                    .ports
+                    .iter()
+                    .map(|text| lexer.process_words(text, env))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .concat(),
             }),
             Command::Add(add) => Command::Add(Add {
                 sources: sources(&add.sources)?,

@@ -6,6 +6,7 @@ pub mod flags;
 pub mod mount;
 pub mod parse;
 pub mod ports;
+pub mod signal;
 
 pub use commands::*;
 pub use mount::{CacheSharing, Mount, MountType};

@@ -13,6 +13,7 @@ use super::duration::parse_go_duration;
 use super::flags::{parse_flags, FlagKind, ParsedFlags};
 use super::mount::parse_mount;
 use super::ports::parse_port_spec;
+use super::signal::check_stop_signal;
 
 /// Why an instruction is invalid, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,8 +391,9 @@ fn parse_command(
         "EXPOSE" => {
             cx.flags(&[])?;
             cx.at_least_one()?;
+            // Words with variables, quotes or escapes are checked once expanded.
             for port in cx.args() {
-                if !port.contains('$') {
+                if !port.contains(['$', '"', '\'', '\\', '`']) {
                     parse_port_spec(port)
                         .map_err(|message| cx.error(message, "PORT[-PORT][/tcp|udp|sctp]"))?;
                 }
@@ -476,9 +478,14 @@ fn parse_command(
         }
         "STOPSIGNAL" => {
             cx.flags(&[])?;
-            Command::StopSignal(StopSignal {
-                signal: cx.exactly_one()?,
-            })
+            let signal = cx.exactly_one()?;
+            // A value with variables, quotes or escapes is checked once expanded.
+            if !signal.contains(['$', '"', '\'', '\\', '`']) {
+                check_stop_signal(&signal).map_err(|message| {
+                    cx.error(message, "a signal name like SIGTERM, or a number")
+                })?;
+            }
+            Command::StopSignal(StopSignal { signal })
         }
         "HEALTHCHECK" => parse_healthcheck(&mut cx)?,
         "SHELL" => {
@@ -612,10 +619,12 @@ fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> 
             if empty {
                 return Err(cx.error("Missing command after HEALTHCHECK CMD", "a command"));
             }
-            let duration = |flag: &str,
-                            label: &str|
-             -> Result<Option<std::time::Duration>, InstructionError> {
-                let Some((text, span)) = flags.string_with_span(flag) else {
+            // BuildKit v0.8's checks: an empty value is unset; a duration must be at least 1ms (0 too is refused,
+            // as is --retries=0).
+            let duration = |flag: &str| -> Result<Option<std::time::Duration>, InstructionError> {
+                let Some((text, span)) =
+                    flags.string_with_span(flag).filter(|(t, _)| !t.is_empty())
+                else {
                     return Ok(None);
                 };
                 let error = |message: String| InstructionError {
@@ -625,12 +634,17 @@ fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> 
                     help: None,
                 };
                 let value = parse_go_duration(&text).map_err(error)?;
-                if !value.is_zero() && value < std::time::Duration::from_millis(1) {
-                    return Err(error(format!("{label} \"{text}\" cannot be less than 1ms")));
+                if value < std::time::Duration::from_millis(1) {
+                    return Err(error(format!(
+                        "Interval \"{flag}\" cannot be less than 1ms"
+                    )));
                 }
                 Ok(Some(value))
             };
-            let retries = match flags.string_with_span("retries") {
+            let retries = match flags
+                .string_with_span("retries")
+                .filter(|(t, _)| !t.is_empty())
+            {
                 None => None,
                 Some((text, span)) => {
                     let parsed: i64 = text.parse().map_err(|_| InstructionError {
@@ -639,10 +653,10 @@ fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> 
                         span: span.clone(),
                         help: None,
                     })?;
-                    if parsed < 0 {
+                    if parsed < 1 {
                         return Err(InstructionError {
-                            message: format!("--retries cannot be negative ({parsed})"),
-                            expected: "0 or more".into(),
+                            message: format!("--retries must be at least 1 (not {parsed})"),
+                            expected: "1 or more".into(),
                             span,
                             help: None,
                         });
@@ -652,10 +666,10 @@ fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> 
             };
             Ok(Command::Healthcheck(Healthcheck::Check {
                 command,
-                interval: duration("interval", "Interval")?,
-                timeout: duration("timeout", "Timeout")?,
-                start_period: duration("start-period", "StartPeriod")?,
-                start_interval: duration("start-interval", "StartInterval")?,
+                interval: duration("interval")?,
+                timeout: duration("timeout")?,
+                start_period: duration("start-period")?,
+                start_interval: duration("start-interval")?,
                 retries,
             }))
         }
@@ -796,7 +810,7 @@ mod tests {
     #[test]
     fn expose_volume_and_singles() {
         assert!(typed("EXPOSE 80 53/udp 8000-8010 $PORT").is_ok());
-        assert_eq!(error("EXPOSE 80/xtp"), "invalid proto: xtp");
+        assert_eq!(error("EXPOSE 80/xtp"), "Invalid proto: xtp");
         assert_eq!(error("EXPOSE"), "EXPOSE requires at least one argument");
         assert!(typed("VOLUME [\"/a\", \"/b\"]").is_ok());
         assert_eq!(
@@ -839,12 +853,22 @@ mod tests {
         );
         assert_eq!(
             error("HEALTHCHECK --retries=-1 CMD x"),
-            "--retries cannot be negative (-1)"
+            "--retries must be at least 1 (not -1)"
         );
         assert_eq!(
             error("HEALTHCHECK --interval=1us CMD x"),
-            "Interval \"1us\" cannot be less than 1ms"
+            "Interval \"interval\" cannot be less than 1ms"
         );
+        // BuildKit v0.8 refuses zero too; an empty value is unset.
+        assert_eq!(
+            error("HEALTHCHECK --start-period=0s CMD x"),
+            "Interval \"start-period\" cannot be less than 1ms"
+        );
+        assert_eq!(
+            error("HEALTHCHECK --retries=0 CMD x"),
+            "--retries must be at least 1 (not 0)"
+        );
+        assert!(typed("HEALTHCHECK --interval= --retries= CMD x").is_ok());
         assert_eq!(
             error("HEALTHCHECK FOO x"),
             "Unknown type \"FOO\" in HEALTHCHECK (try CMD)"
