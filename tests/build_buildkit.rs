@@ -88,12 +88,16 @@ COPY --chown=: f.txt /c/colon
 "#;
 
 /// What a RUN step sees of its container: environment, identity, umask, hostname, `/etc/hosts`, capabilities (none
-/// inheritable or ambient, so a non-root user has none), as root and as a user.
+/// inheritable or ambient, so a non-root user has none), seccomp (Docker's profile: a filter, and `unshare -U`
+/// refused) and no-new-privileges, as root and as a user; and its mounts (`/proc`, `/dev`, `/sys`, cgroups, masked and
+/// read-only paths: mount point, options and type of each, in order).
 const RUN_ENVIRONMENT: &str = r#"FROM busybox:local
 ARG A=1
-RUN env | sort > /env-root; id > /id-root; umask > /umask; hostname > /hostname; cat /etc/hosts > /hosts; grep ^Cap /proc/self/status > /caps-root
+RUN env | sort > /env-root; id > /id-root; umask > /umask; hostname > /hostname; cat /etc/hosts > /hosts; grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status > /status-root
+RUN awk '{ for (i = 7; $i != "-"; i++) {} print $5, $6, $(i + 1) }' /proc/self/mountinfo > /mounts
+RUN unshare -U true 2> /unshare-error; echo $? > /unshare-status
 USER app
-RUN env | sort > /tmp/env-app; id > /tmp/id-app; grep ^Cap /proc/self/status > /tmp/caps-app
+RUN env | sort > /tmp/env-app; id > /tmp/id-app; grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status > /tmp/status-app
 "#;
 
 /// Steps that change nothing still make a layer, an empty one, as in BuildKit: a glob matching nothing (which is

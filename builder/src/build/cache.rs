@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::snapshot::LayerRef;
 
 /// The version of what steps make from their inputs: bumped when a fix changes a step's output (copy modes, mount
-/// points, tar headers), so that layers cached by an older lade are not reused for the same inputs.
-const STEP_SEMANTICS: &str = "4";
+/// points, tar headers, the RUN sandbox: 5 is Docker's seccomp profile), so that layers cached by an older lade are
+/// not reused for the same inputs.
+const STEP_SEMANTICS: &str = "5";
 
 /// The key a stage's chain starts from: its base image's manifest digest, or `scratch`.
 pub fn base_key(base: &str) -> Digest {
