@@ -350,6 +350,37 @@ fn run_environment_matches_buildkit() {
     assert_builds_like_buildkit(RUN_ENVIRONMENT, &[], |_| {});
 }
 
+/// A RUN whose command calls a syscall Docker's seccomp profile forbids (`unshare(CLONE_NEWUSER)`, which needs no
+/// capability, so only the filter stops it) fails in both, with the same exit code and message.
+#[test]
+fn forbidden_syscalls_fail_as_in_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    write_context(work.path(), "FROM busybox:local\nRUN unshare -U true\n");
+    let out = docker
+        .command()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=none", "--progress=plain"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let buildkit = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{buildkit}");
+    let message = "unshare: unshare(0x10000000): Operation not permitted";
+    assert!(
+        buildkit.contains(message) && buildkit.contains("exit code: 1"),
+        "{buildkit}"
+    );
+    let lade = lade_with_busybox(&base);
+    let ours = lade.fails(&["build", "--progress=plain", work.path().to_str().unwrap()]);
+    assert!(
+        ours.contains(message) && ours.contains("exited with code 1"),
+        "{ours}"
+    );
+}
+
 #[test]
 fn empty_steps_match_buildkit() {
     assert_builds_like_buildkit(EMPTY_STEPS, &[], |_| {});
