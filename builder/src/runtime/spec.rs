@@ -109,7 +109,11 @@ const INSECURE_CAPABILITIES: [(Capability, u32); 24] = [
 /// The standard mounts: the runtime defaults (with BuildKit's options: `/proc` nosuid, noexec and nodev; `/sys`
 /// read-only unless `writable_sys`; the cgroup hierarchy read-only), the host's resolv.conf and `hosts_file` as
 /// `/etc/hosts`, in BuildKit's order.
-fn standard_mounts(hosts_file: &Path, writable_sys: bool) -> Result<Vec<Mount>, RuntimeError> {
+fn standard_mounts(
+    hosts_file: &Path,
+    writable_sys: bool,
+    host_sys: bool,
+) -> Result<Vec<Mount>, RuntimeError> {
     let mut mounts = Vec::new();
     let mut cgroup = None;
     for mut mount in get_default_mounts() {
@@ -123,6 +127,19 @@ fn standard_mounts(hosts_file: &Path, writable_sys: bool) -> Result<Vec<Mount>, 
                 mount.set_options(Some(
                     ["nosuid", "noexec", "nodev"].map(String::from).to_vec(),
                 ));
+            }
+            // A user namespace (rootless) may mount sysfs only in a network namespace of its own: with the host's
+            // network, the host's /sys is bound instead, as rootless Docker and podman do.
+            Some("/sys") if host_sys => {
+                mount
+                    .set_typ(Some("bind".into()))
+                    .set_source(Some("/sys".into()));
+                let mut options = vec!["rbind".to_string()];
+                options.extend(mount.options().clone().unwrap_or_default());
+                if writable_sys {
+                    options.retain(|o| o != "ro");
+                }
+                mount.set_options(Some(options));
             }
             Some("/sys") if writable_sys => {
                 let options = mount.options().clone().unwrap_or_default();
@@ -152,7 +169,11 @@ fn standard_mounts(hosts_file: &Path, writable_sys: bool) -> Result<Vec<Mount>, 
 
 /// The container paths the standard mounts cover.
 pub fn standard_targets() -> Result<Vec<PathBuf>, RuntimeError> {
-    Ok(mount_targets(&standard_mounts(Path::new(HOSTS), false)?))
+    Ok(mount_targets(&standard_mounts(
+        Path::new(HOSTS),
+        false,
+        false,
+    )?))
 }
 
 /// Builds the config.
@@ -243,7 +264,8 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
             .expect("capabilities serialize as strings");
         linux.set_seccomp(profile.to_oci(&bounding, &Host::current()?)?);
     }
-    let mut mounts = standard_mounts(input.hosts_file, security.insecure)?;
+    let host_sys = input.network == Network::Host && in_user_namespace();
+    let mut mounts = standard_mounts(input.hosts_file, security.insecure, host_sys)?;
     mounts.extend(input.extra_mounts);
     let mut spec = Spec::default();
     spec.set_process(Some(process))
@@ -257,6 +279,13 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .set_mounts(Some(mounts))
         .set_linux(Some(linux));
     Ok(spec)
+}
+
+/// Whether this process runs in a user namespace other than the initial one (lade's rootless mode): its uid map is
+/// not the identity of every id.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 /// This process's capability bounding set (`CapBnd` of `/proc/self/status`); every capability when unreadable.
