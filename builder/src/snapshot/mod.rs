@@ -107,10 +107,14 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    /// Uses overlayfs when a test mount of it succeeds here, copies otherwise.
+    /// Uses overlayfs when a test mount of it succeeds here, copies otherwise. In a user namespace (rootless lade)
+    /// it always copies: overlayfs there keeps its whiteout and opaque marks in `user.overlay.*` xattrs, which the
+    /// layer diff does not read yet.
     pub fn new(store: &Store) -> Result<Snapshotter, SnapshotError> {
         let snapshotter = Snapshotter::with_mode(store, SnapshotMode::Copy)?;
-        let mode = if overlay::works(&snapshotter.work_root()) {
+        let mode = if !crate::runtime::spec::in_user_namespace()
+            && overlay::works(&snapshotter.work_root())
+        {
             SnapshotMode::Overlay
         } else {
             SnapshotMode::Copy
