@@ -20,7 +20,8 @@ RUN chown 1234:2345 /out/from-cache && id -u > /out/uid
 FROM busybox:local
 COPY --from=build /out /out
 COPY --chown=app f.txt /app-owned
-RUN stat -c '%u:%g %n' /out/* /app-owned > /listing
+RUN mkdir -p /o/a && touch /o/a/f && stat -c '%u:%g %n' /out/* /app-owned > /listing
+RUN rm -rf /o && mkdir /o && touch /o/b
 "#;
 
 fn as_root() -> Result<(), String> {
@@ -220,6 +221,25 @@ fn rootless_builds_give_the_image_root_builds() {
             root_id,
             "{fixture}"
         );
+    }
+    // On Linux 5.11 and later the user's snapshots are overlays too (with user.overlay.* xattrs), not copies.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut version = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (version.next().unwrap(), version.next().unwrap()) >= (5, 11) {
+        let root_mount = work.ok_as(
+            USER,
+            &[
+                "run",
+                "--rm",
+                "app:1",
+                "grep",
+                " / / ",
+                "/proc/self/mountinfo",
+            ],
+        );
+        assert!(root_mount.contains(" - overlay "), "{root_mount}");
     }
     // A rebuild is cached, and the user can drop the cache (files owned by subordinate ids included).
     assert_eq!(

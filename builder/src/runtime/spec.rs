@@ -284,8 +284,11 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
 /// Whether this process runs in a user namespace other than the initial one (lade's rootless mode): its uid map is
 /// not the identity of every id.
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    static INSIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSIDE.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
 }
 
 /// This process's capability bounding set (`CapBnd` of `/proc/self/status`); every capability when unreadable.

@@ -107,14 +107,11 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    /// Uses overlayfs when a test mount of it succeeds here, copies otherwise. In a user namespace (rootless lade)
-    /// it always copies: overlayfs there keeps its whiteout and opaque marks in `user.overlay.*` xattrs, which the
-    /// layer diff does not read yet.
+    /// Uses overlayfs when a test mount of it succeeds here (in a user namespace too, on Linux 5.11 and later),
+    /// copies otherwise.
     pub fn new(store: &Store) -> Result<Snapshotter, SnapshotError> {
         let snapshotter = Snapshotter::with_mode(store, SnapshotMode::Copy)?;
-        let mode = if !crate::runtime::spec::in_user_namespace()
-            && overlay::works(&snapshotter.work_root())
-        {
+        let mode = if overlay::works(&snapshotter.work_root()) {
             SnapshotMode::Overlay
         } else {
             SnapshotMode::Copy
