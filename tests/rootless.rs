@@ -35,10 +35,15 @@ fn sh(command: &str) -> Output {
     Command::new("sh").args(["-c", command]).output().unwrap()
 }
 
-/// Creates the test users once: one with a subordinate id range, one without.
+/// Creates the test users once: one with a subordinate id range, one without. Test processes run at once, so
+/// they take turns (a lock file) at editing the user databases.
 fn users() -> Result<(), String> {
     static MADE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     MADE.get_or_init(|| {
+        let lock = std::fs::File::create("/tmp/lade-rootless-test-users.lock")
+            .map_err(|e| format!("the users lock: {e}"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| format!("locking the users lock: {e}"))?;
         have("useradd")?;
         have("newuidmap")?;
         for user in [USER, NO_RANGE_USER] {
