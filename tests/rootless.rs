@@ -200,6 +200,15 @@ fn rootless_builds_give_the_image_root_builds() {
     assert!(listing.contains("1234:2345 /out/from-cache\n"), "{listing}");
     assert!(listing.contains("1000:1000 /out/owned\n"), "{listing}");
     assert!(listing.contains("1000:1000 /app-owned\n"), "{listing}");
+    // Moving images needs no namespace: the user's save loads as root's image.
+    let exported = work.data_home(USER).join("exported.tar");
+    work.ok_as(USER, &["save", "-o", exported.to_str().unwrap(), "app:1"]);
+    let loaded = root.ok(&["load", "-i", exported.to_str().unwrap()]);
+    assert!(loaded.contains("app:1"), "{loaded}");
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.Id}}", "app:1"]).trim(),
+        root_id.trim()
+    );
     // The fixtures too.
     for fixture in ["hello", "multistage", "nodeapp"] {
         let copy = work.path().join(fixture);
