@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer]...   (default: all)
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless]...   (default: all)
 # Env: BENCH_SIZE_MIB (image and context size, default 1024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
 size_mib=${BENCH_SIZE_MIB:-1024}
-groups=${*:-archive build registry transfer}
+groups=${*:-archive build registry transfer rootless}
 scripts/install-deps.sh
 cargo build --release --locked -q
 lade=$PWD/target/release/lade
@@ -267,6 +267,42 @@ transfer_image() { # name lade-archive docker-archive label
     $docker load -i "$3" >/dev/null
   done
   rm -rf "$pusher"
+}
+
+# Rootless: cold and no-op builds of the node-style fixture by lade as an unprivileged user (made here, with a
+# subordinate id range), against lade as root and buildah rootless (apt buildah) in the same run.
+bench_rootless() {
+  local user=lade-bench home=$work/home-rootless
+  command -v buildah >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >&2
+  id -u "$user" >/dev/null 2>&1 || useradd --create-home --user-group "$user"
+  grep -q "^$user:" /etc/subuid || usermod --add-subuids 400000-465535 --add-subgids 400000-465535 "$user"
+  chmod 755 "$work" && mkdir -p "$home" && chown "$user:" "$home"
+  cp "$lade" "$work/lade-rootless" && chmod 755 "$work/lade-rootless"
+  chmod a+r "$work/base/busybox-docker-save.tar" && chmod 755 "$work/base"
+  local as_user=(runuser -u "$user" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$home" XDG_DATA_HOME="$home")
+  "${as_user[@]}" "$work/lade-rootless" load -q -i "$work/base/busybox-docker-save.tar" >/dev/null
+  "${as_user[@]}" buildah pull -q "docker-archive:$work/base/busybox-docker-save.tar" >/dev/null
+  "${as_user[@]}" buildah tag "$("${as_user[@]}" buildah images -q | head -n1)" busybox:local
+  for builder in root user buildah; do
+    rm -rf "$work/ctx-rl-$builder" && cp -a fixtures/nodeapp "$work/ctx-rl-$builder" && chmod -R a+rX "$work/ctx-rl-$builder"
+  done
+  build() { # builder [--no-cache]
+    case $1 in
+      root) measure "$lade" build -q ${2:-} -t nodeapp-rl "$work/ctx-rl-root" ;;
+      user) measure "${as_user[@]}" "$work/lade-rootless" build -q ${2:-} -t nodeapp-rl "$work/ctx-rl-user" ;;
+      buildah) measure "${as_user[@]}" buildah bud --network=none --layers -q ${2:-} -t nodeapp-rl "$work/ctx-rl-buildah" ;;
+    esac
+  }
+  local -A cold noop rss
+  for builder in root user buildah; do
+    read -r cold[$builder] rss[$builder] < <(build $builder --no-cache)
+    read -r noop[$builder] _ < <(build $builder)
+  done
+  for peer in root buildah; do
+    local name="lade as root"; [ $peer = buildah ] && name="buildah rootless"
+    row "rootless build node-style app, cold" "${cold[user]}" "${rss[user]}" "$name" "${cold[$peer]}"
+    row "rootless build node-style app, no-op" "${noop[user]}" "${rss[user]}" "$name" "${noop[$peer]}"
+  done
 }
 
 for group in $groups; do "bench_$group"; done

@@ -5,7 +5,7 @@ set -euo pipefail
 declare -A packages=(
   [dockerd]=docker.io [skopeo]=skopeo [docker-registry]=docker-registry [runc]=runc
   [busybox]=busybox-static [umoci]=umoci [htpasswd]=apache2-utils [openssl]=openssl
-  [/usr/bin/time]=time [python3]=python3 [wrk]=wrk
+  [/usr/bin/time]=time [python3]=python3 [wrk]=wrk [newuidmap]=uidmap
 )
 missing=()
 for tool in "${!packages[@]}"; do

@@ -4,6 +4,7 @@ mod cmd;
 mod format;
 mod output;
 mod root;
+mod rootless;
 
 use clap::{Parser, Subcommand};
 
@@ -93,6 +94,15 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Run(_) | Command::Builder(_)
+    ) {
+        if let Err(error) = rootless::enter(&root::store_root(cli.root.clone())) {
+            eprintln!("Error: {}", error_chain(&error));
+            std::process::exit(1);
+        }
+    }
     let context = cmd::Context {
         root: cli.root,
         progress: cli.progress,

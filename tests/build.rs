@@ -649,3 +649,106 @@ fn add_host_reaches_run_steps_and_containers() {
     let err = lade.fails(&["build", "--add-host", "db", context]);
     assert!(err.contains("expected HOST:IP"), "{err}");
 }
+
+#[test]
+fn host_network_and_insecure_runs_need_their_entitlements() {
+    let Some((lade, _base)) = setup() else { return };
+    let host = context_with("FROM busybox:local\nRUN --network=host true\n");
+    let host = host.path().to_str().unwrap();
+    let err = lade.fails(&["build", host]);
+    assert!(
+        err.contains("Dockerfile:2")
+            && err.contains("RUN --network=host needs the network.host entitlement")
+            && err.contains("--allow network.host"),
+        "{err}"
+    );
+    lade.ok(&["build", "-q", "--allow", "network.host", host]);
+
+    let insecure = context_with(
+        "FROM busybox:local\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' /proc/self/status > /status\n",
+    );
+    let insecure = insecure.path().to_str().unwrap();
+    let err = lade.fails(&["build", "--allow", "network.host", insecure]);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("--allow security.insecure"),
+        "{err}"
+    );
+    lade.ok(&[
+        "build",
+        "-q",
+        "--allow",
+        "security.insecure",
+        "-t",
+        "insecure:1",
+        insecure,
+    ]);
+    let status = lade.ok(&["run", "--rm", "insecure:1", "cat", "/status"]);
+    assert!(status.contains("Seccomp:\t0\n"), "{status}");
+    assert!(!status.contains("CapEff:\t00000000a80425fb"), "{status}");
+    let err = lade.fails(&["build", "--allow", "network.bridge", insecure]);
+    assert!(err.contains("network.bridge"), "{err}");
+}
+
+#[test]
+fn security_opt_changes_the_seccomp_profile_of_build_and_run() {
+    let Some((lade, _base)) = setup() else { return };
+    let work = context_with("FROM busybox:local\nRUN unshare -U true\n");
+    let context = work.path().to_str().unwrap();
+    let err = lade.fails(&["build", context]);
+    assert!(
+        err.contains("exited with code 1") && err.contains("Operation not permitted"),
+        "{err}"
+    );
+    lade.ok(&[
+        "build",
+        "-q",
+        "--security-opt",
+        "seccomp=unconfined",
+        context,
+    ]);
+    // A profile of one's own: Docker's format, everything allowed but mkdir.
+    let profile = work.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let custom = format!("seccomp={}", profile.display());
+    lade.ok(&["build", "-q", "--security-opt", &custom, context]);
+
+    let status = |opts: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(opts);
+        args.extend(["busybox:local", "grep", "^Seccomp:", "/proc/self/status"]);
+        lade.ok(&args)
+    };
+    assert_eq!(status(&[]), "Seccomp:\t2\n");
+    assert_eq!(
+        status(&["--security-opt", "seccomp=unconfined"]),
+        "Seccomp:\t0\n"
+    );
+    let out = lade.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &custom,
+        "busybox:local",
+        "mkdir",
+        "/x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    let err = lade.fails(&[
+        "run",
+        "--security-opt",
+        "seccomp=/nonexistent.json",
+        "busybox:local",
+        "true",
+    ]);
+    assert!(err.contains("/nonexistent.json"), "{err}");
+    let err = lade.fails(&["build", "--security-opt", "apparmor=unconfined", context]);
+    assert!(err.contains("apparmor=unconfined"), "{err}");
+}

@@ -88,12 +88,16 @@ COPY --chown=: f.txt /c/colon
 "#;
 
 /// What a RUN step sees of its container: environment, identity, umask, hostname, `/etc/hosts`, capabilities (none
-/// inheritable or ambient, so a non-root user has none), as root and as a user.
+/// inheritable or ambient, so a non-root user has none), seccomp (Docker's profile: a filter, and `unshare -U`
+/// refused) and no-new-privileges, as root and as a user; and its mounts (`/proc`, `/dev`, `/sys`, cgroups, masked and
+/// read-only paths: mount point, options and type of each, in order).
 const RUN_ENVIRONMENT: &str = r#"FROM busybox:local
 ARG A=1
-RUN env | sort > /env-root; id > /id-root; umask > /umask; hostname > /hostname; cat /etc/hosts > /hosts; grep ^Cap /proc/self/status > /caps-root
+RUN env | sort > /env-root; id > /id-root; umask > /umask; hostname > /hostname; cat /etc/hosts > /hosts; grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status > /status-root
+RUN awk '{ for (i = 7; $i != "-"; i++) {} print $5, $6, $(i + 1) }' /proc/self/mountinfo > /mounts
+RUN unshare -U true 2> /unshare-error; echo $? > /unshare-status
 USER app
-RUN env | sort > /tmp/env-app; id > /tmp/id-app; grep ^Cap /proc/self/status > /tmp/caps-app
+RUN env | sort > /tmp/env-app; id > /tmp/id-app; grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status > /tmp/status-app
 "#;
 
 /// Steps that change nothing still make a layer, an empty one, as in BuildKit: a glob matching nothing (which is
@@ -402,6 +406,37 @@ fn chown_forms_match_buildkit() {
 #[test]
 fn run_environment_matches_buildkit() {
     assert_builds_like_buildkit(RUN_ENVIRONMENT, &[], |_| {});
+}
+
+/// A RUN whose command calls a syscall Docker's seccomp profile forbids (`unshare(CLONE_NEWUSER)`, which needs no
+/// capability, so only the filter stops it) fails in both, with the same exit code and message.
+#[test]
+fn forbidden_syscalls_fail_as_in_buildkit() {
+    let Some((docker, base)) = setup() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    write_context(work.path(), "FROM busybox:local\nRUN unshare -U true\n");
+    let out = docker
+        .command()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network=none", "--progress=plain"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let buildkit = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{buildkit}");
+    let message = "unshare: unshare(0x10000000): Operation not permitted";
+    assert!(
+        buildkit.contains(message) && buildkit.contains("exit code: 1"),
+        "{buildkit}"
+    );
+    let lade = lade_with_busybox(&base);
+    let ours = lade.fails(&["build", "--progress=plain", work.path().to_str().unwrap()]);
+    assert!(
+        ours.contains(message) && ours.contains("exited with code 1"),
+        "{ours}"
+    );
 }
 
 #[test]

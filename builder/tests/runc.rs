@@ -6,7 +6,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use builder::runtime::{
-    CacheMount, MountSpec, Network, RunOutcome, RunSpec, Runtime, SecretMount, Sharing,
+    CacheMount, MountSpec, Network, RunOutcome, RunSpec, Runtime, Seccomp, SecretMount, Security,
+    Sharing,
 };
 use builder::snapshot::{LayerRef, Snapshot, SnapshotMode, Snapshotter};
 use common::*;
@@ -49,6 +50,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         extra_hosts: vec![],
         mounts: vec![],
         interactive: false,
+        security: Security::default(),
     }
 }
 
@@ -360,6 +362,7 @@ fn containers_of_dead_builds_are_deleted() {
         network: Network::None,
         hosts_file: &bundle.join("hosts"),
         extra_mounts: vec![],
+        security: &Security::default(),
     })
     .unwrap();
     fs::write(
@@ -447,4 +450,105 @@ fn a_working_runtime_is_probed_once_per_binary_and_kernel() {
     fs::write(&wrapper, script).unwrap();
     Runtime::detect(&f.store, Some(&wrapper)).unwrap();
     assert_eq!(runs(), 2, "a changed binary is probed again");
+}
+
+/// What `/proc/self/status` says of the sandbox, and whether `unshare -U` (which Docker's profile forbids without
+/// CAP_SYS_ADMIN) and `chroot` (allowed with CAP_SYS_CHROOT) work.
+const SANDBOX_PROBE: &str = "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
+    unshare -U true 2>&1; echo unshare=$?; chroot / true; echo chroot=$?";
+
+fn probe_sandbox(f: &Fixture, security: Security) -> String {
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let spec = RunSpec {
+        security,
+        ..sh(snapshot.rootfs(), SANDBOX_PROBE)
+    };
+    let (outcome, out) = run(f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    out
+}
+
+#[test]
+fn steps_run_under_dockers_default_seccomp_profile() {
+    let Some(f) = fixture() else { return };
+    let out = probe_sandbox(&f, Security::default());
+    assert!(out.contains("Seccomp:\t2\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0\n"), "{out}");
+    assert!(out.contains("CapEff:\t00000000a80425fb\n"), "{out}");
+    // EPERM, as under Docker: busybox reports the failed unshare(CLONE_NEWUSER).
+    assert!(
+        out.contains("unshare(0x10000000): Operation not permitted") && out.contains("unshare=1"),
+        "{out}"
+    );
+    assert!(out.contains("chroot=0"), "{out}");
+}
+
+#[test]
+fn seccomp_can_be_turned_off_or_replaced() {
+    let Some(f) = fixture() else { return };
+    let out = probe_sandbox(
+        &f,
+        Security {
+            seccomp: Seccomp::Unconfined,
+            no_new_privileges: true,
+            ..Security::default()
+        },
+    );
+    assert!(out.contains("Seccomp:\t0\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
+    assert!(out.contains("unshare=0"), "{out}");
+
+    // A profile of one's own: everything allowed but chroot, which fails with EACCES.
+    let file = f.root.join("profile.json");
+    fs::write(
+        &file,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chroot"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let security = Security::from_options(&[format!("seccomp={}", file.display())]).unwrap();
+    let out = probe_sandbox(&f, security);
+    assert!(out.contains("Seccomp:\t2\n"), "{out}");
+    assert!(out.contains("unshare=0"), "{out}");
+    assert!(
+        out.contains("chroot=1") && out.contains("Permission denied"),
+        "{out}"
+    );
+}
+
+#[test]
+fn insecure_steps_get_every_capability_and_no_confinement() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let spec = RunSpec {
+        security: Security {
+            insecure: true,
+            ..Security::default()
+        },
+        user: Some("app".into()),
+        ..sh(
+            snapshot.rootfs(),
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -c ' /proc/' /proc/self/mountinfo; \
+             grep ' /sys ' /proc/self/mountinfo",
+        )
+    };
+    let (outcome, out) = run(&f, &mut snapshot, &spec);
+    assert_eq!(outcome.exit_code, 0, "{out}");
+    assert!(out.contains("Seccomp:\t0\n"), "{out}");
+    // The 38 capabilities BuildKit grants (those of them this process has), kept by a non-root user through the
+    // ambient set.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let host = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    let expected = format!("CapEff:\t{:016x}\n", host & 0x3f_ffff_ffff);
+    assert!(out.contains(&expected), "{expected} in {out}");
+    assert!(
+        out.contains("\n0\n"),
+        "no masked or read-only /proc paths: {out}"
+    );
+    assert!(out.contains(" /sys rw,"), "{out}");
 }

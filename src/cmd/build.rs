@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest, Reporter};
 use builder::dockerfile::Platform;
-use builder::runtime::{ExtraHost, Network};
+use builder::runtime::{Entitlements, ExtraHost, Network, Security};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
 use layerstore::{Image, Reference};
@@ -62,6 +62,14 @@ pub struct Args {
     /// The OCI runtime binary for RUN (default: the first of runc, crun that works).
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
+    /// Security options of RUN steps: seccomp=unconfined|PROFILE.json (default: Docker's profile),
+    /// no-new-privileges; repeatable.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opts: Vec<String>,
+    /// Allow an entitlement: network.host (RUN --network=host), security.insecure (RUN --security=insecure);
+    /// repeatable or comma-separated.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
     /// Say why each cache miss missed (always shown with --progress=plain).
     #[arg(long)]
     explain_cache: bool,
@@ -109,6 +117,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .map(|t| Reference::parse_tagged(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let output = args.output.as_deref().map(Output::parse).transpose()?;
+    let security = Security::from_options(&args.security_opts)?;
+    let entitlements = Entitlements::from_allow(&args.allow)?;
     let request = BuildRequest {
         context: context_dir.clone(),
         dockerfile_path,
@@ -126,6 +136,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         labels: parse_key_values(&args.labels, "--label")?,
         secrets: secrets.files.clone(),
         ssh_agents: parse_ssh(&args.ssh)?,
+        security,
+        entitlements,
         runtime: args.runtime.clone(),
         source_date_epoch,
         tags: if output.is_some() {

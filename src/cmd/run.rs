@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use builder::runtime::{BindMount, ExtraHost, MountSpec, Network, RunSpec, Runtime, Stream};
+use builder::runtime::{
+    BindMount, ExtraHost, MountSpec, Network, RunSpec, Runtime, Security, Stream,
+};
 use builder::snapshot::{LayerRef, Snapshotter};
 
 #[derive(clap::Args)]
@@ -43,6 +45,9 @@ pub struct Args {
     /// The OCI runtime binary (default: the first of runc, crun that works).
     #[arg(long, value_name = "PATH")]
     runtime: Option<PathBuf>,
+    /// Security options: seccomp=unconfined|PROFILE.json (default: Docker's profile), no-new-privileges; repeatable.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opts: Vec<String>,
     image: String,
     /// The command (replaces the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -100,6 +105,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .or(config.working_dir.clone())
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
+    let security = Security::from_options(&args.security_opts)?;
     let runtime = Runtime::detect(&store, args.runtime.as_deref())?;
     let snapshotter = Snapshotter::new(&store)?;
     let snapshot = snapshotter.prepare(&LayerRef::of_image(&found.image))?;
@@ -121,6 +127,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .map(|v| volume(v))
             .collect::<anyhow::Result<_>>()?,
         interactive: args.interactive,
+        security,
     };
     // The container's stdout and stderr stay apart, as with `docker run`.
     let outcome = runtime

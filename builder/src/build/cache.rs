@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::snapshot::LayerRef;
 
 /// The version of what steps make from their inputs: bumped when a fix changes a step's output (copy modes, mount
-/// points, tar headers, several COPY sources, --chown names without an entry), so that layers cached by an older lade are not reused for the same inputs.
-const STEP_SEMANTICS: &str = "5";
+/// points, tar headers, several COPY sources and --chown names without an entry; 6: Docker's seccomp profile and
+/// BuildKit's mounts in RUN), so that layers cached by an older lade are not reused for the same inputs.
+const STEP_SEMANTICS: &str = "6";
 
 /// The key a stage's chain starts from: its base image's manifest digest, or `scratch`.
 pub fn base_key(base: &str) -> Digest {

@@ -21,7 +21,7 @@ use layerstore::{Descriptor, Digest, Reference, Store};
 use crate::context::ContextError;
 use crate::copy::CopyError;
 use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
-use crate::runtime::{ExtraHost, Network, RuntimeError};
+use crate::runtime::{EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security};
 use crate::snapshot::SnapshotError;
 
 /// Everything `lade build` was asked to do.
@@ -48,6 +48,10 @@ pub struct BuildRequest {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--ssh id=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by id.
     pub ssh_agents: BTreeMap<String, PathBuf>,
+    /// `--security-opt`: the seccomp filter and no-new-privileges of RUN steps.
+    pub security: Security,
+    /// `--allow`: what RUN steps may do beyond the sandbox (`--network=host`, `--security=insecure`).
+    pub entitlements: Entitlements,
     /// `--runtime`: an OCI runtime binary to use instead of detecting runc/crun.
     pub runtime: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH`: clamps created times and file modification times in new layers.
@@ -138,6 +142,8 @@ pub enum StepError {
     CommandFailed { exit_code: i32, tail: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Entitlement(#[from] EntitlementError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -22,7 +22,7 @@ use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
 use crate::copy::{self, CopyOptions};
 use crate::dockerfile::instructions::{
-    Add, Command, CommandLine, Copy, Instruction, NetworkMode, Run, Source,
+    Add, Command, CommandLine, Copy, Instruction, NetworkMode, Run, SecurityMode, Source,
 };
 use crate::dockerfile::{BaseImage, BuildPlan};
 use crate::runtime::{Network, RunSpec, Runtime};
@@ -663,6 +663,15 @@ impl<'a> Engine<'a> {
             Some(NetworkMode::Host) => Network::Host,
             Some(NetworkMode::Default) | None => self.request.network,
         };
+        let insecure = run.security == Some(SecurityMode::Insecure);
+        self.request
+            .entitlements
+            .check_run(run.network == Some(NetworkMode::Host), insecure)
+            .map_err(|e| self.step_error(instruction, text, e.into()))?;
+        let security = crate::runtime::Security {
+            insecure,
+            ..self.request.security.clone()
+        };
         let user = config_edit::user(&state.config);
         let mut inputs = Inputs::new();
         inputs.insert("instruction", created_by.clone());
@@ -682,6 +691,9 @@ impl<'a> Engine<'a> {
             inputs.insert("hosts", hosts.join("\n"));
         }
         inputs.insert("mounts", run.mount_specs.join("\n"));
+        if let Some(sandbox) = security.cache_input() {
+            inputs.insert("security", sandbox);
+        }
         let secrets = self.request.secrets.clone();
         let ssh_agents = self.request.ssh_agents.clone();
         self.layer_step(
@@ -707,6 +719,7 @@ impl<'a> Engine<'a> {
                     extra_hosts,
                     mounts,
                     interactive: false,
+                    security,
                 };
                 let reporter = engine.reporter;
                 let outcome = runtime

@@ -6,6 +6,8 @@
 //! with a unique id, streams its output, and always deletes the container and its bundle afterwards.
 
 pub mod mounts;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 
 use std::collections::VecDeque;
@@ -19,6 +21,7 @@ use layerstore::layer::apply::resolve_in_root;
 use layerstore::Store;
 
 pub use mounts::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
+pub use security::{EntitlementError, Entitlements, Seccomp, Security};
 pub use spec::Network;
 
 use crate::snapshot::Snapshot;
@@ -50,6 +53,8 @@ pub enum RuntimeError {
     EmptyCommand,
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
 }
 
 /// One step to run.
@@ -70,6 +75,8 @@ pub struct RunSpec {
     pub mounts: Vec<MountSpec>,
     /// Pass this process's stdin to the command (`lade run -i`); otherwise it reads nothing.
     pub interactive: bool,
+    /// Seccomp, no-new-privileges and insecure mode.
+    pub security: Security,
 }
 
 /// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
@@ -268,6 +275,7 @@ impl Runtime {
             extra_hosts: Vec::new(),
             mounts,
             interactive: false,
+            security: Security::default(),
         };
         let outcome = self.run(&spec, &mut |_, _| {})?;
         if outcome.exit_code != 0 {
@@ -337,6 +345,7 @@ impl Runtime {
             network: spec.network,
             hosts_file: &hosts_file,
             extra_mounts: prepared.mounts.clone(),
+            security: &spec.security,
         })?;
         let config_path = container.bundle.path().join("config.json");
         let json = serde_json::to_vec_pretty(&config).expect("a runtime config serializes");

@@ -1,7 +1,9 @@
 //! The OCI runtime config (`config.json`) of a build step, shaped like BuildKit's: mount, pid, ipc and uts
 //! namespaces (plus network when the step has no network), hostname `buildkitsandbox`, the usual `/proc`, `/dev`,
 //! `/dev/pts`, `/dev/shm`, `/dev/mqueue`, read-only `/sys`, the host's `/etc/resolv.conf` and BuildKit's own
-//! `/etc/hosts` read-only, and Docker's default capabilities (none inheritable or ambient).
+//! `/etc/hosts` read-only, Docker's default capabilities (none inheritable or ambient), masked and read-only paths,
+//! and Docker's default seccomp profile; or, in BuildKit's insecure mode, every capability and none of the
+//! confinement.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,8 @@ use oci_spec::runtime::{
     UserBuilder,
 };
 
+use super::seccomp::{Host, Profile};
+use super::security::{Seccomp, Security};
 use super::RuntimeError;
 use crate::users::Identity;
 
@@ -52,6 +56,7 @@ pub struct SpecInput<'a> {
     pub hosts_file: &'a Path,
     /// Mounts of `RUN --mount`, after the standard ones.
     pub extra_mounts: Vec<Mount>,
+    pub security: &'a Security,
 }
 
 /// Docker's default capability set.
@@ -72,33 +77,103 @@ const CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// The standard mounts: the runtime defaults without cgroups, plus the host's resolv.conf and `hosts_file` as
-/// `/etc/hosts`.
-fn standard_mounts(hosts_file: &Path) -> Result<Vec<Mount>, RuntimeError> {
-    let mut mounts: Vec<Mount> = get_default_mounts()
-        .into_iter()
-        .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
-        .collect();
+/// The capabilities BuildKit adds in insecure mode (`entitlements.WithInsecureSpec`), besides Docker's, with their
+/// numbers.
+const INSECURE_CAPABILITIES: [(Capability, u32); 24] = [
+    (Capability::MacAdmin, 33),
+    (Capability::MacOverride, 32),
+    (Capability::DacReadSearch, 2),
+    (Capability::SysPtrace, 19),
+    (Capability::SysModule, 16),
+    (Capability::Syslog, 34),
+    (Capability::SysRawio, 17),
+    (Capability::SysAdmin, 21),
+    (Capability::LinuxImmutable, 9),
+    (Capability::SysBoot, 22),
+    (Capability::SysNice, 23),
+    (Capability::SysPacct, 20),
+    (Capability::SysTtyConfig, 26),
+    (Capability::SysTime, 25),
+    (Capability::WakeAlarm, 35),
+    (Capability::AuditRead, 37),
+    (Capability::AuditControl, 30),
+    (Capability::SysResource, 24),
+    (Capability::BlockSuspend, 36),
+    (Capability::IpcLock, 14),
+    (Capability::IpcOwner, 15),
+    (Capability::Lease, 28),
+    (Capability::NetAdmin, 12),
+    (Capability::NetBroadcast, 11),
+];
+
+/// The standard mounts: the runtime defaults (with BuildKit's options: `/proc` nosuid, noexec and nodev; `/sys`
+/// read-only unless `writable_sys`; the cgroup hierarchy read-only), the host's resolv.conf and `hosts_file` as
+/// `/etc/hosts`, in BuildKit's order.
+fn standard_mounts(
+    hosts_file: &Path,
+    writable_sys: bool,
+    host_sys: bool,
+) -> Result<Vec<Mount>, RuntimeError> {
+    let mut mounts = Vec::new();
+    let mut cgroup = None;
+    for mut mount in get_default_mounts() {
+        match mount.destination().to_str() {
+            // After the files, where BuildKit has it.
+            Some("/sys/fs/cgroup") => {
+                cgroup = Some(mount);
+                continue;
+            }
+            Some("/proc") => {
+                mount.set_options(Some(
+                    ["nosuid", "noexec", "nodev"].map(String::from).to_vec(),
+                ));
+            }
+            // A user namespace (rootless) may mount sysfs only in a network namespace of its own: with the host's
+            // network, the host's /sys is bound instead, as rootless Docker and podman do.
+            Some("/sys") if host_sys => {
+                mount
+                    .set_typ(Some("bind".into()))
+                    .set_source(Some("/sys".into()));
+                let mut options = vec!["rbind".to_string()];
+                options.extend(mount.options().clone().unwrap_or_default());
+                if writable_sys {
+                    options.retain(|o| o != "ro");
+                }
+                mount.set_options(Some(options));
+            }
+            Some("/sys") if writable_sys => {
+                let options = mount.options().clone().unwrap_or_default();
+                mount.set_options(Some(options.into_iter().filter(|o| o != "ro").collect()));
+            }
+            _ => {}
+        }
+        mounts.push(mount);
+    }
     for (source, destination) in [(Path::new(RESOLV_CONF), RESOLV_CONF), (hosts_file, HOSTS)] {
         mounts.push(
             oci_spec::runtime::MountBuilder::default()
                 .destination(destination)
                 .typ("bind")
                 .source(source)
-                .options(vec![
-                    "rbind".to_string(),
-                    "rprivate".to_string(),
-                    "ro".to_string(),
-                ])
+                .options(
+                    ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
+                        .map(String::from)
+                        .to_vec(),
+                )
                 .build()?,
         );
     }
+    mounts.extend(cgroup);
     Ok(mounts)
 }
 
 /// The container paths the standard mounts cover.
 pub fn standard_targets() -> Result<Vec<PathBuf>, RuntimeError> {
-    Ok(mount_targets(&standard_mounts(Path::new(HOSTS))?))
+    Ok(mount_targets(&standard_mounts(
+        Path::new(HOSTS),
+        false,
+        false,
+    )?))
 }
 
 /// Builds the config.
@@ -110,13 +185,30 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", input.identity.home));
     }
-    let caps: oci_spec::runtime::Capabilities = CAPABILITIES.into_iter().collect();
+    let security = input.security;
+    let mut cap_list = CAPABILITIES.to_vec();
+    if security.insecure {
+        // Only those this process has: no runtime can grant more (some sandboxes run root without all of them).
+        let host = host_bounding_set();
+        cap_list.extend(
+            INSECURE_CAPABILITIES
+                .iter()
+                .filter(|(_, bit)| host & (1u64 << bit) != 0)
+                .map(|(cap, _)| *cap),
+        );
+    }
+    let caps: oci_spec::runtime::Capabilities = cap_list.iter().copied().collect();
+    // Insecure mode gives them to every set, as BuildKit does, so that a non-root USER keeps them too.
+    let (inheritable, ambient) = match security.insecure {
+        true => (caps.clone(), caps.clone()),
+        false => Default::default(),
+    };
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
-        .inheritable(oci_spec::runtime::Capabilities::new())
-        .ambient(oci_spec::runtime::Capabilities::new())
+        .inheritable(inheritable)
+        .ambient(ambient)
         .build()?;
     let user = UserBuilder::default()
         .uid(input.identity.uid)
@@ -131,7 +223,7 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .cwd(input.cwd)
         .user(user)
         .capabilities(capabilities)
-        .no_new_privileges(false)
+        .no_new_privileges(security.no_new_privileges)
         .build()?;
     let mut kinds = vec![
         LinuxNamespaceType::Mount,
@@ -147,12 +239,33 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
         .collect::<Result<Vec<LinuxNamespace>, _>>()?;
     let defaults = oci_spec::runtime::Linux::default();
-    let linux = LinuxBuilder::default()
+    let (masked, readonly) = match security.insecure {
+        true => Default::default(),
+        false => (
+            defaults.masked_paths().clone().unwrap_or_default(),
+            defaults.readonly_paths().clone().unwrap_or_default(),
+        ),
+    };
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
-        .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        .masked_paths(masked)
+        .readonly_paths(readonly)
         .build()?;
-    let mut mounts = standard_mounts(input.hosts_file)?;
+    let profile = match (&security.seccomp, security.insecure) {
+        (_, true) | (Seccomp::Unconfined, _) => None,
+        (Seccomp::Default, false) => Some(std::borrow::Cow::Owned(Profile::docker_default())),
+        (Seccomp::Profile(profile), false) => Some(std::borrow::Cow::Borrowed(&**profile)),
+    };
+    if let Some(profile) = profile {
+        let bounding: Vec<String> = cap_list
+            .iter()
+            .map(|c| serde_json::to_value(c).map(|v| v.as_str().unwrap_or_default().to_string()))
+            .collect::<Result<_, _>>()
+            .expect("capabilities serialize as strings");
+        linux.set_seccomp(profile.to_oci(&bounding, &Host::current()?)?);
+    }
+    let host_sys = input.network == Network::Host && in_user_namespace();
+    let mut mounts = standard_mounts(input.hosts_file, security.insecure, host_sys)?;
     mounts.extend(input.extra_mounts);
     let mut spec = Spec::default();
     spec.set_process(Some(process))
@@ -166,6 +279,29 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .set_mounts(Some(mounts))
         .set_linux(Some(linux));
     Ok(spec)
+}
+
+/// Whether this process runs in a user namespace other than the initial one (lade's rootless mode): its uid map is
+/// not the identity of every id.
+pub fn in_user_namespace() -> bool {
+    static INSIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSIDE.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
+}
+
+/// This process's capability bounding set (`CapBnd` of `/proc/self/status`); every capability when unreadable.
+fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The container paths a config mounts onto.
@@ -196,6 +332,7 @@ mod tests {
             network: Network::None,
             hosts_file: Path::new("/bundle/hosts"),
             extra_mounts: Vec::new(),
+            security: &Security::default(),
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();

@@ -6,9 +6,9 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use layerstore::layer::create::{Change, OVERLAY_XATTR_PREFIX};
+use layerstore::layer::create::{is_overlay_xattr, Change};
 
-use super::unpack::OPAQUE_XATTR;
+use super::unpack::opaque_xattr;
 use crate::tree::read_xattrs;
 
 /// The changes an overlay upper directory holds: whiteout devices (char 0:0) are deletions, directories marked
@@ -40,7 +40,7 @@ pub fn upper_changes(upper: &Path) -> io::Result<Vec<Change>> {
 
 fn is_opaque(dir: &Path) -> bool {
     let mut value = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(dir, OPAQUE_XATTR, &mut value), Ok(1) if value[0] == b'y')
+    matches!(rustix::fs::lgetxattr(dir, opaque_xattr(), &mut value), Ok(1) if value[0] == b'y')
 }
 
 /// The changes that turn the tree `lower` into the tree `upper`, with every parent of a change written too.
@@ -149,7 +149,7 @@ fn same_entry(a_path: &Path, a: &Metadata, b_path: &Path, b: &Metadata) -> io::R
 fn layer_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     read_xattrs(path)
         .into_iter()
-        .filter(|(n, _)| !n.starts_with(OVERLAY_XATTR_PREFIX))
+        .filter(|(n, _)| !is_overlay_xattr(n))
         .collect()
 }
 

@@ -107,7 +107,8 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    /// Uses overlayfs when a test mount of it succeeds here, copies otherwise.
+    /// Uses overlayfs when a test mount of it succeeds here (in a user namespace too, on Linux 5.11 and later),
+    /// copies otherwise.
     pub fn new(store: &Store) -> Result<Snapshotter, SnapshotError> {
         let snapshotter = Snapshotter::with_mode(store, SnapshotMode::Copy)?;
         let mode = if overlay::works(&snapshotter.work_root()) {

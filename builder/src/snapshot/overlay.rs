@@ -11,6 +11,19 @@ use super::{io_context, SnapshotError};
 /// metadata-only copy-ups.
 const FIXED_OPTIONS: &str = "index=off,redirect_dir=off,metacopy=off";
 
+/// The same in a user namespace (rootless lade): overlayfs keeps its marks in `user.overlay.*` xattrs there
+/// (`userxattr`), which takes `redirect_dir=nofollow` instead of `off` (neither creates redirects).
+const USER_NAMESPACE_OPTIONS: &str = "index=off,redirect_dir=nofollow,metacopy=off,userxattr";
+
+/// The fixed options for where this process runs.
+fn fixed_options() -> &'static str {
+    if crate::runtime::spec::in_user_namespace() {
+        USER_NAMESPACE_OPTIONS
+    } else {
+        FIXED_OPTIONS
+    }
+}
+
 /// An overlay mounted at `<dir>/merged` with `<dir>/upper` and `<dir>/work`; unmounted when dropped.
 pub struct OverlayMount {
     upper: PathBuf,
@@ -112,10 +125,11 @@ fn legacy_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Option<Strin
         .map(|l| text(l))
         .collect::<Option<_>>()?;
     Some(format!(
-        "lowerdir={},upperdir={},workdir={},{FIXED_OPTIONS}",
+        "lowerdir={},upperdir={},workdir={},{}",
         lowerdir.join(":"),
         text(upper)?,
-        text(work)?
+        text(work)?,
+        fixed_options()
     ))
 }
 
@@ -136,9 +150,11 @@ fn mount_layer_by_layer(
     }
     fsconfig_set_string(&fs, "upperdir", upper)?;
     fsconfig_set_string(&fs, "workdir", work)?;
-    for option in FIXED_OPTIONS.split(',') {
-        let (key, value) = option.split_once('=').expect("key=value options");
-        fsconfig_set_string(&fs, key, value)?;
+    for option in fixed_options().split(',') {
+        match option.split_once('=') {
+            Some((key, value)) => fsconfig_set_string(&fs, key, value)?,
+            None => rustix::mount::fsconfig_set_flag(&fs, option)?,
+        }
     }
     fsconfig_create(&fs)?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;

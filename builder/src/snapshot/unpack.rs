@@ -24,7 +24,15 @@ use rustix::fs::{FileType, Mode, XattrFlags, CWD};
 use super::{io_context, LayerRef, SnapshotError};
 
 /// The xattr marking an opaque directory in an overlay upper or lower directory.
-pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// `trusted.overlay.opaque`, or `user.overlay.opaque` in a user namespace, where overlays are mounted with
+/// `userxattr` (trusted xattrs are root's in the initial namespace only).
+pub fn opaque_xattr() -> &'static str {
+    if crate::runtime::spec::in_user_namespace() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
 
 /// The chain IDs of a stack of layers: `chain(0) = diff(0)`, `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
 pub fn chain_ids(diff_ids: &[&Digest]) -> Vec<Digest> {
@@ -154,7 +162,7 @@ fn mark_whiteout(root: &Path, path: &Path) -> io::Result<()> {
         return Ok(());
     }
     if name == OPAQUE_WHITEOUT.as_bytes() {
-        rustix::fs::lsetxattr(&parent, OPAQUE_XATTR, b"y", XattrFlags::empty())?;
+        rustix::fs::lsetxattr(&parent, opaque_xattr(), b"y", XattrFlags::empty())?;
         return Ok(());
     }
     let target = parent.join(OsStr::from_bytes(&name[WHITEOUT_PREFIX.len()..]));
@@ -217,7 +225,7 @@ mod tests {
         let gone = fs::symlink_metadata(dirs[0].join("d/gone")).unwrap();
         assert!(gone.file_type().is_char_device());
         let mut value = [0u8; 1];
-        let opaque = rustix::fs::lgetxattr(dirs[0].join("d"), OPAQUE_XATTR, &mut value);
+        let opaque = rustix::fs::lgetxattr(dirs[0].join("d"), opaque_xattr(), &mut value);
         assert_eq!((opaque.ok(), value[0]), (Some(1), b'y'));
         assert_eq!(
             fs::read_dir(&outside).unwrap().count(),

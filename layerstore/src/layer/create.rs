@@ -229,8 +229,11 @@ fn set_name(
     Ok(())
 }
 
-/// The prefix of overlayfs's private xattrs, which layers never carry.
-pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+/// Whether an xattr is overlayfs's private bookkeeping, which layers never carry: `trusted.overlay.*`, or
+/// `user.overlay.*` for an overlay mounted in a user namespace (`userxattr`).
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
 
 /// Adds `SCHILY.xattr.*` records for a path's extended attributes (best effort: none when unsupported).
 fn add_xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
@@ -248,7 +251,7 @@ fn add_xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
             continue;
         };
         // overlayfs bookkeeping (origin, opaque, redirect) of a snapshot's upper dir is never image content.
-        if name.starts_with(OVERLAY_XATTR_PREFIX) {
+        if is_overlay_xattr(name) {
             continue;
         }
         let mut value = vec![0u8; 65536];
