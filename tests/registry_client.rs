@@ -7,7 +7,8 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::registry::{
-    self_signed, CuttingProxy, Direction, Registry2, RegistryAuth, TokenServer, REFRESH_TOKEN,
+    self_signed, CuttingProxy, Direction, LadeRegistry, Registry2, RegistryAuth, TokenServer,
+    REFRESH_TOKEN,
 };
 use common::{have, require, BusyboxBase, Docker, Lade};
 
@@ -557,6 +558,131 @@ fn tls_registry_with_a_private_ca() {
         err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"),
         "{err}"
     );
+}
+
+/// `lade login` with `password`, the password on stdin; returns the output.
+fn login(
+    lade: &Lade,
+    extra: &[&str],
+    host: &str,
+    user: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut login = lade
+        .command()
+        .arg("login")
+        .args(extra)
+        .args([host, "-u", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), password.as_bytes()).unwrap();
+    login.wait_with_output().unwrap()
+}
+
+#[test]
+fn self_signed_tls_registries_login_push_pull() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:self-signed") else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    // The usual `openssl req -x509` certificate: self-signed, CA:TRUE, the server's own and its CA at once.
+    let cert = self_signed(certs.path(), "registry").unwrap();
+    let htpasswd = certs.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 5).unwrap()),
+    )
+    .unwrap();
+    let registry2 = Registry2::start(
+        RegistryAuth::Htpasswd {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
+        Some((&cert.cert, &cert.key)),
+    );
+    let lades = LadeRegistry::start(&[
+        "--tls-cert".as_ref(),
+        cert.cert.as_os_str(),
+        "--tls-key".as_ref(),
+        cert.key.as_os_str(),
+        "--htpasswd".as_ref(),
+        htpasswd.as_os_str(),
+    ]);
+    let certs_d = certs.path().join("certs.d");
+    for host in [registry2.host(), lades.host()] {
+        std::fs::create_dir_all(certs_d.join(&host)).unwrap();
+        std::fs::copy(&cert.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    }
+    let certs_dir = ["--certs-dir", certs_d.to_str().unwrap()];
+    for host in [registry2.host(), lades.host()] {
+        let output = login(&lade, &certs_dir, &host, "alice", "s3cret");
+        assert!(
+            output.status.success(),
+            "login to {host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let target = format!("{host}/self-signed/bb:1");
+        let mut push = vec!["push", "bb:self-signed", &target];
+        push.extend(certs_dir);
+        let digest = pushed_digest(&lade.ok(&push));
+        let fresh = Lade::new();
+        let output = fresh
+            .command()
+            .env("DOCKER_CONFIG", lade.docker_config_dir())
+            .env("LADE_CERTS_DIR", certs_d.to_str().unwrap())
+            .args(["pull", &target])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pull from {host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(local_digest(&fresh, &target), digest);
+    }
+
+    // Full verification otherwise: a certificate for another name, though trusted byte for byte, is refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=elsewhere",
+            "-addext",
+            "subjectAltName=DNS:elsewhere",
+        ])
+        .arg("-keyout")
+        .arg(other_dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(other_dir.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let misnamed = LadeRegistry::start(&[
+        "--tls-cert".as_ref(),
+        other_dir.path().join("cert.pem").as_os_str(),
+        "--tls-key".as_ref(),
+        other_dir.path().join("key.pem").as_os_str(),
+    ]);
+    std::fs::create_dir_all(certs_d.join(misnamed.host())).unwrap();
+    std::fs::copy(
+        other_dir.path().join("cert.pem"),
+        certs_d.join(misnamed.host()).join("ca.crt"),
+    )
+    .unwrap();
+    let target = format!("{}/x/bb:1", misnamed.host());
+    let mut push = vec!["push", "bb:self-signed", &target];
+    push.extend(certs_dir);
+    let err = lade.fails(&push);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
 
 #[test]

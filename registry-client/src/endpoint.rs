@@ -6,7 +6,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -82,7 +81,7 @@ impl Endpoint {
             .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("lade/", env!("CARGO_PKG_VERSION")));
         // TLS is set up even for a plain-HTTP registry: its token server may still be HTTPS.
-        let tls = tls_config(domain, has_ca.then_some(ca_file))?;
+        let tls = crate::tls::client_config(domain, has_ca.then_some(ca_file.as_path()))?;
         let http = builder
             .tls_backend_preconfigured(tls)
             .build()
@@ -97,43 +96,6 @@ impl Endpoint {
             http,
         })
     }
-}
-
-/// A rustls configuration trusting the system roots and, when given, the registry's own CA file.
-fn tls_config(registry: &str, ca_file: Option<PathBuf>) -> Result<rustls::ClientConfig, Error> {
-    let tls_error = |reason: String| Error::Tls {
-        registry: registry.to_string(),
-        reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // A system bundle may hold certificates rustls rejects; skipping them is what every client does.
-        let _ = roots.add(cert);
-    }
-    if let Some(ca_file) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&ca_file)
-            .map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| tls_error(format!("{}: {e}", ca_file.display())))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(tls_error("no trusted root certificates found".into()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 #[cfg(test)]

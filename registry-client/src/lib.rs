@@ -20,6 +20,7 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 mod retry;
+mod tls;
 mod upload;
 
 pub use connector::Connector;
