@@ -116,7 +116,11 @@ mod tests {
             send(StatusCode::UNAUTHORIZED, 1 << 20).await,
             (StatusCode::UNAUTHORIZED, 1 << 20)
         );
-        let (status, read) = send(StatusCode::PAYLOAD_TOO_LARGE, (MAX_DRAIN_BYTES as usize) * 2).await;
+        let (status, read) = send(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            (MAX_DRAIN_BYTES as usize) * 2,
+        )
+        .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(read as u64 > MAX_DRAIN_BYTES && (read as u64) < MAX_DRAIN_BYTES + (1 << 20));
     }
