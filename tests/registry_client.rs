@@ -686,6 +686,56 @@ fn self_signed_tls_registries_login_push_pull() {
 }
 
 #[test]
+fn skopeo_and_umoci_read_the_store_with_one_tag_in_two_repositories() {
+    if !registry_available()
+        || require("skopeo", have("skopeo")).is_none()
+        || require("umoci", have("umoci")).is_none()
+    {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:same") else {
+        return;
+    };
+    import_random_image(&lade, "other:same", 4096);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+    let (first, second) = (format!("{host}/one/app:1"), format!("{host}/two/app:1"));
+    let first_digest = pushed_digest(&lade.ok(&["push", "bb:same", &first]));
+    let second_digest = pushed_digest(&lade.ok(&["push", "other:same", &second]));
+    let store = Lade::new();
+    store.ok(&["pull", &first]);
+    store.ok(&["pull", &second]);
+    let root = store.root.path().display().to_string();
+    for (name, digest) in [(&first, &first_digest), (&second, &second_digest)] {
+        let info: serde_json::Value =
+            serde_json::from_str(&skopeo(&["inspect", &format!("oci:{root}:{name}")])).unwrap();
+        assert_eq!(info["Digest"].as_str().unwrap(), digest, "{name}");
+    }
+    let listed = Command::new("umoci")
+        .args(["ls", "--layout", &root])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for name in [&first, &second] {
+        assert!(listed.lines().any(|l| l == name.as_str()), "{listed}");
+    }
+    let stat = Command::new("umoci")
+        .args(["stat", "--image", &format!("{root}:{second}")])
+        .output()
+        .unwrap();
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+}
+
+#[test]
 fn bearer_token_flow() {
     if !registry_available() || require("openssl", have("openssl")).is_none() {
         return;

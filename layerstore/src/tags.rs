@@ -1,8 +1,12 @@
 //! Tags and image records in the store's `index.json`, with Docker's `tag`, `rmi` and image lookup semantics.
 //!
-//! Each index entry is a manifest descriptor; a tagged entry carries its full reference in the annotation
-//! `io.containerd.image.name` (and its tag in `org.opencontainers.image.ref.name`, for OCI tools). An image whose
-//! last tag is moved away stays as one untagged ("dangling") entry, as in Docker, until it is removed.
+//! Each index entry is a manifest descriptor; a tagged entry carries its full reference
+//! (`docker.io/library/busybox:1.36`) in the annotation `io.containerd.image.name` and, for OCI tools, in
+//! `org.opencontainers.image.ref.name` too, as BuildKit's OCI exporter writes it: a bare tag there would collide across
+//! repositories (every `:1` of the store under one name), so `skopeo copy oci:STORE:NAME` and `umoci --image
+//! STORE:NAME` name an image by its full reference. Stores written when the ref name held the tag alone are
+//! migrated when opened ([`Store::migrate_ref_names`]). An image whose last tag is moved away stays as one untagged
+//! ("dangling") entry, as in Docker, until it is removed.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +18,7 @@ use crate::store::{Store, StoreError};
 
 /// Annotation holding an entry's full image name.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// The OCI annotation for the tag part of a name.
+/// The OCI annotation naming an entry: in the store, the full reference of a tagged name (see the module docs).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// Errors of tag operations and lookups.
@@ -71,12 +75,39 @@ fn entry_for(descriptor: &Descriptor, name: Option<&Reference>) -> Descriptor {
     if let Some(name) = name {
         let mut annotations = BTreeMap::new();
         annotations.insert(IMAGE_NAME_ANNOTATION.to_string(), name.to_string());
-        if let Some(tag) = name.tag() {
-            annotations.insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+        if let Some(ref_name) = ref_name_of(name) {
+            annotations.insert(REF_NAME_ANNOTATION.to_string(), ref_name);
         }
         entry.annotations = Some(annotations);
     }
     entry
+}
+
+/// The `org.opencontainers.image.ref.name` of a name in the store: the full reference of a tagged name (a name by
+/// digest alone has none: `@` is not allowed in a ref name).
+fn ref_name_of(name: &Reference) -> Option<String> {
+    (name.tag().is_some() && name.digest().is_none()).then(|| name.to_string())
+}
+
+/// Sets the ref name of every named entry to the current rule; returns whether anything changed.
+fn fix_ref_names(index: &mut Index) -> bool {
+    let mut changed = false;
+    for entry in &mut index.manifests {
+        let Some(name) = record_of(entry).name else {
+            continue;
+        };
+        let wanted = ref_name_of(&name);
+        if entry.annotation(REF_NAME_ANNOTATION) == wanted.as_deref() {
+            continue;
+        }
+        let annotations = entry.annotations.get_or_insert_with(BTreeMap::new);
+        match wanted {
+            Some(ref_name) => annotations.insert(REF_NAME_ANNOTATION.to_string(), ref_name),
+            None => annotations.remove(REF_NAME_ANNOTATION),
+        };
+        changed = true;
+    }
+    changed
 }
 
 /// Points `name` at `descriptor` in `index`. The image the name pointed at before stays as a dangling entry when
@@ -113,6 +144,18 @@ fn keep_dangling(index: &mut Index, descriptor: &Descriptor) {
 }
 
 impl Store {
+    /// Rewrites ref names written by older lade versions (the tag alone) to the full reference, so that other OCI
+    /// tools can tell the store's images apart. Costs one read of the index when there is nothing to do.
+    pub fn migrate_ref_names(&self) -> Result<(), StoreError> {
+        if !fix_ref_names(&mut self.read_index()?) {
+            return Ok(());
+        }
+        self.update_index(|index| {
+            fix_ref_names(index);
+            Ok::<_, StoreError>(())
+        })
+    }
+
     /// Every index entry.
     pub fn image_records(&self) -> Result<Vec<ImageRecord>, StoreError> {
         Ok(self.read_index()?.manifests.iter().map(record_of).collect())
@@ -265,4 +308,58 @@ fn names_of_image(records: &[ImageRecord], store: &Store, id: &Digest) -> Vec<Re
         .collect();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::store_image;
+    use crate::ImageConfig;
+
+    #[test]
+    fn ref_names_are_full_references_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (descriptor, _) = store_image(&store, &ImageConfig::default(), Vec::new()).unwrap();
+        let names: Vec<Reference> = [
+            "a/app:1".to_string(),
+            "b/app:1".to_string(),
+            format!("c/app@{}", descriptor.digest),
+        ]
+        .iter()
+        .map(|n| Reference::parse_tagged(n).unwrap())
+        .collect();
+        store.add_image(&descriptor, &names).unwrap();
+        let ref_names = |store: &Store| -> Vec<Option<String>> {
+            let index = store.read_index().unwrap();
+            index
+                .manifests
+                .iter()
+                .map(|d| d.annotation(REF_NAME_ANNOTATION).map(str::to_string))
+                .collect()
+        };
+        let expected = vec![
+            Some("docker.io/a/app:1".to_string()),
+            Some("docker.io/b/app:1".to_string()),
+            None,
+        ];
+        assert_eq!(ref_names(&store), expected);
+
+        // An index as older versions wrote it: the tag alone.
+        store
+            .update_index(|index| {
+                for entry in &mut index.manifests {
+                    if let Some(annotations) = &mut entry.annotations {
+                        if annotations.contains_key(REF_NAME_ANNOTATION) {
+                            annotations.insert(REF_NAME_ANNOTATION.into(), "1".into());
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store.migrate_ref_names().unwrap();
+        assert_eq!(ref_names(&store), expected);
+        assert_eq!(store.find_image("b/app:1").unwrap().names.len(), 3);
+    }
 }
