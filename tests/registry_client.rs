@@ -733,6 +733,55 @@ fn skopeo_and_umoci_read_the_store_with_one_tag_in_two_repositories() {
         "{}",
         String::from_utf8_lossy(&stat.stderr)
     );
+
+    // A Docker schema 2 image, copied to OCI layouts from the registry and from the store, gets OCI media types.
+    let v2s2 = format!("{host}/v2s2/app:1");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{first}"),
+        &format!("docker://{v2s2}"),
+    ]);
+    store.ok(&["pull", &v2s2]);
+    for (source, layout) in [
+        (format!("docker://{v2s2}"), "from-registry"),
+        (format!("lade:{v2s2}"), "from-store"),
+    ] {
+        let dir = store.scratch.path().join(layout);
+        let output = store.run(&["copy", &source, &format!("oci:{}:v1", dir.display())]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("Converted the Docker schema 2 manifest"),
+            "{stderr}"
+        );
+        let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:v1", dir.display()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            raw["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            raw["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        let stat = Command::new("umoci")
+            .args(["stat", "--image", &format!("{}:v1", dir.display())])
+            .output()
+            .unwrap();
+        assert!(
+            stat.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stat.stderr)
+        );
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ mod upload;
 pub use connector::Connector;
 pub use endpoint::EndpointOptions;
 pub use error::Error;
-pub use location::{copy, CopyOptions, Location};
+pub use location::{copy, Copied, CopyOptions, Location};
 pub use pull::{pull, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};
 pub use registry::Registry;

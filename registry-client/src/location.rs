@@ -7,7 +7,9 @@
 //!
 //! A copy reads the source into a [`Store`] — the local store or an OCI layout itself, or a scratch layout in a temp
 //! directory for registries and archives — and writes the destination from there, so no copy touches the local store
-//! unless it names it. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
+//! unless it names it. An OCI layout destination gets OCI media types: a Docker schema 2 manifest is converted as
+//! skopeo converts it (the manifest's, config's and layers' media types change, no blob's bytes do, so the image
+//! ID stays and the manifest digest changes), and the copy says so. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
 //! reads as both `docker-archive:` and `oci-archive:`.
 
 use std::collections::BTreeMap;
@@ -110,14 +112,30 @@ pub struct CopyOptions<'a> {
     pub push: PushOptions,
 }
 
-/// Copies the image at `source` to `destination`; returns its manifest digest.
+/// What a copy wrote.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// The manifest digest at the destination.
+    pub digest: Digest,
+    /// The source's manifest digest, when the manifest was converted to OCI media types on the way.
+    pub converted_from: Option<Digest>,
+}
+
+/// Copies the image at `source` to `destination`.
 pub async fn copy(
     source: &Location,
     destination: &Location,
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
-) -> Result<Digest, Error> {
-    let opened = open_source(source, options, progress).await?;
+) -> Result<Copied, Error> {
+    let mut opened = open_source(source, options, progress).await?;
+    let mut converted_from = None;
+    if matches!(destination, Location::Oci { .. }) {
+        if let Some(converted) = to_oci(&opened.image)? {
+            converted_from = Some(opened.image.digest().clone());
+            opened.image = converted;
+        }
+    }
     let digest = opened.image.digest().clone();
     match destination {
         Location::Registry(reference) => {
@@ -173,7 +191,41 @@ pub async fn copy(
             })?;
         }
     }
-    Ok(digest)
+    Ok(Copied {
+        digest,
+        converted_from,
+    })
+}
+
+/// The image with OCI media types, when its manifest is Docker schema 2 (`None` when it is OCI already).
+fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
+    if image.descriptor.media_type != layerstore::media_types::DOCKER_MANIFEST {
+        return Ok(None);
+    }
+    let manifest = image
+        .manifest
+        .to_flavour(layerstore::manifest::Flavour::Oci)
+        .ok_or_else(|| {
+            Error::Location(format!(
+                "{}: a layer has a media type with no OCI equivalent",
+                image.digest()
+            ))
+        })?;
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::Location(format!("serializing the OCI manifest: {e}")))?;
+    let mut descriptor = Descriptor::new(
+        layerstore::media_types::OCI_MANIFEST,
+        Digest::sha256_of(&manifest_bytes),
+        manifest_bytes.len() as u64,
+    );
+    descriptor.platform = image.descriptor.platform.clone();
+    Ok(Some(Image {
+        descriptor,
+        manifest_bytes,
+        manifest,
+        config_bytes: image.config_bytes.clone(),
+        config: image.config.clone(),
+    }))
 }
 
 fn parse_name(name: &str) -> Result<Reference, Error> {

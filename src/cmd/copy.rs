@@ -59,8 +59,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let progress = context.progress();
     let quiet = layerstore::progress::NoProgress;
     let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
-    let digest = super::remote::block_on(copy(&source, &destination, &options, progress))?
+    let copied = super::remote::block_on(copy(&source, &destination, &options, progress))?
         .with_context(|| format!("copying {} to {}", args.source, args.destination))?;
-    println!("{digest}");
+    if let Some(from) = &copied.converted_from {
+        eprintln!(
+            "Converted the Docker schema 2 manifest {from} to OCI media types for the OCI layout (same blobs and image ID, new manifest digest)"
+        );
+    }
+    println!("{}", copied.digest);
     Ok(())
 }
