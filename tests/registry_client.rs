@@ -784,6 +784,130 @@ fn skopeo_and_umoci_read_the_store_with_one_tag_in_two_repositories() {
     }
 }
 
+/// `skopeo inspect --raw` of a registry image, as bytes.
+fn raw_manifest(image: &str) -> Vec<u8> {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", image])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn copy_all_keeps_a_multi_platform_index_whole() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    import_random_image(&lade, "multi:arm64", 4096);
+    import_random_image(&lade, "multi:s390x", 2048);
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let source = format!("{}/src/app", registry2.host());
+    let mut entries = Vec::new();
+    for (tag, platform) in [
+        ("amd64", r#"{"os":"linux","architecture":"amd64"}"#),
+        (
+            "arm64",
+            r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+        ),
+        ("s390x", r#"{"os":"linux","architecture":"s390x"}"#),
+    ] {
+        let target = format!("{source}:{tag}");
+        let digest = pushed_digest(&lade.ok(&["push", &format!("multi:{tag}"), &target]));
+        let raw = raw_manifest(&format!("docker://{target}"));
+        let media_type = serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["mediaType"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        entries.push(format!(
+            r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{},"platform":{platform}}}"#,
+            raw.len()
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg("Content-Type: application/vnd.oci.image.index.v1+json")
+        .args(["--data-binary", &index])
+        .arg(format!(
+            "http://{}/v2/src/app/manifests/multi",
+            registry2.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+
+    // registry:2 to lade's registry, whole: the index and every child byte for byte.
+    let copy = format!("{}/dst/app:multi", lades.host());
+    lade.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{source}:multi"),
+        &format!("docker://{copy}"),
+    ]);
+    assert_eq!(raw_manifest(&format!("docker://{copy}")), index.as_bytes());
+    let parsed: serde_json::Value = serde_json::from_str(&index).unwrap();
+    for entry in parsed["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        assert_eq!(
+            raw_manifest(&format!("docker://{}/dst/app@{digest}", lades.host())),
+            raw_manifest(&format!("docker://{source}@{digest}"))
+        );
+    }
+    // Back to registry:2 for two of the three platforms: an index of those two.
+    let subset = format!("{}/subset/app:two", registry2.host());
+    lade.ok(&[
+        "copy",
+        "--platform",
+        "linux/arm64,linux/s390x",
+        &format!("docker://{copy}"),
+        &format!("docker://{subset}"),
+    ]);
+    let two: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("docker://{subset}"))).unwrap();
+    let platforms: Vec<&str> = two["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["arm64", "s390x"]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{subset}"),
+        &format!("oci:{}:check", lade.scratch.path().join("check").display()),
+    ]);
+    // And to an OCI layout, whole.
+    let layout = lade.scratch.path().join("layout");
+    lade.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{copy}"),
+        &format!("oci:{}:multi", layout.display()),
+    ]);
+    assert_eq!(
+        raw_manifest(&format!("oci:{}:multi", layout.display())),
+        index.as_bytes()
+    );
+}
+
 #[test]
 fn bearer_token_flow() {
     if !registry_available() || require("openssl", have("openssl")).is_none() {

@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod location;
+pub mod multi;
 pub mod pull;
 pub mod push;
 pub mod registry;

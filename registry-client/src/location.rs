@@ -110,6 +110,8 @@ pub struct CopyOptions<'a> {
     pub local_store: &'a dyn Fn() -> Result<Store, Error>,
     pub pull: PullOptions,
     pub push: PushOptions,
+    /// Copy an index whole or for several platforms, instead of the one image of `pull.platform`.
+    pub platforms: Option<crate::multi::Platforms>,
 }
 
 /// What a copy wrote.
@@ -128,6 +130,13 @@ pub async fn copy(
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<Copied, Error> {
+    if let (Some(platforms), Location::Registry(reference)) = (&options.platforms, source) {
+        if let Some(copied) =
+            crate::multi::copy_index(reference, destination, platforms, options, progress).await?
+        {
+            return Ok(copied);
+        }
+    }
     let mut opened = open_source(source, options, progress).await?;
     let mut converted_from = None;
     if matches!(destination, Location::Oci { .. }) {
@@ -140,12 +149,7 @@ pub async fn copy(
     match destination {
         Location::Registry(reference) => {
             let registry = options.connector.connect(reference.domain()).await?;
-            let mut push_options = options.push.clone();
-            if let Location::Registry(from) = source {
-                if from.domain() == reference.domain() {
-                    push_options.mount_from.push(from.path().to_string());
-                }
-            }
+            let push_options = push_options(source, reference, options);
             push(
                 &registry,
                 &opened.store,
@@ -169,7 +173,12 @@ pub async fn copy(
             let _tidy = IngestDirGuard::new(dir);
             let store = Store::open(dir)?;
             copy_blobs(&opened.store, &store, &opened.image)?;
-            set_oci_tag(&store, &opened.image, tag.as_deref())?;
+            let descriptor = Descriptor::new(
+                opened.image.descriptor.media_type.clone(),
+                digest.clone(),
+                opened.image.manifest_bytes.len() as u64,
+            );
+            set_oci_tag(&store, &descriptor, tag.as_deref())?;
         }
         Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
             let names = match reference {
@@ -226,6 +235,21 @@ fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
         config_bytes: image.config_bytes.clone(),
         config: image.config.clone(),
     }))
+}
+
+/// The push options of a copy to `destination`: blobs may be mounted from the source repository of the same registry.
+pub(crate) fn push_options(
+    source: &Location,
+    destination: &Reference,
+    options: &CopyOptions<'_>,
+) -> PushOptions {
+    let mut push_options = options.push.clone();
+    if let Location::Registry(from) = source {
+        if from.domain() == destination.domain() {
+            push_options.mount_from.push(from.path().to_string());
+        }
+    }
+    push_options
 }
 
 fn parse_name(name: &str) -> Result<Reference, Error> {
@@ -333,7 +357,7 @@ async fn open_source(
     }
 }
 
-fn scratch_dir() -> Result<tempfile::TempDir, Error> {
+pub(crate) fn scratch_dir() -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix("lade-copy-")
         .tempdir()
@@ -342,10 +366,10 @@ fn scratch_dir() -> Result<tempfile::TempDir, Error> {
 
 /// Removes the `ingest/` scratch directory that opening a layout as a [`Store`] creates, when it was not there
 /// before and is empty again, so that lade leaves other tools' OCI layouts as it found them.
-struct IngestDirGuard(Option<PathBuf>);
+pub(crate) struct IngestDirGuard(Option<PathBuf>);
 
 impl IngestDirGuard {
-    fn new(layout: &Path) -> IngestDirGuard {
+    pub(crate) fn new(layout: &Path) -> IngestDirGuard {
         let ingest = layout.join("ingest");
         IngestDirGuard((!ingest.exists()).then_some(ingest))
     }
@@ -398,7 +422,7 @@ fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image
 }
 
 /// Copies the blobs and manifest of `image` that `to` lacks, verifying each.
-fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
+pub(crate) fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
     let mut blobs: Vec<&Descriptor> = image.manifest.layers.iter().collect();
     blobs.push(&image.manifest.config);
     for descriptor in blobs {
@@ -413,13 +437,18 @@ fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
     Ok(())
 }
 
-/// Records `image` in an OCI layout's index under `tag` (replacing the entry that had it), or untagged.
-fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Error> {
+/// Records the manifest or index `descriptor` names in an OCI layout's index under `tag` (replacing the entry that
+/// had it), or untagged.
+pub(crate) fn set_oci_tag(
+    store: &Store,
+    descriptor: &Descriptor,
+    tag: Option<&str>,
+) -> Result<(), Error> {
     store.update_index(|index| {
         let mut entry = Descriptor::new(
-            image.descriptor.media_type.clone(),
-            image.digest().clone(),
-            image.manifest_bytes.len() as u64,
+            descriptor.media_type.clone(),
+            descriptor.digest.clone(),
+            descriptor.size,
         );
         match tag {
             Some(tag) => {
@@ -433,7 +462,7 @@ fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Er
             }
             None => index
                 .manifests
-                .retain(|d| d.digest != *image.digest() || d.annotations.is_some()),
+                .retain(|d| d.digest != descriptor.digest || d.annotations.is_some()),
         }
         index.manifests.push(entry);
         Ok::<_, Error>(())
