@@ -908,6 +908,92 @@ fn copy_all_keeps_a_multi_platform_index_whole() {
     );
 }
 
+/// This machine's host name, when it resolves to a loopback address (as Debian's /etc/hosts makes it).
+fn loopback_host_name() -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/etc/hostname")
+        .ok()?
+        .trim()
+        .to_string();
+    let loopback = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()?
+        .any(|a| a.ip().is_loopback());
+    (loopback && !name.is_empty() && name != "localhost").then_some(name)
+}
+
+#[test]
+fn loopback_registries_are_insecure_by_default_and_failures_say_why() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "small:1", 1024);
+    let plain = LadeRegistry::start(&[]);
+    // A name that resolves to 127.0.0.1 is plain HTTP like 127.0.0.1 itself, as in Docker.
+    if let Some(name) = loopback_host_name() {
+        lade.ok(&[
+            "push",
+            "small:1",
+            &format!("{name}:{}/by-name/small:1", plain.port),
+        ]);
+    } else {
+        eprintln!("the host name does not resolve to loopback: not checking a loopback name");
+    }
+
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let err = lade.fails(args);
+        (err, start.elapsed())
+    };
+    // Nothing listening: fail at once, naming the registry.
+    let closed = format!("127.0.0.1:{}", common::registry::free_port());
+    let (err, took) = timed(&["pull", &format!("{closed}/x:1")]);
+    assert!(
+        err.contains(&format!("nothing accepts connections at {closed}")),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}: {err}");
+
+    // TLS asked for (a CA in certs.d) from a plain-HTTP registry: fail at once, suggesting --insecure.
+    let certs = tempfile::tempdir().unwrap();
+    let cert = self_signed(certs.path(), "ca").unwrap();
+    let certs_d = certs.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(plain.host())).unwrap();
+    std::fs::copy(&cert.cert, certs_d.join(plain.host()).join("ca.crt")).unwrap();
+    let target = format!("{}/x/small:1", plain.host());
+    let (err, took) = timed(&[
+        "push",
+        "--certs-dir",
+        certs_d.to_str().unwrap(),
+        "small:1",
+        &target,
+    ]);
+    assert!(
+        err.contains("does not speak TLS") && err.contains(&format!("--insecure {}", plain.host())),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}: {err}");
+    // Which works: a declared insecure registry is plain HTTP whatever certs.d holds.
+    lade.ok(&[
+        "push",
+        "--certs-dir",
+        certs_d.to_str().unwrap(),
+        "--insecure",
+        &plain.host(),
+        "small:1",
+        &target,
+    ]);
+
+    // Plain HTTP to a loopback TLS registry: suggest certs.d.
+    let tls = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
+    let err = lade.fails(&["push", "small:1", &format!("{}/x/small:1", tls.host())]);
+    assert!(
+        err.contains("hint:") && err.contains(&format!("{}/ca.crt", tls.host())),
+        "{err}"
+    );
+}
+
 #[test]
 fn bearer_token_flow() {
     if !registry_available() || require("openssl", have("openssl")).is_none() {
