@@ -746,6 +746,34 @@ fn skopeo_and_umoci_read_the_store_with_one_tag_in_two_repositories() {
         &format!("docker://{v2s2}"),
     ]);
     store.ok(&["pull", &v2s2]);
+    // The store keeps the Docker manifest's bytes (its digest, a push sends it back unchanged) and shows other tools
+    // an OCI view of it.
+    let v2s2_digest = skopeo_digest(&format!("docker://{v2s2}"));
+    assert_eq!(local_digest(&store, &v2s2), v2s2_digest);
+    let back = format!("{host}/back/app:1");
+    assert_eq!(
+        pushed_digest(&store.ok(&["push", &v2s2, &back])),
+        v2s2_digest
+    );
+    let view: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{root}:{v2s2}"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        view["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let stat = Command::new("umoci")
+        .args(["stat", "--image", &format!("{root}:{v2s2}")])
+        .output()
+        .unwrap();
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
     for (source, layout) in [
         (format!("docker://{v2s2}"), "from-registry"),
         (format!("lade:{v2s2}"), "from-store"),
