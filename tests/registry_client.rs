@@ -7,7 +7,8 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::registry::{
-    self_signed, CuttingProxy, Direction, Registry2, RegistryAuth, TokenServer, REFRESH_TOKEN,
+    self_signed, CuttingProxy, Direction, LadeRegistry, Registry2, RegistryAuth, TokenServer,
+    REFRESH_TOKEN,
 };
 use common::{have, require, BusyboxBase, Docker, Lade};
 
@@ -555,6 +556,468 @@ fn tls_registry_with_a_private_ca() {
     let err = Lade::new().fails(&["pull", "--certs-dir", certs_dir, &target]);
     assert!(
         err.contains(&format!("https://{host}/v2/")) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+/// `lade login` with `password`, the password on stdin; returns the output.
+fn login(
+    lade: &Lade,
+    extra: &[&str],
+    host: &str,
+    user: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut login = lade
+        .command()
+        .arg("login")
+        .args(extra)
+        .args([host, "-u", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), password.as_bytes()).unwrap();
+    login.wait_with_output().unwrap()
+}
+
+#[test]
+fn self_signed_tls_registries_login_push_pull() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:self-signed") else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    // The usual `openssl req -x509` certificate: self-signed, CA:TRUE, the server's own and its CA at once.
+    let cert = self_signed(certs.path(), "registry").unwrap();
+    let htpasswd = certs.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 5).unwrap()),
+    )
+    .unwrap();
+    let registry2 = Registry2::start(
+        RegistryAuth::Htpasswd {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        },
+        Some((&cert.cert, &cert.key)),
+    );
+    let lades = LadeRegistry::start(&[
+        "--tls-cert".as_ref(),
+        cert.cert.as_os_str(),
+        "--tls-key".as_ref(),
+        cert.key.as_os_str(),
+        "--htpasswd".as_ref(),
+        htpasswd.as_os_str(),
+    ]);
+    let certs_d = certs.path().join("certs.d");
+    for host in [registry2.host(), lades.host()] {
+        std::fs::create_dir_all(certs_d.join(&host)).unwrap();
+        std::fs::copy(&cert.cert, certs_d.join(&host).join("ca.crt")).unwrap();
+    }
+    let certs_dir = ["--certs-dir", certs_d.to_str().unwrap()];
+    for host in [registry2.host(), lades.host()] {
+        let output = login(&lade, &certs_dir, &host, "alice", "s3cret");
+        assert!(
+            output.status.success(),
+            "login to {host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let target = format!("{host}/self-signed/bb:1");
+        let mut push = vec!["push", "bb:self-signed", &target];
+        push.extend(certs_dir);
+        let digest = pushed_digest(&lade.ok(&push));
+        let fresh = Lade::new();
+        let output = fresh
+            .command()
+            .env("DOCKER_CONFIG", lade.docker_config_dir())
+            .env("LADE_CERTS_DIR", certs_d.to_str().unwrap())
+            .args(["pull", &target])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pull from {host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(local_digest(&fresh, &target), digest);
+    }
+
+    // Full verification otherwise: a certificate for another name, though trusted byte for byte, is refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=elsewhere",
+            "-addext",
+            "subjectAltName=DNS:elsewhere",
+        ])
+        .arg("-keyout")
+        .arg(other_dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(other_dir.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let misnamed = LadeRegistry::start(&[
+        "--tls-cert".as_ref(),
+        other_dir.path().join("cert.pem").as_os_str(),
+        "--tls-key".as_ref(),
+        other_dir.path().join("key.pem").as_os_str(),
+    ]);
+    std::fs::create_dir_all(certs_d.join(misnamed.host())).unwrap();
+    std::fs::copy(
+        other_dir.path().join("cert.pem"),
+        certs_d.join(misnamed.host()).join("ca.crt"),
+    )
+    .unwrap();
+    let target = format!("{}/x/bb:1", misnamed.host());
+    let mut push = vec!["push", "bb:self-signed", &target];
+    push.extend(certs_dir);
+    let err = lade.fails(&push);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
+fn skopeo_and_umoci_read_the_store_with_one_tag_in_two_repositories() {
+    if !registry_available()
+        || require("skopeo", have("skopeo")).is_none()
+        || require("umoci", have("umoci")).is_none()
+    {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("bb:same") else {
+        return;
+    };
+    import_random_image(&lade, "other:same", 4096);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let host = registry.host();
+    let (first, second) = (format!("{host}/one/app:1"), format!("{host}/two/app:1"));
+    let first_digest = pushed_digest(&lade.ok(&["push", "bb:same", &first]));
+    let second_digest = pushed_digest(&lade.ok(&["push", "other:same", &second]));
+    let store = Lade::new();
+    store.ok(&["pull", &first]);
+    store.ok(&["pull", &second]);
+    let root = store.root.path().display().to_string();
+    for (name, digest) in [(&first, &first_digest), (&second, &second_digest)] {
+        let info: serde_json::Value =
+            serde_json::from_str(&skopeo(&["inspect", &format!("oci:{root}:{name}")])).unwrap();
+        assert_eq!(info["Digest"].as_str().unwrap(), digest, "{name}");
+    }
+    let listed = Command::new("umoci")
+        .args(["ls", "--layout", &root])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for name in [&first, &second] {
+        assert!(listed.lines().any(|l| l == name.as_str()), "{listed}");
+    }
+    let stat = Command::new("umoci")
+        .args(["stat", "--image", &format!("{root}:{second}")])
+        .output()
+        .unwrap();
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+
+    // A Docker schema 2 image, copied to OCI layouts from the registry and from the store, gets OCI media types.
+    let v2s2 = format!("{host}/v2s2/app:1");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{first}"),
+        &format!("docker://{v2s2}"),
+    ]);
+    store.ok(&["pull", &v2s2]);
+    // The store keeps the Docker manifest's bytes (its digest, a push sends it back unchanged) and shows other tools
+    // an OCI view of it.
+    let v2s2_digest = skopeo_digest(&format!("docker://{v2s2}"));
+    assert_eq!(local_digest(&store, &v2s2), v2s2_digest);
+    let back = format!("{host}/back/app:1");
+    assert_eq!(
+        pushed_digest(&store.ok(&["push", &v2s2, &back])),
+        v2s2_digest
+    );
+    let view: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{root}:{v2s2}"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        view["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let stat = Command::new("umoci")
+        .args(["stat", "--image", &format!("{root}:{v2s2}")])
+        .output()
+        .unwrap();
+    assert!(
+        stat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+    for (source, layout) in [
+        (format!("docker://{v2s2}"), "from-registry"),
+        (format!("lade:{v2s2}"), "from-store"),
+    ] {
+        let dir = store.scratch.path().join(layout);
+        let output = store.run(&["copy", &source, &format!("oci:{}:v1", dir.display())]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("Converted the Docker schema 2 manifest"),
+            "{stderr}"
+        );
+        let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:v1", dir.display()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            raw["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            raw["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        let stat = Command::new("umoci")
+            .args(["stat", "--image", &format!("{}:v1", dir.display())])
+            .output()
+            .unwrap();
+        assert!(
+            stat.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stat.stderr)
+        );
+    }
+}
+
+/// `skopeo inspect --raw` of a registry image, as bytes.
+fn raw_manifest(image: &str) -> Vec<u8> {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", image])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn copy_all_keeps_a_multi_platform_index_whole() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    import_random_image(&lade, "multi:arm64", 4096);
+    import_random_image(&lade, "multi:s390x", 2048);
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let source = format!("{}/src/app", registry2.host());
+    let mut entries = Vec::new();
+    for (tag, platform) in [
+        ("amd64", r#"{"os":"linux","architecture":"amd64"}"#),
+        (
+            "arm64",
+            r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+        ),
+        ("s390x", r#"{"os":"linux","architecture":"s390x"}"#),
+    ] {
+        let target = format!("{source}:{tag}");
+        let digest = pushed_digest(&lade.ok(&["push", &format!("multi:{tag}"), &target]));
+        let raw = raw_manifest(&format!("docker://{target}"));
+        let media_type = serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["mediaType"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        entries.push(format!(
+            r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{},"platform":{platform}}}"#,
+            raw.len()
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg("Content-Type: application/vnd.oci.image.index.v1+json")
+        .args(["--data-binary", &index])
+        .arg(format!(
+            "http://{}/v2/src/app/manifests/multi",
+            registry2.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+
+    // registry:2 to lade's registry, whole: the index and every child byte for byte.
+    let copy = format!("{}/dst/app:multi", lades.host());
+    lade.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{source}:multi"),
+        &format!("docker://{copy}"),
+    ]);
+    assert_eq!(raw_manifest(&format!("docker://{copy}")), index.as_bytes());
+    let parsed: serde_json::Value = serde_json::from_str(&index).unwrap();
+    for entry in parsed["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        assert_eq!(
+            raw_manifest(&format!("docker://{}/dst/app@{digest}", lades.host())),
+            raw_manifest(&format!("docker://{source}@{digest}"))
+        );
+    }
+    // Back to registry:2 for two of the three platforms: an index of those two.
+    let subset = format!("{}/subset/app:two", registry2.host());
+    lade.ok(&[
+        "copy",
+        "--platform",
+        "linux/arm64,linux/s390x",
+        &format!("docker://{copy}"),
+        &format!("docker://{subset}"),
+    ]);
+    let two: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("docker://{subset}"))).unwrap();
+    let platforms: Vec<&str> = two["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["arm64", "s390x"]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{subset}"),
+        &format!("oci:{}:check", lade.scratch.path().join("check").display()),
+    ]);
+    // And to an OCI layout, whole.
+    let layout = lade.scratch.path().join("layout");
+    lade.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{copy}"),
+        &format!("oci:{}:multi", layout.display()),
+    ]);
+    assert_eq!(
+        raw_manifest(&format!("oci:{}:multi", layout.display())),
+        index.as_bytes()
+    );
+}
+
+/// This machine's host name, when it resolves to a loopback address (as Debian's /etc/hosts makes it).
+fn loopback_host_name() -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/etc/hostname")
+        .ok()?
+        .trim()
+        .to_string();
+    let loopback = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()?
+        .any(|a| a.ip().is_loopback());
+    (loopback && !name.is_empty() && name != "localhost").then_some(name)
+}
+
+#[test]
+fn loopback_registries_are_insecure_by_default_and_failures_say_why() {
+    if !registry_available() || require("openssl", have("openssl")).is_none() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "small:1", 1024);
+    let plain = LadeRegistry::start(&[]);
+    // A name that resolves to 127.0.0.1 is plain HTTP like 127.0.0.1 itself, as in Docker.
+    if let Some(name) = loopback_host_name() {
+        lade.ok(&[
+            "push",
+            "small:1",
+            &format!("{name}:{}/by-name/small:1", plain.port),
+        ]);
+    } else {
+        eprintln!("the host name does not resolve to loopback: not checking a loopback name");
+    }
+
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let err = lade.fails(args);
+        (err, start.elapsed())
+    };
+    // Nothing listening: fail at once, naming the registry.
+    let closed = format!("127.0.0.1:{}", common::registry::free_port());
+    let (err, took) = timed(&["pull", &format!("{closed}/x:1")]);
+    assert!(
+        err.contains(&format!("nothing accepts connections at {closed}")),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}: {err}");
+
+    // TLS asked for (a CA in certs.d) from a plain-HTTP registry: fail at once, suggesting --insecure.
+    let certs = tempfile::tempdir().unwrap();
+    let cert = self_signed(certs.path(), "ca").unwrap();
+    let certs_d = certs.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(plain.host())).unwrap();
+    std::fs::copy(&cert.cert, certs_d.join(plain.host()).join("ca.crt")).unwrap();
+    let target = format!("{}/x/small:1", plain.host());
+    let (err, took) = timed(&[
+        "push",
+        "--certs-dir",
+        certs_d.to_str().unwrap(),
+        "small:1",
+        &target,
+    ]);
+    assert!(
+        err.contains("does not speak TLS") && err.contains(&format!("--insecure {}", plain.host())),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}: {err}");
+    // Which works: a declared insecure registry is plain HTTP whatever certs.d holds.
+    lade.ok(&[
+        "push",
+        "--certs-dir",
+        certs_d.to_str().unwrap(),
+        "--insecure",
+        &plain.host(),
+        "small:1",
+        &target,
+    ]);
+
+    // Plain HTTP to a loopback TLS registry: suggest certs.d.
+    let tls = Registry2::start(RegistryAuth::None, Some((&cert.cert, &cert.key)));
+    let err = lade.fails(&["push", "small:1", &format!("{}/x/small:1", tls.host())]);
+    assert!(
+        err.contains("hint:") && err.contains(&format!("{}/ca.crt", tls.host())),
         "{err}"
     );
 }

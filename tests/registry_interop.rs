@@ -481,6 +481,73 @@ fn skopeo_over_tls_with_basic_auth() {
     assert_same_blobs(&source, &out, &digest);
 }
 
+/// Python's http.client sending a chunked `PATCH` of `size` bytes with no credentials; prints the status and the
+/// challenge, or fails with what the connection did instead.
+const UNAUTHENTICATED_PATCH: &str = r#"
+import http.client, ssl, sys
+port, ca, size = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+connection = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=ca), timeout=60)
+def body():
+    for _ in range(size // 65536):
+        yield bytes(65536)
+connection.request("PATCH", "/v2/anon/blob/blobs/uploads/00000000-0000-0000-0000-000000000000", body=body(),
+                   headers={"Content-Type": "application/octet-stream"}, encode_chunked=True)
+response = connection.getresponse()
+print(response.status, response.getheader("WWW-Authenticate"))
+"#;
+
+#[test]
+fn unauthenticated_upload_over_tls_gets_its_401() {
+    if !require_peer(have("python3", "python3"), "python3 is not installed")
+        || !require_peer(have("openssl", "openssl"), "openssl is not installed")
+        || !require_peer(
+            have("htpasswd", "apache2-utils"),
+            "htpasswd is not installed",
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    let htpasswd = tmp.path().join("htpasswd");
+    run(Command::new("htpasswd")
+        .args(["-cbB"])
+        .arg(&htpasswd)
+        .args(["user", "secret"]));
+    let server = lade(
+        &tmp.path().join("root"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+        ],
+    );
+    let port = server.host.rsplit(':').next().unwrap();
+    // One 16 MiB chunk, the size lade, Docker and oras send: the client is still writing when auth refuses it.
+    let out = run(Command::new("python3")
+        .args(["-c", UNAUTHENTICATED_PATCH, port])
+        .arg(&cert)
+        .arg((16 << 20).to_string()));
+    assert_eq!(out.trim(), "401 Basic realm=\"lade registry\"", "{out}");
+}
+
 #[test]
 fn registry2_and_lade_serve_each_others_roots() {
     if !require_peer(have("skopeo", "skopeo"), "skopeo is not installed")

@@ -30,6 +30,9 @@ impl Store {
         let mut reachable: HashSet<Digest> = extra_roots()?.into_iter().collect();
         for entry in &self.read_index()?.manifests {
             self.mark(entry, &mut reachable)?;
+            if let Some(docker) = crate::tags::linked_manifest(entry) {
+                self.mark(&docker, &mut reachable)?;
+            }
         }
         let mut report = PruneReport::default();
         for digest in self.list_blobs()? {

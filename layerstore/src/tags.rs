@@ -1,20 +1,35 @@
 //! Tags and image records in the store's `index.json`, with Docker's `tag`, `rmi` and image lookup semantics.
 //!
-//! Each index entry is a manifest descriptor; a tagged entry carries its full reference in the annotation
-//! `io.containerd.image.name` (and its tag in `org.opencontainers.image.ref.name`, for OCI tools). An image whose
-//! last tag is moved away stays as one untagged ("dangling") entry, as in Docker, until it is removed.
+//! Each index entry is a manifest descriptor; a tagged entry carries its full reference
+//! (`docker.io/library/busybox:1.36`) in the annotation `io.containerd.image.name` and, for OCI tools, in
+//! `org.opencontainers.image.ref.name` too, as BuildKit's OCI exporter writes it: a bare tag there would collide across
+//! repositories (every `:1` of the store under one name), so `skopeo copy oci:STORE:NAME` and `umoci --image
+//! STORE:NAME` name an image by its full reference. Stores written when the ref name held the tag alone are
+//! migrated when opened ([`Store::migrate_ref_names`]). An image whose last tag is moved away stays as one untagged
+//! ("dangling") entry, as in Docker, until it is removed.
+//!
+//! A Docker schema 2 manifest (as pulled from a registry) is kept byte for byte, so its digest and a push of it
+//! never change; but OCI tools skip or refuse Docker media types in an OCI layout, so its index entry is an OCI
+//! view of it instead: the same manifest with OCI media types (same config and layer blobs, so the same image ID),
+//! carrying the Docker manifest's digest and size in `dev.lade.docker-manifest.digest`/`.size`. lade reads the
+//! entry as the Docker manifest; other tools read the view. Older entries of Docker manifests get their view on
+//! migration too.
 
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
 use crate::image::{Image, ImageError};
-use crate::manifest::{Descriptor, Index};
+use crate::manifest::{Descriptor, Flavour, Index, ManifestKind};
+use crate::media_types;
 use crate::reference::{Reference, ReferenceError};
 use crate::store::{Store, StoreError};
 
 /// Annotation holding an entry's full image name.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// The OCI annotation for the tag part of a name.
+/// On an entry that is the OCI view of a Docker schema 2 manifest: that manifest's digest, and its size.
+pub const DOCKER_MANIFEST_ANNOTATION: &str = "dev.lade.docker-manifest.digest";
+pub const DOCKER_MANIFEST_SIZE_ANNOTATION: &str = "dev.lade.docker-manifest.size";
+/// The OCI annotation naming an entry: in the store, the full reference of a tagged name (see the module docs).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// Errors of tag operations and lookups.
@@ -50,36 +65,86 @@ pub struct FoundImage {
     pub requested: Option<Reference>,
 }
 
-fn record_of(descriptor: &Descriptor) -> ImageRecord {
-    let name = descriptor
+fn record_of(entry: &Descriptor) -> ImageRecord {
+    let name = entry
         .annotation(IMAGE_NAME_ANNOTATION)
         .and_then(|n| Reference::parse(n).ok());
     ImageRecord {
         name,
-        descriptor: descriptor.clone(),
+        descriptor: linked_manifest(entry).unwrap_or_else(|| entry.clone()),
     }
 }
 
-/// The index entry for `descriptor` tagged as `name` (or untagged).
-fn entry_for(descriptor: &Descriptor, name: Option<&Reference>) -> Descriptor {
-    let mut entry = Descriptor::new(
-        descriptor.media_type.clone(),
-        descriptor.digest.clone(),
-        descriptor.size,
-    );
-    entry.platform = descriptor.platform.clone();
+/// The Docker schema 2 manifest an entry stands for, when the entry is its OCI view (see the module docs).
+pub(crate) fn linked_manifest(entry: &Descriptor) -> Option<Descriptor> {
+    let digest = entry.annotation(DOCKER_MANIFEST_ANNOTATION)?.parse().ok()?;
+    let size = entry
+        .annotation(DOCKER_MANIFEST_SIZE_ANNOTATION)?
+        .parse()
+        .ok()?;
+    let mut descriptor = Descriptor::new(media_types::DOCKER_MANIFEST, digest, size);
+    descriptor.platform = entry.platform.clone();
+    Some(descriptor)
+}
+
+/// An entry without its name: its manifest (or OCI view, with the link to the Docker manifest).
+fn unnamed(entry: &Descriptor) -> Descriptor {
+    let mut base = entry.clone();
+    base.annotations = entry.annotations.as_ref().and_then(|annotations| {
+        let kept: BTreeMap<String, String> = annotations
+            .iter()
+            .filter(|(k, _)| {
+                *k == DOCKER_MANIFEST_ANNOTATION || *k == DOCKER_MANIFEST_SIZE_ANNOTATION
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (!kept.is_empty()).then_some(kept)
+    });
+    base
+}
+
+/// The index entry for the unnamed entry `base` tagged as `name` (or untagged).
+fn entry_for(base: &Descriptor, name: Option<&Reference>) -> Descriptor {
+    let mut entry = unnamed(base);
     if let Some(name) = name {
-        let mut annotations = BTreeMap::new();
+        let mut annotations = entry.annotations.take().unwrap_or_default();
         annotations.insert(IMAGE_NAME_ANNOTATION.to_string(), name.to_string());
-        if let Some(tag) = name.tag() {
-            annotations.insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+        if let Some(ref_name) = ref_name_of(name) {
+            annotations.insert(REF_NAME_ANNOTATION.to_string(), ref_name);
         }
         entry.annotations = Some(annotations);
     }
     entry
 }
 
-/// Points `name` at `descriptor` in `index`. The image the name pointed at before stays as a dangling entry when
+/// The `org.opencontainers.image.ref.name` of a name in the store: the full reference of a tagged name (a name by
+/// digest alone has none: `@` is not allowed in a ref name).
+fn ref_name_of(name: &Reference) -> Option<String> {
+    (name.tag().is_some() && name.digest().is_none()).then(|| name.to_string())
+}
+
+/// Sets the ref name of every named entry to the current rule; returns whether anything changed.
+fn fix_ref_names(index: &mut Index) -> bool {
+    let mut changed = false;
+    for entry in &mut index.manifests {
+        let Some(name) = record_of(entry).name else {
+            continue;
+        };
+        let wanted = ref_name_of(&name);
+        if entry.annotation(REF_NAME_ANNOTATION) == wanted.as_deref() {
+            continue;
+        }
+        let annotations = entry.annotations.get_or_insert_with(BTreeMap::new);
+        match wanted {
+            Some(ref_name) => annotations.insert(REF_NAME_ANNOTATION.to_string(), ref_name),
+            None => annotations.remove(REF_NAME_ANNOTATION),
+        };
+        changed = true;
+    }
+    changed
+}
+
+/// Points `name` at the unnamed entry `descriptor` in `index`. The image the name pointed at before stays as a dangling entry when
 /// nothing else refers to it.
 fn set_tag(index: &mut Index, name: &Reference, descriptor: &Descriptor) {
     let previous = remove_name(index, name);
@@ -88,7 +153,7 @@ fn set_tag(index: &mut Index, name: &Reference, descriptor: &Descriptor) {
         .retain(|d| !(d.digest == descriptor.digest && record_of(d).name.is_none()));
     index.manifests.push(entry_for(descriptor, Some(name)));
     if let Some(previous) = previous {
-        keep_dangling(index, &previous);
+        keep_dangling(index, &unnamed(&previous));
     }
 }
 
@@ -101,7 +166,7 @@ fn remove_name(index: &mut Index, name: &Reference) -> Option<Descriptor> {
     Some(index.manifests.remove(position))
 }
 
-/// Adds an untagged entry for `descriptor` unless some entry already refers to its manifest.
+/// Adds the unnamed entry `descriptor` unless some entry already refers to its manifest.
 fn keep_dangling(index: &mut Index, descriptor: &Descriptor) {
     if !index
         .manifests
@@ -113,6 +178,73 @@ fn keep_dangling(index: &mut Index, descriptor: &Descriptor) {
 }
 
 impl Store {
+    /// Rewrites ref names written by older lade versions (the tag alone) to the full reference, so that other OCI
+    /// tools can tell the store's images apart. Costs one read of the index when there is nothing to do.
+    /// Entries of Docker schema 2 manifests written before the OCI view existed get one too.
+    pub fn migrate_ref_names(&self) -> Result<(), StoreError> {
+        let index = self.read_index()?;
+        let raw_docker = |d: &Descriptor| {
+            d.media_type == media_types::DOCKER_MANIFEST && linked_manifest(d).is_none()
+        };
+        let needs_view = index.manifests.iter().any(raw_docker);
+        if !fix_ref_names(&mut index.clone()) && !needs_view {
+            return Ok(());
+        }
+        let _writer = self.writer_lock()?;
+        let mut views = Vec::new();
+        for entry in index.manifests.iter().filter(|d| raw_docker(d)) {
+            if self.has_blob(&entry.digest) {
+                views.push((entry.digest.clone(), self.entry_base(entry)?));
+            }
+        }
+        self.update_index(|index| {
+            for entry in &mut index.manifests {
+                let Some((_, view)) = views
+                    .iter()
+                    .find(|(digest, _)| *digest == entry.digest && raw_docker(entry))
+                else {
+                    continue;
+                };
+                *entry = entry_for(view, record_of(entry).name.as_ref());
+            }
+            fix_ref_names(index);
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// The unnamed index entry of a manifest: the manifest itself, or for a Docker schema 2 manifest its OCI view
+    /// (written to the store here) linked to it.
+    fn entry_base(&self, descriptor: &Descriptor) -> Result<Descriptor, StoreError> {
+        let mut base = unnamed(descriptor);
+        base.annotations = None;
+        if descriptor.media_type != media_types::DOCKER_MANIFEST {
+            return Ok(base);
+        }
+        let bytes = self.read_blob(&descriptor.digest)?;
+        let converted = match ManifestKind::parse(&bytes, &descriptor.media_type) {
+            Ok(ManifestKind::Image(manifest)) => manifest.to_flavour(Flavour::Oci),
+            _ => None,
+        };
+        let Some(converted) = converted else {
+            return Ok(base);
+        };
+        let oci_bytes = serde_json::to_vec(&converted).expect("a manifest serializes");
+        let digest = self.write_blob(&oci_bytes)?;
+        let mut entry = Descriptor::new(media_types::OCI_MANIFEST, digest, oci_bytes.len() as u64);
+        entry.platform = descriptor.platform.clone();
+        entry.annotations = Some(BTreeMap::from([
+            (
+                DOCKER_MANIFEST_ANNOTATION.to_string(),
+                descriptor.digest.to_string(),
+            ),
+            (
+                DOCKER_MANIFEST_SIZE_ANNOTATION.to_string(),
+                descriptor.size.to_string(),
+            ),
+        ]));
+        Ok(entry)
+    }
+
     /// Every index entry.
     pub fn image_records(&self) -> Result<Vec<ImageRecord>, StoreError> {
         Ok(self.read_index()?.manifests.iter().map(record_of).collect())
@@ -124,6 +256,9 @@ impl Store {
         descriptor: &Descriptor,
         names: &[Reference],
     ) -> Result<(), StoreError> {
+        // The OCI view is an unreferenced blob until the index names it: keep `prune` away meanwhile.
+        let _writer = self.writer_lock()?;
+        let descriptor = &self.entry_base(descriptor)?;
         self.update_index(|index| {
             if names.is_empty() {
                 keep_dangling(index, descriptor);
@@ -265,4 +400,118 @@ fn names_of_image(records: &[ImageRecord], store: &Store, id: &Digest) -> Vec<Re
         .collect();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::store_image;
+    use crate::ImageConfig;
+
+    #[test]
+    fn ref_names_are_full_references_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (descriptor, _) = store_image(&store, &ImageConfig::default(), Vec::new()).unwrap();
+        let names: Vec<Reference> = [
+            "a/app:1".to_string(),
+            "b/app:1".to_string(),
+            format!("c/app@{}", descriptor.digest),
+        ]
+        .iter()
+        .map(|n| Reference::parse_tagged(n).unwrap())
+        .collect();
+        store.add_image(&descriptor, &names).unwrap();
+        let ref_names = |store: &Store| -> Vec<Option<String>> {
+            let index = store.read_index().unwrap();
+            index
+                .manifests
+                .iter()
+                .map(|d| d.annotation(REF_NAME_ANNOTATION).map(str::to_string))
+                .collect()
+        };
+        let expected = vec![
+            Some("docker.io/a/app:1".to_string()),
+            Some("docker.io/b/app:1".to_string()),
+            None,
+        ];
+        assert_eq!(ref_names(&store), expected);
+
+        // An index as older versions wrote it: the tag alone.
+        store
+            .update_index(|index| {
+                for entry in &mut index.manifests {
+                    if let Some(annotations) = &mut entry.annotations {
+                        if annotations.contains_key(REF_NAME_ANNOTATION) {
+                            annotations.insert(REF_NAME_ANNOTATION.into(), "1".into());
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store.migrate_ref_names().unwrap();
+        assert_eq!(ref_names(&store), expected);
+        assert_eq!(store.find_image("b/app:1").unwrap().names.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod docker_view_tests {
+    use super::*;
+    use crate::import::store_image;
+    use crate::ImageConfig;
+
+    /// A Docker schema 2 image in `store`: its descriptor.
+    fn docker_image(store: &Store) -> Descriptor {
+        let (oci, _) = store_image(store, &ImageConfig::default(), Vec::new()).unwrap();
+        let image = crate::Image::read(store, &oci).unwrap();
+        let docker = image.manifest.to_flavour(Flavour::Docker).unwrap();
+        let bytes = serde_json::to_vec(&docker).unwrap();
+        let digest = store.write_blob(&bytes).unwrap();
+        Descriptor::new(media_types::DOCKER_MANIFEST, digest, bytes.len() as u64)
+    }
+
+    #[test]
+    fn docker_manifests_get_an_oci_view_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let docker = docker_image(&store);
+        let name = Reference::parse_tagged("registry.test/app:1").unwrap();
+        store
+            .add_image(&docker, std::slice::from_ref(&name))
+            .unwrap();
+        let entry = store.read_index().unwrap().manifests.remove(0);
+        assert_eq!(entry.media_type, media_types::OCI_MANIFEST);
+        assert_eq!(linked_manifest(&entry).unwrap().digest, docker.digest);
+        let found = store.find_image("registry.test/app:1").unwrap();
+        assert_eq!(found.image.descriptor.digest, docker.digest);
+        assert_eq!(
+            found.image.descriptor.media_type,
+            media_types::DOCKER_MANIFEST
+        );
+        store.prune().unwrap();
+        assert!(store.has_blob(&docker.digest) && store.has_blob(&entry.digest));
+        // Retagging and untagging keep one entry per name, and the dangling image keeps its link.
+        store
+            .tag("registry.test/app:1", "registry.test/app:2")
+            .unwrap();
+        store.remove_image("registry.test/app:1", false).unwrap();
+        let records = store.image_records().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].descriptor.digest, docker.digest);
+
+        // An index as older versions wrote it (the Docker manifest itself) migrates to the view.
+        store
+            .update_index(|index| {
+                index.manifests = vec![entry_for(&unnamed(&docker), Some(&name))];
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store.migrate_ref_names().unwrap();
+        let entry = store.read_index().unwrap().manifests.remove(0);
+        assert_eq!(entry.media_type, media_types::OCI_MANIFEST);
+        assert_eq!(record_of(&entry).name, Some(name));
+        assert_eq!(record_of(&entry).descriptor.digest, docker.digest);
+    }
 }

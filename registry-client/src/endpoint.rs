@@ -1,12 +1,12 @@
 //! Where a registry is and how to reach it: the API host for a reference's domain, HTTP or HTTPS, and the TLS roots.
 //!
-//! Plain HTTP is used for loopback hosts (`localhost`, 127.0.0.0/8, `::1`) and for registries the user declared
-//! insecure — unless `certs.d/<host:port>/ca.crt` exists for the host, which asks for TLS with that CA, as Docker's
-//! `/etc/docker/certs.d` does. Everything else is HTTPS, verified against the system roots plus that CA.
+//! Plain HTTP is used for registries the user declared insecure, and for loopback hosts (`localhost`, 127.0.0.0/8,
+//! `::1`, and names that resolve to them, as in Docker) unless `certs.d/<host:port>/ca.crt` exists for the host,
+//! which asks for TLS with that CA, as Docker's `/etc/docker/certs.d` does. Everything else is HTTPS, verified
+//! against the system roots plus that CA.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -41,6 +41,8 @@ pub struct Endpoint {
     /// `https://host[:port]` or `http://host[:port]`, without a trailing slash.
     pub base: String,
     pub http: reqwest::Client,
+    /// The `certs.d` directory the endpoint was set up with (for hints).
+    pub certs_dir: PathBuf,
 }
 
 /// The API host of a reference domain.
@@ -52,9 +54,9 @@ pub fn api_host(domain: &str) -> &str {
     }
 }
 
-/// Is `host` (`name[:port]`, `[v6]:port`) a loopback address?
-pub fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+/// The name part of `host` (`name[:port]`, `[v6]:port`).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => match host.rsplit_once(':') {
             Some((name, port))
@@ -64,9 +66,27 @@ pub fn is_loopback(host: &str) -> bool {
             }
             _ => host,
         },
-    };
+    }
+}
+
+/// Is `host` (`name[:port]`, `[v6]:port`) a loopback address?
+pub fn is_loopback(host: &str) -> bool {
+    let name = host_name(host);
     name.eq_ignore_ascii_case("localhost")
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Does `host`'s name resolve to a loopback address (a name in `/etc/hosts` for 127.0.0.1, say)? Docker treats
+/// such registries as insecure as it does 127.0.0.0/8 itself. A name that does not resolve is not.
+fn resolves_to_loopback(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let name = host_name(host);
+    if name.parse::<IpAddr>().is_ok() {
+        return false;
+    }
+    (name, 0)
+        .to_socket_addrs()
+        .is_ok_and(|mut addresses| addresses.any(|a| a.ip().is_loopback()))
 }
 
 impl Endpoint {
@@ -75,14 +95,17 @@ impl Endpoint {
         let host = api_host(domain);
         let ca_file = options.certs_dir.join(host).join("ca.crt");
         let has_ca = ca_file.is_file();
-        let insecure = !has_ca
-            && (is_loopback(host) || options.insecure.iter().any(|i| i == domain || i == host));
+        let declared = options.insecure.iter().any(|i| i == domain || i == host);
+        let insecure = declared
+            || (!has_ca
+                && (is_loopback(host)
+                    || (host != DOCKER_HUB_API_HOST && resolves_to_loopback(host))));
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("lade/", env!("CARGO_PKG_VERSION")));
         // TLS is set up even for a plain-HTTP registry: its token server may still be HTTPS.
-        let tls = tls_config(domain, has_ca.then_some(ca_file))?;
+        let tls = crate::tls::client_config(domain, has_ca.then_some(ca_file.as_path()))?;
         let http = builder
             .tls_backend_preconfigured(tls)
             .build()
@@ -95,45 +118,9 @@ impl Endpoint {
             registry: domain.to_string(),
             base: format!("{scheme}://{host}"),
             http,
+            certs_dir: options.certs_dir.clone(),
         })
     }
-}
-
-/// A rustls configuration trusting the system roots and, when given, the registry's own CA file.
-fn tls_config(registry: &str, ca_file: Option<PathBuf>) -> Result<rustls::ClientConfig, Error> {
-    let tls_error = |reason: String| Error::Tls {
-        registry: registry.to_string(),
-        reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // A system bundle may hold certificates rustls rejects; skipping them is what every client does.
-        let _ = roots.add(cert);
-    }
-    if let Some(ca_file) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&ca_file)
-            .map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| tls_error(format!("reading {}: {e}", ca_file.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| tls_error(format!("{}: {e}", ca_file.display())))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(tls_error("no trusted root certificates found".into()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 #[cfg(test)]
@@ -160,6 +147,10 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
+        // `localhost` always resolves to loopback; a name given as a registry with its port, too.
+        assert!(resolves_to_loopback("localhost:5000"));
+        assert!(!resolves_to_loopback("127.0.0.1:5000"));
+        assert!(!resolves_to_loopback("name.invalid:5000"));
     }
 
     #[test]

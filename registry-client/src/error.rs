@@ -72,6 +72,12 @@ pub enum Error {
     Load(#[from] layerstore::archive::load::LoadError),
     #[error("{0}")]
     Location(String),
+    #[error("{error}\nhint: {hint}")]
+    Hinted {
+        error: Box<Error>,
+        /// What to do about it.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -82,9 +88,11 @@ impl Error {
         }
     }
 
-    /// Is this worth retrying (a dropped connection, a timeout, a server error)?
+    /// Is this worth retrying (a dropped connection, a timeout, a server error)? A failed TLS handshake is not: it
+    /// fails the same way every time.
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::Request { error, .. } if cause::<rustls::Error>(error).is_some() => false,
             Error::Request { error, .. } => {
                 error.is_connect()
                     || error.is_timeout()
@@ -96,6 +104,34 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// The first cause of type `T` in the chain of `error`.
+pub(crate) fn cause<T: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&T> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
+        }
+        // An `io::Error` wrapping another error (rustls's, say) skips it in `source()`.
+        let wrapped = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if let Some(found) = wrapped.and_then(|inner| inner.downcast_ref::<T>()) {
+            return Some(found);
+        }
+        source = wrapped.map_or_else(
+            || cause.source(),
+            |inner| Some(inner as &dyn std::error::Error),
+        );
+    }
+    None
+}
+
+/// Was the connection refused (nothing listens there)?
+pub(crate) fn is_refused(error: &reqwest::Error) -> bool {
+    cause::<std::io::Error>(error)
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 /// The causes of a transport error, innermost last, without reqwest's own "error sending request for url (…)"

@@ -7,7 +7,9 @@
 //!
 //! A copy reads the source into a [`Store`] — the local store or an OCI layout itself, or a scratch layout in a temp
 //! directory for registries and archives — and writes the destination from there, so no copy touches the local store
-//! unless it names it. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
+//! unless it names it. An OCI layout destination gets OCI media types: a Docker schema 2 manifest is converted as
+//! skopeo converts it (the manifest's, config's and layers' media types change, no blob's bytes do, so the image
+//! ID stays and the manifest digest changes), and the copy says so. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
 //! reads as both `docker-archive:` and `oci-archive:`.
 
 use std::collections::BTreeMap;
@@ -108,26 +110,46 @@ pub struct CopyOptions<'a> {
     pub local_store: &'a dyn Fn() -> Result<Store, Error>,
     pub pull: PullOptions,
     pub push: PushOptions,
+    /// Copy an index whole or for several platforms, instead of the one image of `pull.platform`.
+    pub platforms: Option<crate::multi::Platforms>,
 }
 
-/// Copies the image at `source` to `destination`; returns its manifest digest.
+/// What a copy wrote.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// The manifest digest at the destination.
+    pub digest: Digest,
+    /// The source's manifest digest, when the manifest was converted to OCI media types on the way.
+    pub converted_from: Option<Digest>,
+}
+
+/// Copies the image at `source` to `destination`.
 pub async fn copy(
     source: &Location,
     destination: &Location,
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
-) -> Result<Digest, Error> {
-    let opened = open_source(source, options, progress).await?;
+) -> Result<Copied, Error> {
+    if let (Some(platforms), Location::Registry(reference)) = (&options.platforms, source) {
+        if let Some(copied) =
+            crate::multi::copy_index(reference, destination, platforms, options, progress).await?
+        {
+            return Ok(copied);
+        }
+    }
+    let mut opened = open_source(source, options, progress).await?;
+    let mut converted_from = None;
+    if matches!(destination, Location::Oci { .. }) {
+        if let Some(converted) = to_oci(&opened.image)? {
+            converted_from = Some(opened.image.digest().clone());
+            opened.image = converted;
+        }
+    }
     let digest = opened.image.digest().clone();
     match destination {
         Location::Registry(reference) => {
             let registry = options.connector.connect(reference.domain()).await?;
-            let mut push_options = options.push.clone();
-            if let Location::Registry(from) = source {
-                if from.domain() == reference.domain() {
-                    push_options.mount_from.push(from.path().to_string());
-                }
-            }
+            let push_options = push_options(source, reference, options);
             push(
                 &registry,
                 &opened.store,
@@ -151,7 +173,12 @@ pub async fn copy(
             let _tidy = IngestDirGuard::new(dir);
             let store = Store::open(dir)?;
             copy_blobs(&opened.store, &store, &opened.image)?;
-            set_oci_tag(&store, &opened.image, tag.as_deref())?;
+            let descriptor = Descriptor::new(
+                opened.image.descriptor.media_type.clone(),
+                digest.clone(),
+                opened.image.manifest_bytes.len() as u64,
+            );
+            set_oci_tag(&store, &descriptor, tag.as_deref())?;
         }
         Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
             let names = match reference {
@@ -173,7 +200,56 @@ pub async fn copy(
             })?;
         }
     }
-    Ok(digest)
+    Ok(Copied {
+        digest,
+        converted_from,
+    })
+}
+
+/// The image with OCI media types, when its manifest is Docker schema 2 (`None` when it is OCI already).
+fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
+    if image.descriptor.media_type != layerstore::media_types::DOCKER_MANIFEST {
+        return Ok(None);
+    }
+    let manifest = image
+        .manifest
+        .to_flavour(layerstore::manifest::Flavour::Oci)
+        .ok_or_else(|| {
+            Error::Location(format!(
+                "{}: a layer has a media type with no OCI equivalent",
+                image.digest()
+            ))
+        })?;
+    let manifest_bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::Location(format!("serializing the OCI manifest: {e}")))?;
+    let mut descriptor = Descriptor::new(
+        layerstore::media_types::OCI_MANIFEST,
+        Digest::sha256_of(&manifest_bytes),
+        manifest_bytes.len() as u64,
+    );
+    descriptor.platform = image.descriptor.platform.clone();
+    Ok(Some(Image {
+        descriptor,
+        manifest_bytes,
+        manifest,
+        config_bytes: image.config_bytes.clone(),
+        config: image.config.clone(),
+    }))
+}
+
+/// The push options of a copy to `destination`: blobs may be mounted from the source repository of the same registry.
+pub(crate) fn push_options(
+    source: &Location,
+    destination: &Reference,
+    options: &CopyOptions<'_>,
+) -> PushOptions {
+    let mut push_options = options.push.clone();
+    if let Location::Registry(from) = source {
+        if from.domain() == destination.domain() {
+            push_options.mount_from.push(from.path().to_string());
+        }
+    }
+    push_options
 }
 
 fn parse_name(name: &str) -> Result<Reference, Error> {
@@ -281,7 +357,7 @@ async fn open_source(
     }
 }
 
-fn scratch_dir() -> Result<tempfile::TempDir, Error> {
+pub(crate) fn scratch_dir() -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix("lade-copy-")
         .tempdir()
@@ -290,10 +366,10 @@ fn scratch_dir() -> Result<tempfile::TempDir, Error> {
 
 /// Removes the `ingest/` scratch directory that opening a layout as a [`Store`] creates, when it was not there
 /// before and is empty again, so that lade leaves other tools' OCI layouts as it found them.
-struct IngestDirGuard(Option<PathBuf>);
+pub(crate) struct IngestDirGuard(Option<PathBuf>);
 
 impl IngestDirGuard {
-    fn new(layout: &Path) -> IngestDirGuard {
+    pub(crate) fn new(layout: &Path) -> IngestDirGuard {
         let ingest = layout.join("ingest");
         IngestDirGuard((!ingest.exists()).then_some(ingest))
     }
@@ -346,7 +422,7 @@ fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image
 }
 
 /// Copies the blobs and manifest of `image` that `to` lacks, verifying each.
-fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
+pub(crate) fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
     let mut blobs: Vec<&Descriptor> = image.manifest.layers.iter().collect();
     blobs.push(&image.manifest.config);
     for descriptor in blobs {
@@ -361,13 +437,18 @@ fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
     Ok(())
 }
 
-/// Records `image` in an OCI layout's index under `tag` (replacing the entry that had it), or untagged.
-fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Error> {
+/// Records the manifest or index `descriptor` names in an OCI layout's index under `tag` (replacing the entry that
+/// had it), or untagged.
+pub(crate) fn set_oci_tag(
+    store: &Store,
+    descriptor: &Descriptor,
+    tag: Option<&str>,
+) -> Result<(), Error> {
     store.update_index(|index| {
         let mut entry = Descriptor::new(
-            image.descriptor.media_type.clone(),
-            image.digest().clone(),
-            image.manifest_bytes.len() as u64,
+            descriptor.media_type.clone(),
+            descriptor.digest.clone(),
+            descriptor.size,
         );
         match tag {
             Some(tag) => {
@@ -381,7 +462,7 @@ fn set_oci_tag(store: &Store, image: &Image, tag: Option<&str>) -> Result<(), Er
             }
             None => index
                 .manifests
-                .retain(|d| d.digest != *image.digest() || d.annotations.is_some()),
+                .retain(|d| d.digest != descriptor.digest || d.annotations.is_some()),
         }
         index.manifests.push(entry);
         Ok::<_, Error>(())

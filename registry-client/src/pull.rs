@@ -269,7 +269,7 @@ pub async fn pull(
 }
 
 /// A manifest's media type: the response's, else the document's own, else OCI.
-fn media_type_of(fetched: &FetchedManifest) -> String {
+pub(crate) fn media_type_of(fetched: &FetchedManifest) -> String {
     if !fetched.media_type.is_empty() && fetched.media_type != "application/json" {
         return fetched.media_type.clone();
     }

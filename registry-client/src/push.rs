@@ -101,14 +101,38 @@ pub async fn push(
         .await?;
 
     let target = crate::pull::manifest_reference(reference);
+    put_manifest(
+        registry,
+        repository,
+        &target,
+        &image.descriptor.media_type,
+        &image.manifest_bytes,
+        image.digest(),
+    )
+    .await?;
+    Ok(Pushed {
+        digest: image.digest().clone(),
+        size: image.manifest_bytes.len() as u64,
+    })
+}
+
+/// Uploads manifest (or index) bytes as `target` (a tag or digest) of `repository`, checking the digest the registry
+/// answers with.
+pub async fn put_manifest(
+    registry: &Registry,
+    repository: &str,
+    target: &str,
+    media_type: &str,
+    manifest_bytes: &[u8],
+    digest: &Digest,
+) -> Result<(), Error> {
     let url = registry.url(&format!("/v2/{repository}/manifests/{target}"));
     let scopes = [repository_scope(repository, "pull,push")];
-    let media_type = image.descriptor.media_type.clone();
-    let bytes = bytes::Bytes::from(image.manifest_bytes.clone());
+    let bytes = bytes::Bytes::from(manifest_bytes.to_vec());
     let response = registry
         .send(&scopes, Retry::Yes, |http| {
             http.put(&url)
-                .header(header::CONTENT_TYPE, media_type.as_str())
+                .header(header::CONTENT_TYPE, media_type)
                 .body(bytes.clone())
         })
         .await?;
@@ -116,15 +140,11 @@ pub async fn push(
         return Err(status_error("PUT", &url, response).await);
     }
     if let Some(returned) = header_str(&response, "docker-content-digest") {
-        if returned != image.digest().to_string() {
+        if returned != digest.to_string() {
             return Err(Error::Protocol(format!(
-                "PUT {url}: the registry stored the manifest as {returned}, not {}",
-                image.digest()
+                "PUT {url}: the registry stored the manifest as {returned}, not {digest}"
             )));
         }
     }
-    Ok(Pushed {
-        digest: image.digest().clone(),
-        size: image.manifest_bytes.len() as u64,
-    })
+    Ok(())
 }

@@ -14,6 +14,8 @@ pub(crate) enum Retry {
     Yes,
     /// Requests with a side effect on a partial failure (an upload chunk): the caller recovers instead.
     No,
+    /// The first contact: as [`Retry::Yes`], except that a refused connection fails at once, as in Docker.
+    FirstContact,
 }
 
 /// The scope of a repository, for Bearer tokens.
@@ -70,8 +72,9 @@ impl Registry {
     async fn ping(&self) -> Result<(), Error> {
         let url = self.url("/v2/");
         let response = self
-            .send_raw(Retry::Yes, &[], false, &|http| http.get(&url))
-            .await?;
+            .send_raw(Retry::FirstContact, &[], false, &|http| http.get(&url))
+            .await
+            .map_err(|error| self.hint(error))?;
         match response.status() {
             StatusCode::UNAUTHORIZED => {
                 let header = response
@@ -89,7 +92,56 @@ impl Registry {
                 self.auth.set_anonymous().await;
                 Ok(())
             }
+            StatusCode::BAD_REQUEST if self.endpoint.base.starts_with("http:") => {
+                let error = status_error("GET", &url, response).await;
+                Err(Error::Hinted {
+                    hint: self.https_hint(),
+                    error: Box::new(error),
+                })
+            }
             _ => Err(status_error("GET", &url, response).await),
+        }
+    }
+
+    /// What to try when a registry reached over plain HTTP seems to speak HTTPS.
+    fn https_hint(&self) -> String {
+        let host = crate::endpoint::api_host(self.name());
+        format!(
+            "{} is reached over plain HTTP (it is on loopback or declared insecure); if it serves HTTPS, put its CA \
+             certificate in {}/{host}/ca.crt (or use --certs-dir)",
+            self.name(),
+            self.endpoint.certs_dir.display()
+        )
+    }
+
+    /// The first contact's transport error, with what to try when the cause is TLS or nothing listening.
+    fn hint(&self, error: Error) -> Error {
+        let Error::Request { error: cause, .. } = &error else {
+            return error;
+        };
+        let name = self.name();
+        let hint = if crate::error::is_refused(cause) {
+            format!("nothing accepts connections at {name}: is the registry running, and is the port right?")
+        } else if self.endpoint.base.starts_with("https:") {
+            match crate::error::cause::<rustls::Error>(cause) {
+                Some(rustls::Error::InvalidMessage(_)) => {
+                    format!("{name} does not speak TLS: if it is a plain-HTTP registry, pass --insecure {name} (or list it in \"insecure-registries\" of lade's config)")
+                }
+                Some(rustls::Error::InvalidCertificate(_)) => format!(
+                    "the certificate of {name} is not trusted: put the CA that signed it (or the certificate itself) in {}/{}/ca.crt, or pass --insecure {name} if it serves plain HTTP",
+                    self.endpoint.certs_dir.display(),
+                    crate::endpoint::api_host(name)
+                ),
+                _ => return error,
+            }
+        } else if cause.is_connect() {
+            return error;
+        } else {
+            self.https_hint()
+        };
+        Error::Hinted {
+            error: Box::new(error),
+            hint,
         }
     }
 
@@ -143,7 +195,7 @@ impl Registry {
             }
             tracing::debug!(%method, %url, attempt, "request");
             let result = http.execute(request).await;
-            let may_retry = retry == Retry::Yes && attempt < MAX_ATTEMPTS;
+            let may_retry = retry != Retry::No && attempt < MAX_ATTEMPTS;
             let response = match result {
                 Ok(response) => response,
                 Err(source) => {
@@ -152,9 +204,17 @@ impl Registry {
                         url,
                         error: source,
                     };
-                    if may_retry && error.is_transient() {
-                        tracing::warn!("{error}; retrying");
-                        tokio::time::sleep(backoff(attempt)).await;
+                    let refused = matches!(&error, Error::Request { error, .. } if crate::error::is_refused(error));
+                    if may_retry
+                        && error.is_transient()
+                        && !(refused && retry == Retry::FirstContact)
+                    {
+                        let wait = backoff(attempt);
+                        tracing::warn!(
+                            "{error}; retrying in {wait:?} (try {} of {MAX_ATTEMPTS})",
+                            attempt + 1
+                        );
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     return Err(error);

@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use layerstore::Platform;
 use registry_client::location::{copy, CopyOptions, Location};
+use registry_client::multi::Platforms;
 use registry_client::{PullOptions, PushOptions};
 
 #[derive(clap::Args)]
@@ -14,9 +15,13 @@ pub struct Args {
     source: String,
     /// Destination, in the same forms.
     destination: String,
-    /// The platform to pick when the source is a multi-platform image (default: this host's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    platform: Option<String>,
+    /// The platform to pick when the source is a multi-platform image (default: this host's). Several (comma
+    /// separated or repeated) copy an index holding those platforms only.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    platform: Vec<String>,
+    /// Copy a multi-platform image whole: the index, unchanged, and every platform's image (as skopeo's --all).
+    #[arg(short, long, conflicts_with = "platform")]
+    all: bool,
     /// Blobs transferred at once.
     #[arg(long, default_value_t = 3)]
     jobs: usize,
@@ -32,9 +37,18 @@ pub struct Args {
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let source: Location = args.source.parse()?;
     let destination: Location = args.destination.parse()?;
-    let platform = match &args.platform {
-        Some(text) => registry_client::pull::parse_platform(text)?,
-        None => Platform::host(),
+    let platforms = args
+        .platform
+        .iter()
+        .map(|text| registry_client::pull::parse_platform(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let platform = platforms.first().cloned().unwrap_or_else(Platform::host);
+    let multi = if args.all {
+        Some(Platforms::All)
+    } else if platforms.len() > 1 {
+        Some(Platforms::List(platforms))
+    } else {
+        None
     };
     let connector = args.remote.connector()?;
     let local_store = || {
@@ -55,12 +69,18 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             gzip: args.upload.gzip,
             ..PushOptions::default()
         },
+        platforms: multi,
     };
     let progress = context.progress();
     let quiet = layerstore::progress::NoProgress;
     let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
-    let digest = super::remote::block_on(copy(&source, &destination, &options, progress))?
+    let copied = super::remote::block_on(copy(&source, &destination, &options, progress))?
         .with_context(|| format!("copying {} to {}", args.source, args.destination))?;
-    println!("{digest}");
+    if let Some(from) = &copied.converted_from {
+        eprintln!(
+            "Converted the Docker schema 2 manifest {from} to OCI media types for the OCI layout (same blobs and image ID, new manifest digest)"
+        );
+    }
+    println!("{}", copied.digest);
     Ok(())
 }

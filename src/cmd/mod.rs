@@ -40,8 +40,12 @@ impl Context {
     /// Opens (creating when needed) the local store.
     pub fn store(&self) -> anyhow::Result<layerstore::Store> {
         let root = crate::root::store_root(self.root.clone());
-        layerstore::Store::open(&root)
-            .with_context(|| format!("opening the store at {}", root.display()))
+        let store = layerstore::Store::open(&root)
+            .with_context(|| format!("opening the store at {}", root.display()))?;
+        store
+            .migrate_ref_names()
+            .with_context(|| format!("updating the index of the store at {}", root.display()))?;
+        Ok(store)
     }
 
     pub fn progress(&self) -> StderrProgress {

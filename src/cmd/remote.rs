@@ -9,8 +9,9 @@ use registry_client::{Connector, EndpointOptions};
 /// Flags that say how to reach registries.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RemoteArgs {
-    /// Reach this registry (host[:port]) over plain HTTP; repeatable. Loopback registries always are, and so are
-    /// those listed as "insecure-registries" in $LADE_CONFIG (default ~/.config/lade/config.json).
+    /// Reach this registry (host[:port]) over plain HTTP; repeatable. So are those listed as "insecure-registries"
+    /// in $LADE_CONFIG (default ~/.config/lade/config.json), and loopback registries (names that resolve to
+    /// 127.0.0.0/8 or ::1 included) that have no CA in --certs-dir.
     #[arg(long = "insecure", value_name = "REGISTRY")]
     insecure: Vec<String>,
     /// Docker's certs.d layout: DIR/<host:port>/ca.crt is trusted for that registry (and asks for TLS even on

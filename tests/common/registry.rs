@@ -1,6 +1,6 @@
 //! Registry peers for the client tests: Debian's registry:2 (`docker-registry serve`) on a free port with a temp
-//! root (optionally htpasswd, TLS or token auth), a TCP proxy that cuts one connection midway, and a small Bearer
-//! token server issuing RS256 JWTs signed by `openssl`. Every process and thread stops when its guard drops.
+//! root (optionally htpasswd, TLS or token auth), lade's own registry likewise, a TCP proxy that cuts one connection
+//! midway, and a small Bearer token server issuing RS256 JWTs signed by `openssl`. Every process and thread stops when its guard drops.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -141,6 +141,49 @@ impl Registry2 {
 }
 
 impl Drop for Registry2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lade registry serve` on a free port with a temp root and `extra` flags (`--tls-cert`, `--htpasswd`, …), stopped
+/// on drop.
+pub struct LadeRegistry {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl LadeRegistry {
+    pub fn start(extra: &[&std::ffi::OsStr]) -> LadeRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log_path = dir.path().join("registry.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_lade"))
+            .args(["registry", "serve", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("lade registry serve starts");
+        let registry = LadeRegistry { child, port, dir };
+        wait_for_port(port, "lade registry serve", &log_path);
+        registry
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LadeRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

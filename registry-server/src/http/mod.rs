@@ -4,6 +4,7 @@
 pub mod auth;
 mod blobs;
 mod discovery;
+mod drain;
 mod manifests;
 pub mod metrics;
 mod query;
@@ -68,7 +69,8 @@ pub fn router(state: Shared) -> Router {
         ));
     }
     // Outermost, so that refused and timed-out requests are counted and logged too.
-    app.layer(from_fn_with_state(state.clone(), metrics::observe))
+    app.layer(axum::middleware::from_fn(drain::unread_body))
+        .layer(from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)
 }
 
