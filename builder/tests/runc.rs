@@ -49,6 +49,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         extra_hosts: vec![],
         mounts: vec![],
         interactive: false,
+        terminal: false,
     }
 }
 

@@ -707,6 +707,7 @@ impl<'a> Engine<'a> {
                     extra_hosts,
                     mounts,
                     interactive: false,
+                    terminal: false,
                 };
                 let reporter = engine.reporter;
                 let outcome = runtime

@@ -52,6 +52,8 @@ pub struct SpecInput<'a> {
     pub hosts_file: &'a Path,
     /// Mounts of `RUN --mount`, after the standard ones.
     pub extra_mounts: Vec<Mount>,
+    /// Whether the process gets a terminal (`lade run -t`).
+    pub terminal: bool,
 }
 
 /// Docker's default capability set.
@@ -125,7 +127,7 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .umask(0o022u32)
         .build()?;
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(input.terminal)
         .args(input.args.to_vec())
         .env(env)
         .cwd(input.cwd)
@@ -196,6 +198,7 @@ mod tests {
             network: Network::None,
             hosts_file: Path::new("/bundle/hosts"),
             extra_mounts: Vec::new(),
+            terminal: false,
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();
