@@ -78,6 +78,12 @@ fn invalid_references_are_rejected_like_docker() {
     let err = lade.fails(&["import", &a, "App:1"]);
     assert!(err.contains("must be lowercase"), "{err}");
     lade.ok(&["import", &a, "app"]);
+    // As Docker 20.10: an upper-case first component is no registry host.
+    let err = lade.fails(&["tag", "app", "UPPER/case:tag"]);
+    assert!(
+        err.contains("invalid reference format: repository name must be lowercase"),
+        "{err}"
+    );
     let err = lade.fails(&["tag", "app", "bad tag"]);
     assert!(err.contains("invalid reference format"), "{err}");
     assert_eq!(images_json(&lade)[0]["Tag"], "latest");

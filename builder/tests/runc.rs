@@ -361,6 +361,7 @@ fn containers_of_dead_builds_are_deleted() {
         network: Network::None,
         hosts_file: &bundle.join("hosts"),
         extra_mounts: vec![],
+        terminal: false,
     })
     .unwrap();
     fs::write(
