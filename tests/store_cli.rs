@@ -125,6 +125,23 @@ fn go_templates_format_like_dockers() {
         lade.ok(&["inspect", "--format", "{{join .Config.Env \",\"}}", "app:1"]),
         "A=1,B=2\n"
     );
+    // An unknown field fails with exit 1 and Go's message, as in Docker.
+    for (args, expected) in [
+        (
+            ["inspect", "-f", "{{.Nope}}", "app:1"],
+            r#"template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope""#,
+        ),
+        (
+            ["images", "--format", "{{.Tag}} {{.Nope}}", "app"],
+            r#"template: :1:11: executing "" at <.Nope>: map has no entry for key "Nope""#,
+        ),
+    ] {
+        let output = lade.run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
     let history = lade.ok(&["history", "--format", "{{.Size}}|{{.Comment}}", "app:1"]);
     assert!(history.lines().count() >= 1, "{history}");
     let err = lade.fails(&["images", "--format", "{{.Repository"]);
