@@ -118,7 +118,7 @@ pub async fn copy(
     progress: &dyn Progress,
 ) -> Result<Digest, Error> {
     let opened = open_source(source, options, progress).await?;
-    let digest = opened.image.digest().clone();
+    let mut digest = opened.image.digest().clone();
     match destination {
         Location::Registry(reference) => {
             let registry = options.connector.connect(reference.domain()).await?;
@@ -128,7 +128,8 @@ pub async fn copy(
                     push_options.mount_from.push(from.path().to_string());
                 }
             }
-            push(
+            // Compressing layers on the way makes a new manifest: its digest is the copy's.
+            digest = push(
                 &registry,
                 &opened.store,
                 &opened.image,
@@ -136,7 +137,8 @@ pub async fn copy(
                 &push_options,
                 progress,
             )
-            .await?;
+            .await?
+            .digest;
         }
         Location::Local(name) => {
             let store = (options.local_store)()?;
