@@ -65,6 +65,8 @@ enum Command {
     Logout(cmd::logout::Args),
     /// Copy an image between registries, OCI layouts, archives and the local store.
     Copy(cmd::copy::Args),
+    /// Show the lade version, store root and OCI runtime.
+    Version(cmd::version::Args),
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
@@ -118,6 +120,7 @@ fn main() {
         Command::Login(args) => cmd::login::run(&context, args),
         Command::Logout(args) => cmd::logout::run(&context, args),
         Command::Copy(args) => cmd::copy::run(&context, args),
+        Command::Version(args) => cmd::version::run(&context, args),
     };
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.

@@ -224,3 +224,24 @@ fn prune_deletes_dangling_images_like_docker_image_prune() {
     );
     assert!(lade.ok(&["prune"]).starts_with("Deleted blobs: 0\n"));
 }
+
+#[test]
+fn version_names_the_store_root() {
+    let lade = Lade::new();
+    let out = lade.ok(&["version"]);
+    assert!(
+        out.contains(&format!(
+            " Version:           {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            " Store root:        {}",
+            lade.root.path().display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(" OCI runtime:"), "{out}");
+}

@@ -22,6 +22,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod version;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
