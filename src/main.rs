@@ -31,6 +31,8 @@ enum Command {
     Builder(cmd::builder::Args),
     /// List images.
     Images(cmd::images::Args),
+    /// Manage images: ls, rm, prune, inspect, history.
+    Image(cmd::image::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(cmd::tag::Args),
     /// Run a command in a new container from an image.
@@ -103,6 +105,7 @@ fn main() {
         Command::Build(args) => cmd::build::run(&context, args),
         Command::Builder(args) => cmd::builder::run(&context, args),
         Command::Images(args) => cmd::images::run(&context, args),
+        Command::Image(args) => cmd::image::run(&context, args),
         Command::Tag(args) => cmd::tag::run(&context, args),
         Command::Run(args) => cmd::run::run(&context, args),
         Command::Rmi(args) => cmd::rmi::run(&context, args),

@@ -245,3 +245,22 @@ fn version_names_the_store_root() {
     );
     assert!(out.contains(" OCI runtime:"), "{out}");
 }
+
+#[test]
+fn image_ls_rm_prune_are_the_verbs_they_name() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", &a, "app:1"]);
+    assert_eq!(lade.ok(&["image", "ls"]), lade.ok(&["images"]));
+    assert_eq!(
+        lade.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "app:1\n"
+    );
+    assert!(lade
+        .ok(&["image", "rm", "app:1"])
+        .contains("Untagged: app:1"));
+    assert!(lade
+        .ok(&["image", "prune", "-f"])
+        .contains("Total reclaimed space"));
+    assert_eq!(lade.ok(&["image", "ls", "-q"]), "");
+}

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod export;
 pub mod history;
+pub mod image;
 mod image_filter;
 pub mod images;
 pub mod import;
