@@ -1,13 +1,21 @@
 //! Docker's `--format` for listing and inspecting commands: the command's default `table`, `json` (one object per
 //! line), or a Go template over the same fields Docker offers (`{{.Repository}}:{{.Tag}}`,
 //! `table {{.ID}}\t{{.Size}}`, `{{json .Config}}`, `{{index .RepoDigests 0}}`), with Docker's template functions
-//! (`json`, `join`, `split`, `lower`, `upper`, `title`, `pad`, `truncate`) besides Go's builtins.
+//! (`json`, `join`, `split`, `lower`, `upper`, `title`, `pad`, `truncate`) besides Go's builtins. A field the object
+//! lacks is an error, worded as Go's `missingkey=error` words it (`template: :1:2: executing "" at <.Nope>: map has
+//! no entry for key "Nope"`), as Docker's are.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use gotmpl::{Template, Value};
+use gotmpl::{MissingKey, TemplateError, Value};
 use serde_json::Value as Json;
+
+/// A compiled `--format` template and its source (for Go-style error positions).
+pub struct Template {
+    compiled: gotmpl::Template,
+    source: String,
+}
 
 /// What `--format` asked for.
 pub enum Format {
@@ -43,7 +51,8 @@ impl Format {
 /// tab and newline, as Docker's do.
 pub fn template(source: &str) -> anyhow::Result<Template> {
     let source = source.replace("\\t", "\t").replace("\\n", "\n");
-    Template::new("format")
+    let compiled = gotmpl::Template::new("format")
+        .missing_key(MissingKey::Error)
         .func("json", |args| {
             Ok(Value::from(to_json(first(args)).to_string()))
         })
@@ -82,15 +91,91 @@ pub fn template(source: &str) -> anyhow::Result<Template> {
             ))
         })
         .parse(&source)
-        .with_context(|| format!("invalid --format template {source:?}"))
+        .with_context(|| format!("invalid --format template {source:?}"))?;
+    Ok(Template { compiled, source })
 }
 
 /// Renders one object with a template.
 pub fn render(template: &Template, object: &Json) -> anyhow::Result<String> {
     let value = gotmpl::to_value(object).context("converting output for the template")?;
     template
+        .compiled
         .execute_to_string(&value)
-        .context("executing the --format template")
+        .map_err(|error| match &error {
+            TemplateError::MissingKey { key } => go_exec_error(
+                &template.source,
+                key,
+                &format!("map has no entry for key {key:?}"),
+            ),
+            TemplateError::Exec(message) => match message
+                .strip_prefix("can't evaluate field ")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                Some(field) => go_exec_error(&template.source, field, message),
+                None => anyhow::Error::new(error).context("executing the --format template"),
+            },
+            _ => anyhow::Error::new(error).context("executing the --format template"),
+        })
+}
+
+/// Go's execution error for a failed field access, as Docker 20.10 prints it: `template parsing error: template:
+/// :LINE:COL: executing "" at <CHAIN>: MESSAGE`, where CHAIN is the first field chain of the source naming `field`
+/// and COL the 0-based column of that field in its line (Go's `ErrorContext`).
+fn go_exec_error(source: &str, field: &str, message: &str) -> anyhow::Error {
+    let position = field_chains(source).into_iter().find_map(|(start, chain)| {
+        let mut offset = 0;
+        for segment in chain.split_inclusive('.') {
+            let name = segment.trim_end_matches('.');
+            if name == field && offset > 0 {
+                // Go places the node at the dot before the field.
+                return Some((start + offset - 1, chain));
+            }
+            offset += segment.len();
+        }
+        None
+    });
+    let Some((at, chain)) = position else {
+        return anyhow::anyhow!("template parsing error: template: executing \"\": {message}");
+    };
+    let before = &source[..at];
+    let line = 1 + before.matches('\n').count();
+    let column = before.rfind('\n').map_or(at, |newline| at - newline - 1);
+    anyhow::anyhow!(
+        "template parsing error: template: :{line}:{column}: executing \"\" at <{chain}>: {message}"
+    )
+}
+
+/// The field chains inside the actions of `source` (`.A.B`, `$x.A`), with their byte offsets.
+fn field_chains(source: &str) -> Vec<(usize, &str)> {
+    let mut chains = Vec::new();
+    let mut rest = 0;
+    while let Some(open) = source[rest..].find("{{") {
+        let start = rest + open + 2;
+        let end = source[start..]
+            .find("}}")
+            .map_or(source.len(), |e| start + e);
+        let action = &source[start..end];
+        let bytes = action.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let starts_chain = (bytes[i] == b'.' || bytes[i] == b'$')
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+            if !starts_chain {
+                i += 1;
+                continue;
+            }
+            let begin = i;
+            i += 1;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.')
+            {
+                i += 1;
+            }
+            chains.push((start + begin, &action[begin..i]));
+        }
+        rest = end;
+    }
+    chains
 }
 
 /// Prints `rows` as `format` says. `columns` are the default table's fields with their headers; the headers of a
@@ -273,6 +358,30 @@ mod tests {
     fn a_bad_template_is_an_error() {
         assert!(template("{{.Repository").is_err());
         assert!(Format::parse("{{if}}").is_err());
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error_worded_as_go_words_it() {
+        let image = json!({"Id": "x", "Config": {"Env": []}});
+        let error = |source: &str| {
+            render(&template(source).unwrap(), &image)
+                .unwrap_err()
+                .to_string()
+        };
+        // What Docker 20.10 prints for the same templates over `docker inspect`.
+        assert_eq!(
+            error("{{.Nope}}"),
+            r#"template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope""#
+        );
+        assert_eq!(
+            error("x {{json .Config.Nope}}"),
+            r#"template parsing error: template: :1:16: executing "" at <.Config.Nope>: map has no entry for key "Nope""#
+        );
+        assert_eq!(
+            error("{{.Id}}\n{{.Config.Nope}}"),
+            r#"template parsing error: template: :2:9: executing "" at <.Config.Nope>: map has no entry for key "Nope""#
+        );
+        assert_eq!(run("{{.Id}}", image.clone()), "x");
     }
 
     #[test]

@@ -32,6 +32,8 @@ enum Command {
     Builder(cmd::builder::Args),
     /// List images.
     Images(cmd::images::Args),
+    /// Manage images: ls, rm, prune, inspect, history.
+    Image(cmd::image::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(cmd::tag::Args),
     /// Run a command in a new container from an image.
@@ -66,6 +68,8 @@ enum Command {
     Logout(cmd::logout::Args),
     /// Copy an image between registries, OCI layouts, archives and the local store.
     Copy(cmd::copy::Args),
+    /// Show the lade version, store root and OCI runtime.
+    Version(cmd::version::Args),
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
@@ -111,6 +115,7 @@ fn main() {
         Command::Build(args) => cmd::build::run(&context, args),
         Command::Builder(args) => cmd::builder::run(&context, args),
         Command::Images(args) => cmd::images::run(&context, args),
+        Command::Image(args) => cmd::image::run(&context, args),
         Command::Tag(args) => cmd::tag::run(&context, args),
         Command::Run(args) => cmd::run::run(&context, args),
         Command::Rmi(args) => cmd::rmi::run(&context, args),
@@ -128,6 +133,7 @@ fn main() {
         Command::Login(args) => cmd::login::run(&context, args),
         Command::Logout(args) => cmd::logout::run(&context, args),
         Command::Copy(args) => cmd::copy::run(&context, args),
+        Command::Version(args) => cmd::version::run(&context, args),
     };
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.

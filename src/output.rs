@@ -26,6 +26,8 @@ pub enum StderrProgress {
     },
     Plain {
         sizes: Mutex<HashMap<String, u64>>,
+        /// Items smaller than this get no line.
+        min_bytes: u64,
     },
 }
 
@@ -44,7 +46,19 @@ impl StderrProgress {
         } else {
             StderrProgress::Plain {
                 sizes: Mutex::new(HashMap::new()),
+                min_bytes: PLAIN_LINE_MIN_BYTES,
             }
+        }
+    }
+
+    /// Plain output gives every item a line, however small (`push` lists every layer, as Docker does).
+    pub fn every_item(self) -> StderrProgress {
+        match self {
+            StderrProgress::Plain { sizes, .. } => StderrProgress::Plain {
+                sizes,
+                min_bytes: 0,
+            },
+            bars => bars,
         }
     }
 }
@@ -77,7 +91,7 @@ impl Progress for StderrProgress {
                     .expect("not poisoned")
                     .insert(item.to_string(), bar);
             }
-            StderrProgress::Plain { sizes } => {
+            StderrProgress::Plain { sizes, .. } => {
                 sizes
                     .lock()
                     .expect("not poisoned")
@@ -115,13 +129,13 @@ impl Progress for StderrProgress {
                     }
                 }
             }
-            StderrProgress::Plain { sizes } => {
+            StderrProgress::Plain { sizes, min_bytes } => {
                 let size = sizes
                     .lock()
                     .expect("not poisoned")
                     .remove(item)
                     .unwrap_or(0);
-                if size >= PLAIN_LINE_MIN_BYTES {
+                if size >= *min_bytes {
                     eprintln!("{}: {status} {}", short_item(item), human_size(size));
                 }
             }

@@ -167,12 +167,20 @@ fn push_and_pull_with_registry2_and_docker() {
     ]);
     assert_eq!(echo.trim(), "hello from lade");
 
-    // With --gzip, Docker runs the recompressed image too.
-    let gzipped = format!("{host}/lade/gzipped:v1");
-    lade.ok(&["push", "--gzip", "bb:push", &gzipped]);
-    let echo = docker.ok(&["run", "--rm", "--network=none", &gzipped, "echo", "gzipped"]);
-    assert_eq!(echo.trim(), "gzipped");
-    docker.ok(&["rmi", &gzipped]);
+    // The loaded layer (stored uncompressed) went out gzip-compressed, as Docker pushes it.
+    let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]))
+    .unwrap();
+    for layer in raw["layers"].as_array().unwrap() {
+        assert!(
+            layer["mediaType"].as_str().unwrap().ends_with("gzip"),
+            "{raw}"
+        );
+    }
 
     // docker push → registry:2 → lade pull.
     let from_docker = format!("{host}/docker/busybox:v2");
@@ -328,55 +336,82 @@ fn large_layers_stream_in_bounded_memory() {
 }
 
 #[test]
-fn gzip_on_push_keeps_the_image_id() {
+fn push_compresses_uncompressed_layers_as_asked_and_keeps_the_image_id() {
     if !registry_available() {
         return;
     }
     let lade = Lade::new();
     import_random_image(&lade, "plain:1", 3 << 20);
     let registry = Registry2::start(RegistryAuth::None, None);
-    let target = format!("{}/gz/image:1", registry.host());
-    let digest = pushed_digest(&lade.ok(&["push", "--gzip", "plain:1", &target]));
-    assert_ne!(
-        digest,
-        local_digest(&lade, "plain:1"),
-        "the pushed manifest is a new one"
-    );
-    let fresh = Lade::new();
-    fresh.ok(&["pull", &target]);
-    assert_eq!(local_digest(&fresh, &target), digest);
-    assert_eq!(local_id(&fresh, &target), local_id(&lade, "plain:1"));
-    let manifest_path = fresh
-        .root
-        .path()
-        .join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").unwrap());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
-    let layer = &manifest["layers"][0];
-    assert!(
-        layer["mediaType"].as_str().unwrap().ends_with("gzip"),
-        "{layer}"
-    );
-    // The layer went through gzip: its blob starts with the gzip magic and decompresses to the diff ID.
-    let blob = fresh.root.path().join("blobs/sha256").join(
-        layer["digest"]
+    // (flag, repository, the layer media type's suffix): gzip is the default, as in Docker.
+    for (flag, repository, suffix) in [
+        (None, "gz", ".tar+gzip"),
+        (Some("zstd"), "zst", ".tar+zstd"),
+        (Some("none"), "plain", ".tar"),
+    ] {
+        let target = format!("{}/{repository}/image:1", registry.host());
+        let mut args = vec!["push"];
+        if let Some(flag) = flag {
+            args.extend(["--compression", flag]);
+        }
+        args.extend(["plain:1", &target]);
+        let output = lade.run(&args);
+        assert!(output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let digest = pushed_digest(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(
+            digest == local_digest(&lade, "plain:1"),
+            flag == Some("none"),
+            "{flag:?}: only an uncompressed push keeps the stored manifest"
+        );
+        // skopeo reads what the registry holds.
+        let raw: serde_json::Value = serde_json::from_str(&skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ]))
+        .unwrap();
+        let layer = &raw["layers"][0];
+        assert!(
+            layer["mediaType"].as_str().unwrap().ends_with(suffix),
+            "{flag:?}: {layer}"
+        );
+        // Plain progress names every blob pushed, the small config too.
+        for blob in [&layer["digest"], &raw["config"]["digest"]] {
+            let short = &blob.as_str().unwrap()["sha256:".len()..][..12];
+            assert!(stderr.contains(&format!("{short}: pushed")), "{stderr}");
+        }
+        let fresh = Lade::new();
+        fresh.ok(&["pull", &target]);
+        assert_eq!(local_digest(&fresh, &target), digest);
+        assert_eq!(local_id(&fresh, &target), local_id(&lade, "plain:1"));
+        // The layer went through the compressor: it decompresses to the diff ID.
+        let blob = fresh.root.path().join("blobs/sha256").join(
+            layer["digest"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("sha256:")
+                .unwrap(),
+        );
+        let file = std::fs::File::open(blob).unwrap();
+        let mut decoded = Vec::new();
+        match flag {
+            None => {
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut decoded)
+            }
+            Some("zstd") => {
+                std::io::Read::read_to_end(&mut zstd::Decoder::new(file).unwrap(), &mut decoded)
+            }
+            _ => std::io::Read::read_to_end(&mut &file, &mut decoded),
+        }
+        .unwrap();
+        let diff_id = inspect(&fresh, &target)["RootFS"]["Layers"][0]
             .as_str()
             .unwrap()
-            .strip_prefix("sha256:")
-            .unwrap(),
-    );
-    let mut decoded = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()),
-        &mut decoded,
-    )
-    .unwrap();
-    let diff_id = inspect(&fresh, &target)["RootFS"]["Layers"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(layerstore::Digest::sha256_of(&decoded).to_string(), diff_id);
+            .to_string();
+        assert_eq!(layerstore::Digest::sha256_of(&decoded).to_string(), diff_id);
+    }
 }
 
 #[test]
@@ -1210,7 +1245,8 @@ fn corrupt_blob_fails_the_pull_and_leaves_the_store_unchanged() {
     import_random_image(&lade, "victim:1", 1 << 20);
     let registry = Registry2::start(RegistryAuth::None, None);
     let target = format!("{}/victim/image:1", registry.host());
-    lade.ok(&["push", "victim:1", &target]);
+    // As stored, so that the registry's layer is the local one.
+    lade.ok(&["push", "--compression", "none", "victim:1", &target]);
     let manifest_digest = local_digest(&lade, "victim:1");
     let manifest_path = lade
         .root
@@ -1403,7 +1439,15 @@ fn push_all_tags_of_a_repository() {
     import_random_image(&lade, &format!("{repository}:1"), 1 << 10);
     import_random_image(&lade, &format!("{repository}:2"), 2 << 10);
     import_random_image(&lade, &format!("{}/other:1", registry.host), 1 << 10);
-    let out = lade.ok(&["push", "-q", "--all-tags", &repository]);
+    // As stored, so that the pushed digests are the local ones.
+    let out = lade.ok(&[
+        "push",
+        "-q",
+        "--compression",
+        "none",
+        "--all-tags",
+        &repository,
+    ]);
     assert_eq!(out.matches(": digest: sha256:").count(), 2, "{out}");
     let fresh = Lade::new();
     for tag in ["1", "2"] {

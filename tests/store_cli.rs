@@ -78,6 +78,12 @@ fn invalid_references_are_rejected_like_docker() {
     let err = lade.fails(&["import", &a, "App:1"]);
     assert!(err.contains("must be lowercase"), "{err}");
     lade.ok(&["import", &a, "app"]);
+    // As Docker 20.10: an upper-case first component is no registry host.
+    let err = lade.fails(&["tag", "app", "UPPER/case:tag"]);
+    assert!(
+        err.contains("invalid reference format: repository name must be lowercase"),
+        "{err}"
+    );
     let err = lade.fails(&["tag", "app", "bad tag"]);
     assert!(err.contains("invalid reference format"), "{err}");
     assert_eq!(images_json(&lade)[0]["Tag"], "latest");
@@ -119,6 +125,23 @@ fn go_templates_format_like_dockers() {
         lade.ok(&["inspect", "--format", "{{join .Config.Env \",\"}}", "app:1"]),
         "A=1,B=2\n"
     );
+    // An unknown field fails with exit 1 and Go's message, as in Docker.
+    for (args, expected) in [
+        (
+            ["inspect", "-f", "{{.Nope}}", "app:1"],
+            r#"template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope""#,
+        ),
+        (
+            ["images", "--format", "{{.Tag}} {{.Nope}}", "app"],
+            r#"template: :1:11: executing "" at <.Nope>: map has no entry for key "Nope""#,
+        ),
+    ] {
+        let output = lade.run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
     let history = lade.ok(&["history", "--format", "{{.Size}}|{{.Comment}}", "app:1"]);
     assert!(history.lines().count() >= 1, "{history}");
     let err = lade.fails(&["images", "--format", "{{.Repository"]);
@@ -200,4 +223,44 @@ fn prune_deletes_dangling_images_like_docker_image_prune() {
         format!("{kept}\n")
     );
     assert!(lade.ok(&["prune"]).starts_with("Deleted blobs: 0\n"));
+}
+
+#[test]
+fn version_names_the_store_root() {
+    let lade = Lade::new();
+    let out = lade.ok(&["version"]);
+    assert!(
+        out.contains(&format!(
+            " Version:           {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            " Store root:        {}",
+            lade.root.path().display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(" OCI runtime:"), "{out}");
+}
+
+#[test]
+fn image_ls_rm_prune_are_the_verbs_they_name() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", &a, "app:1"]);
+    assert_eq!(lade.ok(&["image", "ls"]), lade.ok(&["images"]));
+    assert_eq!(
+        lade.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "app:1\n"
+    );
+    assert!(lade
+        .ok(&["image", "rm", "app:1"])
+        .contains("Untagged: app:1"));
+    assert!(lade
+        .ok(&["image", "prune", "-f"])
+        .contains("Total reclaimed space"));
+    assert_eq!(lade.ok(&["image", "ls", "-q"]), "");
 }

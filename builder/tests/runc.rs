@@ -51,6 +51,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         mounts: vec![],
         interactive: false,
         security: Security::default(),
+        terminal: false,
     }
 }
 
@@ -363,6 +364,7 @@ fn containers_of_dead_builds_are_deleted() {
         hosts_file: &bundle.join("hosts"),
         extra_mounts: vec![],
         security: &Security::default(),
+        terminal: false,
     })
     .unwrap();
     fs::write(

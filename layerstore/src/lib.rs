@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod image;
 pub mod import;
 pub mod layer;
+pub mod lease;
 pub mod limits;
 pub mod manifest;
 pub mod media_types;

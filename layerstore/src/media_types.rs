@@ -20,6 +20,10 @@ pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 /// Docker 25's `docker save` writes uncompressed layers with this type.
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// A zstd layer in a Docker manifest (containerd's and BuildKit's name; Docker's schema has none).
+pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
+pub const OCI_LAYER_NONDISTRIBUTABLE_ZSTD: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 
 /// Is this the media type of a single-image manifest?
 pub fn is_manifest(media_type: &str) -> bool {
@@ -63,7 +67,7 @@ pub fn layer_compression(media_type: &str) -> Option<Compression> {
         | OCI_LAYER_NONDISTRIBUTABLE_GZIP
         | DOCKER_LAYER_GZIP
         | DOCKER_LAYER_FOREIGN_GZIP => Some(Compression::Gzip),
-        OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+        OCI_LAYER_ZSTD | OCI_LAYER_NONDISTRIBUTABLE_ZSTD | DOCKER_LAYER_ZSTD => {
             Some(Compression::Zstd)
         }
         _ => None,

@@ -1,47 +1,64 @@
-//! Garbage collection of the blob store: blobs that no index entry reaches are deleted.
+//! Garbage collection of the blob store: blobs that no index entry reaches are deleted, except those a live lease
+//! ([`crate::lease`]) holds: a running container's image stays whole, and the report says what was kept for whom.
 
 use std::collections::HashSet;
 
 use crate::digest::Digest;
+use crate::lease::LeaseRecord;
 use crate::manifest::{Descriptor, ManifestKind};
 use crate::store::{Store, StoreError};
 
-/// What a prune removed.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a prune removed, and what it left because it is in use.
+#[derive(Debug, Default, Clone)]
 pub struct PruneReport {
+    /// Blobs deleted.
     pub blobs: u64,
+    /// Their bytes.
     pub bytes: u64,
+    /// Blobs nothing else reaches, kept because a live lease holds them.
+    pub skipped_blobs: u64,
+    /// The live leases at the time (what is in use, and by whom).
+    pub leases: Vec<LeaseRecord>,
 }
 
 impl Store {
     /// Deletes every blob that no index entry reaches (manifests, indexes, configs, layers, subjects).
     /// Writers are excluded for the duration, so blobs of an import in flight are never swept.
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
-        self.prune_with(|| Ok(Vec::new()))
+        self.prune_with(|_| Ok(Vec::new()))
     }
 
     /// Like [`Store::prune`], keeping also the blobs `extra_roots` returns. It runs under the collector lock, so
-    /// other users of the store (a build cache) can drop their own state there and name what they still use.
+    /// other users of the store (a build cache) can drop their own state there, sparing what the live leases it is
+    /// given hold, and name what they still use.
     pub fn prune_with(
         &self,
-        extra_roots: impl FnOnce() -> Result<Vec<Digest>, StoreError>,
+        extra_roots: impl FnOnce(&[LeaseRecord]) -> Result<Vec<Digest>, StoreError>,
     ) -> Result<PruneReport, StoreError> {
         let _lock = self.collector_lock()?;
-        let mut reachable: HashSet<Digest> = extra_roots()?.into_iter().collect();
+        let leases = self.live_leases()?;
+        let mut reachable: HashSet<Digest> = extra_roots(&leases)?.into_iter().collect();
         for entry in &self.read_index()?.manifests {
             self.mark(entry, &mut reachable)?;
             if let Some(docker) = crate::tags::linked_manifest(entry) {
                 self.mark(&docker, &mut reachable)?;
             }
         }
+        let leased: HashSet<&Digest> = leases.iter().flat_map(|l| &l.blobs).collect();
         let mut report = PruneReport::default();
         for digest in self.list_blobs()? {
-            if !reachable.contains(&digest) {
-                report.bytes += self.blob_size(&digest).unwrap_or(0);
-                self.remove_blob(&digest)?;
-                report.blobs += 1;
+            if reachable.contains(&digest) {
+                continue;
             }
+            if leased.contains(&digest) {
+                report.skipped_blobs += 1;
+                continue;
+            }
+            report.bytes += self.blob_size(&digest).unwrap_or(0);
+            self.remove_blob(&digest)?;
+            report.blobs += 1;
         }
+        report.leases = leases;
         Ok(report)
     }
 
@@ -98,5 +115,28 @@ mod tests {
         for kept in [&layer, &id, &descriptor.digest] {
             assert!(store.has_blob(kept));
         }
+    }
+
+    #[test]
+    fn prune_keeps_blobs_a_live_lease_holds_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let used = store.write_blob(b"used by a container").unwrap();
+        let orphan = store.write_blob(b"orphan").unwrap();
+        let lease = store
+            .take_lease(LeaseRecord {
+                holder: "test".into(),
+                blobs: vec![used.clone()],
+                ..LeaseRecord::default()
+            })
+            .unwrap();
+        let report = store.prune().unwrap();
+        assert_eq!((report.blobs, report.skipped_blobs), (1, 1));
+        assert_eq!(report.leases, [lease.record().clone()]);
+        assert!(store.has_blob(&used) && !store.has_blob(&orphan));
+        drop(lease);
+        let report = store.prune().unwrap();
+        assert_eq!((report.blobs, report.skipped_blobs), (1, 0));
+        assert!(!store.has_blob(&used));
     }
 }

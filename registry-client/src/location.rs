@@ -145,12 +145,13 @@ pub async fn copy(
             opened.image = converted;
         }
     }
-    let digest = opened.image.digest().clone();
+    let mut digest = opened.image.digest().clone();
     match destination {
         Location::Registry(reference) => {
             let registry = options.connector.connect(reference.domain()).await?;
             let push_options = push_options(source, reference, options);
-            push(
+            // Compressing layers on the way makes a new manifest: its digest is the copy's.
+            digest = push(
                 &registry,
                 &opened.store,
                 &opened.image,
@@ -158,7 +159,8 @@ pub async fn copy(
                 &push_options,
                 progress,
             )
-            .await?;
+            .await?
+            .digest;
         }
         Location::Local(name) => {
             let store = (options.local_store)()?;

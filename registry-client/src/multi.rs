@@ -111,8 +111,10 @@ pub async fn copy_index(
     match destination {
         Location::Registry(target) => {
             let to = options.connector.connect(target.domain()).await?;
-            let push_options =
+            // The index names its children by digest: they go as they are, never recompressed.
+            let mut push_options =
                 push_options(&Location::Registry(reference.clone()), target, options);
+            push_options.compression = layerstore::media_types::Compression::None;
             for image in &images {
                 let child = target.with_digest(image.digest().clone());
                 push(&to, &store, image, &child, &push_options, progress).await?;

@@ -2,6 +2,7 @@
 //! then the manifest — its stored bytes and media type unchanged, so its digest is the one the store knows.
 
 use futures_util::{StreamExt, TryStreamExt};
+use layerstore::media_types::Compression;
 use layerstore::progress::Progress;
 use layerstore::{Descriptor, Digest, Image, Reference, Store};
 use reqwest::{header, StatusCode};
@@ -19,9 +20,9 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// Repositories of the same registry that may hold the blobs, to mount them from instead of uploading.
     pub mount_from: Vec<String>,
-    /// Gzip uncompressed layers before sending them (see [`crate::compress`]); the pushed digest then differs from
-    /// the stored image's.
-    pub gzip: bool,
+    /// Compress uncompressed layers with this before sending them (see [`crate::compress`]); the pushed digest then
+    /// differs from the stored image's. `None` sends every layer as stored.
+    pub compression: Compression,
 }
 
 impl Default for PushOptions {
@@ -30,7 +31,7 @@ impl Default for PushOptions {
             jobs: 3,
             chunk_size: 16 << 20,
             mount_from: Vec::new(),
-            gzip: false,
+            compression: Compression::None,
         }
     }
 }
@@ -54,14 +55,15 @@ pub async fn push(
 ) -> Result<Pushed, Error> {
     let repository = reference.path();
     // The compressed layers are unreferenced blobs until the push is done: keep `prune` away meanwhile.
-    let _writer = if options.gzip {
+    let compress = options.compression != Compression::None;
+    let _writer = if compress {
         Some(store.writer_lock()?)
     } else {
         None
     };
     let compressed;
-    let image = if options.gzip {
-        compressed = crate::compress::gzip_layers(store, image, progress)?;
+    let image = if compress {
+        compressed = crate::compress::compress_layers(store, image, options.compression, progress)?;
         &compressed
     } else {
         image

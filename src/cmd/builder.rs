@@ -24,6 +24,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             let report = builder::build::cache::prune_builder(&context.store()?)?;
             println!("Deleted build cache records: {}", report.cache_records);
             println!("Deleted blobs: {}", report.blobs.blobs);
+            if report.skipped_snapshots > 0 || report.blobs.skipped_blobs > 0 {
+                println!(
+                    "Skipped (in use): {} unpacked layers, {} blobs",
+                    report.skipped_snapshots, report.blobs.skipped_blobs
+                );
+            }
+            super::prune::print_in_use(&report.blobs.leases);
             println!("Total reclaimed space: {}", human_size(report.blobs.bytes));
         }
     }

@@ -66,7 +66,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         push: PushOptions {
             jobs: args.jobs,
             chunk_size: args.upload.chunk_size,
-            gzip: args.upload.gzip,
+            compression: args.upload.compression.into(),
             ..PushOptions::default()
         },
         platforms: multi,

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod export;
 pub mod history;
+pub mod image;
 mod image_filter;
 pub mod images;
 pub mod import;
@@ -22,6 +23,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod tag;
+pub mod version;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! `lade prune`: what `docker image prune` does — delete dangling (untagged) images — and then every blob that no
-//! image and no build cache entry uses.
+//! image, no build cache entry and no running container uses (what was kept for a container is named).
 
 use crate::output::human_size;
 
@@ -13,13 +13,22 @@ pub struct Args {
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let _ = args.force;
     let store = context.store()?;
+    let in_use: Vec<_> = store
+        .live_leases()?
+        .into_iter()
+        .filter_map(|l| l.image)
+        .collect();
     let mut deleted = Vec::new();
     for record in store.image_records()? {
         if record.name.is_none() {
             let id = layerstore::Image::read(&store, &record.descriptor)?
                 .id()
-                .to_string();
-            deleted.extend(store.remove_image(&id, false)?);
+                .clone();
+            // As `docker image prune`: an image a container uses is not dangling.
+            if in_use.contains(&id) {
+                continue;
+            }
+            deleted.extend(store.remove_image(&id.to_string(), false)?);
         }
     }
     if !deleted.is_empty() {
@@ -31,6 +40,21 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     let report = builder::build::cache::prune_unused(&store)?;
     println!("Deleted blobs: {}", report.blobs);
+    if report.skipped_blobs > 0 {
+        println!("Skipped (in use): {} blobs", report.skipped_blobs);
+    }
+    print_in_use(&report.leases);
     println!("Total reclaimed space: {}", human_size(report.bytes));
     Ok(())
+}
+
+/// Names what a prune left because running containers use it.
+pub fn print_in_use(leases: &[layerstore::lease::LeaseRecord]) {
+    for lease in leases {
+        let image = lease
+            .image
+            .as_ref()
+            .map_or(String::new(), |id| format!(" image {}", &id.hex()[..12]));
+        println!("In use by {}:{image}", lease.describe());
+    }
 }

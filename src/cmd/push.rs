@@ -44,7 +44,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         };
         vec![(found, destination)]
     };
-    let progress = context.progress();
+    let progress = context.progress().every_item();
     let quiet = layerstore::progress::NoProgress;
     let progress: &dyn layerstore::progress::Progress = if args.quiet { &quiet } else { &progress };
     if let Some((_, first)) = pushes.first() {
@@ -98,7 +98,7 @@ fn push_one(
         jobs: args.jobs,
         chunk_size: args.upload.chunk_size,
         mount_from,
-        gzip: args.upload.gzip,
+        compression: args.upload.compression.into(),
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;

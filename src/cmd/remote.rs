@@ -32,9 +32,28 @@ pub struct UploadArgs {
     /// request.
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     pub chunk_size: u64,
-    /// Gzip uncompressed layers before pushing them (the pushed manifest digest then differs from the stored one).
-    #[arg(long)]
-    pub gzip: bool,
+    /// How layers stored uncompressed (loaded, imported) are sent: compressed with gzip (the default, as Docker
+    /// does) or zstd — the pushed manifest digest then differs from the stored one — or as stored (none).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: LayerCompression,
+}
+
+/// `--compression`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl From<LayerCompression> for layerstore::media_types::Compression {
+    fn from(value: LayerCompression) -> Self {
+        match value {
+            LayerCompression::Gzip => Self::Gzip,
+            LayerCompression::Zstd => Self::Zstd,
+            LayerCompression::None => Self::None,
+        }
+    }
 }
 
 /// lade's own config file.

@@ -1,4 +1,5 @@
-//! `lade rmi IMAGE...`: untag, and delete images left without tags. Blobs go with `lade prune`.
+//! `lade rmi IMAGE...`: untag, and delete images left without tags. Blobs go with `lade prune`. An image a running
+//! container uses needs `-f`, as in Docker (its blobs stay until the container exits).
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,8 +13,24 @@ pub struct Args {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let store = context.store()?;
+    let leases = store.live_leases()?;
     let mut failed = false;
     for image in &args.images {
+        if !args.force {
+            if let Some(lease) = store.find_image(image).ok().and_then(|found| {
+                leases
+                    .iter()
+                    .find(|l| l.image.as_ref() == Some(found.image.id()))
+            }) {
+                let id = lease.image.as_ref().map_or("", |id| &id.hex()[..12]);
+                eprintln!(
+                    "Error: conflict: unable to remove repository reference {image:?} (must force) - container {} is using its referenced image {id}",
+                    lease.short_id()
+                );
+                failed = true;
+                continue;
+            }
+        }
         match store.remove_image(image, args.force) {
             Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
             Err(error) => {

@@ -164,53 +164,74 @@ pub fn explain_miss(previous: Option<&BTreeMap<String, String>>, current: &Input
 }
 
 /// What `lade builder prune` removed.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct BuilderPruneReport {
     pub cache_records: u64,
+    /// Unpacked layers kept because a running container uses them.
+    pub skipped_snapshots: u64,
     pub blobs: layerstore::prune::PruneReport,
 }
 
-/// `lade prune`: deletes blobs that neither an image nor the build cache uses.
+fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> layerstore::StoreError {
+    let context = context.to_string();
+    move |source| layerstore::StoreError::Io { context, source }
+}
+
+/// `lade prune`: deletes blobs that neither an image, the build cache nor a running container uses.
 pub fn prune_unused(
     store: &Store,
 ) -> Result<layerstore::prune::PruneReport, layerstore::StoreError> {
-    store.prune_with(|| {
-        let cache = StepCache::open(store).map_err(|source| layerstore::StoreError::Io {
-            context: "opening the build cache".into(),
-            source,
-        })?;
+    store.prune_with(|_| {
+        let cache = StepCache::open(store).map_err(io_error("opening the build cache"))?;
         cache
             .layer_digests()
-            .map_err(|source| layerstore::StoreError::Io {
-                context: "reading the build cache".into(),
-                source,
-            })
+            .map_err(io_error("reading the build cache"))
     })
 }
 
 /// `lade builder prune`: forgets the build cache (step records, unpacked layers, cache mounts), then deletes the
-/// blobs no image uses any more. Builds in progress finish first (they hold the store's writer lock).
+/// blobs no image uses any more. Builds in progress finish first (they hold the store's writer lock); the unpacked
+/// layers of running containers (their leases name them) are kept and counted.
 pub fn prune_builder(store: &Store) -> Result<BuilderPruneReport, layerstore::StoreError> {
     let mut cache_records = 0;
-    let io = |context: &str| {
-        let context = context.to_string();
-        move |source| layerstore::StoreError::Io { context, source }
-    };
-    let blobs = store.prune_with(|| {
-        let cache = StepCache::open(store).map_err(io("opening the build cache"))?;
-        cache_records = cache.clear().map_err(io("clearing the build cache"))?;
-        for dir in ["snapshots/layers", "cache-mounts"] {
-            match fs::remove_dir_all(store.root().join(dir)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io(&format!("removing {dir}"))(e));
+    let mut skipped_snapshots = 0;
+    let blobs = store.prune_with(|leases| {
+        let cache = StepCache::open(store).map_err(io_error("opening the build cache"))?;
+        cache_records = cache
+            .clear()
+            .map_err(io_error("clearing the build cache"))?;
+        let in_use: std::collections::HashSet<&str> = leases
+            .iter()
+            .flat_map(|l| &l.snapshots)
+            .map(Digest::hex)
+            .collect();
+        let layers = store.root().join("snapshots/layers");
+        match fs::read_dir(&layers) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(io_error("reading snapshots/layers"))?;
+                    if in_use.contains(entry.file_name().to_string_lossy().as_ref()) {
+                        skipped_snapshots += 1;
+                        continue;
+                    }
+                    fs::remove_dir_all(entry.path())
+                        .map_err(io_error(&format!("removing {}", entry.path().display())))?;
                 }
-                _ => {}
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("reading snapshots/layers")(e)),
+        }
+        match fs::remove_dir_all(store.root().join("cache-mounts")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("removing cache-mounts")(e));
+            }
+            _ => {}
         }
         Ok(Vec::new())
     })?;
     Ok(BuilderPruneReport {
         cache_records,
+        skipped_snapshots,
         blobs,
     })
 }

@@ -720,6 +720,7 @@ impl<'a> Engine<'a> {
                     mounts,
                     interactive: false,
                     security,
+                    terminal: false,
                 };
                 let reporter = engine.reporter;
                 let outcome = runtime

@@ -330,7 +330,12 @@ impl Stages {
         let unused_build_args: Vec<String> = options
             .build_args
             .keys()
-            .filter(|name| !declared.contains(name.as_str()) && !is_predefined_arg(name))
+            // SOURCE_DATE_EPOCH is read by the build itself (reproducible timestamps), as BuildKit reads it.
+            .filter(|name| {
+                !declared.contains(name.as_str())
+                    && !is_predefined_arg(name)
+                    && name.as_str() != "SOURCE_DATE_EPOCH"
+            })
             .cloned()
             .collect();
         let proxy_env = PROXY_ARGS
@@ -852,6 +857,7 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
             .plan(&options(
                 &[
                     ("UNUSED", "x"),
+                    ("SOURCE_DATE_EPOCH", "0"),
                     ("HTTP_PROXY", "http://p"),
                     ("VERSION", "2"),
                 ],

@@ -77,6 +77,9 @@ pub struct RunSpec {
     pub interactive: bool,
     /// Seccomp, no-new-privileges and insecure mode.
     pub security: Security,
+    /// Give the command a terminal (`lade run -t`): the runtime allocates a pty and joins it to this process's
+    /// stdio, which must then be a terminal; the output reaches the terminal directly, not the `output` callback.
+    pub terminal: bool,
 }
 
 /// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
@@ -276,6 +279,7 @@ impl Runtime {
             mounts,
             interactive: false,
             security: Security::default(),
+            terminal: false,
         };
         let outcome = self.run(&spec, &mut |_, _| {})?;
         if outcome.exit_code != 0 {
@@ -346,12 +350,13 @@ impl Runtime {
             hosts_file: &hosts_file,
             extra_mounts: prepared.mounts.clone(),
             security: &spec.security,
+            terminal: spec.terminal,
         })?;
         let config_path = container.bundle.path().join("config.json");
         let json = serde_json::to_vec_pretty(&config).expect("a runtime config serializes");
         fs::write(&config_path, json)
             .map_err(io_err(format!("writing {}", config_path.display())))?;
-        let outcome = container.run(spec.interactive, output)?;
+        let outcome = container.run(spec.interactive, spec.terminal, output)?;
         drop(prepared);
         Ok(outcome)
     }
@@ -369,24 +374,35 @@ impl Container {
     fn run(
         &self,
         interactive: bool,
+        terminal: bool,
         output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunOutcome, RuntimeError> {
         let spawn_err = |source| RuntimeError::Spawn {
             runtime: self.binary.clone(),
             source,
         };
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("--root")
             .arg(&self.state_root)
             .arg("run")
             .arg("--bundle")
             .arg(self.bundle.path())
             .arg(&self.id)
-            .stdin(if interactive {
+            .stdin(if interactive || terminal {
                 Stdio::inherit()
             } else {
                 Stdio::null()
-            })
+            });
+        if terminal {
+            // In the foreground the runtime copies between its own stdio and the container's pty.
+            let status = command.status().map_err(spawn_err)?;
+            return Ok(RunOutcome {
+                exit_code: exit_code(status),
+                output_tail: Vec::new(),
+            });
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -427,15 +443,19 @@ impl Container {
             let _ = reader.join();
         }
         let status = child.wait().map_err(spawn_err)?;
-        use std::os::unix::process::ExitStatusExt;
-        let exit_code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         Ok(RunOutcome {
-            exit_code,
+            exit_code: exit_code(status),
             output_tail: tail.into(),
         })
     }
+}
+
+/// The exit code, or 128 + the signal number for a process killed by a signal.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 impl Drop for Container {

@@ -57,6 +57,8 @@ pub struct SpecInput<'a> {
     /// Mounts of `RUN --mount`, after the standard ones.
     pub extra_mounts: Vec<Mount>,
     pub security: &'a Security,
+    /// Whether the process gets a terminal (`lade run -t`).
+    pub terminal: bool,
 }
 
 /// Docker's default capability set.
@@ -217,7 +219,7 @@ pub fn build(input: SpecInput<'_>) -> Result<Spec, RuntimeError> {
         .umask(0o022u32)
         .build()?;
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(input.terminal)
         .args(input.args.to_vec())
         .env(env)
         .cwd(input.cwd)
@@ -333,6 +335,7 @@ mod tests {
             hosts_file: Path::new("/bundle/hosts"),
             extra_mounts: Vec::new(),
             security: &Security::default(),
+            terminal: false,
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();
