@@ -100,6 +100,8 @@ fn serve(stream: TcpStream, content: &Content) {
         .to_string();
     content.log.lock().unwrap().push(path.clone());
     let mut stream = stream;
+    // A client that refuses a body midway may keep the connection open: never block on it for long.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     if let Some((status, headers)) = content.fail_once.get(&path) {
         if content.failed.lock().unwrap().insert(path.clone()) {
             let _ = write!(stream, "HTTP/1.1 {status} Failing\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n");

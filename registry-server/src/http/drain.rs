@@ -61,7 +61,10 @@ pub async fn unread_body(request: Request, next: Next) -> Response {
     let inner: Inner = Arc::new(Mutex::new(body.into_data_stream()));
     let request = Request::from_parts(parts, Body::from_stream(SharedBody(inner.clone())));
     let response = next.run(request).await;
-    if response.status().as_u16() >= 400 {
+    // A 408 answers a client too slow to send its body: waiting for the body again would only delay the answer.
+    if response.status().as_u16() >= 400
+        && response.status() != axum::http::StatusCode::REQUEST_TIMEOUT
+    {
         let mut rest = SharedBody(inner);
         let drained = tokio::time::timeout(MAX_DRAIN_TIME, async {
             let mut read = 0u64;
