@@ -12,7 +12,7 @@ pub const MAX_METADATA_SIZE: u64 = 4 << 20;
 pub const MAX_INDEX_SIZE: u64 = 64 << 20;
 
 /// The error for `what` being `size` bytes (or more) where `limit` is allowed.
-pub fn too_large(what: &str, size: u64, limit: u64) -> io::Error {
+fn too_large(what: &str, size: u64, limit: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("{what} is {size} bytes, larger than the {limit}-byte limit"),

@@ -14,8 +14,7 @@ use crate::location::{
     Location,
 };
 use crate::pull::{
-    choose_platform, download_blobs, fetch_manifest, manifest_reference, media_type_of,
-    platform_string,
+    choose_platform, download_blobs, fetch_manifest, manifest_reference, media_type_of, no_platform,
 };
 use crate::push::{push, put_manifest};
 
@@ -52,18 +51,8 @@ pub async fn copy_index(
         Platforms::List(wanted) => {
             let mut selected: Vec<Descriptor> = Vec::new();
             for platform in wanted {
-                let entry = choose_platform(&index.manifests, platform).ok_or_else(|| {
-                    Error::NoPlatform {
-                        url: reference.to_string(),
-                        platform: platform_string(platform),
-                        available: index
-                            .manifests
-                            .iter()
-                            .filter_map(|d| d.platform.as_ref().map(platform_string))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                })?;
+                let entry = choose_platform(&index.manifests, platform)
+                    .ok_or_else(|| no_platform(&reference.to_string(), &index, platform))?;
                 if !selected.iter().any(|d| d.digest == entry.digest) {
                     selected.push(entry.clone());
                 }

@@ -117,6 +117,20 @@ pub async fn fetch_manifest(
     })
 }
 
+/// The error for an index without a manifest for `platform`, listing the platforms it has.
+pub(crate) fn no_platform(url: &str, index: &layerstore::Index, platform: &Platform) -> Error {
+    Error::NoPlatform {
+        url: url.to_string(),
+        platform: platform_string(platform),
+        available: index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(platform_string))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 /// The text of a platform, `os/arch[/variant]`.
 pub fn platform_string(platform: &Platform) -> String {
     match &platform.variant {
@@ -203,18 +217,8 @@ pub async fn pull(
             (top.bytes, descriptor)
         }
         ManifestKind::Index(index) => {
-            let entry = choose_platform(&index.manifests, &options.platform).ok_or_else(|| {
-                Error::NoPlatform {
-                    url: reference.to_string(),
-                    platform: platform_string(&options.platform),
-                    available: index
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(platform_string))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            })?;
+            let entry = choose_platform(&index.manifests, &options.platform)
+                .ok_or_else(|| no_platform(&reference.to_string(), &index, &options.platform))?;
             let fetched = fetch_manifest(registry, repository, &entry.digest.to_string()).await?;
             let mut descriptor = Descriptor::new(
                 entry.media_type.clone(),

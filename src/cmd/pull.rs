@@ -43,13 +43,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     }
     let pulled = super::remote::pull_image(&connector, &store, &reference, &options, progress)?;
     if !args.quiet {
-        eprintln!("Digest: {}", pulled.resolved);
-        let status = if pulled.downloaded == 0 {
-            "Image is up to date for"
-        } else {
-            "Downloaded newer image for"
-        };
-        eprintln!("Status: {status} {}", reference.familiar());
+        super::remote::report_pull(&reference, &pulled);
     }
     println!("{reference}");
     Ok(())

@@ -106,6 +106,17 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Resu
     Ok(runtime.block_on(future))
 }
 
+/// Prints Docker's closing lines of a pull on stderr: the digest, and whether anything was downloaded.
+pub fn report_pull(reference: &layerstore::Reference, pulled: &registry_client::Pulled) {
+    eprintln!("Digest: {}", pulled.resolved);
+    let status = if pulled.downloaded == 0 {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    eprintln!("Status: {status} {}", reference.familiar());
+}
+
 /// Pulls `reference` (for `platform`) into `store` and tags it with its own name, as `lade pull` does.
 pub fn pull_image(
     connector: &Connector,

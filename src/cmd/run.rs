@@ -248,13 +248,7 @@ fn find_or_pull(
     eprintln!("Pulling from {}", reference.path());
     let pulled =
         super::remote::pull_image(&connector, store, &reference, &options, &context.progress())?;
-    eprintln!("Digest: {}", pulled.resolved);
-    let status = if pulled.downloaded == 0 {
-        "Image is up to date for"
-    } else {
-        "Downloaded newer image for"
-    };
-    eprintln!("Status: {status} {}", reference.familiar());
+    super::remote::report_pull(&reference, &pulled);
     Ok(store.find_image(&reference.to_string())?)
 }
 

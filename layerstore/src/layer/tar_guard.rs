@@ -59,11 +59,6 @@ impl<R: Read> TarGuard<R> {
         }
     }
 
-    /// The reader behind the guard.
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-
     /// Follows the archive structure over `bytes`, which are about to be handed on.
     fn inspect(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
