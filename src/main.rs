@@ -70,6 +70,8 @@ enum Command {
     Copy(cmd::copy::Args),
     /// Show the lade version, store root and OCI runtime.
     Version(cmd::version::Args),
+    /// Maintain the local store: check (and repair) its integrity.
+    System(cmd::system::Args),
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
@@ -126,6 +128,7 @@ fn main() {
         Command::Import(args) => cmd::import::run(&context, args),
         Command::Export(args) => cmd::export::run(&context, args),
         Command::Prune(args) => cmd::prune::run(&context, args),
+        Command::System(args) => cmd::system::run(&context, args),
         Command::Dockerfile(args) => cmd::dockerfile::run(args),
         Command::Registry(args) => cmd::registry::run(args),
         Command::Push(args) => cmd::push::run(&context, args),

@@ -69,11 +69,31 @@ impl FileLock {
         rustix::fs::flock(file.as_fd(), operation)?;
         Ok(FileLock { _file: file })
     }
+
+    /// Tries to lock an existing file or directory exclusively without waiting: `None` when another open file holds
+    /// a lock on it (a live process is using it).
+    pub fn try_exclusive_existing(path: &Path) -> io::Result<Option<FileLock>> {
+        let file = File::open(path)?;
+        match rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
-/// A directory removed (recursively) when dropped.
+/// Marks a file as in use by this process for as long as `file` stays open (see
+/// [`FileLock::try_exclusive_existing`]).
+pub fn hold_in_use(file: &File) -> io::Result<()> {
+    rustix::fs::flock(file.as_fd(), FlockOperation::LockExclusive)?;
+    Ok(())
+}
+
+/// A directory removed (recursively) when dropped. While it exists, it is locked (see [`hold_in_use`]), so a store
+/// check can tell a live process's scratch space from what a killed one left behind.
 pub struct TempDir {
     path: PathBuf,
+    _in_use: File,
 }
 
 impl TempDir {
@@ -81,7 +101,12 @@ impl TempDir {
     pub fn new_in(parent: &Path, prefix: &str) -> io::Result<TempDir> {
         let path = parent.join(unique_name(prefix));
         fs::create_dir_all(&path)?;
-        Ok(TempDir { path })
+        let in_use = File::open(&path)?;
+        hold_in_use(&in_use)?;
+        Ok(TempDir {
+            path,
+            _in_use: in_use,
+        })
     }
 
     pub fn path(&self) -> &Path {

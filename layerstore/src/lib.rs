@@ -5,6 +5,7 @@
 //! (with whiteouts), and reading and writing docker-archive and OCI layout tarballs.
 
 pub mod archive;
+pub mod check;
 pub mod config;
 pub mod digest;
 pub mod fsutil;

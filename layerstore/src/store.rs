@@ -157,6 +157,7 @@ impl Store {
     pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter, StoreError> {
         let path = self.root.join("ingest").join(fsutil::unique_name("blob-"));
         let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
+        fsutil::hold_in_use(&file).context(|| format!("locking {}", path.display()))?;
         Ok(BlobWriter {
             store: self.clone(),
             inner: Some(HashingWriter::new(

@@ -6,6 +6,7 @@
 //! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. `lade registry serve` and
 //! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod gc;

@@ -22,6 +22,7 @@ pub mod remote;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod system;
 pub mod tag;
 pub mod version;
 

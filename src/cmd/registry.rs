@@ -1,4 +1,5 @@
-//! `lade registry serve` runs an OCI distribution registry; `lade registry gc` collects a registry root's garbage.
+//! `lade registry serve` runs an OCI distribution registry; `lade registry gc` collects a registry root's garbage;
+//! `lade registry check` verifies (and repairs) a root.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ enum RegistryCommand {
     /// Delete blobs no manifest references (mark and sweep); run it while no server writes to the root (serve it
     /// with `read_only: true` meanwhile), or rely on the server's online collection (`gc.enabled` in the config)
     Gc(GcArgs),
+    /// Verify a registry root: re-hash every blob, parse every manifest revision and follow it to its content,
+    /// resolve every tag and layer link. Exits 1 when something is wrong and was not repaired. Run it while no
+    /// server writes to the root
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +87,19 @@ struct GcArgs {
     grace_period: u64,
 }
 
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Storage root [default: as for serve]
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// YAML configuration file (its root is used)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Remove corrupt blobs, stale layer links, broken manifest revisions and the tags that point at them
+    #[arg(long)]
+    repair: bool,
+}
+
 /// Runs `lade registry`.
 pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
@@ -94,6 +112,7 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
     match args.command {
         RegistryCommand::Serve(args) => serve(args),
         RegistryCommand::Gc(args) => collect(args),
+        RegistryCommand::Check(args) => check(args),
     }
 }
 
@@ -151,21 +170,60 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn collect(args: GcArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_ref())?;
-    let root = args.root.unwrap_or(config.root);
+/// The registry at an existing root given by `--root` or the config.
+fn open_root(root: Option<PathBuf>, config: &Config) -> anyhow::Result<Registry> {
+    let root = root.unwrap_or_else(|| config.root.clone());
     anyhow::ensure!(
         root.is_dir(),
         "registry root {} does not exist",
         root.display()
     );
+    Ok(Registry::new(std::sync::Arc::new(FsDriver::new(&root))))
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let registry = open_root(args.root, &config)?;
+    let report = registry_server::check::check(&registry, args.repair)?;
+    let verb = if report.repaired { "removed" } else { "found" };
+    for digest in &report.corrupt_blobs {
+        println!("{verb} corrupt blob {digest} (its content has another digest)");
+    }
+    for (what, problems) in [
+        ("stale layer link", &report.stale_links),
+        ("broken manifest", &report.broken_manifests),
+        ("broken tag", &report.broken_tags),
+    ] {
+        for p in problems {
+            println!("{verb} {what} {}:{}: {}", p.repository, p.subject, p.reason);
+        }
+    }
+    println!(
+        "checked {} blobs ({} bytes): {} corrupt, {} stale links, {} broken manifests, {} broken tags; {} uploads in progress{}",
+        report.blobs_checked,
+        report.bytes_checked,
+        report.corrupt_blobs.len(),
+        report.stale_links.len(),
+        report.broken_manifests.len(),
+        report.broken_tags.len(),
+        report.uploads,
+        if report.repaired { " (repaired)" } else { "" }
+    );
+    if report.has_problems() && !report.repaired {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn collect(args: GcArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let registry = open_root(args.root, &config)?;
     let options = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged || config.gc.delete_untagged,
         grace_period: Duration::from_secs(args.grace_period),
         upload_max_age: Duration::from_secs(config.gc.upload_max_age_secs),
     };
-    let registry = Registry::new(std::sync::Arc::new(FsDriver::new(&root)));
     let report = gc::collect(&registry, &options, &RwLock::new(()))?;
     let verb = if args.dry_run {
         "would delete"
