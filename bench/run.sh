@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless]...   (default: all)
-# Env: BENCH_SIZE_MIB (image and context size, default 1024).
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless|soak]...   (default: all but soak)
+# Env: BENCH_SIZE_MIB (image and context size, default 1024), SOAK_SECONDS (per registry, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
@@ -303,6 +303,23 @@ bench_rootless() {
     row "rootless build node-style app, cold" "${cold[user]}" "${rss[user]}" "$name" "${cold[$peer]}"
     row "rootless build node-style app, no-op" "${noop[user]}" "${rss[user]}" "$name" "${noop[$peer]}"
   done
+}
+
+# 64 keep-alive connections of mixed push/pull/manifest/tag-list traffic for SOAK_SECONDS (default 600) against
+# each registry in turn: every answer checked, server RSS sampled each second (bench/soak.py)
+bench_soak() {
+  start_registries
+  local seconds=${SOAK_SECONDS:-600}
+  python3 bench/soak.py "$lade_reg" "$lade_reg_pid" --seconds "$seconds" --label "lade registry" | tee "$work/soak-lade.json"
+  python3 bench/soak.py "$reg2" "$reg2_pid" --seconds "$seconds" --label "registry:2" | tee "$work/soak-reg2.json"
+  python3 - "$work/soak-lade.json" "$work/soak-reg2.json" <<'PY' | tee -a "$work/notes"
+import json, sys
+l, r = (json.load(open(p)) for p in sys.argv[1:])
+for s in (l, r):
+    print(f"soak {s['label']}: {s['connections']} connections, {s['seconds']:.0f} s, {s['ops']} ops ({s['ops_per_s']}/s), "
+          f"{s['errors']} errors, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, peak RSS {s['peak_rss_mib']} MiB, final {s['final_rss_mib']} MiB")
+print(f"soak: lade does {l['ops_per_s'] / max(r['ops_per_s'], 0.001):.2f}x registry:2's operations per second")
+PY
 }
 
 for group in $groups; do "bench_$group"; done
