@@ -244,6 +244,25 @@ STOPSIGNAL sigrtmin+3
 HEALTHCHECK --interval= --retries= CMD true
 "#;
 
+/// Forms BuildKit v0.8 takes that look incomplete: an empty `--platform=` or `--from=` (the default platform, the
+/// context), a stage name used twice (the last one counts, for FROM among the stages before it), an ONBUILD trigger
+/// that is no instruction (kept as text), and bare RUN, ENTRYPOINT and CMD (shell form of nothing).
+const LENIENT_FORMS: &str = r#"FROM --platform= busybox:local AS a
+RUN echo first > /which
+FROM busybox:local AS a
+RUN echo second > /which
+FROM a AS from-the-second
+RUN cp /which /which-from
+FROM busybox:local
+COPY --from= f.txt /from-empty
+COPY --from=a /which /which
+COPY --from=from-the-second /which-from /which-from
+ONBUILD BOGUS x
+RUN
+ENTRYPOINT
+CMD
+"#;
+
 fn write_context(dir: &Path, dockerfile: &str) {
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("f.txt"), "f\n").unwrap();
@@ -574,6 +593,11 @@ fn accepted_oddities_match_buildkit() {
     assert_builds_like_buildkit(ACCEPTED_ODDITIES, &[], |_| {});
 }
 
+#[test]
+fn lenient_forms_match_buildkit() {
+    assert_builds_like_buildkit(LENIENT_FORMS, &[], |_| {});
+}
+
 /// Dockerfiles BuildKit v0.8 refuses, each with a part of its message that lade's must contain too.
 const REFUSED: &[(&str, &str)] = &[
     ("STOPSIGNAL SIGFOO", "Invalid signal: SIGFOO"),
@@ -598,6 +622,8 @@ const REFUSED: &[(&str, &str)] = &[
         "VOLUME specified can not be an empty string",
     ),
     ("EXPOSE +80", "Invalid containerPort: +80"),
+    ("SHELL", "SHELL requires at least one argument"),
+    ("ONBUILD", "ONBUILD requires at least one argument"),
     ("EXPOSE 1.2.3:80:80", "Invalid ip address: 1.2.3"),
     ("ARG P=80/xtp\nEXPOSE $P", "Invalid proto: xtp"),
     ("COPY f.txt d /dst", "to non-directory"),

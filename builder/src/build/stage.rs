@@ -766,10 +766,11 @@ impl<'a> Engine<'a> {
             .ok()
             .filter(|i| *i < self.plan.stages.len())
             .or_else(|| {
+                // The last stage of that name, as `Stages::find_by_name` resolves it.
                 self.plan
                     .stages
                     .iter()
-                    .position(|s| s.stage.name.as_deref() == Some(&from.to_ascii_lowercase()))
+                    .rposition(|s| s.stage.name.as_deref() == Some(&from.to_ascii_lowercase()))
             });
         if let Some(index) = stage {
             let results = self.results.lock().expect("not poisoned");

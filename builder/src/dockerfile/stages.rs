@@ -153,7 +153,6 @@ impl Stages {
         let mut typing_warnings = Vec::new();
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
-        let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for node in &dockerfile.nodes {
             let instruction = super::instructions::parse_instruction(node, &mut typing_warnings)
                 .map_err(|error| {
@@ -169,15 +168,6 @@ impl Stages {
                 })?;
             match instruction.command {
                 Command::From(from) => {
-                    if let Some(name) = &from.stage_name {
-                        if names.insert(name.clone(), stages.len()).is_some() {
-                            return Err(source.error(
-                                format!("duplicate stage name \"{name}\""),
-                                node.args_span.clone(),
-                                "expected a name not used by an earlier stage",
-                            ));
-                        }
-                    }
                     stages.push(Stage {
                         index: stages.len(),
                         name: from.stage_name.clone(),
@@ -239,12 +229,13 @@ impl Stages {
         })
     }
 
-    /// The stage called `name` (case-insensitive).
+    /// The stage called `name` (case-insensitive). BuildKit v0.8 accepts a name given to several stages, and the
+    /// last of them is the one `--from` and `--target` mean.
     pub fn find_by_name(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.stages
             .iter()
-            .position(|stage| stage.name.as_deref() == Some(lower.as_str()))
+            .rposition(|stage| stage.name.as_deref() == Some(lower.as_str()))
     }
 
     /// Resolves the stages against `options`.
@@ -296,6 +287,7 @@ impl Stages {
                     .filter_map(|stage| stage.name.as_deref())
                     .collect();
                 known.sort_unstable();
+                known.dedup();
                 source
                     .error(
                         format!("target stage \"{name}\" could not be found"),
@@ -433,23 +425,27 @@ impl Stages {
                 let expanded = lexer.process_word(text, global_env).map_err(|error| {
                     source.error(error.to_string(), from_span.clone(), "expected a platform")
                 })?;
-                Some(Platform::parse(&expanded).map_err(|message| {
-                    source.error(message, from_span.clone(), "expected os/arch[/variant]")
-                })?)
+                // An empty `--platform=` (as written or expanded) is the default platform, as in BuildKit.
+                if expanded.is_empty() {
+                    None
+                } else {
+                    Some(Platform::parse(&expanded).map_err(|message| {
+                        source.error(message, from_span.clone(), "expected os/arch[/variant]")
+                    })?)
+                }
             }
         };
         let mut stage_dependencies = BTreeSet::new();
         let mut image_dependencies = BTreeSet::new();
         let base = if image == "scratch" {
             BaseImage::Scratch
-        } else if let Some(index) = self
-            .stages
+        } else if let Some(index) = self.stages[..stage.index]
             .iter()
-            .position(|earlier| earlier.name.as_deref() == Some(image.as_str()))
-            .filter(|index| *index < stage.index)
+            .rposition(|earlier| earlier.name.as_deref() == Some(image.as_str()))
         {
-            // Like BuildKit, a FROM line only refers to stages defined before it, and (as in v0.8) by the name as
-            // the stage has it, lowercase: `FROM Build` names an image, an invalid reference.
+            // Like BuildKit, a FROM line only refers to stages defined before it (the last of them, when a name is
+            // used twice), and (as in v0.8) by the name as the stage has it, lowercase: `FROM Build` names an image,
+            // an invalid reference.
             stage_dependencies.insert(index);
             BaseImage::Stage(index)
         } else {
@@ -968,10 +964,6 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
         assert_eq!(
             parse("ARG A\n").unwrap_err().message,
             "dockerfile contains no stages to build"
-        );
-        assert_eq!(
-            parse("FROM a AS x\nFROM b AS X\n").unwrap_err().message,
-            "duplicate stage name \"x\""
         );
         let error = parse("FROM a\nCOPY --bogus=1 a b\n").unwrap_err();
         assert_eq!((error.line, error.column), (2, 6));

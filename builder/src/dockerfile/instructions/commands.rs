@@ -279,8 +279,6 @@ pub struct Shell {
 /// `ONBUILD instruction`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Onbuild {
-    /// The trigger, typed.
-    pub trigger: Box<Command>,
     /// The trigger as written, stored in the image config.
     pub expression: String,
 }
@@ -477,7 +475,8 @@ impl Command {
             Command::Copy(copy) => Command::Copy(Copy {
                 sources: sources(&copy.sources)?,
                 destination: word(&copy.destination)?,
-                from: optional(&copy.from)?,
+                // An empty `--from` (as written or expanded) is the build context, as in BuildKit.
+                from: optional(&copy.from)?.filter(|from| !from.is_empty()),
                 chown: optional(&copy.chown)?,
                 chmod: optional(&copy.chmod)?,
                 excludes: words(&copy.excludes)?,

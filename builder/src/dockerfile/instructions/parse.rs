@@ -127,7 +127,7 @@ impl Context<'_> {
         if self.node.json {
             return Ok(CommandLine::Exec(self.args().to_vec()));
         }
-        self.at_least_one()?;
+        // A bare `RUN`, `CMD` or `ENTRYPOINT` is BuildKit's shell form of nothing: `/bin/sh -c ""`.
         let text = self.args().join(" ");
         self.warn_if_single_quoted_json(&text);
         Ok(CommandLine::Shell(text))
@@ -440,7 +440,7 @@ fn parse_command(
             Command::Copy(Copy {
                 sources,
                 destination,
-                from: flags.string("from"),
+                from: flags.string("from").filter(|from| !from.is_empty()),
                 chown: flags.string("chown"),
                 chmod: flags.string("chmod"),
                 link: flags.bool("link"),
@@ -490,14 +490,14 @@ fn parse_command(
         "HEALTHCHECK" => parse_healthcheck(&mut cx)?,
         "SHELL" => {
             cx.flags(&[])?;
+            if cx.args().is_empty() || (!node.json && cx.args() == [""]) {
+                return Err(cx.error("SHELL requires at least one argument", "[\"executable\"]"));
+            }
             if !node.json {
                 return Err(cx.error(
                     "SHELL requires the arguments to be in JSON form",
                     "[\"executable\", \"parameters\"]",
                 ));
-            }
-            if cx.args().is_empty() {
-                return Err(cx.error("SHELL requires at least one argument", "[\"executable\"]"));
             }
             Command::Shell(Shell {
                 shell: cx.args().to_vec(),
@@ -522,9 +522,8 @@ fn parse_command(
                     help: None,
                 });
             }
-            let command = parse_command(trigger, heredocs, cx.warnings)?;
+            // As BuildKit, the trigger is kept as text and only typed when a child build runs it.
             Command::Onbuild(Onbuild {
-                trigger: Box::new(command),
                 expression: trigger.original.trim().to_string(),
             })
         }
@@ -737,7 +736,15 @@ mod tests {
         );
         assert_eq!(error("RUN --security=x y"), "security \"x\" is not valid");
         assert!(error("RUN --mount=type=nope,target=/ x").contains("unsupported mount type"));
-        assert_eq!(error("RUN"), "RUN requires at least one argument");
+        for bare in ["RUN", "CMD", "ENTRYPOINT"] {
+            let command = match typed(bare).unwrap() {
+                Command::Run(run) => run.command,
+                Command::Cmd(cmd) => cmd.command,
+                Command::Entrypoint(entrypoint) => entrypoint.command,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(command, CommandLine::Shell(String::new()), "{bare}");
+        }
     }
 
     #[test]
@@ -885,6 +892,10 @@ mod tests {
             panic!("not ONBUILD");
         };
         assert_eq!(onbuild.expression, "RUN echo hi");
+        let Command::Onbuild(onbuild) = typed("ONBUILD BOGUS x").unwrap() else {
+            panic!("not ONBUILD");
+        };
+        assert_eq!(onbuild.expression, "BOGUS x");
         assert_eq!(
             error("ONBUILD ONBUILD RUN x"),
             "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
