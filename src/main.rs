@@ -70,8 +70,10 @@ enum Command {
     Copy(cmd::copy::Args),
     /// Show the lade version, store root and OCI runtime.
     Version(cmd::version::Args),
-    /// Maintain the local store: check (and repair) its integrity.
+    /// Maintain the local store: check (and repair) its integrity, show its disk usage.
     System(cmd::system::Args),
+    /// Display system-wide information: store, runtime, registry settings, host.
+    Info(cmd::info::Args),
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
@@ -129,6 +131,7 @@ fn main() {
         Command::Export(args) => cmd::export::run(&context, args),
         Command::Prune(args) => cmd::prune::run(&context, args),
         Command::System(args) => cmd::system::run(&context, args),
+        Command::Info(args) => cmd::info::run(&context, args),
         Command::Dockerfile(args) => cmd::dockerfile::run(args),
         Command::Registry(args) => cmd::registry::run(args),
         Command::Push(args) => cmd::push::run(&context, args),

@@ -264,3 +264,92 @@ fn image_ls_rm_prune_are_the_verbs_they_name() {
         .contains("Total reclaimed space"));
     assert_eq!(lade.ok(&["image", "ls", "-q"]), "");
 }
+
+#[test]
+fn prune_all_removes_every_image_and_its_blobs_like_docker_image_prune_a() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    let first = lade.ok(&["import", &a, "app:1"]).trim().to_string();
+    lade.ok(&["tag", "app:1", "other/app:2"]);
+    let b = rootfs(&lade, "b.tar", b"b");
+    lade.ok(&["import", &b]);
+    let pruned = lade.ok(&["prune", "-a", "-f"]);
+    assert!(pruned.contains(&format!("deleted: {first}")), "{pruned}");
+    assert!(pruned.contains("untagged: other/app:2"), "{pruned}");
+    assert_eq!(lade.ok(&["images", "-q"]), "");
+    assert!(lade
+        .root
+        .path()
+        .join("blobs/sha256")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn system_df_counts_shared_blobs_once_and_info_describes_the_store() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", &a, "app:1"]);
+    lade.ok(&["tag", "app:1", "app:2"]);
+    let blob_bytes: u64 = lade
+        .root
+        .path()
+        .join("blobs/sha256")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&lade.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(rows[0]["Type"], "Images");
+    assert_eq!(rows[0]["TotalCount"], 1, "two tags, one image");
+    assert_eq!(rows[0]["SizeBytes"], blob_bytes);
+    assert_eq!(
+        rows[0]["ReclaimableBytes"], blob_bytes,
+        "no container uses it"
+    );
+    let table = lade.ok(&["system", "df"]);
+    assert!(table.starts_with("TYPE "), "{table}");
+    let info: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["StoreRoot"], lade.root.path().to_str().unwrap());
+    assert_eq!(
+        (info["Images"].clone(), info["TaggedImages"].clone()),
+        (2.into(), 2.into())
+    );
+    assert_eq!(info["BlobBytes"], blob_bytes);
+}
+
+#[test]
+fn system_check_finds_and_repairs_a_corrupt_blob() {
+    let lade = Lade::new();
+    let a = rootfs(&lade, "a.tar", b"a");
+    lade.ok(&["import", &a, "app:1"]);
+    assert!(lade
+        .ok(&["system", "check"])
+        .contains("0 corrupt, 0 broken images"));
+    let layer = lade.ok(&["inspect", "-f", "{{index .RootFS.Layers 0}}", "app:1"]);
+    let hex = layer.trim().trim_start_matches("sha256:").to_string();
+    std::fs::write(
+        lade.root.path().join("blobs/sha256").join(&hex),
+        b"tampered",
+    )
+    .unwrap();
+    let output = lade.run(&["system", "check"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("found corrupt blob sha256:{hex}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("found broken image docker.io/library/app:1: layer"),
+        "{stdout}"
+    );
+    let repaired = lade.ok(&["system", "check", "--repair"]);
+    assert!(repaired.contains("(repaired)"), "{repaired}");
+    assert_eq!(lade.ok(&["images", "-q"]), "");
+    lade.ok(&["system", "check"]);
+}

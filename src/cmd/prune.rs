@@ -1,5 +1,6 @@
-//! `lade prune`: what `docker image prune` does — delete dangling (untagged) images — and then every blob that no
-//! image, no build cache entry and no running container uses (what was kept for a container is named).
+//! `lade prune`: what `docker image prune` does — delete dangling (untagged) images, or with `-a` every image no
+//! running container uses — and then every blob that no image, no build cache entry and no running container uses
+//! (what was kept for a container is named).
 
 use crate::output::human_size;
 
@@ -8,6 +9,9 @@ pub struct Args {
     /// Do not prompt for confirmation (there is no prompt; accepted for Docker compatibility).
     #[arg(short, long)]
     force: bool,
+    /// Remove all images no running container uses, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
 }
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
@@ -19,22 +23,26 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .filter_map(|l| l.image)
         .collect();
     let mut deleted = Vec::new();
+    let mut removed = std::collections::HashSet::new();
     for record in store.image_records()? {
-        if record.name.is_none() {
+        if record.name.is_none() || args.all {
             let id = layerstore::Image::read(&store, &record.descriptor)?
                 .id()
                 .clone();
-            // As `docker image prune`: an image a container uses is not dangling.
-            if in_use.contains(&id) {
+            // As `docker image prune`: an image a container uses is not dangling, nor unused.
+            if in_use.contains(&id) || !removed.insert(id.clone()) {
                 continue;
             }
-            deleted.extend(store.remove_image(&id.to_string(), false)?);
+            // With `-a`, every name of the image goes with it (`docker image prune -a` untags them all).
+            deleted.extend(store.remove_image(&id.to_string(), args.all)?);
         }
     }
     if !deleted.is_empty() {
         println!("Deleted Images:");
         for line in deleted {
-            println!("{}", line.replacen("Deleted: ", "deleted: ", 1));
+            // `docker image prune` says it in lower case, unlike `docker rmi`.
+            let line = line.replacen("Deleted: ", "deleted: ", 1);
+            println!("{}", line.replacen("Untagged: ", "untagged: ", 1));
         }
         println!();
     }

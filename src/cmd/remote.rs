@@ -58,9 +58,24 @@ impl From<LayerCompression> for layerstore::media_types::Compression {
 
 /// lade's own config file.
 #[derive(serde::Deserialize, Default)]
-struct LadeConfig {
+pub struct LadeConfig {
+    /// Registries reached over plain HTTP.
     #[serde(default, rename = "insecure-registries")]
-    insecure_registries: Vec<String>,
+    pub insecure_registries: Vec<String>,
+}
+
+impl LadeConfig {
+    /// Reads `$LADE_CONFIG` (default `~/.config/lade/config.json`); a missing file is the empty config.
+    pub fn load() -> anyhow::Result<(PathBuf, LadeConfig)> {
+        let path = lade_config_path();
+        let config = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LadeConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok((path, config))
+    }
 }
 
 fn lade_config_path() -> PathBuf {
@@ -77,13 +92,7 @@ fn lade_config_path() -> PathBuf {
 impl RemoteArgs {
     /// The connector these flags, lade's config and Docker's credentials file describe.
     pub fn connector(&self) -> anyhow::Result<Connector> {
-        let path = lade_config_path();
-        let config: LadeConfig = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading {}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LadeConfig::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
+        let (_, config) = LadeConfig::load()?;
         let mut insecure = self.insecure.clone();
         insecure.extend(config.insecure_registries);
         Ok(Connector {
