@@ -165,11 +165,7 @@ fn print_usage(usage: &DiskUsage) {
         "TYPE", "TOTAL", "ACTIVE", "SIZE"
     );
     for row in [&usage.images, &usage.containers, &usage.build_cache] {
-        let percent = if row.size == 0 {
-            0
-        } else {
-            row.reclaimable * 100 / row.size
-        };
+        let percent = (row.reclaimable * 100).checked_div(row.size).unwrap_or(0);
         println!(
             "{:<15} {:<9} {:<9} {:<10} {} ({percent}%)",
             row.kind,
