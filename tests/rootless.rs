@@ -283,3 +283,49 @@ fn rootless_without_subordinate_ids_names_the_file_to_edit() {
     // Commands that only move images need no range.
     assert!(work.lade_as(NO_RANGE_USER, &["images"]).status.success());
 }
+
+#[test]
+fn rootless_push_and_pull_move_images_through_a_registry() {
+    let Some((work, base)) = setup() else { return };
+    let registry =
+        common::LadeRegistry::start(&["--root", work.path().join("registry").to_str().unwrap()]);
+    let root = lade_with_busybox(&base);
+    let saved = work.path().join("busybox.tar");
+    root.ok(&["save", "-o", saved.to_str().unwrap(), "busybox:local"]);
+    make_readable(&saved);
+    work.ok_as(USER, &["load", "-i", saved.to_str().unwrap()]);
+    let context = work.path().join("push-context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo built rootless > /marker && chown 1000:1000 /marker\n",
+    )
+    .unwrap();
+    assert!(sh(&format!("chmod -R a+rX {}", context.display()))
+        .status
+        .success());
+    let id = work.ok_as(
+        USER,
+        &["build", "-q", "-t", "app:pushed", context.to_str().unwrap()],
+    );
+    let target = format!("{}/rootless/app:1", registry.host);
+    work.ok_as(USER, &["tag", "app:pushed", &target]);
+    work.ok_as(USER, &["push", &target]);
+    // Root pulls what the user pushed; the user pulls it back into an emptied store.
+    root.ok(&["pull", &target]);
+    let listing = root.ok(&["run", "--rm", &target, "ls", "-n", "/marker"]);
+    assert!(
+        listing.contains(" 1000 "),
+        "owner kept through push and pull: {listing}"
+    );
+    work.ok_as(USER, &["rmi", "-f", &target, "app:pushed"]);
+    work.ok_as(USER, &["pull", &target]);
+    let marker = work.ok_as(USER, &["run", "--rm", &target, "cat", "/marker"]);
+    assert_eq!(marker, "built rootless\n");
+    assert_eq!(
+        work.ok_as(USER, &["inspect", "-f", "{{.Id}}", &target])
+            .trim(),
+        root.ok(&["inspect", "-f", "{{.Id}}", &target]).trim(),
+    );
+    assert!(!id.is_empty());
+}
