@@ -1461,3 +1461,35 @@ fn push_all_tags_of_a_repository() {
     let err = lade.fails(&["push", "--all-tags", &format!("{repository}:1")]);
     assert!(err.contains("repository name alone"), "{err}");
 }
+
+#[test]
+fn pull_of_a_single_platform_image_for_another_platform_warns() {
+    if !registry_available() {
+        return;
+    }
+    let lade = Lade::new();
+    import_random_image(&lade, "amd:1", 1024);
+    let registry = Registry2::start(RegistryAuth::None, None);
+    let target = format!("{}/single/image:1", registry.host());
+    lade.ok(&["push", "amd:1", &target]);
+    let puller = Lade::new();
+    // As Docker 20.10: the only image there is pulled, exit 0; unlike it, lade says it is another platform.
+    let output = puller.run(&["pull", "--platform", "linux/arm64", &target]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let host = layerstore::Platform::host();
+    assert!(
+        stderr.contains(&format!(
+            "WARNING: The image's platform ({}/{}) does not match the requested platform (linux/arm64)",
+            host.os, host.architecture
+        )),
+        "{stderr}"
+    );
+    let output = puller.run(&[
+        "pull",
+        "--platform",
+        &format!("{}/{}", host.os, host.architecture),
+        &target,
+    ]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("WARNING"));
+}

@@ -45,6 +45,39 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     if !args.quiet {
         super::remote::report_pull(&reference, &pulled);
     }
+    if args.platform.is_some() {
+        warn_on_other_platform(&store, &pulled.descriptor, &options.platform)?;
+    }
     println!("{reference}");
+    Ok(())
+}
+
+/// A single-platform image is pulled whatever `--platform` asked for, as Docker 20.10 does; unlike it, say so.
+fn warn_on_other_platform(
+    store: &layerstore::Store,
+    descriptor: &layerstore::Descriptor,
+    requested: &Platform,
+) -> anyhow::Result<()> {
+    let config = layerstore::Image::read(store, descriptor)?.config;
+    let variant_differs = requested
+        .variant
+        .as_ref()
+        .is_some_and(|wanted| config.variant.as_ref() != Some(wanted));
+    if config.os != requested.os || config.architecture != requested.architecture || variant_differs
+    {
+        let show = |os: &str, architecture: &str, variant: Option<&String>| match variant {
+            Some(variant) => format!("{os}/{architecture}/{variant}"),
+            None => format!("{os}/{architecture}"),
+        };
+        eprintln!(
+            "WARNING: The image's platform ({}) does not match the requested platform ({})",
+            show(&config.os, &config.architecture, config.variant.as_ref()),
+            show(
+                &requested.os,
+                &requested.architecture,
+                requested.variant.as_ref()
+            )
+        );
+    }
     Ok(())
 }
