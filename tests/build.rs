@@ -748,3 +748,49 @@ fn security_opt_changes_the_seccomp_profile_of_build_and_run() {
     let err = lade.fails(&["build", "--security-opt", "apparmor=unconfined", context]);
     assert!(err.contains("apparmor=unconfined"), "{err}");
 }
+
+/// The live view on a terminal (run in a pty by util-linux's `script`): a failed step is marked ERROR and its last
+/// output lines stay under it; the step before it is DONE.
+#[test]
+fn tty_display_marks_the_failed_step_and_keeps_its_last_lines() {
+    let Some((lade, _base)) = setup() else { return };
+    let Some(()) = require("script (util-linux)", have("script")) else {
+        return;
+    };
+    let context = context_with(
+        "FROM busybox:local\nRUN echo first-step\n\
+         RUN for i in 1 2 3 4 5 6 7 8; do echo line$i; done; sleep 1; exit 3\n",
+    );
+    let transcript = lade.scratch.path().join("tty.out");
+    let command = format!(
+        "{} --root {} build --no-cache {}",
+        env!("CARGO_BIN_EXE_lade"),
+        lade.root.path().display(),
+        context.path().display()
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&transcript)
+        .env("COLUMNS", "120")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the build fails");
+    let screen = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).to_string();
+    let error_at = screen
+        .rfind("ERROR")
+        .expect("the failed step is marked ERROR");
+    let after = &screen[error_at..];
+    for kept in ["line3", "line8"] {
+        assert!(
+            after.contains(&format!("│ {kept}")),
+            "{kept} stays under the failed step: {after}"
+        );
+    }
+    assert!(
+        !after.contains("│ line2"),
+        "only the last lines are kept: {after}"
+    );
+    assert!(screen.contains("RUN echo first-step DONE"), "{screen}");
+    assert!(after.contains("the command exited with code 3"), "{after}");
+}

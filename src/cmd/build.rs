@@ -3,11 +3,9 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use builder::build::{BuildError, BuildRequest, Reporter};
+use builder::build::{BuildError, BuildRequest};
 use builder::dockerfile::Platform;
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
 use layerstore::archive::save::{save, SaveItem};
@@ -152,23 +150,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         crate::output::ProgressMode::Tty => true,
         crate::output::ProgressMode::Plain => false,
     };
-    let plain_reporter;
-    let tty_reporter;
-    let reporter: &dyn Reporter = if tty && !args.quiet {
-        tty_reporter = TtyReporter {
-            multi: indicatif::MultiProgress::new(),
-            bars: Mutex::new(BTreeMap::new()),
-            explain: args.explain_cache,
-        };
-        &tty_reporter
-    } else {
-        plain_reporter = PlainReporter {
-            quiet: args.quiet,
-            explain: args.explain_cache || !tty,
-            started: Mutex::new(BTreeMap::new()),
-        };
-        &plain_reporter
-    };
+    let display = super::build_display::BuildDisplay::new(tty, args.quiet, args.explain_cache);
+    let reporter = display.reporter();
     let puller = Puller {
         store: store.clone(),
         connector: args.remote.connector()?,
@@ -180,7 +163,14 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             eprintln!("{:?}", miette::Report::new(*diagnostic));
             std::process::exit(1);
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => {
+            let step = match &error {
+                BuildError::Step { step, .. } => Some(step.as_str()),
+                _ => None,
+            };
+            display.failed(step);
+            return Err(error.into());
+        }
     };
     for warning in &result.warnings {
         eprintln!("{warning}");
@@ -502,58 +492,6 @@ fn in_flavour(store: &layerstore::Store, image: Image, flavour: Flavour) -> anyh
     })
 }
 
-/// Plain progress lines on stderr, like BuildKit's `--progress=plain`.
-struct PlainReporter {
-    quiet: bool,
-    explain: bool,
-    started: Mutex<BTreeMap<usize, std::time::Instant>>,
-}
-
-impl PlainReporter {
-    fn line(&self, text: &str) {
-        if !self.quiet {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "{text}");
-        }
-    }
-}
-
-impl Reporter for PlainReporter {
-    fn step(&self, id: usize, name: &str) {
-        self.started
-            .lock()
-            .expect("not poisoned")
-            .insert(id, std::time::Instant::now());
-        self.line(&format!("#{id} {name}"));
-    }
-
-    fn cached(&self, id: usize) {
-        self.line(&format!("#{id} CACHED"));
-    }
-
-    fn output(&self, id: usize, data: &[u8]) {
-        let elapsed = self
-            .started
-            .lock()
-            .expect("not poisoned")
-            .get(&id)
-            .map_or(0.0, |s| s.elapsed().as_secs_f64());
-        for line in String::from_utf8_lossy(data).lines() {
-            self.line(&format!("#{id} {elapsed:.3} {line}"));
-        }
-    }
-
-    fn note(&self, id: usize, message: &str) {
-        if self.explain {
-            self.line(&format!("#{id} {message}"));
-        }
-    }
-
-    fn done(&self, id: usize, elapsed: Duration) {
-        self.line(&format!("#{id} DONE {:.1}s", elapsed.as_secs_f64()));
-    }
-}
-
 /// Pulls missing base images through the registry client, as `lade pull` does.
 struct Puller {
     store: layerstore::Store,
@@ -580,67 +518,5 @@ impl builder::build::ImagePuller for Puller {
         )
         .map(|_| ())
         .map_err(|e| format!("{e:#}"))
-    }
-}
-
-/// A live view on a terminal, like BuildKit's: one line per step with its state and time, and the running step's
-/// latest output line.
-struct TtyReporter {
-    multi: indicatif::MultiProgress,
-    bars: Mutex<BTreeMap<usize, indicatif::ProgressBar>>,
-    explain: bool,
-}
-
-impl TtyReporter {
-    fn with_bar(&self, id: usize, action: impl FnOnce(&indicatif::ProgressBar)) {
-        if let Some(bar) = self.bars.lock().expect("not poisoned").get(&id) {
-            action(bar);
-        }
-    }
-}
-
-impl Reporter for TtyReporter {
-    fn step(&self, id: usize, name: &str) {
-        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} #{prefix} {wide_msg} {elapsed:>4}")
-                .expect("valid template"),
-        );
-        bar.set_prefix(format!("{id} {name}"));
-        bar.enable_steady_tick(Duration::from_millis(120));
-        self.bars.lock().expect("not poisoned").insert(id, bar);
-    }
-
-    fn cached(&self, id: usize) {
-        self.with_bar(id, |bar| bar.set_message("CACHED"));
-    }
-
-    fn output(&self, id: usize, data: &[u8]) {
-        let text = String::from_utf8_lossy(data);
-        if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-            let line: String = line.chars().take(80).collect();
-            self.with_bar(id, |bar| bar.set_message(line));
-        }
-    }
-
-    fn note(&self, id: usize, message: &str) {
-        if self.explain {
-            let _ = self.multi.println(format!("#{id} {message}"));
-        }
-    }
-
-    fn done(&self, id: usize, elapsed: Duration) {
-        self.with_bar(id, |bar| {
-            let state = if bar.message() == "CACHED" {
-                "CACHED".to_string()
-            } else {
-                format!("DONE {:.1}s", elapsed.as_secs_f64())
-            };
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("  #{prefix} {msg}")
-                    .expect("valid template"),
-            );
-            bar.finish_with_message(state);
-        });
     }
 }
