@@ -50,7 +50,7 @@ pub fn image_link(name: &str, reference: &str) -> String {
     )
 }
 
-/// A size in bytes as Docker prints it (decimal units), e.g. `1.23MB`.
+/// A size in bytes as Docker prints it (decimal units, four significant digits), e.g. `1.235MB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
@@ -62,7 +62,8 @@ pub fn human_size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{value:.3}")
+        let decimals = 3usize.saturating_sub(value.log10().floor() as usize);
+        format!("{value:.decimals$}")
             .trim_end_matches('0')
             .trim_end_matches('.')
             .to_string()
@@ -150,6 +151,7 @@ mod tests {
         assert_eq!(human_size(1000), "1kB");
         assert_eq!(human_size(1_234_567), "1.235MB");
         assert_eq!(human_size(5_000_000_000), "5GB");
+        assert_eq!(human_size(252_166), "252.2kB");
     }
 
     #[test]
