@@ -19,19 +19,31 @@ fn readiness_follows_the_storage() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let server = TestServer::with_config(config(&root));
-    assert_eq!(probe(&server.base, "/livez"), (StatusCode::OK, "ok\n".into()));
-    assert_eq!(probe(&server.base, "/readyz"), (StatusCode::OK, "ready\n".into()));
+    assert_eq!(
+        probe(&server.base, "/livez"),
+        (StatusCode::OK, "ok\n".into())
+    );
+    assert_eq!(
+        probe(&server.base, "/readyz"),
+        (StatusCode::OK, "ready\n".into())
+    );
 
     // The volume goes away: not ready, still alive.
     let away = tmp.path().join("away");
     std::fs::rename(&root, &away).unwrap();
     let (status, body) = probe(&server.base, "/readyz");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body.starts_with("not ready: storage unavailable:") && body.contains("root"), "{body}");
+    assert!(
+        body.starts_with("not ready: storage unavailable:") && body.contains("root"),
+        "{body}"
+    );
     assert_eq!(probe(&server.base, "/livez").0, StatusCode::OK);
     // A file where the root directory was is no better.
     std::fs::write(&root, b"not a directory").unwrap();
-    assert_eq!(probe(&server.base, "/readyz").0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        probe(&server.base, "/readyz").0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     std::fs::remove_file(&root).unwrap();
 
     std::fs::rename(&away, &root).unwrap();
@@ -71,12 +83,21 @@ fn readiness_fails_while_shutdown_drains() {
     // Draining: not ready, but alive and still serving the API.
     assert_eq!(
         probe(&base, "/readyz"),
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".into())
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".into()
+        )
     );
     assert_eq!(probe(&base, "/livez").0, StatusCode::OK);
     assert_eq!(probe(&base, "/v2/").0, StatusCode::OK);
     thread.join().unwrap();
     let took = signalled.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "{took:?}");
-    assert!(client().get(format!("{base}/livez")).send().is_err(), "closed after the drain");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert!(
+        client().get(format!("{base}/livez")).send().is_err(),
+        "closed after the drain"
+    );
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod builder;
+pub mod completion;
 pub mod copy;
 pub mod dockerfile;
 pub mod export;
@@ -14,6 +15,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod man;
 pub mod prune;
 pub mod pull;
 pub mod push;
