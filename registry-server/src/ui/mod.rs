@@ -57,26 +57,56 @@ fn html(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn not_found(what: &str) -> Response {
-    html(StatusCode::NOT_FOUND, pages::error("Not found", what))
+/// Why a page cannot be shown; rendered as an error page.
+struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
 }
 
-fn failed(err: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %err, "rendering a page");
-    html(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        pages::error("Storage error", &err.to_string()),
-    )
+impl PageError {
+    fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
+        PageError {
+            status,
+            title,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> PageError {
+        PageError::new(StatusCode::NOT_FOUND, "Not found", message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> PageError {
+        PageError::new(StatusCode::BAD_REQUEST, "Bad request", message)
+    }
+
+    fn storage(err: impl std::fmt::Display) -> PageError {
+        tracing::error!(error = %err, "rendering a page");
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Storage error",
+            err.to_string(),
+        )
+    }
 }
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        html(self.status, pages::error(self.title, &self.message))
+    }
+}
+
+type PageResult = Result<Response, PageError>;
 
 /// Runs storage reads off the async threads.
 async fn read<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DriverError> + Send + 'static,
-) -> Result<T, Response> {
+) -> Result<T, PageError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(failed(err)),
-        Err(err) => Err(failed(err)),
+        Ok(Err(err)) => Err(PageError::storage(err)),
+        Err(err) => Err(PageError::storage(err)),
     }
 }
 
@@ -91,70 +121,57 @@ fn host(request: &Request) -> String {
 }
 
 /// The `name` parameter, checked against the distribution spec's grammar.
-fn repository_name(params: &HashMap<String, String>) -> Result<String, Response> {
+fn repository_name(params: &HashMap<String, String>) -> Result<String, PageError> {
     match params.get("name") {
         Some(name) if names::is_valid_name(name) => Ok(name.clone()),
-        Some(name) => Err(html(
-            StatusCode::BAD_REQUEST,
-            pages::error(
-                "Bad request",
-                &format!("{name:?} is not a valid repository name"),
-            ),
-        )),
-        None => Err(html(
-            StatusCode::BAD_REQUEST,
-            pages::error("Bad request", "the name parameter is missing"),
-        )),
+        Some(name) => Err(PageError::bad_request(format!(
+            "{name:?} is not a valid repository name"
+        ))),
+        None => Err(PageError::bad_request("the name parameter is missing")),
     }
 }
 
 /// GET `/`, `/ui[?q=TEXT]`.
-async fn repositories(State(st): State<Shared>, Query(params): Params) -> Response {
+async fn repositories(State(st): State<Shared>, Query(params): Params) -> PageResult {
     let query = params.get("q").cloned().unwrap_or_default();
     let registry = st.registry.clone();
     let q = query.clone();
-    match read(move || view::repositories(&registry, &q)).await {
-        Ok(names) => html(StatusCode::OK, pages::repositories(&names, &query)),
-        Err(response) => response,
-    }
+    let names = read(move || view::repositories(&registry, &q)).await?;
+    Ok(html(StatusCode::OK, pages::repositories(&names, &query)))
 }
 
 /// GET `/ui/repo?name=NAME`.
-async fn repository(State(st): State<Shared>, Query(params): Params, request: Request) -> Response {
-    let name = match repository_name(&params) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
+async fn repository(
+    State(st): State<Shared>,
+    Query(params): Params,
+    request: Request,
+) -> PageResult {
+    let name = repository_name(&params)?;
     let registry = st.registry.clone();
     let n = name.clone();
-    match read(move || view::tags(&registry, &n)).await {
-        Ok(Some(rows)) => html(
-            StatusCode::OK,
-            pages::repository(&host(&request), &name, &rows),
-        ),
-        Ok(None) => not_found(&format!("repository {name} does not exist")),
-        Err(response) => response,
-    }
+    let rows = read(move || view::tags(&registry, &n))
+        .await?
+        .ok_or_else(|| PageError::not_found(format!("repository {name} does not exist")))?;
+    Ok(html(
+        StatusCode::OK,
+        pages::repository(&host(&request), &name, &rows),
+    ))
 }
 
 /// GET `/ui/image?name=NAME&ref=TAG|DIGEST`.
-async fn image(State(st): State<Shared>, Query(params): Params, request: Request) -> Response {
-    let name = match repository_name(&params) {
-        Ok(name) => name,
-        Err(response) => return response,
-    };
+async fn image(State(st): State<Shared>, Query(params): Params, request: Request) -> PageResult {
+    let name = repository_name(&params)?;
     let reference = params
         .get("ref")
         .cloned()
         .unwrap_or_else(|| "latest".into());
     let registry = st.registry.clone();
     let (n, r) = (name.clone(), reference.clone());
-    match read(move || view::image(&registry, &n, &r)).await {
-        Ok(Some(view)) => html(
-            StatusCode::OK,
-            pages::image(&host(&request), &name, &reference, &view),
-        ),
-        Ok(None) => not_found(&format!("{name} has no manifest {reference}")),
-        Err(response) => response,
-    }
+    let view = read(move || view::image(&registry, &n, &r))
+        .await?
+        .ok_or_else(|| PageError::not_found(format!("{name} has no manifest {reference}")))?;
+    Ok(html(
+        StatusCode::OK,
+        pages::image(&host(&request), &name, &reference, &view),
+    ))
 }

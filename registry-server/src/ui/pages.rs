@@ -36,6 +36,9 @@ fn crumb_repository(name: &str) -> String {
     )
 }
 
+/// The most repositories listed on one page; a search narrows a longer list.
+const MAX_LISTED: usize = 500;
+
 /// The repository list, with the search form.
 pub fn repositories(names: &[String], query: &str) -> String {
     let mut body = format!(
@@ -53,13 +56,18 @@ pub fn repositories(names: &[String], query: &str) -> String {
         let _ = write!(body, "<p class=\"muted\" id=\"empty\">{what}</p>");
         return page("Repositories", &crumb_home(), &body);
     }
+    let shown = if names.len() > MAX_LISTED {
+        format!(", the first {MAX_LISTED} shown: search to narrow them")
+    } else {
+        String::new()
+    };
     let _ = write!(
         body,
-        "<p class=\"muted\">{} repositor{}</p>\n<table id=\"repositories\"><thead><tr><th>Repository</th></tr></thead><tbody>\n",
+        "<p class=\"muted\" id=\"count\">{} repositor{}{shown}</p>\n<table id=\"repositories\"><thead><tr><th>Repository</th></tr></thead><tbody>\n",
         names.len(),
         if names.len() == 1 { "y" } else { "ies" }
     );
-    for name in names {
+    for name in names.iter().take(MAX_LISTED) {
         let _ = writeln!(
             body,
             "<tr><td><a class=\"repository\" href=\"{}\">{}</a></td></tr>",
@@ -274,10 +282,10 @@ pub fn image(host: &str, name: &str, reference: &str, view: &ImageView) -> Strin
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let _ = write!(
+    let _ = writeln!(
         body,
         "<dl id=\"summary\"><dt>Digest</dt><dd><code id=\"digest\">{}</code></dd><dt>Media type</dt><dd><code>{}</code></dd>\
-<dt>Tags</dt><dd>{}</dd></dl>\n",
+<dt>Tags</dt><dd>{}</dd></dl>",
         escape(&view.digest.to_string()),
         escape(&view.media_type),
         if tags.is_empty() { "<span class=\"muted\">none</span>".to_string() } else { tags }
@@ -325,18 +333,18 @@ pub fn image(host: &str, name: &str, reference: &str, view: &ImageView) -> Strin
                 }
             }
             if let Some(subject) = &manifest.subject {
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "<p>Refers to <a href=\"{}\">{}</a>.</p>\n",
+                    "<p>Refers to <a href=\"{}\">{}</a>.</p>",
                     escape(&image_link(name, &subject.digest.to_string())),
                     short_digest(&subject.digest)
                 );
             }
         }
         ImageKind::Unreadable(reason) => {
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "<p class=\"muted\">The manifest cannot be shown: {}</p>\n",
+                "<p class=\"muted\">The manifest cannot be shown: {}</p>",
                 escape(reason)
             );
         }
@@ -363,4 +371,18 @@ pub fn error(title: &str, message: &str) -> String {
             escape(message)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_is_cut_and_says_so() {
+        let names: Vec<String> = (0..MAX_LISTED + 7).map(|i| format!("r/{i:04}")).collect();
+        let body = repositories(&names, "");
+        assert_eq!(body.matches("class=\"repository\"").count(), MAX_LISTED);
+        assert!(body.contains("507 repositories, the first 500 shown"));
+        assert!(repositories(&names[..1], "").contains(">1 repository<"));
+    }
 }
