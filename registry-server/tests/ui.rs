@@ -50,7 +50,7 @@ fn pages_show_repositories_tags_and_images() {
     assert!(repo.contains(&content.web_digest.to_string()));
     assert!(repo.contains(&format!("title=\"{} bytes\"", content.web_size)));
     assert!(repo.contains("linux/amd64") && repo.contains("2026-11-30 12:34:56 UTC"));
-    assert!(repo.contains(&format!("docker pull {host}/library/web:1.0")));
+    assert!(repo.contains(&format!("docker pull {host}/library/web:latest")));
 
     let (_, multi, _) = page(&server, "/ui/repo?name=multi%2Fapp");
     assert!(multi.contains("linux/amd64, linux/arm64/v8"), "{multi}");
@@ -120,9 +120,8 @@ fn stored_text_is_escaped_everywhere() {
         .send()
         .unwrap();
     let body = response.text().unwrap();
-    assert!(
-        body.contains("docker pull evil&quot;&gt;&lt;script&gt;x&lt;/script&gt;/library/web:1.0")
-    );
+    assert!(body
+        .contains("docker pull evil&quot;&gt;&lt;script&gt;x&lt;/script&gt;/library/web:latest"));
 }
 
 #[test]

@@ -104,10 +104,12 @@ pub fn repository(host: &str, name: &str, rows: &[TagRow]) -> String {
         );
     }
     body.push_str("</tbody></table>\n");
-    if let Some(first) = rows.first() {
+    // `latest` when there is one, as a bare `docker pull` would take it.
+    let pulled = rows.iter().find(|r| r.tag == "latest").or(rows.first());
+    if let Some(row) = pulled {
         body.push_str(&copy_line(&format!(
             "docker pull {host}/{name}:{}",
-            first.tag
+            row.tag
         )));
     }
     page(name, &crumb_repository(name), &body)
