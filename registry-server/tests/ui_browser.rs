@@ -365,6 +365,26 @@ fn a_person_browses_the_registry() {
     );
     browser.screenshot("04-image");
 
+    // The copy button puts the pull line on the clipboard.
+    for permission in ["clipboard-read", "clipboard-write"] {
+        browser.call(
+            reqwest::Method::POST,
+            "/permissions",
+            Some(json!({"descriptor": {"name": permission}, "state": "granted"})),
+        );
+    }
+    browser.click(&browser.find("css selector", "button[data-copy]"));
+    browser.wait_for(
+        "the copy",
+        "return document.querySelector('button[data-copy]').textContent === 'copied'",
+    );
+    let copied = browser.call(
+        reqwest::Method::POST,
+        "/execute/async",
+        Some(json!({"script": "navigator.clipboard.readText().then(arguments[0])", "args": []})),
+    );
+    assert_eq!(copied, json!(pull));
+
     // The SBOM, followed from the referrers table.
     let sbom = browser.find("css selector", "#referrers tbody a");
     browser.click(&sbom);
