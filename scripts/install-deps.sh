@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what lade's demo, tests and benchmarks need on Debian 12, skipping what is already there:
-# the peers (Docker engine, skopeo, registry:2, runc, busybox, umoci) and small tools.
+# the peers (Docker engine, skopeo, registry:2, runc, busybox, umoci), headless Chromium and its WebDriver for the
+# registry web page's browser tests, and small tools.
 set -euo pipefail
 declare -A packages=(
   [dockerd]=docker.io [skopeo]=skopeo [docker-registry]=docker-registry [runc]=runc
   [busybox]=busybox-static [umoci]=umoci [htpasswd]=apache2-utils [openssl]=openssl
   [/usr/bin/time]=time [python3]=python3 [wrk]=wrk [newuidmap]=uidmap
+  [chromium]=chromium [chromedriver]=chromium-driver
 )
 missing=()
 for tool in "${!packages[@]}"; do

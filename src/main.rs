@@ -6,7 +6,7 @@ mod output;
 mod root;
 mod rootless;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use output::ProgressMode;
 
@@ -68,12 +68,16 @@ enum Command {
     Logout(cmd::logout::Args),
     /// Copy an image between registries, OCI layouts, archives and the local store.
     Copy(cmd::copy::Args),
-    /// Show the lade version, store root and OCI runtime.
+    /// Show the lade version with build information, the store root and the OCI runtime.
     Version(cmd::version::Args),
     /// Maintain the local store: check (and repair) its integrity, show its disk usage.
     System(cmd::system::Args),
     /// Display system-wide information: store, runtime, registry settings, host.
     Info(cmd::info::Args),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(cmd::completion::Args),
+    /// Write man pages for every command into a directory.
+    Man(cmd::man::Args),
 }
 
 /// Makes a closed stdout (`lade images | head`) end the process quietly, as it does for C programs, instead of
@@ -98,10 +102,13 @@ fn exit_quietly_on_broken_stdout() {
 fn main() {
     exit_quietly_on_broken_stdout();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    // The registry sets up its own logging, from its configuration.
+    if !matches!(cli.command, Command::Registry(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("LADE_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if matches!(
         cli.command,
         Command::Build(_) | Command::Run(_) | Command::Builder(_)
@@ -140,6 +147,8 @@ fn main() {
         Command::Logout(args) => cmd::logout::run(&context, args),
         Command::Copy(args) => cmd::copy::run(&context, args),
         Command::Version(args) => cmd::version::run(&context, args),
+        Command::Completion(args) => cmd::completion::run(args, Cli::command()),
+        Command::Man(args) => cmd::man::run(args, Cli::command()),
     };
     if let Err(error) = result {
         // Dockerfile diagnostics are printed (with their source excerpt) where they arise.

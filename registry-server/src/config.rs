@@ -19,6 +19,9 @@
 //!   request_timeout_secs: 3600     # 0: none
 //!   shutdown_timeout_secs: 30
 //!   max_concurrent_requests: null  # beyond it: 429 TOOMANYREQUESTS
+//! ui: true                       # the web page at / and /ui
+//! log: { level: info, formatter: text, accesslog: { disabled: false } }  # registry:2's names; formatter: text|json
+//! health: { drain_delay_secs: 0 }  # on SIGTERM, /readyz answers 503 this long before the listener closes
 //! ```
 
 use std::net::SocketAddr;
@@ -67,6 +70,70 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
     pub limits: Limits,
+    /// Serve the web page (`/` and `/ui`).
+    pub ui: bool,
+    pub log: LogConfig,
+    pub health: HealthConfig,
+}
+
+/// Logging, with registry:2's key names (`log.level`, `log.formatter`, `log.accesslog.disabled`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The least severe level logged; `RUST_LOG` (a tracing filter) overrides it.
+    pub level: LogLevel,
+    pub formatter: LogFormatter,
+    pub accesslog: AccessLogConfig,
+}
+
+/// registry:2's log levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name as a tracing filter directive takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// How log entries are written: registry:2's `text` (human-readable lines) or `json` (one object a line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatter {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The per-request access log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogConfig {
+    pub disabled: bool,
+}
+
+/// Health endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so that a load balancer
+    /// polling it stops sending traffic before the listener closes.
+    pub drain_delay_secs: u64,
 }
 
 /// PEM files for HTTPS.
@@ -170,6 +237,9 @@ impl Default for Config {
             auth: None,
             gc: GcConfig::default(),
             limits: Limits::default(),
+            ui: true,
+            log: LogConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -213,5 +283,24 @@ mod tests {
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
+        assert!(c.ui && c.log.formatter == LogFormatter::Text && c.log.level == LogLevel::Info);
+    }
+
+    #[test]
+    fn parses_log_ui_and_health() {
+        let c = Config::parse(
+            "ui: false\nlog:\n  level: debug\n  formatter: json\n  accesslog: { disabled: true }\nhealth: { drain_delay_secs: 3 }\n",
+        )
+        .unwrap();
+        assert!(!c.ui && c.log.accesslog.disabled);
+        assert_eq!(
+            (c.log.level, c.log.formatter),
+            (LogLevel::Debug, LogFormatter::Json)
+        );
+        assert_eq!(c.health.drain_delay_secs, 3);
+        let err = Config::parse("log: { formatter: logstash }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("logstash") && err.contains("json"), "{err}");
     }
 }

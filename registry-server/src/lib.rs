@@ -3,8 +3,8 @@
 //! It stores content in Distribution's filesystem layout ([`layout`]) behind a storage driver interface
 //! ([`storage`]), so a root written by either registry is served by the other. Uploads stream to storage while
 //! hashing and survive restarts ([`uploads`]); manifests are validated against the content they reference
-//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. `lade registry serve` and
-//! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
+//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. [`ui`] renders a web page of
+//! the content. `lade registry serve` and `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
 
 pub mod check;
 pub mod config;
@@ -16,6 +16,7 @@ pub mod names;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod ui;
 pub mod uploads;
 
 pub use config::Config;

@@ -62,6 +62,7 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         metrics: Arc::new(Metrics::default()),
         commit_lock,
         admission,
+        health: Arc::default(),
     }))
 }
 
@@ -129,8 +130,16 @@ pub async fn serve(
         .then(|| tokio::spawn(online_gc(state.clone())));
     let grace = Duration::from_secs(config.limits.shutdown_timeout_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let health = state.health.clone();
+    let drain_delay = Duration::from_secs(config.health.drain_delay_secs);
     tokio::spawn(async move {
         shutdown.await;
+        // Readiness fails first, so that load balancers stop sending before the listener closes.
+        health.start_draining();
+        if !drain_delay.is_zero() {
+            tracing::info!(?drain_delay, "draining: /readyz fails, still serving");
+            tokio::time::sleep(drain_delay).await;
+        }
         let _ = stop_tx.send(true);
     });
     listener.set_nonblocking(true)?;

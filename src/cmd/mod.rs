@@ -3,6 +3,7 @@
 pub mod build;
 mod build_display;
 pub mod builder;
+pub mod completion;
 pub mod copy;
 pub mod dockerfile;
 pub mod export;
@@ -16,6 +17,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod man;
 pub mod prune;
 pub mod pull;
 pub mod push;

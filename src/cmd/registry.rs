@@ -1,6 +1,9 @@
 //! `lade registry serve` runs an OCI distribution registry; `lade registry gc` collects a registry root's garbage;
-//! `lade registry check` verifies (and repairs) a root.
+//! `lade registry check` verifies (and repairs) a root. The registry logs as its configuration says (`log.level`,
+//! `log.formatter: text|json`), and takes registry:2's environment variables for the settings its flags carry
+//! (`REGISTRY_HTTP_ADDR`, …), as the `registry:2` image does.
 
+use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::RwLock;
@@ -8,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use registry_server::config::{AuthConfig, TlsConfig};
+use registry_server::config::{AuthConfig, LogConfig, LogFormatter, LogLevel, TlsConfig};
 use registry_server::gc::{self, GcOptions};
 use registry_server::registry::Registry;
 use registry_server::storage::fs::FsDriver;
@@ -36,24 +39,33 @@ enum RegistryCommand {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on [default: 0.0.0.0:5000]
-    #[arg(long)]
+    /// Address to listen on (`:5000` means every address) [default: 0.0.0.0:5000]
+    #[arg(long, env = "REGISTRY_HTTP_ADDR", value_parser = parse_addr)]
     addr: Option<SocketAddr>,
     /// Storage root [default: /var/lib/lade/registry as root, else $XDG_DATA_HOME/lade/registry]
-    #[arg(long)]
+    #[arg(long, env = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")]
     root: Option<PathBuf>,
     /// YAML configuration file; flags override its values
     #[arg(long)]
     config: Option<PathBuf>,
     /// PEM certificate chain for HTTPS
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, requires = "tls_key", env = "REGISTRY_HTTP_TLS_CERTIFICATE")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", env = "REGISTRY_HTTP_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// Require basic authentication against this htpasswd file (bcrypt entries)
-    #[arg(long)]
+    #[arg(long, env = "REGISTRY_AUTH_HTPASSWD_PATH")]
     htpasswd: Option<PathBuf>,
+    /// Do not serve the web page at / and /ui
+    #[arg(long)]
+    no_ui: bool,
+    /// Log format: text lines or one JSON object a line [default: text, or `log.formatter` of the config]
+    #[arg(long, env = "REGISTRY_LOG_FORMATTER", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// Least severe level logged: error, warn, info, debug, trace [default: info, or `log.level`]
+    #[arg(long, env = "REGISTRY_LOG_LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
     /// Allow DELETE of blobs, manifests and tags (the default; overrides `delete: false` in the config file)
     #[arg(long, conflicts_with = "disable_delete")]
     enable_delete: bool,
@@ -100,15 +112,36 @@ struct CheckArgs {
     repair: bool,
 }
 
+/// registry:2's listen address forms: `HOST:PORT`, or `:PORT` for every address.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("{text:?} is not an address (HOST:PORT or :PORT)"))
+}
+
+/// Sets up logging as `log` says; `RUST_LOG` (a tracing filter) overrides the level.
+fn init_logging(log: &LogConfig) {
+    let mut directives = log.level.as_str().to_string();
+    if log.accesslog.disabled {
+        directives.push_str(",lade::registry::access=off");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match log.formatter {
+        LogFormatter::Text => builder.try_init(),
+        LogFormatter::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
 /// Runs `lade registry`.
 pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     match args.command {
         RegistryCommand::Serve(args) => serve(args),
         RegistryCommand::Gc(args) => collect(args),
@@ -147,6 +180,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.delete = (config.delete || args.enable_delete) && !args.disable_delete;
     config.automatic_crossmount |= args.automatic_crossmount;
     config.allow_sparse_manifests |= args.allow_sparse_manifests;
+    config.ui &= !args.no_ui;
+    match args.log_format.as_deref() {
+        Some("json") => config.log.formatter = LogFormatter::Json,
+        Some(_) => config.log.formatter = LogFormatter::Text,
+        None => {}
+    }
+    if let Some(level) = args.log_level.as_deref() {
+        config.log.level = match level {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => LogLevel::Info,
+        };
+    }
+    init_logging(&config.log);
     let listener =
         TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
     let scheme = if config.tls.is_some() {
@@ -183,6 +232,7 @@ fn open_root(root: Option<PathBuf>, config: &Config) -> anyhow::Result<Registry>
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
+    init_logging(&config.log);
     let registry = open_root(args.root, &config)?;
     let report = registry_server::check::check(&registry, args.repair)?;
     let verb = if report.repaired { "removed" } else { "found" };
@@ -217,6 +267,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 fn collect(args: GcArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
+    init_logging(&config.log);
     let registry = open_root(args.root, &config)?;
     let options = GcOptions {
         dry_run: args.dry_run,

@@ -5,6 +5,7 @@ pub mod auth;
 mod blobs;
 mod discovery;
 mod drain;
+pub mod health;
 mod manifests;
 pub mod metrics;
 mod query;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub commit_lock: Arc<RwLock<()>>,
     /// Permits for `limits.max_concurrent_requests`.
     pub admission: Option<Arc<tokio::sync::Semaphore>>,
+    /// Readiness: set when shutdown begins.
+    pub health: Arc<health::Health>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -60,8 +63,13 @@ pub fn router(state: Shared) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::require));
     let timeout = state.config.limits.request_timeout_secs;
     let mut app = api
-        .route("/healthz", get(health))
+        .route("/healthz", get(healthz))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render));
+    if state.config.ui {
+        app = app.merge(crate::ui::router(state.clone()));
+    }
     if timeout > 0 {
         app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -100,7 +108,7 @@ async fn admit(State(st): State<Shared>, request: Request, next: Next) -> Respon
     next.run(request).await
 }
 
-async fn health() -> &'static str {
+async fn healthz() -> &'static str {
     "ok\n"
 }
 

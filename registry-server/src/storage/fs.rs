@@ -171,6 +171,20 @@ impl Driver for FsDriver {
         file.set_modified(SystemTime::now())
             .map_err(|e| io_err(path, e))
     }
+
+    /// The root directory must exist and be readable: it was created at startup, so its absence means the volume
+    /// holding it is gone.
+    fn check(&self) -> Result<(), DriverError> {
+        let root = self.root.display().to_string();
+        let mut entries = fs::read_dir(&self.root).map_err(|source| DriverError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        match entries.next() {
+            Some(Err(source)) => Err(DriverError::Io { path: root, source }),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

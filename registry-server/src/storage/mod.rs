@@ -69,4 +69,12 @@ pub trait Driver: Send + Sync + 'static {
     fn delete(&self, path: &str) -> Result<(), DriverError>;
     /// Sets a file's modification time to now (garbage collection treats recently touched blobs as in use).
     fn touch(&self, path: &str) -> Result<(), DriverError>;
+    /// Checks that the storage answers, for readiness probes. By default a stat of the registry's top path, where
+    /// "not found" only means an empty registry.
+    fn check(&self) -> Result<(), DriverError> {
+        match self.stat("docker") {
+            Err(err) if !err.is_not_found() => Err(err),
+            _ => Ok(()),
+        }
+    }
 }
