@@ -87,8 +87,8 @@ fn kept_manifests(
     for digest in revisions {
         let young = registry
             .driver()
-            .stat(&layout::blob_data(digest))
-            .is_ok_and(|info| age(info.modified) < options.grace_period);
+            .last_used(&layout::blob_data(digest))
+            .is_ok_and(|used| age(used) < options.grace_period);
         if young || !parsed.contains_key(digest) {
             keep.insert(digest.clone());
         }
@@ -137,8 +137,8 @@ pub fn collect(
                 let _guard = commit_lock.write().unwrap_or_else(|e| e.into_inner());
                 // A push that references this manifest touches it first; it then stays.
                 let used_since = driver
-                    .stat(&layout::blob_data(digest))
-                    .is_ok_and(|info| age(info.modified) < options.grace_period);
+                    .last_used(&layout::blob_data(digest))
+                    .is_ok_and(|used| age(used) < options.grace_period);
                 if !used_since {
                     report
                         .manifests_removed
@@ -178,7 +178,8 @@ pub fn collect(
                     Err(err) if err.is_not_found() => continue,
                     Err(err) => return Err(err),
                 };
-                if age(info.modified) < options.grace_period {
+                let used = driver.last_used(&layout::blob_data(&digest)).unwrap_or(info.modified);
+                if age(used) < options.grace_period {
                     report.blobs_kept += 1;
                     continue;
                 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod gc;
+pub mod hashstate;
 pub mod http;
 pub mod layout;
 pub mod names;

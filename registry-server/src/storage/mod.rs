@@ -3,10 +3,13 @@
 //! It is shaped like CNCF Distribution's storage drivers: a flat namespace of `/`-separated paths holding byte
 //! contents, with no assumption that a rename is cheap or atomic across "directories". Everything the registry writes
 //! goes through [`Driver::put_content`] (whole small files, atomically replaced), [`Driver::writer`] (appendable
-//! upload data) and [`Driver::move_to`] (which an object store implements as copy + delete). The filesystem driver in
-//! [`fs`] is the one shipped.
+//! upload data) and [`Driver::move_to`] (which an object store implements as copy + delete). Two drivers ship: the
+//! filesystem ([`fs`]) and object stores ([`object`]: S3, or memory). [`suite`] holds the tests every driver passes.
 
 pub mod fs;
+pub mod object;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::io::{Read, Write};
 use std::time::SystemTime;
@@ -69,4 +72,8 @@ pub trait Driver: Send + Sync + 'static {
     fn delete(&self, path: &str) -> Result<(), DriverError>;
     /// Sets a file's modification time to now (garbage collection treats recently touched blobs as in use).
     fn touch(&self, path: &str) -> Result<(), DriverError>;
+    /// When a file was last written or touched (what garbage collection's grace period is measured against).
+    fn last_used(&self, path: &str) -> Result<SystemTime, DriverError> {
+        Ok(self.stat(path)?.modified)
+    }
 }
