@@ -1,8 +1,12 @@
-//! The server configuration, read from YAML; command-line flags override it field by field.
+//! The server configuration, read from YAML; command-line flags override it field by field. A file with a top-level
+//! `version` key is registry:2's format instead, translated by [`crate::registry2_config`].
 //!
 //! ```yaml
 //! addr: 0.0.0.0:5000
 //! root: /var/lib/lade/registry
+//! storage: filesystem          # the root above; or `inmemory`, or an S3 bucket:
+//! # storage: { s3: { bucket: b, region: us-east-1, endpoint: http://127.0.0.1:9000, access_key: …, secret_key: …,
+//! #                  root_directory: /registry, force_path_style: true, secure: false, chunk_size: 10485760 } }
 //! delete: true                 # allow DELETE of blobs, manifests and tags (the default; false answers 405 UNSUPPORTED)
 //! automatic_crossmount: false  # mount without `from` links any blob the registry holds
 //! allow_sparse_manifests: false  # accept manifests whose layers or child manifests are not in the repository
@@ -24,7 +28,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::storage::object::S3Options;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +49,44 @@ pub enum ConfigError {
         #[source]
         source: serde_norway::Error,
     },
+    #[error("config {path} (registry:2 format): {source}")]
+    Registry2 {
+        path: PathBuf,
+        #[source]
+        source: crate::registry2_config::Registry2Error,
+    },
+}
+
+/// Where the registry keeps its content.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Below `root` on the local filesystem.
+    #[default]
+    Filesystem,
+    /// In this process's memory (tests, throwaway registries).
+    InMemory,
+    /// In an S3 bucket, shared by any number of replicas.
+    S3(S3Options),
+}
+
+/// registry:2's `storage.maintenance.uploadpurging`: removing upload sessions older than `age` every `interval`.
+#[derive(Debug, Clone)]
+pub struct UploadPurging {
+    pub age: Duration,
+    pub interval: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for UploadPurging {
+    /// registry:2's defaults.
+    fn default() -> UploadPurging {
+        UploadPurging {
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
 }
 
 /// Everything `lade registry serve` can be told.
@@ -49,6 +95,10 @@ pub enum ConfigError {
 pub struct Config {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    pub storage: Storage,
+    /// Set from registry:2's configuration only (lade's own purges uploads as part of `gc`).
+    #[serde(skip)]
+    pub upload_purging: Option<UploadPurging>,
     /// Allow DELETE of blobs, manifests and tags. On by default (registry:2 has it off): the distribution spec's
     /// content management, and so its conformance suite, needs it, and a registry that accepts anonymous pushes
     /// gains no safety from refusing deletes. Turn it off, or put the registry behind htpasswd auth, to protect it.
@@ -162,6 +212,8 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 5000)),
             root: default_root(),
+            storage: Storage::Filesystem,
+            upload_purging: None,
             delete: true,
             automatic_crossmount: false,
             allow_sparse_manifests: false,
@@ -175,12 +227,35 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads a YAML file; fields it leaves out keep their defaults.
+    /// Reads a YAML file, lade's format or registry:2's (then with its `REGISTRY_…` environment overrides); fields
+    /// it leaves out keep their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if crate::registry2_config::is_registry2(&text) {
+            let registry2 = |source| ConfigError::Registry2 {
+                path: path.to_path_buf(),
+                source,
+            };
+            let translated =
+                crate::registry2_config::parse(&text, std::env::vars()).map_err(registry2)?;
+            for key in &translated.warnings {
+                tracing::warn!(config = %path.display(), key = %key, "ignoring configuration key this registry does not implement");
+            }
+            use crate::registry2_config::Registry2Error::Unsupported;
+            if translated.unapplied.proxy.is_some() {
+                return Err(registry2(Unsupported("proxy")));
+            }
+            if translated.unapplied.notifications.is_some() {
+                return Err(registry2(Unsupported("notifications")));
+            }
+            if translated.unapplied.log.is_some() {
+                tracing::warn!(config = %path.display(), "section `log` is not applied by this build (RUST_LOG sets the level)");
+            }
+            return Ok(translated.config);
+        }
         Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,

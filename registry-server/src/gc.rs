@@ -212,18 +212,54 @@ pub fn collect(
                 }
             }
         }
-        for uuid in list(&layout::uploads_dir(repo))? {
-            let modified = driver
-                .stat(&layout::upload_data(repo, &uuid))
-                .or_else(|_| driver.stat(&layout::upload_dir(repo, &uuid)))
-                .map(|info| info.modified);
-            if modified.is_ok_and(|m| age(m) > options.upload_max_age) {
-                report.uploads_removed += 1;
-                if !options.dry_run {
-                    ignore_missing(driver.delete(&layout::upload_dir(repo, &uuid)))?;
-                }
+        report.uploads_removed += purge_repository_uploads(
+            registry,
+            repo,
+            options.upload_max_age,
+            options.dry_run,
+        )?;
+    }
+    Ok(report)
+}
+
+/// Removes (or, in a dry run, counts) the upload sessions of one repository untouched for longer than `max_age`.
+fn purge_repository_uploads(
+    registry: &Registry,
+    repo: &str,
+    max_age: Duration,
+    dry_run: bool,
+) -> Result<usize, DriverError> {
+    let driver = registry.driver();
+    let uuids = match driver.list(&layout::uploads_dir(repo)) {
+        Err(err) if err.is_not_found() => Vec::new(),
+        other => other?,
+    };
+    let mut removed = 0;
+    for uuid in uuids {
+        let modified = driver
+            .stat(&layout::upload_data(repo, &uuid))
+            .or_else(|_| driver.stat(&layout::upload_dir(repo, &uuid)))
+            .map(|info| info.modified);
+        if modified.is_ok_and(|m| age(m) > max_age) {
+            removed += 1;
+            if !dry_run {
+                ignore_missing(driver.delete(&layout::upload_dir(repo, &uuid)))?;
             }
         }
     }
-    Ok(report)
+    Ok(removed)
+}
+
+/// registry:2's upload purging on its own: removes upload sessions older than `max_age` in every repository and
+/// returns how many (would have) gone.
+pub fn purge_uploads(
+    registry: &Registry,
+    max_age: Duration,
+    dry_run: bool,
+) -> Result<usize, DriverError> {
+    let mut removed = 0;
+    for repo in registry.repository_dirs()? {
+        removed += purge_repository_uploads(registry, &repo, max_age, dry_run)?;
+    }
+    Ok(removed)
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod layout;
 pub mod names;
 pub mod registry;
+pub mod registry2_config;
 pub mod server;
 pub mod storage;
 pub mod uploads;

@@ -44,7 +44,8 @@ pub trait Store: ObjectStore + MultipartStore {}
 impl<T: ObjectStore + MultipartStore> Store for T {}
 
 /// How to reach an S3 bucket (registry:2's `storage.s3` keys).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct S3Options {
     pub bucket: String,
     pub region: Option<String>,
