@@ -228,8 +228,17 @@ impl Default for Config {
 
 impl Config {
     /// Reads a YAML file, lade's format or registry:2's (then with its `REGISTRY_…` environment overrides); fields
-    /// it leaves out keep their defaults.
+    /// it leaves out keep their defaults. Warnings (keys not implemented) go to the log.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::load_with_warnings(path)?;
+        for warning in warnings {
+            tracing::warn!(config = %path.display(), "{warning}");
+        }
+        Ok(config)
+    }
+
+    /// [`Config::load`], returning the warnings instead of logging them.
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -241,9 +250,6 @@ impl Config {
             };
             let translated =
                 crate::registry2_config::parse(&text, std::env::vars()).map_err(registry2)?;
-            for key in &translated.warnings {
-                tracing::warn!(config = %path.display(), key = %key, "ignoring configuration key this registry does not implement");
-            }
             use crate::registry2_config::Registry2Error::Unsupported;
             if translated.unapplied.proxy.is_some() {
                 return Err(registry2(Unsupported("proxy")));
@@ -251,15 +257,23 @@ impl Config {
             if translated.unapplied.notifications.is_some() {
                 return Err(registry2(Unsupported("notifications")));
             }
+            let mut warnings: Vec<String> = translated
+                .warnings
+                .iter()
+                .map(|key| format!("ignoring `{key}`: not implemented by this registry"))
+                .collect();
             if translated.unapplied.log.is_some() {
-                tracing::warn!(config = %path.display(), "section `log` is not applied by this build (RUST_LOG sets the level)");
+                warnings.push(
+                    "section `log` is not applied by this build (LADE_LOG sets the level)".into(),
+                );
             }
-            return Ok(translated.config);
+            return Ok((translated.config, warnings));
         }
-        Config::parse(&text).map_err(|source| ConfigError::Parse {
+        let config = Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        Ok((config, Vec::new()))
     }
 
     /// Parses YAML text.

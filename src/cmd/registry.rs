@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use registry_server::config::{AuthConfig, TlsConfig};
+use registry_server::config::{AuthConfig, Storage, TlsConfig};
 use registry_server::gc::{self, GcOptions};
 use registry_server::registry::Registry;
-use registry_server::storage::fs::FsDriver;
 use registry_server::Config;
 
 /// Arguments of `lade registry`.
@@ -98,10 +97,14 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    Ok(match path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    })
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let (config, warnings) = Config::load_with_warnings(path)?;
+    for warning in warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    Ok(config)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -135,10 +138,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    let storage = match &config.storage {
+        Storage::Filesystem => format!("root {}", config.root.display()),
+        Storage::InMemory => "in memory".to_string(),
+        Storage::S3(s3) => format!(
+            "bucket {}{}{}",
+            s3.bucket,
+            if s3.root_directory.is_empty() { "" } else { " under " },
+            s3.root_directory
+        ),
+    };
     println!(
-        "lade registry listening on {scheme}://{} (root {})",
+        "lade registry listening on {scheme}://{} ({storage})",
         listener.local_addr()?,
-        config.root.display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,20 +164,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn collect(args: GcArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_ref())?;
-    let root = args.root.unwrap_or(config.root);
-    anyhow::ensure!(
-        root.is_dir(),
-        "registry root {} does not exist",
-        root.display()
-    );
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(root) = args.root {
+        config.root = root;
+        config.storage = Storage::Filesystem;
+    }
+    if matches!(config.storage, Storage::Filesystem) {
+        anyhow::ensure!(
+            config.root.is_dir(),
+            "registry root {} does not exist",
+            config.root.display()
+        );
+    }
     let options = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged || config.gc.delete_untagged,
         grace_period: Duration::from_secs(args.grace_period),
         upload_max_age: Duration::from_secs(config.gc.upload_max_age_secs),
     };
-    let registry = Registry::new(std::sync::Arc::new(FsDriver::new(&root)));
+    let registry = Registry::new(registry_server::server::open_storage(&config)?);
     let report = gc::collect(&registry, &options, &RwLock::new(()))?;
     let verb = if args.dry_run {
         "would delete"
