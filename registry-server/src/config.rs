@@ -16,7 +16,8 @@
 //!   htpasswd: /etc/lade/htpasswd   # bcrypt entries, as `htpasswd -B` writes them
 //!   realm: lade registry
 //!   anonymous_read: false
-//! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800 }
+//! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800,
+//!       settle_secs: 30 }   # replicas: one collector at a time (a lease in storage), commits wait while it sweeps
 //! limits:
 //!   manifest_max_bytes: 4194304
 //!   blob_max_bytes: null           # no limit
@@ -57,9 +58,9 @@ pub enum ConfigError {
     },
 }
 
-/// Where the registry keeps its content.
+/// Where the registry keeps its content: `storage: filesystem`, `storage: inmemory` or `storage: { s3: { … } }`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "StorageYaml")]
 pub enum Storage {
     /// Below `root` on the local filesystem.
     #[default]
@@ -68,6 +69,29 @@ pub enum Storage {
     InMemory,
     /// In an S3 bucket, shared by any number of replicas.
     S3(S3Options),
+}
+
+/// The YAML shapes of [`Storage`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StorageYaml {
+    Name(String),
+    S3 { s3: S3Options },
+}
+
+impl TryFrom<StorageYaml> for Storage {
+    type Error = String;
+
+    fn try_from(yaml: StorageYaml) -> Result<Storage, String> {
+        match yaml {
+            StorageYaml::Name(name) if name == "filesystem" => Ok(Storage::Filesystem),
+            StorageYaml::Name(name) if name == "inmemory" => Ok(Storage::InMemory),
+            StorageYaml::Name(name) => Err(format!(
+                "unknown storage {name:?} (filesystem, inmemory or {{ s3: {{ … }} }})"
+            )),
+            StorageYaml::S3 { s3 } => Ok(Storage::S3(s3)),
+        }
+    }
 }
 
 /// registry:2's `storage.maintenance.uploadpurging`: removing upload sessions older than `age` every `interval`.
@@ -154,6 +178,8 @@ pub struct GcConfig {
     pub delete_untagged: bool,
     /// Upload sessions untouched for longer than this are removed.
     pub upload_max_age_secs: u64,
+    /// After taking the sweep lease, how long a collection waits for commits already under way on other replicas.
+    pub settle_secs: u64,
 }
 
 impl Default for GcConfig {
@@ -164,6 +190,7 @@ impl Default for GcConfig {
             grace_period_secs: 3600,
             delete_untagged: false,
             upload_max_age_secs: 7 * 24 * 3600,
+            settle_secs: 30,
         }
     }
 }
@@ -302,5 +329,10 @@ mod tests {
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
+        let s3 = Config::parse("storage:\n  s3: { bucket: b, endpoint: \"http://h:1\", force_path_style: true }\n")
+            .unwrap();
+        assert!(matches!(&s3.storage, Storage::S3(o) if o.bucket == "b" && o.force_path_style));
+        assert!(matches!(Config::parse("storage: inmemory").unwrap().storage, Storage::InMemory));
+        assert!(Config::parse("storage: tape").is_err());
     }
 }

@@ -110,6 +110,29 @@ fn kept_manifests(
     }
 }
 
+/// How long a collector's lease lasts; commits on every replica wait while it is held.
+pub const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Runs one collection under the sweep lease (see [`crate::lease`]), so that it is safe while other replicas (or
+/// processes) serve the same storage: `None` when another collector holds the lease. After taking the lease it
+/// waits `settle` for commits that started before it to finish.
+pub fn collect_leased(
+    registry: &Registry,
+    options: &GcOptions,
+    commit_lock: &RwLock<()>,
+    settle: Duration,
+) -> Result<Option<GcReport>, DriverError> {
+    let driver = registry.driver().clone();
+    let holder = uuid::Uuid::new_v4().to_string();
+    let Some(lease) = crate::lease::acquire(driver.as_ref(), &holder, LEASE_TTL)? else {
+        return Ok(None);
+    };
+    std::thread::sleep(settle);
+    let result = collect(registry, options, commit_lock);
+    lease.release(driver.as_ref())?;
+    result.map(Some)
+}
+
 /// Runs one collection. `commit_lock` is taken for writing around each deletion so that no push links a blob while
 /// it is being removed.
 pub fn collect(

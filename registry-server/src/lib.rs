@@ -11,6 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod hashstate;
 pub mod http;
+pub mod lease;
 pub mod layout;
 pub mod names;
 pub mod registry;

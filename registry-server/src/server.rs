@@ -112,11 +112,14 @@ async fn online_gc(state: Shared) {
     loop {
         interval.tick().await;
         let (st, opts) = (state.clone(), options.clone());
-        let result =
-            tokio::task::spawn_blocking(move || gc::collect(&st.registry, &opts, &st.commit_lock))
-                .await;
+        let settle = Duration::from_secs(gc.settle_secs);
+        let result = tokio::task::spawn_blocking(move || {
+            gc::collect_leased(&st.registry, &opts, &st.commit_lock, settle)
+        })
+        .await;
         match result {
-            Ok(Ok(report)) => tracing::info!(
+            Ok(Ok(None)) => tracing::info!("garbage collection skipped: another replica is collecting"),
+            Ok(Ok(Some(report))) => tracing::info!(
                 blobs_removed = report.blobs_removed.len(),
                 bytes_freed = report.bytes_freed,
                 manifests_removed = report.manifests_removed.len(),

@@ -330,6 +330,7 @@ impl Uploads {
                     })),
                 );
             }
+            crate::lease::wait_while_held(registry.driver().as_ref())?;
             let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
             match registry.global_blob_size(&expected)? {
                 Some(existing) if existing == size => {}

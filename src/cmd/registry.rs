@@ -183,7 +183,14 @@ fn collect(args: GcArgs) -> anyhow::Result<()> {
         upload_max_age: Duration::from_secs(config.gc.upload_max_age_secs),
     };
     let registry = Registry::new(registry_server::server::open_storage(&config)?);
-    let report = gc::collect(&registry, &options, &RwLock::new(()))?;
+    // On shared storage replicas may be serving: collect under the sweep lease, as their online collection does.
+    let report = if matches!(config.storage, Storage::S3(_)) {
+        let settle = Duration::from_secs(config.gc.settle_secs);
+        gc::collect_leased(&registry, &options, &RwLock::new(()), settle)?
+            .context("another collector holds the sweep lease (lade/gc-lease); try again later")?
+    } else {
+        gc::collect(&registry, &options, &RwLock::new(()))?
+    };
     let verb = if args.dry_run {
         "would delete"
     } else {

@@ -158,8 +158,26 @@ impl Server {
         )
     }
 
-    fn start(command: &mut Command, log_dir: &Path, name: &str) -> Server {
+    /// `lade registry serve --config CONFIG --addr 127.0.0.1:PORT` (for lade's own config format).
+    pub fn lade_on(config: &Path, log_dir: &Path, name: &str) -> Server {
         let port = free_port();
+        Server::start_on(
+            Command::new(env!("CARGO_BIN_EXE_lade"))
+                .args(["registry", "serve", "--config"])
+                .arg(config)
+                .arg("--addr")
+                .arg(format!("127.0.0.1:{port}")),
+            log_dir,
+            name,
+            port,
+        )
+    }
+
+    fn start(command: &mut Command, log_dir: &Path, name: &str) -> Server {
+        Server::start_on(command, log_dir, name, free_port())
+    }
+
+    fn start_on(command: &mut Command, log_dir: &Path, name: &str, port: u16) -> Server {
         let log = log_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let mut child = command

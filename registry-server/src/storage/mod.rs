@@ -72,6 +72,11 @@ pub trait Driver: Send + Sync + 'static {
     fn delete(&self, path: &str) -> Result<(), DriverError>;
     /// Sets a file's modification time to now (garbage collection treats recently touched blobs as in use).
     fn touch(&self, path: &str) -> Result<(), DriverError>;
+    /// Creates a small file only if nothing is there (S3's `If-None-Match: *`); false when something was.
+    fn put_if_absent(&self, path: &str, content: &[u8]) -> Result<bool, DriverError>;
+    /// Replaces a small file only if its content is still `expected` (a compare-and-swap: S3's `If-Match` on the
+    /// ETag read with it); false when it changed or is gone.
+    fn replace_if(&self, path: &str, expected: &[u8], content: &[u8]) -> Result<bool, DriverError>;
     /// When a file was last written or touched (what garbage collection's grace period is measured against).
     fn last_used(&self, path: &str) -> Result<SystemTime, DriverError> {
         Ok(self.stat(path)?.modified)

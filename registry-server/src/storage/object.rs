@@ -24,7 +24,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Driver, DriverError, FileInfo, FileWriter};
@@ -697,6 +699,42 @@ impl Driver for ObjectDriver {
             Ok(())
         } else {
             Err(DriverError::NotFound(path.to_string()))
+        }
+    }
+
+    fn put_if_absent(&self, path: &str, content: &[u8]) -> Result<bool, DriverError> {
+        let key = self.key(path)?;
+        let options = PutOptions::from(PutMode::Create);
+        match self.run(self.inner.store.put_opts(&key, PutPayload::from(content.to_vec()), options)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(err) => Err(backend(path, err)),
+        }
+    }
+
+    fn replace_if(&self, path: &str, expected: &[u8], content: &[u8]) -> Result<bool, DriverError> {
+        let key = self.key(path)?;
+        let current = self.run(async {
+            let got = self.inner.store.get(&key).await?;
+            let version = UpdateVersion {
+                e_tag: got.meta.e_tag.clone(),
+                version: got.meta.version.clone(),
+            };
+            Ok::<_, object_store::Error>((got.bytes().await?, version))
+        });
+        let (bytes, version) = match current {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(err) => return Err(backend(path, err)),
+        };
+        if bytes != expected {
+            return Ok(false);
+        }
+        let options = PutOptions::from(PutMode::Update(version));
+        match self.run(self.inner.store.put_opts(&key, PutPayload::from(content.to_vec()), options)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(backend(path, err)),
         }
     }
 

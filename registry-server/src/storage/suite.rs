@@ -244,6 +244,16 @@ fn touch_marks_use(d: &dyn Driver) {
     assert!(d.touch("touch/missing").unwrap_err().is_not_found());
 }
 
+fn conditional_writes(d: &dyn Driver) {
+    assert!(d.put_if_absent("cond/lease", b"first").unwrap());
+    assert!(!d.put_if_absent("cond/lease", b"second").unwrap());
+    assert_eq!(d.get_content("cond/lease").unwrap(), b"first");
+    assert!(!d.replace_if("cond/lease", b"stale", b"third").unwrap());
+    assert!(d.replace_if("cond/lease", b"first", b"fourth").unwrap());
+    assert_eq!(d.get_content("cond/lease").unwrap(), b"fourth");
+    assert!(!d.replace_if("cond/missing", b"x", b"y").unwrap());
+}
+
 /// Every test of the suite, in turn.
 pub fn run_all(d: &dyn Driver) {
     put_get_and_atomic_replace(d);
@@ -254,6 +264,7 @@ pub fn run_all(d: &dyn Driver) {
     delete_of_trees(d);
     large_streamed_content(d);
     touch_marks_use(d);
+    conditional_writes(d);
 }
 
 #[test]
