@@ -329,10 +329,15 @@ mod tests {
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
-        let s3 = Config::parse("storage:\n  s3: { bucket: b, endpoint: \"http://h:1\", force_path_style: true }\n")
-            .unwrap();
+        let s3 = Config::parse(
+            "storage:\n  s3: { bucket: b, endpoint: \"http://h:1\", force_path_style: true }\n",
+        )
+        .unwrap();
         assert!(matches!(&s3.storage, Storage::S3(o) if o.bucket == "b" && o.force_path_style));
-        assert!(matches!(Config::parse("storage: inmemory").unwrap().storage, Storage::InMemory));
+        assert!(matches!(
+            Config::parse("storage: inmemory").unwrap().storage,
+            Storage::InMemory
+        ));
         assert!(Config::parse("storage: tape").is_err());
     }
 }

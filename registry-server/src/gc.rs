@@ -201,7 +201,9 @@ pub fn collect(
                     Err(err) if err.is_not_found() => continue,
                     Err(err) => return Err(err),
                 };
-                let used = driver.last_used(&layout::blob_data(&digest)).unwrap_or(info.modified);
+                let used = driver
+                    .last_used(&layout::blob_data(&digest))
+                    .unwrap_or(info.modified);
                 if age(used) < options.grace_period {
                     report.blobs_kept += 1;
                     continue;
@@ -235,12 +237,8 @@ pub fn collect(
                 }
             }
         }
-        report.uploads_removed += purge_repository_uploads(
-            registry,
-            repo,
-            options.upload_max_age,
-            options.dry_run,
-        )?;
+        report.uploads_removed +=
+            purge_repository_uploads(registry, repo, options.upload_max_age, options.dry_run)?;
     }
     Ok(report)
 }

@@ -56,7 +56,10 @@ impl Sha256State {
             if self.pending < 64 {
                 return;
             }
-            sha2::compress256(&mut self.state, &[GenericArray::clone_from_slice(&self.block)]);
+            sha2::compress256(
+                &mut self.state,
+                &[GenericArray::clone_from_slice(&self.block)],
+            );
             self.pending = 0;
         }
         let whole = data.len() / 64 * 64;
@@ -141,11 +144,12 @@ mod tests {
             for piece in data[split..].chunks(37) {
                 resumed.update(piece);
             }
-            assert_eq!(resumed.finish(), Digest::sha256_of(&data), "split at {split}");
             assert_eq!(
-                Sha256State::default().finish(),
-                Digest::sha256_of(b""),
+                resumed.finish(),
+                Digest::sha256_of(&data),
+                "split at {split}"
             );
+            assert_eq!(Sha256State::default().finish(), Digest::sha256_of(b""),);
         }
         assert!(Sha256State::unmarshal(b"sha\x03short").is_none());
     }

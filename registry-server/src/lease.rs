@@ -59,7 +59,11 @@ fn current(driver: &dyn Driver) -> Result<Option<(Vec<u8>, bool)>, DriverError> 
 }
 
 /// Takes the lease for `ttl` unless another holder's lease is in force.
-pub fn acquire(driver: &dyn Driver, holder: &str, ttl: Duration) -> Result<Option<Lease>, DriverError> {
+pub fn acquire(
+    driver: &dyn Driver,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>, DriverError> {
     let content = body(holder, now_ms() + ttl.as_millis() as u64);
     let taken = match current(driver)? {
         None => driver.put_if_absent(LEASE_PATH, &content)?,

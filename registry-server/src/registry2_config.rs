@@ -179,7 +179,11 @@ struct Translator {
 }
 
 impl Translator {
-    fn section<'a>(&mut self, value: &'a Value, key: &str) -> Result<Option<&'a Mapping>, Registry2Error> {
+    fn section<'a>(
+        &mut self,
+        value: &'a Value,
+        key: &str,
+    ) -> Result<Option<&'a Mapping>, Registry2Error> {
         match value {
             Value::Null => Ok(None),
             Value::Mapping(m) => Ok(Some(m)),
@@ -273,7 +277,15 @@ impl Translator {
         let top = self.entries(
             &root,
             "",
-            &["version", "log", "storage", "http", "auth", "proxy", "notifications"],
+            &[
+                "version",
+                "log",
+                "storage",
+                "http",
+                "auth",
+                "proxy",
+                "notifications",
+            ],
         )?;
         let version = top
             .get("version")
@@ -383,7 +395,10 @@ impl Translator {
     }
 
     fn s3(&mut self, value: &Value) -> Result<S3Options, Registry2Error> {
-        let map = self.section(value, "storage.s3")?.cloned().unwrap_or_default();
+        let map = self
+            .section(value, "storage.s3")?
+            .cloned()
+            .unwrap_or_default();
         let keys = self.entries(
             &map,
             "storage.s3.",
@@ -519,7 +534,10 @@ impl Translator {
         };
         let keys = self.entries(map, "auth.", &["htpasswd"])?;
         if let Some(htpasswd) = keys.get("htpasswd") {
-            let map = self.section(htpasswd, "auth.htpasswd")?.cloned().unwrap_or_default();
+            let map = self
+                .section(htpasswd, "auth.htpasswd")?
+                .cloned()
+                .unwrap_or_default();
             let keys = self.entries(&map, "auth.htpasswd.", &["realm", "path"])?;
             let path = keys.get("path").ok_or_else(|| Registry2Error::Invalid {
                 key: "auth.htpasswd.path".into(),
@@ -600,7 +618,10 @@ auth:
         };
         assert_eq!(s3.bucket, "images");
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        assert_eq!((s3.access_key.as_deref(), s3.secret_key.as_deref()), (Some("AK"), Some("SK")));
+        assert_eq!(
+            (s3.access_key.as_deref(), s3.secret_key.as_deref()),
+            (Some("AK"), Some("SK"))
+        );
         assert_eq!(s3.root_directory, "/reg");
         assert!(s3.force_path_style && !s3.secure);
         assert_eq!(s3.chunk_size, 5242880);
@@ -612,7 +633,10 @@ auth:
         assert_eq!(c.addr.to_string(), "0.0.0.0:5001");
         assert_eq!(c.tls.as_ref().unwrap().cert, PathBuf::from("/certs/c.pem"));
         let auth = c.auth.as_ref().unwrap();
-        assert_eq!((auth.realm.as_str(), auth.htpasswd.to_str()), ("basic-realm", Some("/auth/htpasswd")));
+        assert_eq!(
+            (auth.realm.as_str(), auth.htpasswd.to_str()),
+            ("basic-realm", Some("/auth/htpasswd"))
+        );
         assert_eq!(
             r.warnings,
             vec!["storage.cache", "storage.s3.v4auth", "http.headers"]
@@ -642,38 +666,82 @@ auth:
             none(),
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "`storage.delete.enabled`: expected a boolean, found string \"maybe\"");
+        assert_eq!(
+            err.to_string(),
+            "`storage.delete.enabled`: expected a boolean, found string \"maybe\""
+        );
         let err = parse(
             "version: 0.1\nstorage:\n  s3: {bucket: b, region: r, chunksize: [1]}\n",
             none(),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("`storage.s3.chunksize`: expected a non-negative integer"), "{err}");
-        let err = parse("version: 0.1\nstorage:\n  filesystem: {}\nhttp:\n  addr: [1]\n", none()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`storage.s3.chunksize`: expected a non-negative integer"),
+            "{err}"
+        );
+        let err = parse(
+            "version: 0.1\nstorage:\n  filesystem: {}\nhttp:\n  addr: [1]\n",
+            none(),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("`http.addr`"), "{err}");
-        let err = parse("version: 0.1\nstorage:\n  filesystem: {}\n  s3: {bucket: b, region: r}\n", none()).unwrap_err();
-        assert!(err.to_string().contains("more than one storage driver"), "{err}");
+        let err = parse(
+            "version: 0.1\nstorage:\n  filesystem: {}\n  s3: {bucket: b, region: r}\n",
+            none(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("more than one storage driver"),
+            "{err}"
+        );
         let err = parse("version: 0.2\nstorage: {filesystem: {}}\n", none()).unwrap_err();
         assert!(err.to_string().starts_with("`version`"), "{err}");
-        let err = parse("version: 0.1\nstorage:\n  s3: {bucket: b, region: r, chunksize: 1024}\n", none()).unwrap_err();
+        let err = parse(
+            "version: 0.1\nstorage:\n  s3: {bucket: b, region: r, chunksize: 1024}\n",
+            none(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("minimum part size"), "{err}");
         let err = parse(
             "version: 0.1\nstorage:\n  filesystem: {}\n  maintenance: {uploadpurging: {age: soon}}\n",
             none(),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("`storage.maintenance.uploadpurging.age`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`storage.maintenance.uploadpurging.age`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn environment_overrides_as_registry2_spells_them() {
         let env = vec![
-            ("REGISTRY_STORAGE_S3_BUCKET".to_string(), "from-env".to_string()),
-            ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE".to_string(), "false".to_string()),
-            ("REGISTRY_HTTP_ADDR".to_string(), "127.0.0.1:6000".to_string()),
-            ("REGISTRY_STORAGE_DELETE_ENABLED".to_string(), "false".to_string()),
-            ("REGISTRY_AUTH_HTPASSWD_REALM".to_string(), "env realm".to_string()),
-            ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE".to_string(), "2h".to_string()),
+            (
+                "REGISTRY_STORAGE_S3_BUCKET".to_string(),
+                "from-env".to_string(),
+            ),
+            (
+                "REGISTRY_STORAGE_S3_FORCEPATHSTYLE".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "REGISTRY_HTTP_ADDR".to_string(),
+                "127.0.0.1:6000".to_string(),
+            ),
+            (
+                "REGISTRY_STORAGE_DELETE_ENABLED".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "REGISTRY_AUTH_HTPASSWD_REALM".to_string(),
+                "env realm".to_string(),
+            ),
+            (
+                "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE".to_string(),
+                "2h".to_string(),
+            ),
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let r = parse(FULL, env).unwrap();
@@ -685,17 +753,26 @@ auth:
         assert_eq!(r.config.addr.to_string(), "127.0.0.1:6000");
         assert!(!r.config.delete);
         assert_eq!(r.config.auth.unwrap().realm, "env realm");
-        assert_eq!(r.config.upload_purging.unwrap().age, Duration::from_secs(7200));
+        assert_eq!(
+            r.config.upload_purging.unwrap().age,
+            Duration::from_secs(7200)
+        );
         // A section the file does not have is created by the environment.
         let r = parse(
             "version: 0.1\nstorage:\n  filesystem: {}\n",
-            vec![("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".to_string(), "/env/root".to_string())],
+            vec![(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".to_string(),
+                "/env/root".to_string(),
+            )],
         )
         .unwrap();
         assert_eq!(r.config.root, PathBuf::from("/env/root"));
         let err = parse(
             "version: 0.1\nstorage:\n  filesystem: {}\n",
-            vec![("REGISTRY_STORAGE_DELETE_ENABLED".to_string(), "yes please".to_string())],
+            vec![(
+                "REGISTRY_STORAGE_DELETE_ENABLED".to_string(),
+                "yes please".to_string(),
+            )],
         )
         .unwrap_err();
         assert!(err.to_string().contains("storage.delete.enabled"), "{err}");

@@ -118,7 +118,9 @@ async fn online_gc(state: Shared) {
         })
         .await;
         match result {
-            Ok(Ok(None)) => tracing::info!("garbage collection skipped: another replica is collecting"),
+            Ok(Ok(None)) => {
+                tracing::info!("garbage collection skipped: another replica is collecting")
+            }
             Ok(Ok(Some(report))) => tracing::info!(
                 blobs_removed = report.blobs_removed.len(),
                 bytes_freed = report.bytes_freed,
@@ -141,7 +143,9 @@ async fn purge_uploads(state: Shared, purging: UploadPurging) {
             tokio::task::spawn_blocking(move || gc::purge_uploads(&st.registry, p.age, p.dry_run))
                 .await;
         match result {
-            Ok(Ok(removed)) => tracing::info!(removed, dry_run = purging.dry_run, "upload purge finished"),
+            Ok(Ok(removed)) => {
+                tracing::info!(removed, dry_run = purging.dry_run, "upload purge finished")
+            }
             Ok(Err(err)) => tracing::error!(error = %err, "upload purge failed"),
             Err(err) => tracing::error!(error = %err, "upload purge panicked"),
         }

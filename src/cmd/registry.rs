@@ -144,7 +144,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Storage::S3(s3) => format!(
             "bucket {}{}{}",
             s3.bucket,
-            if s3.root_directory.is_empty() { "" } else { " under " },
+            if s3.root_directory.is_empty() {
+                ""
+            } else {
+                " under "
+            },
             s3.root_directory
         ),
     };

@@ -38,7 +38,9 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path, child: &mut Child) {
 
 /// Is `s3s-fs` installed (by scripts/install-deps.sh)?
 pub fn s3s_fs() -> Result<PathBuf, String> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let installed = home.join(".cargo/bin/s3s-fs");
     if installed.exists() {
         return Ok(installed);
@@ -108,7 +110,10 @@ impl S3 {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  s3:\n    accesskey: {}\n    secretkey: {}\n    region: us-east-1\n    regionendpoint: {}\n    bucket: {}\n    rootdirectory: {root}\n    forcepathstyle: true\n    secure: false\n    v4auth: true\n    chunksize: 5242880\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  secret: fleet-test-secret\n",
             self.access_key, self.secret_key, self.endpoint, self.bucket
         );
-        let path = self.dir.path().join(format!("config-{}.yml", root.replace('/', "_")));
+        let path = self
+            .dir
+            .path()
+            .join(format!("config-{}.yml", root.replace('/', "_")));
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -139,7 +144,9 @@ impl Server {
     /// `lade registry serve --config CONFIG` on a free port given as `REGISTRY_HTTP_ADDR`.
     pub fn lade(config: &Path, log_dir: &Path, name: &str) -> Server {
         Server::start(
-            Command::new(env!("CARGO_BIN_EXE_lade")).args(["registry", "serve", "--config"]).arg(config),
+            Command::new(env!("CARGO_BIN_EXE_lade"))
+                .args(["registry", "serve", "--config"])
+                .arg(config),
             log_dir,
             name,
         )

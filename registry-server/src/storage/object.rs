@@ -25,7 +25,8 @@ use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
 };
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +96,10 @@ impl Runtime {
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("runtime present until drop").handle()
+        self.0
+            .as_ref()
+            .expect("runtime present until drop")
+            .handle()
     }
 }
 
@@ -151,7 +155,11 @@ fn backend(path: &str, err: object_store::Error) -> DriverError {
 
 impl ObjectDriver {
     /// A driver over any store (in tests: memory).
-    pub fn new(store: Arc<dyn Store>, root: &str, chunk_size: usize) -> Result<ObjectDriver, SetupError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        root: &str,
+        chunk_size: usize,
+    ) -> Result<ObjectDriver, SetupError> {
         Ok(ObjectDriver {
             inner: Arc::new(Inner {
                 store,
@@ -265,7 +273,11 @@ impl ObjectDriver {
         self.key(&format!("{TOUCHED}/{path}"))
     }
 
-    fn load_state(&self, path: &str, key: &Path) -> Result<Option<(AppendState, SystemTime)>, DriverError> {
+    fn load_state(
+        &self,
+        path: &str,
+        key: &Path,
+    ) -> Result<Option<(AppendState, SystemTime)>, DriverError> {
         let state_key = Self::state_key(key);
         let got = self.run(async {
             let result = self.inner.store.get(&state_key).await?;
@@ -284,7 +296,6 @@ impl ObjectDriver {
             Err(err) => Err(backend(path, err)),
         }
     }
-
 
     /// Deletes the object at `key`, an appendable file there (aborting its multipart upload) and every object below
     /// `key/`. Returns whether anything existed.
@@ -343,7 +354,11 @@ impl ObjectDriver {
         })
     }
 
-    fn head(&self, path: &str, key: &Path) -> Result<Option<object_store::ObjectMeta>, DriverError> {
+    fn head(
+        &self,
+        path: &str,
+        key: &Path,
+    ) -> Result<Option<object_store::ObjectMeta>, DriverError> {
         match self.run(self.inner.store.head(key)) {
             Ok(meta) => Ok(Some(meta)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -351,7 +366,10 @@ impl ObjectDriver {
                 // s3s-fs fails a HEAD of a key that is an (empty) directory on its disk: the parent's listing says
                 // whether there is such an object at all.
                 let parts: Vec<_> = key.parts().collect();
-                let parent: Path = parts[..parts.len().saturating_sub(1)].iter().cloned().collect();
+                let parent: Path = parts[..parts.len().saturating_sub(1)]
+                    .iter()
+                    .cloned()
+                    .collect();
                 let listing = self
                     .run(self.inner.store.list_with_delimiter(Some(&parent)))
                     .map_err(|e| backend(path, e))?;
@@ -367,10 +385,16 @@ impl ObjectDriver {
     /// Completes an appendable file into an ordinary object at its own key.
     fn complete(&self, path: &str, key: &Path, state: AppendState) -> Result<(), DriverError> {
         let tail = match &state.tail_key {
-            Some(tail) => self.run(async {
-                self.inner.store.get(&Path::from(tail.as_str())).await?.bytes().await
-            })
-            .map_err(|e| backend(path, e))?,
+            Some(tail) => self
+                .run(async {
+                    self.inner
+                        .store
+                        .get(&Path::from(tail.as_str()))
+                        .await?
+                        .bytes()
+                        .await
+                })
+                .map_err(|e| backend(path, e))?,
             None => Bytes::new(),
         };
         if tail.len() as u64 != state.tail_len {
@@ -487,7 +511,12 @@ impl FileWriter for ObjectWriter {
                 let tail_key = format!("{}{TAIL_SUFFIX}{}", self.key.as_ref(), self.state.size);
                 let payload = PutPayload::from_bytes(Bytes::from(std::mem::take(&mut self.tail)));
                 self.driver
-                    .run(self.driver.inner.store.put(&Path::from(tail_key.as_str()), payload))
+                    .run(
+                        self.driver
+                            .inner
+                            .store
+                            .put(&Path::from(tail_key.as_str()), payload),
+                    )
                     .map_err(|e| backend(&self.path, e))?;
                 self.state.tail_key = Some(tail_key);
             }
@@ -495,10 +524,17 @@ impl FileWriter for ObjectWriter {
         let json = serde_json::to_vec(&self.state).expect("upload state serializes");
         let state_key = ObjectDriver::state_key(&self.key);
         self.driver
-            .run(self.driver.inner.store.put(&state_key, PutPayload::from(json)))
+            .run(
+                self.driver
+                    .inner
+                    .store
+                    .put(&state_key, PutPayload::from(json)),
+            )
             .map_err(|e| backend(&self.path, e))?;
         if let Some(old) = old_tail.filter(|old| Some(old) != self.state.tail_key.as_ref()) {
-            let _ = self.driver.run(self.driver.inner.store.delete(&Path::from(old.as_str())));
+            let _ = self
+                .driver
+                .run(self.driver.inner.store.delete(&Path::from(old.as_str())));
         }
         Ok(())
     }
@@ -536,9 +572,13 @@ impl Driver for ObjectDriver {
 
     fn put_content(&self, path: &str, content: &[u8]) -> Result<(), DriverError> {
         let key = self.key(path)?;
-        self.run(self.inner.store.put(&key, PutPayload::from(content.to_vec())))
-            .map(drop)
-            .map_err(|e| backend(path, e))
+        self.run(
+            self.inner
+                .store
+                .put(&key, PutPayload::from(content.to_vec())),
+        )
+        .map(drop)
+        .map_err(|e| backend(path, e))
     }
 
     fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn Read + Send>, DriverError> {
@@ -580,7 +620,12 @@ impl Driver for ObjectDriver {
                 let tail = match &state.tail_key {
                     Some(tail) => self
                         .run(async {
-                            self.inner.store.get(&Path::from(tail.as_str())).await?.bytes().await
+                            self.inner
+                                .store
+                                .get(&Path::from(tail.as_str()))
+                                .await?
+                                .bytes()
+                                .await
                         })
                         .map_err(|e| backend(path, e))?
                         .to_vec(),
@@ -705,9 +750,16 @@ impl Driver for ObjectDriver {
     fn put_if_absent(&self, path: &str, content: &[u8]) -> Result<bool, DriverError> {
         let key = self.key(path)?;
         let options = PutOptions::from(PutMode::Create);
-        match self.run(self.inner.store.put_opts(&key, PutPayload::from(content.to_vec()), options)) {
+        match self.run(
+            self.inner
+                .store
+                .put_opts(&key, PutPayload::from(content.to_vec()), options),
+        ) {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
             Err(err) => Err(backend(path, err)),
         }
     }
@@ -731,9 +783,15 @@ impl Driver for ObjectDriver {
             return Ok(false);
         }
         let options = PutOptions::from(PutMode::Update(version));
-        match self.run(self.inner.store.put_opts(&key, PutPayload::from(content.to_vec()), options)) {
+        match self.run(
+            self.inner
+                .store
+                .put_opts(&key, PutPayload::from(content.to_vec()), options),
+        ) {
             Ok(_) => Ok(true),
-            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(false),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(false),
             Err(err) => Err(backend(path, err)),
         }
     }

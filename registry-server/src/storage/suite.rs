@@ -25,7 +25,9 @@ fn s3s_fs_binary() -> PathBuf {
     if let Ok(path) = std::env::var("LADE_S3S_FS") {
         return PathBuf::from(path);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let installed = home.join(".cargo/bin/s3s-fs");
     if installed.exists() {
         installed
@@ -187,7 +189,11 @@ fn truncating_writer_and_cancel(d: &dyn Driver) {
     assert_eq!(d.stat(path).unwrap().size, 5);
     d.put_content("up/u2/startedat", b"now").unwrap();
     d.delete("up/u2").unwrap();
-    assert!(d.stat("up/u2").unwrap_err().is_not_found(), "{:?}", d.stat("up/u2"));
+    assert!(
+        d.stat("up/u2").unwrap_err().is_not_found(),
+        "{:?}",
+        d.stat("up/u2")
+    );
     assert!(d.stat(path).unwrap_err().is_not_found());
 }
 
@@ -195,7 +201,8 @@ fn delete_of_trees(d: &dyn Driver) {
     d.put_content("t/x/1", b"1").unwrap();
     d.put_content("t/x/y/2", b"2").unwrap();
     d.put_content("t/keep", b"k").unwrap();
-    d.put_content("t/xx", b"sibling with a common prefix").unwrap();
+    d.put_content("t/xx", b"sibling with a common prefix")
+        .unwrap();
     d.delete("t/x").unwrap();
     assert!(d.stat("t/x").unwrap_err().is_not_found());
     assert!(d.get_content("t/x/y/2").unwrap_err().is_not_found());
