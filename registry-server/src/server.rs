@@ -113,8 +113,15 @@ async fn online_gc(state: Shared) {
         interval.tick().await;
         let (st, opts) = (state.clone(), options.clone());
         let settle = Duration::from_secs(gc.settle_secs);
+        // Shared storage may have other replicas committing: collect under the sweep lease there. A filesystem
+        // root has one server, which the commit lock alone keeps apart from its collection.
+        let shared = matches!(state.config.storage, Storage::S3(_));
         let result = tokio::task::spawn_blocking(move || {
-            gc::collect_leased(&st.registry, &opts, &st.commit_lock, settle)
+            if shared {
+                gc::collect_leased(&st.registry, &opts, &st.commit_lock, settle)
+            } else {
+                gc::collect(&st.registry, &opts, &st.commit_lock).map(Some)
+            }
         })
         .await;
         match result {
