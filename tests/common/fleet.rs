@@ -30,6 +30,8 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path, child: &mut Child) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "{what} did not listen on {port}: {}",
         std::fs::read_to_string(log).unwrap_or_default()
