@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless|soak]...   (default: all but soak)
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless|s3|soak]...   (default: all but soak)
 # Env: BENCH_SIZE_MIB (image and context size, default 1024), SOAK_SECONDS (per registry, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
 size_mib=${BENCH_SIZE_MIB:-1024}
-groups=${*:-archive build registry transfer rootless}
+groups=${*:-archive build registry transfer rootless s3}
 scripts/install-deps.sh
 cargo build --release --locked -q
 lade=$PWD/target/release/lade
@@ -267,6 +267,73 @@ transfer_image() { # name lade-archive docker-archive label
     $docker load -i "$3" >/dev/null
   done
   rm -rf "$pusher"
+}
+
+# The registry on S3: lade replicas and registry:2 serving one s3s-fs bucket (or BENCH_S3_ENDPOINT with
+# BENCH_S3_BUCKET/ACCESS_KEY/SECRET_KEY, e.g. the Garage cluster of scripts/test-fleet.sh), both started from the same
+# registry:2 config.yml. Push and pull of the 1 GiB random image by lade through each, and each server's peak RSS.
+# registry:2's S3 driver needs ListMultipartUploads, which s3s-fs lacks: there its pushes fail and the push rows
+# compare lade on S3 with lade on the filesystem instead (said in the row).
+bench_s3() {
+  make_big_image
+  local endpoint bucket=${BENCH_S3_BUCKET:-registry} key=${BENCH_S3_ACCESS_KEY:-bench} secret=${BENCH_S3_SECRET_KEY:-bench-secret}
+  if [ -n "${BENCH_S3_ENDPOINT:-}" ]; then
+    endpoint=$BENCH_S3_ENDPOINT
+  else
+    local port; port=$(free_port)
+    mkdir -p "$work/s3/$bucket"
+    "${S3S_FS:-$HOME/.cargo/bin/s3s-fs}" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$work/s3" >/dev/null 2>&1 &
+    pids+=($!); endpoint=http://127.0.0.1:$port
+    sleep 1
+  fi
+  printf 'version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  s3:
+    accesskey: %s
+    secretkey: %s
+    region: us-east-1
+    regionendpoint: %s
+    bucket: %s
+    rootdirectory: /bench-%s
+    forcepathstyle: true
+    secure: false
+  delete:
+    enabled: true
+http:
+  secret: bench
+' \
+    "$key" "$secret" "$endpoint" "$bucket" "$RANDOM" > "$work/s3.yml"
+  local lport rport fport
+  lport=$(free_port); rport=$(free_port); fport=$(free_port)
+  REGISTRY_HTTP_ADDR=127.0.0.1:$lport "$lade" registry serve --config "$work/s3.yml" >/dev/null 2>"$work/lade-s3.log" &
+  pids+=($!); local lpid=$!
+  REGISTRY_HTTP_ADDR=127.0.0.1:$rport env -u AWS_CA_BUNDLE docker-registry serve "$work/s3.yml" >/dev/null 2>&1 &
+  pids+=($!); local rpid=$!
+  "$lade" registry serve --addr "127.0.0.1:$fport" --root "$work/lade-fs-registry" >/dev/null 2>&1 &
+  pids+=($!)
+  sleep 2
+  local pusher=$work/store-push-s3 n=$RANDOM
+  LADE_ROOT=$pusher "$lade" load -q -i "$work/big.tar" >/dev/null
+  local l lr r peer="registry:2 on the same S3"
+  LADE_ROOT=$pusher "$lade" tag bench:big "127.0.0.1:$lport/s3-$n/big:1"
+  read -r l lr < <(measure env LADE_ROOT="$pusher" "$lade" push -q "127.0.0.1:$lport/s3-$n/big:1")
+  LADE_ROOT=$pusher "$lade" tag bench:big "127.0.0.1:$rport/s3r-$n/big:1"
+  if ! read -r r _ < <(measure env LADE_ROOT="$pusher" "$lade" push -q "127.0.0.1:$rport/s3r-$n/big:1"); then
+    peer="lade on the filesystem (registry:2 cannot push to s3s-fs)"
+    LADE_ROOT=$pusher "$lade" tag bench:big "127.0.0.1:$fport/fs-$n/big:1"
+    read -r r _ < <(measure env LADE_ROOT="$pusher" "$lade" push -q "127.0.0.1:$fport/fs-$n/big:1")
+  fi
+  row "push ${size_mib} MiB random image, lade registry on S3" "$l" "$lr" "$peer" "$r"
+  # Both read the image lade's replica wrote: the same bucket, the same client.
+  read -r l lr < <(measure env LADE_ROOT="$work/store-pull-s3a" "$lade" pull -q "127.0.0.1:$lport/s3-$n/big:1")
+  read -r r _ < <(measure env LADE_ROOT="$work/store-pull-s3b" "$lade" pull -q "127.0.0.1:$rport/s3-$n/big:1")
+  row "pull ${size_mib} MiB random image, lade registry on S3" "$l" "$lr" "registry:2 on the same S3" "$r"
+  rm -rf "$pusher" "$work"/store-pull-s3?
+  echo "S3 registry peak RSS: lade $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lpid/status), registry:2 $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$rpid/status)" | tee -a "$work/notes"
 }
 
 # Rootless: cold and no-op builds of the node-style fixture by lade as an unprivileged user (made here, with a

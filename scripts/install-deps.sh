@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what lade's demo, tests and benchmarks need on Debian 12, skipping what is already there:
-# the peers (Docker engine, skopeo, registry:2, runc, busybox, umoci), headless Chromium and its WebDriver for the
-# registry web page's browser tests, and small tools.
+# the peers (Docker engine, skopeo, registry:2, runc, busybox, umoci, nginx, the s3s-fs S3 server), headless
+# Chromium and its WebDriver for the registry web page's browser tests, and small tools.
 set -euo pipefail
 declare -A packages=(
   [dockerd]=docker.io [skopeo]=skopeo [docker-registry]=docker-registry [runc]=runc
   [busybox]=busybox-static [umoci]=umoci [htpasswd]=apache2-utils [openssl]=openssl
-  [/usr/bin/time]=time [python3]=python3 [wrk]=wrk [newuidmap]=uidmap
+  [/usr/bin/time]=time [python3]=python3 [wrk]=wrk [newuidmap]=uidmap [/usr/sbin/nginx]=nginx [curl]=curl
   [chromium]=chromium [chromedriver]=chromium-driver
 )
 missing=()
@@ -22,4 +22,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1
+fi
+# A real S3 server for the registry's S3 tests; 0.14.1 is the last release this Rust builds.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "installing: s3s-fs 0.14.1 (cargo)" >&2
+  cargo install s3s-fs --version 0.14.1 --locked >&2
 fi

@@ -1,8 +1,12 @@
-//! The server configuration, read from YAML; command-line flags override it field by field.
+//! The server configuration, read from YAML; command-line flags override it field by field. A file with a top-level
+//! `version` key is registry:2's format instead, translated by [`crate::registry2_config`].
 //!
 //! ```yaml
 //! addr: 0.0.0.0:5000
 //! root: /var/lib/lade/registry
+//! storage: filesystem          # the root above; or `inmemory`, or an S3 bucket:
+//! # storage: { s3: { bucket: b, region: us-east-1, endpoint: http://127.0.0.1:9000, access_key: …, secret_key: …,
+//! #                  root_directory: /registry, force_path_style: true, secure: false, chunk_size: 10485760 } }
 //! delete: true                 # allow DELETE of blobs, manifests and tags (the default; false answers 405 UNSUPPORTED)
 //! automatic_crossmount: false  # mount without `from` links any blob the registry holds
 //! allow_sparse_manifests: false  # accept manifests whose layers or child manifests are not in the repository
@@ -12,7 +16,8 @@
 //!   htpasswd: /etc/lade/htpasswd   # bcrypt entries, as `htpasswd -B` writes them
 //!   realm: lade registry
 //!   anonymous_read: false
-//! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800 }
+//! gc: { enabled: true, interval_secs: 3600, grace_period_secs: 3600, delete_untagged: false, upload_max_age_secs: 604800,
+//!       settle_secs: 30 }   # replicas: one collector at a time (a lease in storage), commits wait while it sweeps
 //! limits:
 //!   manifest_max_bytes: 4194304
 //!   blob_max_bytes: null           # no limit
@@ -27,7 +32,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::storage::object::S3Options;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,67 @@ pub enum ConfigError {
         #[source]
         source: serde_norway::Error,
     },
+    #[error("config {path} (registry:2 format): {source}")]
+    Registry2 {
+        path: PathBuf,
+        #[source]
+        source: crate::registry2_config::Registry2Error,
+    },
+}
+
+/// Where the registry keeps its content: `storage: filesystem`, `storage: inmemory` or `storage: { s3: { … } }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "StorageYaml")]
+pub enum Storage {
+    /// Below `root` on the local filesystem.
+    #[default]
+    Filesystem,
+    /// In this process's memory (tests, throwaway registries).
+    InMemory,
+    /// In an S3 bucket, shared by any number of replicas.
+    S3(S3Options),
+}
+
+/// The YAML shapes of [`Storage`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StorageYaml {
+    Name(String),
+    S3 { s3: S3Options },
+}
+
+impl TryFrom<StorageYaml> for Storage {
+    type Error = String;
+
+    fn try_from(yaml: StorageYaml) -> Result<Storage, String> {
+        match yaml {
+            StorageYaml::Name(name) if name == "filesystem" => Ok(Storage::Filesystem),
+            StorageYaml::Name(name) if name == "inmemory" => Ok(Storage::InMemory),
+            StorageYaml::Name(name) => Err(format!(
+                "unknown storage {name:?} (filesystem, inmemory or {{ s3: {{ … }} }})"
+            )),
+            StorageYaml::S3 { s3 } => Ok(Storage::S3(s3)),
+        }
+    }
+}
+
+/// registry:2's `storage.maintenance.uploadpurging`: removing upload sessions older than `age` every `interval`.
+#[derive(Debug, Clone)]
+pub struct UploadPurging {
+    pub age: Duration,
+    pub interval: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for UploadPurging {
+    /// registry:2's defaults.
+    fn default() -> UploadPurging {
+        UploadPurging {
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
 }
 
 /// Everything `lade registry serve` can be told.
@@ -52,6 +122,10 @@ pub enum ConfigError {
 pub struct Config {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    pub storage: Storage,
+    /// Set from registry:2's configuration only (lade's own purges uploads as part of `gc`).
+    #[serde(skip)]
+    pub upload_purging: Option<UploadPurging>,
     /// Allow DELETE of blobs, manifests and tags. On by default (registry:2 has it off): the distribution spec's
     /// content management, and so its conformance suite, needs it, and a registry that accepts anonymous pushes
     /// gains no safety from refusing deletes. Turn it off, or put the registry behind htpasswd auth, to protect it.
@@ -84,6 +158,44 @@ pub struct LogConfig {
     pub level: LogLevel,
     pub formatter: LogFormatter,
     pub accesslog: AccessLogConfig,
+}
+
+impl LogConfig {
+    /// registry:2's `log` section: `level`, `formatter` and `accesslog.disabled` apply; the keys it has beyond them
+    /// (`fields`, `hooks`, `reportcaller`, …) are returned by path, to be warned about.
+    pub fn from_registry2(
+        value: serde_norway::Value,
+    ) -> Result<(LogConfig, Vec<String>), serde_norway::Error> {
+        use serde_norway::{Mapping, Value};
+        let mut ignored = Vec::new();
+        let mut kept = Mapping::new();
+        if let Value::Mapping(section) = value {
+            for (key, value) in section {
+                let name = key.as_str().unwrap_or_default().to_string();
+                match (name.as_str(), value) {
+                    ("level" | "formatter", value) => {
+                        kept.insert(key, value);
+                    }
+                    ("accesslog", Value::Mapping(access)) => {
+                        let mut access_kept = Mapping::new();
+                        for (key, value) in access {
+                            match key.as_str() {
+                                Some("disabled") => {
+                                    access_kept.insert(key, value);
+                                }
+                                other => {
+                                    ignored.push(format!("log.accesslog.{}", other.unwrap_or("?")))
+                                }
+                            }
+                        }
+                        kept.insert(Value::from("accesslog"), Value::Mapping(access_kept));
+                    }
+                    _ => ignored.push(format!("log.{name}")),
+                }
+            }
+        }
+        Ok((serde_norway::from_value(Value::Mapping(kept))?, ignored))
+    }
 }
 
 /// registry:2's log levels.
@@ -171,6 +283,8 @@ pub struct GcConfig {
     pub delete_untagged: bool,
     /// Upload sessions untouched for longer than this are removed.
     pub upload_max_age_secs: u64,
+    /// After taking the sweep lease, how long a collection waits for commits already under way on other replicas.
+    pub settle_secs: u64,
 }
 
 impl Default for GcConfig {
@@ -181,6 +295,7 @@ impl Default for GcConfig {
             grace_period_secs: 3600,
             delete_untagged: false,
             upload_max_age_secs: 7 * 24 * 3600,
+            settle_secs: 30,
         }
     }
 }
@@ -229,6 +344,8 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 5000)),
             root: default_root(),
+            storage: Storage::Filesystem,
+            upload_purging: None,
             delete: true,
             automatic_crossmount: false,
             allow_sparse_manifests: false,
@@ -245,16 +362,62 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads a YAML file; fields it leaves out keep their defaults.
+    /// Reads a YAML file, lade's format or registry:2's (then with its `REGISTRY_…` environment overrides); fields
+    /// it leaves out keep their defaults. Warnings (keys not implemented) go to the log.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::load_with_warnings(path)?;
+        for warning in warnings {
+            tracing::warn!(config = %path.display(), "{warning}");
+        }
+        Ok(config)
+    }
+
+    /// [`Config::load`], returning the warnings instead of logging them.
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text).map_err(|source| ConfigError::Parse {
+        if crate::registry2_config::is_registry2(&text) {
+            let registry2 = |source| ConfigError::Registry2 {
+                path: path.to_path_buf(),
+                source,
+            };
+            let translated =
+                crate::registry2_config::parse(&text, std::env::vars()).map_err(registry2)?;
+            use crate::registry2_config::Registry2Error::Unsupported;
+            if translated.unapplied.proxy.is_some() {
+                return Err(registry2(Unsupported("proxy")));
+            }
+            if translated.unapplied.notifications.is_some() {
+                return Err(registry2(Unsupported("notifications")));
+            }
+            let mut warnings: Vec<String> = translated
+                .warnings
+                .iter()
+                .map(|key| format!("ignoring `{key}`: not implemented by this registry"))
+                .collect();
+            let mut config = translated.config;
+            if let Some(log) = translated.unapplied.log {
+                let (log, ignored) =
+                    LogConfig::from_registry2(log).map_err(|source| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                config.log = log;
+                warnings.extend(
+                    ignored
+                        .into_iter()
+                        .map(|key| format!("ignoring `{key}`: not implemented by this registry")),
+                );
+            }
+            return Ok((config, warnings));
+        }
+        let config = Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        Ok((config, Vec::new()))
     }
 
     /// Parses YAML text.
@@ -284,6 +447,36 @@ mod tests {
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
         assert!(c.ui && c.log.formatter == LogFormatter::Text && c.log.level == LogLevel::Info);
+        let s3 = Config::parse(
+            "storage:\n  s3: { bucket: b, endpoint: \"http://h:1\", force_path_style: true }\n",
+        )
+        .unwrap();
+        assert!(matches!(&s3.storage, Storage::S3(o) if o.bucket == "b" && o.force_path_style));
+        assert!(matches!(
+            Config::parse("storage: inmemory").unwrap().storage,
+            Storage::InMemory
+        ));
+        assert!(Config::parse("storage: tape").is_err());
+    }
+
+    #[test]
+    fn registry2_log_sections_apply_what_lade_knows_and_name_the_rest() {
+        let value: serde_norway::Value = serde_norway::from_str(
+            "level: debug\nformatter: json\nfields: { service: registry }\naccesslog: { disabled: true }\n",
+        )
+        .unwrap();
+        let (log, ignored) = LogConfig::from_registry2(value).unwrap();
+        assert_eq!(
+            (log.level, log.formatter),
+            (LogLevel::Debug, LogFormatter::Json)
+        );
+        assert!(log.accesslog.disabled);
+        assert_eq!(ignored, ["log.fields"]);
+        let bad: serde_norway::Value = serde_norway::from_str("level: loud").unwrap();
+        assert!(LogConfig::from_registry2(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("loud"));
     }
 
     #[test]

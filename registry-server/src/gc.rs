@@ -87,8 +87,8 @@ fn kept_manifests(
     for digest in revisions {
         let young = registry
             .driver()
-            .stat(&layout::blob_data(digest))
-            .is_ok_and(|info| age(info.modified) < options.grace_period);
+            .last_used(&layout::blob_data(digest))
+            .is_ok_and(|used| age(used) < options.grace_period);
         if young || !parsed.contains_key(digest) {
             keep.insert(digest.clone());
         }
@@ -108,6 +108,29 @@ fn kept_manifests(
             return Ok(keep);
         }
     }
+}
+
+/// How long a collector's lease lasts; commits on every replica wait while it is held.
+pub const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Runs one collection under the sweep lease (see [`crate::lease`]), so that it is safe while other replicas (or
+/// processes) serve the same storage: `None` when another collector holds the lease. After taking the lease it
+/// waits `settle` for commits that started before it to finish.
+pub fn collect_leased(
+    registry: &Registry,
+    options: &GcOptions,
+    commit_lock: &RwLock<()>,
+    settle: Duration,
+) -> Result<Option<GcReport>, DriverError> {
+    let driver = registry.driver().clone();
+    let holder = uuid::Uuid::new_v4().to_string();
+    let Some(lease) = crate::lease::acquire(driver.as_ref(), &holder, LEASE_TTL)? else {
+        return Ok(None);
+    };
+    std::thread::sleep(settle);
+    let result = collect(registry, options, commit_lock);
+    lease.release(driver.as_ref())?;
+    result.map(Some)
 }
 
 /// Runs one collection. `commit_lock` is taken for writing around each deletion so that no push links a blob while
@@ -137,8 +160,8 @@ pub fn collect(
                 let _guard = commit_lock.write().unwrap_or_else(|e| e.into_inner());
                 // A push that references this manifest touches it first; it then stays.
                 let used_since = driver
-                    .stat(&layout::blob_data(digest))
-                    .is_ok_and(|info| age(info.modified) < options.grace_period);
+                    .last_used(&layout::blob_data(digest))
+                    .is_ok_and(|used| age(used) < options.grace_period);
                 if !used_since {
                     report
                         .manifests_removed
@@ -178,7 +201,10 @@ pub fn collect(
                     Err(err) if err.is_not_found() => continue,
                     Err(err) => return Err(err),
                 };
-                if age(info.modified) < options.grace_period {
+                let used = driver
+                    .last_used(&layout::blob_data(&digest))
+                    .unwrap_or(info.modified);
+                if age(used) < options.grace_period {
                     report.blobs_kept += 1;
                     continue;
                 }
@@ -211,18 +237,50 @@ pub fn collect(
                 }
             }
         }
-        for uuid in list(&layout::uploads_dir(repo))? {
-            let modified = driver
-                .stat(&layout::upload_data(repo, &uuid))
-                .or_else(|_| driver.stat(&layout::upload_dir(repo, &uuid)))
-                .map(|info| info.modified);
-            if modified.is_ok_and(|m| age(m) > options.upload_max_age) {
-                report.uploads_removed += 1;
-                if !options.dry_run {
-                    ignore_missing(driver.delete(&layout::upload_dir(repo, &uuid)))?;
-                }
+        report.uploads_removed +=
+            purge_repository_uploads(registry, repo, options.upload_max_age, options.dry_run)?;
+    }
+    Ok(report)
+}
+
+/// Removes (or, in a dry run, counts) the upload sessions of one repository untouched for longer than `max_age`.
+fn purge_repository_uploads(
+    registry: &Registry,
+    repo: &str,
+    max_age: Duration,
+    dry_run: bool,
+) -> Result<usize, DriverError> {
+    let driver = registry.driver();
+    let uuids = match driver.list(&layout::uploads_dir(repo)) {
+        Err(err) if err.is_not_found() => Vec::new(),
+        other => other?,
+    };
+    let mut removed = 0;
+    for uuid in uuids {
+        let modified = driver
+            .stat(&layout::upload_data(repo, &uuid))
+            .or_else(|_| driver.stat(&layout::upload_dir(repo, &uuid)))
+            .map(|info| info.modified);
+        if modified.is_ok_and(|m| age(m) > max_age) {
+            removed += 1;
+            if !dry_run {
+                ignore_missing(driver.delete(&layout::upload_dir(repo, &uuid)))?;
             }
         }
     }
-    Ok(report)
+    Ok(removed)
+}
+
+/// registry:2's upload purging on its own: removes upload sessions older than `max_age` in every repository and
+/// returns how many (would have) gone.
+pub fn purge_uploads(
+    registry: &Registry,
+    max_age: Duration,
+    dry_run: bool,
+) -> Result<usize, DriverError> {
+    let mut removed = 0;
+    for repo in registry.repository_dirs()? {
+        removed += purge_repository_uploads(registry, &repo, max_age, dry_run)?;
+    }
+    Ok(removed)
 }

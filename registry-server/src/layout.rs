@@ -7,6 +7,7 @@
 //! docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
 //! docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
 //! docker/registry/v2/repositories/<name>/_uploads/<uuid>/{data,startedat}
+//! docker/registry/v2/repositories/<name>/_uploads/<uuid>/hashstates/sha256/<offset>
 //! ```
 //!
 //! A `link` file holds the digest string (`sha256:…`) with no trailing newline.
@@ -109,6 +110,10 @@ pub fn upload_data(name: &str, uuid: &str) -> String {
 
 pub fn upload_started_at(name: &str, uuid: &str) -> String {
     format!("{}/startedat", upload_dir(name, uuid))
+}
+
+pub fn upload_hash_state(name: &str, uuid: &str, offset: u64) -> String {
+    format!("{}/hashstates/sha256/{offset}", upload_dir(name, uuid))
 }
 
 #[cfg(test)]

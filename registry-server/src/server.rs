@@ -6,12 +6,14 @@ use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, Storage, UploadPurging};
 use crate::gc::{self, GcOptions};
 use crate::http::auth::{AuthError, Authenticator};
 use crate::http::{self, metrics::Metrics, AppState, Shared};
 use crate::registry::Registry;
 use crate::storage::fs::FsDriver;
+use crate::storage::object::{ObjectDriver, SetupError};
+use crate::storage::Driver;
 use crate::uploads::Uploads;
 
 /// Why the server could not start or stopped with an error.
@@ -24,6 +26,8 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Storage(#[from] SetupError),
+    #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("loading TLS certificate and key: {0}")]
     Tls(#[source] std::io::Error),
@@ -31,13 +35,25 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Builds the shared state for a configuration.
+/// Opens the storage a configuration names; an S3 bucket is checked once, so that a missing bucket or refused
+/// credentials stop the server at startup. Blocking: call it off the async threads.
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Driver>, ServeError> {
+    Ok(match &config.storage {
+        Storage::Filesystem => {
+            std::fs::create_dir_all(&config.root).map_err(|source| ServeError::Root {
+                path: config.root.display().to_string(),
+                source,
+            })?;
+            Arc::new(FsDriver::new(&config.root))
+        }
+        Storage::InMemory => Arc::new(ObjectDriver::in_memory()),
+        Storage::S3(options) => Arc::new(ObjectDriver::s3(options)?),
+    })
+}
+
+/// Builds the shared state for a configuration. Blocking: call it off the async threads.
 pub fn state(config: Config) -> Result<Shared, ServeError> {
-    std::fs::create_dir_all(&config.root).map_err(|source| ServeError::Root {
-        path: config.root.display().to_string(),
-        source,
-    })?;
-    let registry = Arc::new(Registry::new(Arc::new(FsDriver::new(&config.root))));
+    let registry = Arc::new(Registry::new(open_storage(&config)?));
     let commit_lock = Arc::new(RwLock::new(()));
     let uploads = Arc::new(Uploads::new(
         registry.clone(),
@@ -97,11 +113,23 @@ async fn online_gc(state: Shared) {
     loop {
         interval.tick().await;
         let (st, opts) = (state.clone(), options.clone());
-        let result =
-            tokio::task::spawn_blocking(move || gc::collect(&st.registry, &opts, &st.commit_lock))
-                .await;
+        let settle = Duration::from_secs(gc.settle_secs);
+        // Shared storage may have other replicas committing: collect under the sweep lease there. A filesystem
+        // root has one server, which the commit lock alone keeps apart from its collection.
+        let shared = matches!(state.config.storage, Storage::S3(_));
+        let result = tokio::task::spawn_blocking(move || {
+            if shared {
+                gc::collect_leased(&st.registry, &opts, &st.commit_lock, settle)
+            } else {
+                gc::collect(&st.registry, &opts, &st.commit_lock).map(Some)
+            }
+        })
+        .await;
         match result {
-            Ok(Ok(report)) => tracing::info!(
+            Ok(Ok(None)) => {
+                tracing::info!("garbage collection skipped: another replica is collecting")
+            }
+            Ok(Ok(Some(report))) => tracing::info!(
                 blobs_removed = report.blobs_removed.len(),
                 bytes_freed = report.bytes_freed,
                 manifests_removed = report.manifests_removed.len(),
@@ -114,6 +142,24 @@ async fn online_gc(state: Shared) {
     }
 }
 
+async fn purge_uploads(state: Shared, purging: UploadPurging) {
+    let mut interval = tokio::time::interval(purging.interval.max(Duration::from_secs(1)));
+    loop {
+        interval.tick().await;
+        let (st, p) = (state.clone(), purging.clone());
+        let result =
+            tokio::task::spawn_blocking(move || gc::purge_uploads(&st.registry, p.age, p.dry_run))
+                .await;
+        match result {
+            Ok(Ok(removed)) => {
+                tracing::info!(removed, dry_run = purging.dry_run, "upload purge finished")
+            }
+            Ok(Err(err)) => tracing::error!(error = %err, "upload purge failed"),
+            Err(err) => tracing::error!(error = %err, "upload purge panicked"),
+        }
+    }
+}
+
 /// Serves the registry on `listener` until `shutdown` completes, then waits up to the configured shutdown timeout
 /// for in-flight requests.
 pub async fn serve(
@@ -121,13 +167,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state = state(config)?;
+    let state = tokio::task::spawn_blocking(move || state(config))
+        .await
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
     let config = state.config.clone();
     let app = http::router(state.clone());
     let gc_task = config
         .gc
         .enabled
         .then(|| tokio::spawn(online_gc(state.clone())));
+    let purge_task = config
+        .upload_purging
+        .clone()
+        .map(|purging| tokio::spawn(purge_uploads(state.clone(), purging)));
     let grace = Duration::from_secs(config.limits.shutdown_timeout_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let health = state.health.clone();
@@ -183,7 +235,7 @@ pub async fn serve(
                 .map_err(ServeError::Io)
         }
     };
-    if let Some(task) = gc_task {
+    for task in gc_task.into_iter().chain(purge_task) {
         task.abort();
     }
     result

@@ -1,9 +1,11 @@
 //! Blob upload sessions: created, appended to in chunks while hashing, then verified and committed.
 //!
-//! A session lives on storage as `_uploads/<uuid>/{data,startedat}` so it survives a restart. The running sha256
-//! of the data is kept in memory between requests; when it is missing or stale (after a restart, or when the final
-//! digest uses another algorithm) the partial data is re-hashed from storage. Requests on one session are serialized
-//! by a per-session lock.
+//! A session lives on storage as `_uploads/<uuid>/{data,startedat}` so it survives a restart, and every request
+//! saves the running sha256 as `_uploads/<uuid>/hashstates/sha256/<offset>` (as Distribution does) so that another
+//! replica, or this one after a restart, continues the session without re-reading it (object storage cannot read an
+//! unfinished upload back). The running hash is also kept in memory between requests; when both are missing or
+//! stale (or the final digest uses another algorithm) the partial data is re-hashed from storage. Requests on one
+//! session are serialized by a per-session lock.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -14,6 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use layerstore::digest::Hasher;
+
+use crate::hashstate::Sha256State;
 use layerstore::{Algorithm, Digest};
 use tokio::sync::OwnedMutexGuard;
 
@@ -22,12 +26,8 @@ use crate::layout;
 use crate::registry::Registry;
 use crate::storage::{Driver, DriverError};
 
-/// The running hash of a session's data: valid while `offset` equals the data size.
-#[derive(Clone)]
-struct HashState {
-    offset: u64,
-    hasher: Hasher,
-}
+/// The running sha256 of a session's data: valid while its length equals the data size.
+type HashState = Sha256State;
 
 type SessionLock = Arc<tokio::sync::Mutex<Option<HashState>>>;
 
@@ -59,26 +59,62 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-fn hash_file(
+/// Feeds a file's content to `update`.
+fn read_all(
     driver: &dyn Driver,
     path: &str,
-    algorithm: Algorithm,
-) -> Result<HashState, DriverError> {
+    mut update: impl FnMut(&[u8]),
+) -> Result<(), DriverError> {
     let mut reader = driver.reader(path, 0)?;
-    let mut hasher = Hasher::new(algorithm);
     let mut buf = vec![0u8; 256 * 1024];
-    let mut offset = 0u64;
     loop {
         let n = reader.read(&mut buf).map_err(|source| DriverError::Io {
             path: path.to_string(),
             source,
         })?;
         if n == 0 {
-            return Ok(HashState { offset, hasher });
+            return Ok(());
         }
-        hasher.update(&buf[..n]);
-        offset += n as u64;
+        update(&buf[..n]);
     }
+}
+
+/// The digest of a file, read from storage.
+fn hash_file(driver: &dyn Driver, path: &str, algorithm: Algorithm) -> Result<Digest, DriverError> {
+    let mut hasher = Hasher::new(algorithm);
+    read_all(driver, path, |chunk| hasher.update(chunk))?;
+    Ok(hasher.finish())
+}
+
+/// The sha256 state of a session's first `size` bytes: the one in memory, else the one saved on storage, else
+/// hashed from the data.
+fn sha256_state(
+    driver: &dyn Driver,
+    name: &str,
+    uuid: &str,
+    size: u64,
+    known: Option<HashState>,
+) -> Result<HashState, DriverError> {
+    if let Some(state) = known.filter(|s| s.len() == size) {
+        return Ok(state);
+    }
+    if size == 0 {
+        return Ok(Sha256State::default());
+    }
+    match driver.get_content(&layout::upload_hash_state(name, uuid, size)) {
+        Ok(saved) => {
+            if let Some(state) = Sha256State::unmarshal(&saved).filter(|s| s.len() == size) {
+                return Ok(state);
+            }
+        }
+        Err(err) if err.is_not_found() => {}
+        Err(err) => return Err(err),
+    }
+    let mut state = Sha256State::default();
+    read_all(driver, &layout::upload_data(name, uuid), |chunk| {
+        state.update(chunk)
+    })?;
+    Ok(state)
 }
 
 fn unknown_upload() -> ApiError {
@@ -190,6 +226,7 @@ impl Uploads {
         let already = self.size(session).await?;
         let driver = self.driver();
         let path = layout::upload_data(&session.name, &session.uuid);
+        let (name, uuid) = (session.name.clone(), session.uuid.clone());
         let mut lock = session
             .lock
             .take()
@@ -198,21 +235,24 @@ impl Uploads {
         let max = self.max_blob_size;
         let writer = tokio::task::spawn_blocking(move || -> Result<_, DriverError> {
             let mut file = driver.writer(&path, true)?;
-            let mut state = match lock.take() {
-                Some(state) if state.offset == file.size() => state,
-                _ => hash_file(driver.as_ref(), &path, Algorithm::Sha256)?,
-            };
+            let mut state = sha256_state(driver.as_ref(), &name, &uuid, file.size(), lock.take())?;
+            let started = state.len();
             let io = |source| DriverError::Io {
                 path: path.clone(),
                 source,
             };
             while let Some(chunk) = rx.blocking_recv() {
                 file.write_all(&chunk).map_err(io)?;
-                state.hasher.update(&chunk);
-                state.offset += chunk.len() as u64;
+                state.update(&chunk);
             }
             file.commit()?;
-            let size = state.offset;
+            let size = state.len();
+            if size != started {
+                driver.put_content(
+                    &layout::upload_hash_state(&name, &uuid, size),
+                    &state.marshal(),
+                )?;
+            }
             *lock = Some(state);
             Ok((lock, size))
         });
@@ -276,15 +316,10 @@ impl Uploads {
                 Err(err) if err.is_not_found() => return Err(unknown_upload()),
                 Err(err) => return Err(err.into()),
             };
-            let actual = match known {
-                Some(state)
-                    if state.offset == size && expected.algorithm() == Algorithm::Sha256 =>
-                {
-                    state.hasher.finish()
-                }
-                _ => hash_file(driver.as_ref(), &data, expected.algorithm())?
-                    .hasher
-                    .finish(),
+            let actual = if expected.algorithm() == Algorithm::Sha256 {
+                sha256_state(driver.as_ref(), &name, &uuid, size, known)?.finish()
+            } else {
+                hash_file(driver.as_ref(), &data, expected.algorithm())?
             };
             if actual != expected {
                 driver.delete(&layout::upload_dir(&name, &uuid))?;
@@ -295,6 +330,7 @@ impl Uploads {
                     })),
                 );
             }
+            crate::lease::wait_while_held(registry.driver().as_ref())?;
             let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
             match registry.global_blob_size(&expected)? {
                 Some(existing) if existing == size => {}

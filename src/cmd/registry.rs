@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use registry_server::config::{AuthConfig, LogConfig, LogFormatter, LogLevel, TlsConfig};
+use registry_server::config::{AuthConfig, LogConfig, LogFormatter, LogLevel, Storage, TlsConfig};
 use registry_server::gc::{self, GcOptions};
 use registry_server::registry::Registry;
-use registry_server::storage::fs::FsDriver;
 use registry_server::Config;
 
 /// Arguments of `lade registry`.
@@ -150,10 +149,14 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    Ok(match path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    })
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let (config, warnings) = Config::load_with_warnings(path)?;
+    for warning in warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    Ok(config)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -203,10 +206,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    let storage = match &config.storage {
+        Storage::Filesystem => format!("root {}", config.root.display()),
+        Storage::InMemory => "in memory".to_string(),
+        Storage::S3(s3) => format!(
+            "bucket {}{}{}",
+            s3.bucket,
+            if s3.root_directory.is_empty() {
+                ""
+            } else {
+                " under "
+            },
+            s3.root_directory
+        ),
+    };
     println!(
-        "lade registry listening on {scheme}://{} (root {})",
+        "lade registry listening on {scheme}://{} ({storage})",
         listener.local_addr()?,
-        config.root.display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -219,21 +235,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The registry at an existing root given by `--root` or the config.
-fn open_root(root: Option<PathBuf>, config: &Config) -> anyhow::Result<Registry> {
-    let root = root.unwrap_or_else(|| config.root.clone());
-    anyhow::ensure!(
-        root.is_dir(),
-        "registry root {} does not exist",
-        root.display()
-    );
-    Ok(Registry::new(std::sync::Arc::new(FsDriver::new(&root))))
+/// The registry the config names (any storage), or the filesystem root `--root` names; a filesystem root must exist.
+fn open_registry(root: Option<PathBuf>, config: &mut Config) -> anyhow::Result<Registry> {
+    if let Some(root) = root {
+        config.root = root;
+        config.storage = Storage::Filesystem;
+    }
+    if matches!(config.storage, Storage::Filesystem) {
+        anyhow::ensure!(
+            config.root.is_dir(),
+            "registry root {} does not exist",
+            config.root.display()
+        );
+    }
+    Ok(Registry::new(registry_server::server::open_storage(
+        config,
+    )?))
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_ref())?;
+    let mut config = load_config(args.config.as_ref())?;
     init_logging(&config.log);
-    let registry = open_root(args.root, &config)?;
+    let registry = open_registry(args.root, &mut config)?;
     let report = registry_server::check::check(&registry, args.repair)?;
     let verb = if report.repaired { "removed" } else { "found" };
     for digest in &report.corrupt_blobs {
@@ -266,16 +289,23 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 }
 
 fn collect(args: GcArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_ref())?;
+    let mut config = load_config(args.config.as_ref())?;
     init_logging(&config.log);
-    let registry = open_root(args.root, &config)?;
+    let registry = open_registry(args.root, &mut config)?;
     let options = GcOptions {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged || config.gc.delete_untagged,
         grace_period: Duration::from_secs(args.grace_period),
         upload_max_age: Duration::from_secs(config.gc.upload_max_age_secs),
     };
-    let report = gc::collect(&registry, &options, &RwLock::new(()))?;
+    // On shared storage replicas may be serving: collect under the sweep lease, as their online collection does.
+    let report = if matches!(config.storage, Storage::S3(_)) {
+        let settle = Duration::from_secs(config.gc.settle_secs);
+        gc::collect_leased(&registry, &options, &RwLock::new(()), settle)?
+            .context("another collector holds the sweep lease (lade/gc-lease); try again later")?
+    } else {
+        gc::collect(&registry, &options, &RwLock::new(()))?
+    };
     let verb = if args.dry_run {
         "would delete"
     } else {

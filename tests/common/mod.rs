@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod fleet;
 pub mod registry;
 
 use std::io::{BufRead, BufReader};

@@ -34,6 +34,7 @@ pub async fn get(
     let lock = st.commit_lock.clone();
     let size = blocking(move || {
         // Under the commit lock, so that a collection either sees the touch below or has already swept the blob.
+        crate::lease::wait_while_held(registry.driver().as_ref())?;
         let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
         let size = registry.blob_size(&name, &d)?;
         if head && size.is_some() {

@@ -251,6 +251,7 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
     let (n, d, stored_tags) = (name.clone(), digest.clone(), tags.clone());
     let sparse = st.config.allow_sparse_manifests;
     blocking(move || {
+        crate::lease::wait_while_held(registry.driver().as_ref())?;
         let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
         check_references(&registry, &n, &kind, sparse)?;
         registry.put_manifest(&n, &d, &bytes, &stored_tags)?;

@@ -50,6 +50,7 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
             let (registry, lock) = (st.registry.clone(), st.commit_lock.clone());
             let (to, d) = (name.clone(), digest.clone());
             let mounted = blocking(move || {
+                crate::lease::wait_while_held(registry.driver().as_ref())?;
                 let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
                 let found = match &source {
                     Some(from) => registry.blob_size(from, &d)?,

@@ -31,6 +31,25 @@ impl FsDriver {
     }
 }
 
+impl FsDriver {
+    /// An exclusive `flock` on `<file>.lock`, held until the returned file is dropped: what makes the conditional
+    /// writes atomic between processes sharing the root.
+    fn lock_beside(&self, path: &str, full: &Path) -> Result<File, DriverError> {
+        create_parent(full).map_err(|e| io_err(path, e))?;
+        let mut lock_path = full.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(lock_path))
+            .map_err(|e| io_err(path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(path, e.into()))?;
+        Ok(file)
+    }
+}
+
 fn io_err(path: &str, source: io::Error) -> DriverError {
     if source.kind() == io::ErrorKind::NotFound {
         DriverError::NotFound(path.to_string())
@@ -161,6 +180,26 @@ impl Driver for FsDriver {
             fs::remove_file(&full)
         };
         result.map_err(|e| io_err(path, e))
+    }
+
+    fn put_if_absent(&self, path: &str, content: &[u8]) -> Result<bool, DriverError> {
+        let full = self.full(path)?;
+        let _lock = self.lock_beside(path, &full)?;
+        if full.exists() {
+            return Ok(false);
+        }
+        self.put_content(path, content).map(|()| true)
+    }
+
+    fn replace_if(&self, path: &str, expected: &[u8], content: &[u8]) -> Result<bool, DriverError> {
+        let full = self.full(path)?;
+        let _lock = self.lock_beside(path, &full)?;
+        match fs::read(&full) {
+            Ok(current) if current == expected => self.put_content(path, content).map(|()| true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(path, e)),
+        }
     }
 
     fn touch(&self, path: &str) -> Result<(), DriverError> {

@@ -3,10 +3,13 @@
 //! It is shaped like CNCF Distribution's storage drivers: a flat namespace of `/`-separated paths holding byte
 //! contents, with no assumption that a rename is cheap or atomic across "directories". Everything the registry writes
 //! goes through [`Driver::put_content`] (whole small files, atomically replaced), [`Driver::writer`] (appendable
-//! upload data) and [`Driver::move_to`] (which an object store implements as copy + delete). The filesystem driver in
-//! [`fs`] is the one shipped.
+//! upload data) and [`Driver::move_to`] (which an object store implements as copy + delete). Two drivers ship: the
+//! filesystem ([`fs`]) and object stores ([`object`]: S3, or memory). [`suite`] holds the tests every driver passes.
 
 pub mod fs;
+pub mod object;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::io::{Read, Write};
 use std::time::SystemTime;
@@ -76,5 +79,14 @@ pub trait Driver: Send + Sync + 'static {
             Err(err) if !err.is_not_found() => Err(err),
             _ => Ok(()),
         }
+    }
+    /// Creates a small file only if nothing is there (S3's `If-None-Match: *`); false when something was.
+    fn put_if_absent(&self, path: &str, content: &[u8]) -> Result<bool, DriverError>;
+    /// Replaces a small file only if its content is still `expected` (a compare-and-swap: S3's `If-Match` on the
+    /// ETag read with it); false when it changed or is gone.
+    fn replace_if(&self, path: &str, expected: &[u8], content: &[u8]) -> Result<bool, DriverError>;
+    /// When a file was last written or touched (what garbage collection's grace period is measured against).
+    fn last_used(&self, path: &str) -> Result<SystemTime, DriverError> {
+        Ok(self.stat(path)?.modified)
     }
 }
