@@ -1,6 +1,7 @@
 //! One module per `lade` verb; each has clap `Args` and a `run` function.
 
 pub mod build;
+pub mod build_cache;
 pub mod builder;
 pub mod copy;
 pub mod dockerfile;
