@@ -213,7 +213,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     for warning in &result.warnings {
         eprintln!("{warning}");
     }
-    super::build_cache::export(&cache_to, &result.cache_records, &connector, &store, args.quiet)?;
+    super::build_cache::export(
+        &cache_to,
+        &result.cache_records,
+        &connector,
+        &store,
+        args.quiet,
+    )?;
     if let Some(output) = &output {
         let image = Image::read(&store, &result.descriptor)?;
         output.write(&store, image, &tags)?;

@@ -18,7 +18,10 @@ pub enum Place {
     /// `type=registry,ref=REF`.
     Registry(Reference),
     /// `type=local,src|dest=DIR[,tag=T]`.
-    Local { dir: std::path::PathBuf, tag: String },
+    Local {
+        dir: std::path::PathBuf,
+        tag: String,
+    },
 }
 
 /// A `--cache-to`.
@@ -38,7 +41,9 @@ pub struct CacheTo {
 fn fields(text: &str, flag: &str) -> anyhow::Result<Vec<(String, String)>> {
     text.split(',')
         .map(|field| match field.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.trim().to_string(), value.to_string())),
+            Some((key, value)) if !key.is_empty() => {
+                Ok((key.trim().to_string(), value.to_string()))
+            }
             _ => bail!("{flag} {text:?}: {field:?} is not KEY=VALUE"),
         })
         .collect()
@@ -53,15 +58,22 @@ fn boolean(flag: &str, text: &str, key: &str, value: &str) -> anyhow::Result<boo
 }
 
 fn reference(flag: &str, text: &str, value: Option<&String>) -> anyhow::Result<Reference> {
-    let value = value.with_context(|| format!("{flag} {text:?}: type=registry needs ref=REGISTRY/REPOSITORY[:TAG]"))?;
-    Reference::parse_tagged(value).with_context(|| format!("{flag} {text:?}: invalid ref {value:?}"))
+    let value = value.with_context(|| {
+        format!("{flag} {text:?}: type=registry needs ref=REGISTRY/REPOSITORY[:TAG]")
+    })?;
+    Reference::parse_tagged(value)
+        .with_context(|| format!("{flag} {text:?}: invalid ref {value:?}"))
 }
 
 /// Parses a `--cache-from`: `type=registry,ref=REF`, `type=local,src=DIR[,tag=T]`, or a bare `REF` (a registry).
 pub fn parse_cache_from(text: &str) -> anyhow::Result<Place> {
     const FLAG: &str = "--cache-from";
     if !text.contains('=') {
-        return Ok(Place::Registry(reference(FLAG, text, Some(&text.to_string()))?));
+        return Ok(Place::Registry(reference(
+            FLAG,
+            text,
+            Some(&text.to_string()),
+        )?));
     }
     let fields = fields(text, FLAG)?;
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
@@ -140,7 +152,9 @@ pub fn parse_cache_to(text: &str) -> anyhow::Result<CacheTo> {
                     "gzip" => Compression::Gzip,
                     "zstd" => Compression::Zstd,
                     "uncompressed" => Compression::None,
-                    _ => bail!("{FLAG} {text:?}: compression={value:?} must be gzip, zstd or uncompressed"),
+                    _ => bail!(
+                        "{FLAG} {text:?}: compression={value:?} must be gzip, zstd or uncompressed"
+                    ),
                 }
             }
             "oci-mediatypes" => {
@@ -228,7 +242,10 @@ pub fn import(
         match ImportedCache::load(&name, place.transport(connector)?, store) {
             Ok(cache) => {
                 if !quiet {
-                    eprintln!("importing cache manifest from {name}: {} records", cache.len());
+                    eprintln!(
+                        "importing cache manifest from {name}: {} records",
+                        cache.len()
+                    );
                 }
                 imports.push(cache);
             }
@@ -256,8 +273,13 @@ pub fn export(
             &records.image
         };
         let outcome = place.transport(connector).and_then(|transport| {
-            builder::build::cache_transfer::export(store, records, transport.as_ref(), target.options)
-                .map_err(anyhow::Error::msg)
+            builder::build::cache_transfer::export(
+                store,
+                records,
+                transport.as_ref(),
+                target.options,
+            )
+            .map_err(anyhow::Error::msg)
         });
         match outcome {
             Ok(exported) => {
@@ -272,7 +294,10 @@ pub fn export(
                 }
             }
             Err(e) if target.ignore_error => {
-                eprintln!("[Warning] exporting cache to {} failed: {e:#}", place.name())
+                eprintln!(
+                    "[Warning] exporting cache to {} failed: {e:#}",
+                    place.name()
+                )
             }
             Err(e) => return Err(e.context(format!("--cache-to {}", target.text))),
         }
@@ -317,8 +342,14 @@ impl CacheTransport for RegistryCache {
 
     fn fetch_blob(&self, descriptor: &Descriptor, path: &std::path::Path) -> Result<(), String> {
         self.run(async |registry, repository| {
-            registry_client::pull::download_blob(registry, repository, descriptor, path, &NoProgress)
-                .await
+            registry_client::pull::download_blob(
+                registry,
+                repository,
+                descriptor,
+                path,
+                &NoProgress,
+            )
+            .await
         })
         .map_err(|e| e.to_string())
     }
@@ -342,8 +373,10 @@ impl CacheTransport for RegistryCache {
         let target = registry_client::pull::manifest_reference(&self.reference);
         let digest = Digest::sha256_of(bytes);
         self.run(async |registry, repository| {
-            registry_client::push::put_manifest(registry, repository, &target, media_type, bytes, &digest)
-                .await
+            registry_client::push::put_manifest(
+                registry, repository, &target, media_type, bytes, &digest,
+            )
+            .await
         })
         .map_err(|e| e.to_string())
     }
@@ -359,7 +392,9 @@ mod tests {
             .unwrap();
         assert!(to.max);
         assert_eq!(to.options.compression, Compression::Zstd);
-        assert!(matches!(to.place, Some(Place::Registry(ref r)) if r.to_string() == "localhost:5000/app:cache"));
+        assert!(
+            matches!(to.place, Some(Place::Registry(ref r)) if r.to_string() == "localhost:5000/app:cache")
+        );
         let to = parse_cache_to("type=local,dest=/tmp/c").unwrap();
         assert!(!to.max);
         assert!(matches!(to.place, Some(Place::Local { ref tag, .. }) if tag == "latest"));
@@ -380,14 +415,19 @@ mod tests {
         let to = |t: &str| parse_cache_to(t).map(|_| ());
         let from = |t: &str| parse_cache_from(t).map(|_| ());
         assert!(error(to("type=s3,ref=x")).contains("unsupported type \"s3\""));
-        assert!(error(to("type=registry,ref=r/x:1,colour=red")).contains("unknown option \"colour\""));
+        assert!(
+            error(to("type=registry,ref=r/x:1,colour=red")).contains("unknown option \"colour\"")
+        );
         assert!(error(to("type=registry,mode=max")).contains("needs ref="));
         assert!(error(to("type=local,ref=x")).contains("unknown option \"ref\""));
         assert!(error(to("type=local")).contains("needs dest=DIR"));
         assert!(error(to("type=registry,ref=r/x:1,mode=all")).contains("min or max"));
         assert!(error(to("type=inline,mode=max")).contains("mode=min only"));
         assert!(error(to("mode=max")).contains("missing type="));
-        assert!(error(to("type=registry,ref=r/x:1,oci-mediatypes=false,compression=zstd")).contains("OCI media types"));
+        assert!(error(to(
+            "type=registry,ref=r/x:1,oci-mediatypes=false,compression=zstd"
+        ))
+        .contains("OCI media types"));
         assert!(error(from("type=local,dest=/x")).contains("unknown option \"dest\""));
         assert!(error(from("type=inline")).contains("--cache-to"));
         assert!(error(from("type=gha")).contains("unsupported type"));

@@ -332,10 +332,19 @@ mod tests {
     #[test]
     fn records_round_trip_through_the_document_and_its_manifest() {
         let records = vec![
-            (Digest::sha256_of(b"k1"), record("a", "2024-01-01T00:00:00Z")),
-            (Digest::sha256_of(b"k2"), record("b", "2024-01-02T00:00:00Z")),
+            (
+                Digest::sha256_of(b"k1"),
+                record("a", "2024-01-01T00:00:00Z"),
+            ),
+            (
+                Digest::sha256_of(b"k2"),
+                record("b", "2024-01-02T00:00:00Z"),
+            ),
             // The same layer under another key is listed once.
-            (Digest::sha256_of(b"k3"), record("a", "2024-01-01T00:00:00Z")),
+            (
+                Digest::sha256_of(b"k3"),
+                record("a", "2024-01-01T00:00:00Z"),
+            ),
         ];
         let config = CacheConfig::from_records(&records);
         assert_eq!(config.layers.len(), 2);
@@ -347,7 +356,8 @@ mod tests {
             .iter()
             .map(|(_, r)| r.layer.descriptor.clone())
             .collect();
-        let config_descriptor = Descriptor::new(CACHE_CONFIG_MEDIA_TYPE, Digest::sha256_of(b"c"), 1);
+        let config_descriptor =
+            Descriptor::new(CACHE_CONFIG_MEDIA_TYPE, Digest::sha256_of(b"c"), 1);
         let manifest = cache_manifest(&config, config_descriptor, &blobs, Flavour::Oci);
         assert_eq!(manifest.layers.len(), 2);
         let bytes = serde_json::to_vec(&manifest).unwrap();
@@ -358,7 +368,10 @@ mod tests {
         assert_eq!(back.len(), 3);
         for (key, original) in &records {
             let found = &back[key];
-            assert_eq!(found.layer.descriptor.digest, original.layer.descriptor.digest);
+            assert_eq!(
+                found.layer.descriptor.digest,
+                original.layer.descriptor.digest
+            );
             assert_eq!(found.layer.diff_id, original.layer.diff_id);
             assert_eq!(found.created, original.created);
         }
@@ -366,7 +379,10 @@ mod tests {
 
     #[test]
     fn inline_documents_take_diff_ids_from_the_image_config() {
-        let records = vec![(Digest::sha256_of(b"k1"), record("a", "2024-01-01T00:00:00Z"))];
+        let records = vec![(
+            Digest::sha256_of(b"k1"),
+            record("a", "2024-01-01T00:00:00Z"),
+        )];
         let mut config = CacheConfig::from_records(&records);
         // Inline documents (BuildKit's included) may leave the diff ID to the image.
         config.layers[0].annotations = None;
@@ -379,7 +395,10 @@ mod tests {
             .unwrap()
             .expect("the image has an inline cache");
         let back = inline.records(&layers);
-        assert_eq!(back[&records[0].0].layer.diff_id, records[0].1.layer.diff_id);
+        assert_eq!(
+            back[&records[0].0].layer.diff_id,
+            records[0].1.layer.diff_id
+        );
         assert!(inline_from_image(b"{}", &mut layers).unwrap().is_none());
     }
 

@@ -220,7 +220,8 @@ pub fn export(
         .iter()
         .map(|(_, r)| r.layer.descriptor.clone())
         .collect();
-    let manifest = cache_format::cache_manifest(&document, config.clone(), &layers, options.flavour);
+    let manifest =
+        cache_format::cache_manifest(&document, config.clone(), &layers, options.flavour);
     for layer in &manifest.layers {
         transport.push_blob(store, layer)?;
     }

@@ -131,8 +131,6 @@ pub struct Engine<'a> {
     cache: StepCache,
     /// `--cache-from` sources, tried in order after the local cache.
     imports: &'a [ImportedCache],
-    /// Every step's cache record, in the order steps finished (`--cache-to mode=max`).
-    all_records: Mutex<Vec<(Digest, CacheRecord)>>,
     /// Warnings raised while building (cache blobs that could not be imported).
     warnings: Mutex<Vec<String>>,
     hashes: Mutex<HashCache>,
@@ -190,7 +188,6 @@ impl<'a> Engine<'a> {
             pulled: Mutex::new(Default::default()),
             cache,
             imports,
-            all_records: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
             hashes: Mutex::new(HashCache::open(store)),
             context: BuildContext::open(&request.context, &request.dockerfile_path)?,
@@ -238,12 +235,22 @@ impl<'a> Engine<'a> {
             remaining.retain(|index| !ready.contains(index));
         }
         let _ = self.hashes.lock().expect("not poisoned").save();
-        let mut result = self
-            .results
-            .lock()
-            .expect("not poisoned")
+        let mut results = self.results.lock().expect("not poisoned");
+        // Every stage's records in build order (a stage built FROM another repeats its records: once is enough).
+        let mut seen = std::collections::HashSet::new();
+        let all: Vec<(Digest, CacheRecord)> = self
+            .plan
+            .build_order
+            .iter()
+            .filter_map(|index| results.get(index))
+            .flat_map(|result| result.records.iter())
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .cloned()
+            .collect();
+        let mut result = results
             .remove(&self.plan.target)
             .expect("the target is built last");
+        drop(results);
         if !self.request.labels.is_empty() {
             let labels = result
                 .config
@@ -261,13 +268,12 @@ impl<'a> Engine<'a> {
         }
         result.config.rootfs.diff_ids = result.layers.iter().map(|l| l.diff_id.clone()).collect();
         let layers: Vec<Descriptor> = result.layers.iter().map(|l| l.descriptor.clone()).collect();
-        let (descriptor, id) =
-            layerstore::import::store_image(self.store, &result.config, layers)?;
+        let (descriptor, id) = layerstore::import::store_image(self.store, &result.config, layers)?;
         Ok(EngineOutput {
             descriptor,
             id,
             records: CacheRecords {
-                all: std::mem::take(&mut *self.all_records.lock().expect("not poisoned")),
+                all,
                 image: result.records,
             },
             warnings: std::mem::take(&mut *self.warnings.lock().expect("not poisoned")),
@@ -664,10 +670,6 @@ impl<'a> Engine<'a> {
         let entry = state.add_history(created_by, false);
         state.timed_entries.push((entry, created));
         state.records.push((key.clone(), record.clone()));
-        self.all_records
-            .lock()
-            .expect("not poisoned")
-            .push((key.clone(), record.clone()));
         state.layers.push(record.layer.into());
         state.key = key;
         self.reporter.done(id, started.elapsed());
