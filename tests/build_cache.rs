@@ -216,10 +216,10 @@ fn mode_max_through_registry2_lade_registry_and_a_directory_runs_no_run_on_fresh
         &std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
     )
     .unwrap();
-    // mode=max: the tools stage's steps too (2 RUN, 1 COPY), and the app's 6 layer steps.
+    // mode=max: the tools stage's steps too (2 RUN, 1 COPY), and the app's 7 layer steps.
     assert_eq!(
         document["records"].as_array().unwrap().len(),
-        9,
+        10,
         "{document}"
     );
     assert!(manifest["layers"][0]["annotations"]["containerd.io/uncompressed"].is_string());
