@@ -75,7 +75,12 @@ fn setup() -> Option<Base> {
     let busybox = BusyboxBase::make(None)?;
     let first = lade_with_busybox(&busybox);
     let archive = tempfile::NamedTempFile::new().unwrap();
-    first.ok(&["save", "-o", archive.path().to_str().unwrap(), "busybox:local"]);
+    first.ok(&[
+        "save",
+        "-o",
+        archive.path().to_str().unwrap(),
+        "busybox:local",
+    ]);
     Some(Base { archive })
 }
 
