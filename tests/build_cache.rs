@@ -195,7 +195,7 @@ fn mode_max_through_registry2_lade_registry_and_a_directory_runs_no_run_on_fresh
             );
         }
         // The records it imported are local now: a rebuild hits them locally.
-        let (again, id_again, runtime) = build(&b, context.path(), &[]);
+        let (again, id_again, runtime) = build(&b, context.path(), &["--cache-from", source]);
         assert_eq!(runtime.invocations(), 0);
         assert_eq!(id_again, id_a);
         assert!(step_notes(&again, "RUN cat src/*.txt")

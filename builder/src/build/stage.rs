@@ -680,7 +680,10 @@ impl<'a> Engine<'a> {
     /// layer blob arrives intact (then kept in the local cache). Says which, for `--explain-cache`.
     fn lookup(&self, id: usize, key: &Digest) -> Option<CacheRecord> {
         if let Some(record) = self.cache.get(key) {
-            self.reporter.note(id, "cache hit: local");
+            // Without imports, CACHED says it all.
+            if !self.imports.is_empty() {
+                self.reporter.note(id, "cache hit: local");
+            }
             return Some(record);
         }
         for import in self.imports {
