@@ -364,7 +364,7 @@ fn a_missing_or_corrupt_cache_blob_is_a_miss_with_a_warning() {
     let image: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", "app:1"])).unwrap();
     let layers = image[0]["RootFS"]["Layers"].as_array().unwrap().len();
     assert!(layers >= 4);
-    let manifest = manifest_layers(&a, "app:1");
+    let manifest = manifest_layers_field(&a, "app:1", "digest");
     let blob = |digest: &str| {
         dir.path()
             .join("blobs/sha256")
@@ -408,8 +408,8 @@ fn a_missing_or_corrupt_cache_blob_is_a_miss_with_a_warning() {
     assert_ne!(id_a, id_b);
 }
 
-/// The layer digests of an image's manifest, in order.
-fn manifest_layers(lade: &Lade, image: &str) -> Vec<String> {
+/// An image's manifest in a store.
+fn manifest_of(lade: &Lade, image: &str) -> serde_json::Value {
     let root = lade.root.path();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
@@ -429,13 +429,16 @@ fn manifest_layers(lade: &Lade, image: &str) -> Vec<String> {
             .unwrap()
             .trim_start_matches("sha256:"),
     );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    manifest["layers"]
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A field of each layer of an image's manifest, in order.
+fn manifest_layers_field(lade: &Lade, image: &str, field: &str) -> Vec<String> {
+    manifest_of(lade, image)["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .map(|l| l[field].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -554,4 +557,41 @@ fn an_unreachable_or_empty_cache_source_is_a_warning() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn zstd_and_docker_media_type_caches_give_the_same_image() {
+    let Some(base) = setup() else { return };
+    let Some(()) = require("registry:2", have_registry()) else {
+        return;
+    };
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let context = fixture();
+    let zstd = format!("{}/ci/app:zstd", registry2.host());
+    let docker = format!("{}/ci/app:docker", registry2.host());
+    let a = base.store();
+    let (_, id_a, _) = build(
+        &a,
+        context.path(),
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={zstd},mode=max,compression=zstd"),
+            "--cache-to",
+            &format!("type=registry,ref={docker},mode=max,oci-mediatypes=false"),
+        ],
+    );
+    for (source, layer_type) in [
+        (&zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
+        (&docker, "application/vnd.oci.image.layer.v1.tar+gzip"),
+    ] {
+        let b = base.store();
+        let (stderr, id_b, runtime) = build(&b, context.path(), &["--cache-from", source]);
+        assert_eq!(runtime.invocations(), 0, "{source}: {stderr}");
+        assert_eq!(id_b, id_a, "{source}: {stderr}");
+        let layers = manifest_layers_field(&b, "app:1", "mediaType");
+        assert!(
+            layers.iter().any(|t| t == layer_type),
+            "{source}: {layers:?}"
+        );
+    }
 }

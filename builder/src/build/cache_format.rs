@@ -162,6 +162,12 @@ impl CacheConfig {
             };
             let mut descriptor = descriptor.clone();
             descriptor.annotations = None;
+            // Images lade builds have OCI manifests: a layer from a Docker-typed cache gets its OCI type.
+            if let Some(oci) = media_types::layer_compression(&descriptor.media_type)
+                .and_then(|c| Flavour::Oci.layer_type(c))
+            {
+                descriptor.media_type = oci.to_string();
+            }
             records.insert(
                 record.digest.clone(),
                 CacheRecord {
