@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh [archive|build|registry|transfer|rootless|s3|soak]...   (default: all but soak)
-# Env: BENCH_SIZE_MIB (image and context size, default 1024), SOAK_SECONDS (per registry, default 600).
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|cache|registry|transfer|rootless|s3|soak]...   (default: all but
+# soak). Env: BENCH_SIZE_MIB (image and context size, default 1024), SOAK_SECONDS (per registry, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
 size_mib=${BENCH_SIZE_MIB:-1024}
-groups=${*:-archive build registry transfer rootless s3}
+groups=${*:-archive build cache registry transfer rootless s3}
 scripts/install-deps.sh
 cargo build --release --locked -q
 lade=$PWD/target/release/lade
@@ -145,6 +145,48 @@ for i in range(50000):
   read -r b _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t big-bk "$ctx")
   row "build ${size_mib} MiB COPY context, no-op" "$l" "$r" "buildkit" "$b"
   $docker rmi big-bk >/dev/null; rm -rf "$ctx"
+}
+
+# Fresh-machine rebuilds through a registry, as on a CI fleet: machine A builds and exports its cache to registry:2,
+# then a machine holding only the base image builds again. lade exports `--cache-to type=registry,mode=max` and
+# imports it with --cache-from; Docker 20.10's BuildKit can import only an inline cache, so it builds with
+# BUILDKIT_INLINE_CACHE=1, pushes the image, and builds again from a pruned builder with --cache-from of that image.
+# Each "fresh machine" is a new lade store with the base loaded, or Docker with its build cache pruned and the
+# built images removed (the base stays, for both). Cold builds on the same fresh machines are the reference.
+bench_cache() {
+  start_registries
+  local fixture n=$RANDOM
+  fresh_lade() { rm -rf "$work/cache-fresh" && LADE_ROOT=$work/cache-fresh "$lade" load -q -i "$work/base/busybox-docker-save.tar" >/dev/null; }
+  fresh_docker() { # images to remove
+    $docker rmi -f "$@" >/dev/null 2>&1 || true
+    $docker builder prune -af >/dev/null
+  }
+  for fixture in nodeapp cicache; do
+    local ctx=$work/ctx-cache-$fixture cache_ref=$reg2/lade-cache-$n/$fixture:buildcache bk_ref=$reg2/bk-cache-$n/$fixture:1
+    rm -rf "$ctx" && cp -a "fixtures/$fixture" "$ctx"
+    # Machine A.
+    rm -rf "$work/cache-a" && LADE_ROOT=$work/cache-a "$lade" load -q -i "$work/base/busybox-docker-save.tar" >/dev/null
+    LADE_ROOT=$work/cache-a "$lade" build -q --network=none --cache-to "type=registry,ref=$cache_ref,mode=max" -t "$fixture-lade" "$ctx" >/dev/null
+    rm -rf "$work/cache-a"
+    fresh_docker "$bk_ref"
+    DOCKER_BUILDKIT=1 $docker build --network=none -q --build-arg BUILDKIT_INLINE_CACHE=1 -t "$bk_ref" "$ctx" >/dev/null
+    $docker push "$bk_ref" >/dev/null
+    # Fresh machines.
+    local cold cached rss bk_cold bk_cached
+    fresh_lade
+    read -r cold _ < <(measure env LADE_ROOT="$work/cache-fresh" "$lade" build -q --network=none -t "$fixture-lade" "$ctx")
+    fresh_lade
+    read -r cached rss < <(measure env LADE_ROOT="$work/cache-fresh" "$lade" build -q --network=none --cache-from "type=registry,ref=$cache_ref" -t "$fixture-lade" "$ctx")
+    fresh_docker "$bk_ref" "$fixture-bk"
+    read -r bk_cold _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q -t "$fixture-bk" "$ctx")
+    fresh_docker "$bk_ref" "$fixture-bk"
+    read -r bk_cached _ < <(measure env DOCKER_BUILDKIT=1 $docker build --network=none -q --cache-from "$bk_ref" -t "$fixture-bk" "$ctx")
+    fresh_docker "$bk_ref" "$fixture-bk"
+    rm -rf "$work/cache-fresh"
+    row "fresh-machine build $fixture, --cache-from" "$cached" "$rss" "buildkit --cache-from inline" "$bk_cached"
+    row "fresh-machine build $fixture, --cache-from" "$cached" "$rss" "lade cold, fresh machine" "$cold"
+    row "fresh-machine build $fixture, cold" "$cold" "$rss" "buildkit cold" "$bk_cold"
+  done
 }
 
 start_registries() {

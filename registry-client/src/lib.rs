@@ -30,7 +30,7 @@ pub use endpoint::EndpointOptions;
 pub use error::Error;
 pub use location::{copy, Copied, CopyOptions, Location};
 pub use pull::{pull, PullOptions, Pulled};
-pub use push::{push, PushOptions, Pushed};
+pub use push::{push, push_blob, PushOptions, Pushed};
 pub use registry::Registry;
 
 /// Every manifest media type this client accepts, for `Accept` headers.

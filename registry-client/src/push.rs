@@ -150,3 +150,27 @@ pub async fn put_manifest(
     }
     Ok(())
 }
+
+/// Uploads one blob of `store` to `repository` (skipped when the registry has it; resumable like an image push's),
+/// for callers that push content other than images, such as a build cache.
+pub async fn push_blob(
+    registry: &Registry,
+    store: &Store,
+    repository: &str,
+    descriptor: &Descriptor,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    progress.start(&descriptor.digest.to_string(), descriptor.size);
+    BlobUpload {
+        registry,
+        repository,
+        store,
+        descriptor,
+        chunk_size: options.chunk_size.max(1),
+        progress,
+    }
+    .run(&options.mount_from)
+    .await
+    .map(|_| ())
+}

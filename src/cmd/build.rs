@@ -68,9 +68,19 @@ pub struct Args {
     /// repeatable or comma-separated.
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     allow: Vec<String>,
-    /// Say why each cache miss missed (always shown with --progress=plain).
+    /// Say for each step whether it was hit locally, hit from which --cache-from, or why it missed (always shown
+    /// with --progress=plain).
     #[arg(long)]
     explain_cache: bool,
+    /// Import build cache: type=registry,ref=REF (or a bare REF; an image with an inline cache too) or
+    /// type=local,src=DIR[,tag=T]; repeatable, tried in order after the local cache.
+    #[arg(long = "cache-from", value_name = "type=…")]
+    cache_from: Vec<String>,
+    /// Export build cache: type=registry,ref=REF | type=local,dest=DIR[,tag=T] | type=inline, with
+    /// [,mode=min|max][,compression=gzip|zstd|uncompressed][,oci-mediatypes=true|false][,ignore-error=true];
+    /// repeatable.
+    #[arg(long = "cache-to", value_name = "type=…")]
+    cache_to: Vec<String>,
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
@@ -115,6 +125,16 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .map(|t| Reference::parse_tagged(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let output = args.output.as_deref().map(Output::parse).transpose()?;
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|text| super::build_cache::parse_cache_from(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|text| super::build_cache::parse_cache_to(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let security = Security::from_options(&args.security_opts)?;
     let entitlements = Entitlements::from_allow(&args.allow)?;
     let request = BuildRequest {
@@ -144,6 +164,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             tags.clone()
         },
         record_image: output.is_none(),
+        inline_cache: cache_to.iter().any(|c| c.place.is_none()),
     };
     let tty = match context.progress {
         crate::output::ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -152,12 +173,19 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     };
     let display = super::build_display::BuildDisplay::new(tty, args.quiet, args.explain_cache);
     let reporter = display.reporter();
+    let connector = args.remote.connector()?;
     let puller = Puller {
         store: store.clone(),
-        connector: args.remote.connector()?,
+        connector: connector.clone(),
         quiet: args.quiet,
     };
-    let result = match builder::build::build(&store, &request, reporter, Some(&puller)) {
+    // --no-cache uses no cache, imported or local (the build's own steps are still exported).
+    let imports = if args.no_cache {
+        Vec::new()
+    } else {
+        super::build_cache::import(&cache_from, &connector, &store, args.quiet)?
+    };
+    let result = match builder::build::build(&store, &request, reporter, Some(&puller), &imports) {
         Ok(result) => result,
         Err(BuildError::Dockerfile(diagnostic)) => {
             eprintln!("{:?}", miette::Report::new(*diagnostic));
@@ -175,6 +203,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     for warning in &result.warnings {
         eprintln!("{warning}");
     }
+    super::build_cache::export(
+        &cache_to,
+        &result.cache_records,
+        &connector,
+        &store,
+        args.quiet,
+    )?;
     if let Some(output) = &output {
         let image = Image::read(&store, &result.descriptor)?;
         output.write(&store, image, &tags)?;

@@ -1,6 +1,7 @@
 //! One module per `lade` verb; each has clap `Args` and a `run` function.
 
 pub mod build;
+pub mod build_cache;
 mod build_display;
 pub mod builder;
 pub mod completion;

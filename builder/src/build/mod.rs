@@ -6,6 +6,9 @@
 //! history match what BuildKit writes for the same Dockerfile ([`history`]).
 
 pub mod cache;
+pub mod cache_format;
+pub mod cache_local;
+pub mod cache_transfer;
 pub mod config_edit;
 pub mod history;
 mod mounts;
@@ -60,6 +63,8 @@ pub struct BuildRequest {
     pub tags: Vec<Reference>,
     /// Record the result in the store's images (untagged when `tags` is empty); off for `-o` outputs.
     pub record_image: bool,
+    /// `--cache-to type=inline`: write the final stage's cache records into the image config, as BuildKit does.
+    pub inline_cache: bool,
 }
 
 /// What a build made.
@@ -70,8 +75,19 @@ pub struct BuildResult {
     pub id: Digest,
     /// Warnings (unused build args, deprecated forms).
     pub warnings: Vec<String>,
+    /// The cache records of the build, for `--cache-to`.
+    pub cache_records: CacheRecords,
     /// Held until the result is dropped, so `prune` cannot sweep an untagged result being exported.
     pub writer_lock: FileLock,
+}
+
+/// The cache records of a build: step keys and what each step produced.
+#[derive(Debug, Clone, Default)]
+pub struct CacheRecords {
+    /// Every layer step of every stage built (`mode=max`).
+    pub all: Vec<(Digest, cache::CacheRecord)>,
+    /// The steps that made the final image's layers (`mode=min`, inline).
+    pub image: Vec<(Digest, cache::CacheRecord)>,
 }
 
 /// Fetches a base image the store lacks (`lade build` pulls it through the registry client).
@@ -158,12 +174,13 @@ impl From<SourceDiagnostic> for BuildError {
 }
 
 /// Builds the request's target stage and tags the result. Base images missing from the store are fetched with
-/// `puller` when one is given.
+/// `puller` when one is given; steps missing from the local cache are looked up in `imports` (`--cache-from`).
 pub fn build(
     store: &Store,
     request: &BuildRequest,
     reporter: &dyn Reporter,
     puller: Option<&dyn ImagePuller>,
+    imports: &[cache_transfer::ImportedCache],
 ) -> Result<BuildResult, BuildError> {
     let file_name = request.dockerfile_path.display().to_string();
     let dockerfile = Dockerfile::parse(&request.dockerfile, &file_name)?;
@@ -183,15 +200,17 @@ pub fn build(
         ));
     }
     let writer_lock = store.writer_lock()?;
-    let engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller)?;
-    let (descriptor, id) = engine.run()?;
+    let engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller, imports)?;
+    let output = engine.run()?;
     if request.record_image {
-        store.add_image(&descriptor, &request.tags)?;
+        store.add_image(&output.descriptor, &request.tags)?;
     }
+    warnings.extend(output.warnings);
     Ok(BuildResult {
-        descriptor,
-        id,
+        descriptor: output.descriptor,
+        id: output.id,
         warnings,
+        cache_records: output.records,
         writer_lock,
     })
 }

@@ -14,10 +14,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::cache::{base_key, explain_miss, CacheRecord, CachedLayer, Inputs, StepCache};
+use super::cache_format::{CacheConfig, INLINE_CACHE_FIELD};
+use super::cache_transfer::ImportedCache;
 use super::config_edit;
 use super::history::{self, BUILDKIT_COMMENT, BUILDKIT_SUFFIX};
 use super::mounts::{self, BindSources};
-use super::{BuildError, BuildRequest, ImagePuller, Reporter, StepError};
+use super::{BuildError, BuildRequest, CacheRecords, ImagePuller, Reporter, StepError};
 use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
 use crate::copy::{self, CopyOptions};
@@ -40,6 +42,8 @@ struct StageResult {
     key: Digest,
     /// The stage's variables at its end (see [`StageState::vars`]): a stage built FROM this one starts with them.
     vars: Vec<(String, String)>,
+    /// The cache records of the stage's layers that the build made or looked up (a base image's have none).
+    records: Vec<(Digest, CacheRecord)>,
 }
 
 /// The state of the stage being built.
@@ -59,6 +63,8 @@ struct StageState {
     first_entry: usize,
     /// History entries that made (or looked up) a layer, with their creation time.
     timed_entries: Vec<(usize, String)>,
+    /// See [`StageResult::records`].
+    records: Vec<(Digest, CacheRecord)>,
 }
 
 impl StageState {
@@ -104,6 +110,14 @@ impl StageState {
     }
 }
 
+/// What [`Engine::run`] made: the image, the cache records for `--cache-to`, and warnings.
+pub struct EngineOutput {
+    pub descriptor: Descriptor,
+    pub id: Digest,
+    pub records: CacheRecords,
+    pub warnings: Vec<String>,
+}
+
 /// Runs a plan's stages.
 pub struct Engine<'a> {
     store: &'a Store,
@@ -115,6 +129,10 @@ pub struct Engine<'a> {
     /// With `--pull`: the images pulled so far in this build (each is pulled once).
     pulled: Mutex<std::collections::HashSet<String>>,
     cache: StepCache,
+    /// `--cache-from` sources, tried in order after the local cache.
+    imports: &'a [ImportedCache],
+    /// Warnings raised while building (cache blobs that could not be imported).
+    warnings: Mutex<Vec<String>>,
     hashes: Mutex<HashCache>,
     context: BuildContext,
     snapshotter: Snapshotter,
@@ -148,6 +166,7 @@ impl<'a> Engine<'a> {
         file_name: &'a str,
         reporter: &'a dyn Reporter,
         puller: Option<&'a dyn ImagePuller>,
+        imports: &'a [ImportedCache],
     ) -> Result<Engine<'a>, BuildError> {
         let cache = StepCache::open(store).map_err(|source| BuildError::Io {
             context: "opening the build cache".into(),
@@ -168,6 +187,8 @@ impl<'a> Engine<'a> {
             puller,
             pulled: Mutex::new(Default::default()),
             cache,
+            imports,
+            warnings: Mutex::new(Vec::new()),
             hashes: Mutex::new(HashCache::open(store)),
             context: BuildContext::open(&request.context, &request.dockerfile_path)?,
             snapshotter: Snapshotter::new(store)?,
@@ -181,7 +202,7 @@ impl<'a> Engine<'a> {
 
     /// Builds every stage the target needs — stages whose dependencies are built run in parallel — then stores the
     /// target's image and returns its manifest and ID.
-    pub fn run(&self) -> Result<(Descriptor, Digest), BuildError> {
+    pub fn run(&self) -> Result<EngineOutput, BuildError> {
         let mut remaining: Vec<usize> = self.plan.build_order.clone();
         while !remaining.is_empty() {
             let ready: Vec<usize> = remaining
@@ -214,12 +235,22 @@ impl<'a> Engine<'a> {
             remaining.retain(|index| !ready.contains(index));
         }
         let _ = self.hashes.lock().expect("not poisoned").save();
-        let mut result = self
-            .results
-            .lock()
-            .expect("not poisoned")
+        let mut results = self.results.lock().expect("not poisoned");
+        // Every stage's records in build order (a stage built FROM another repeats its records: once is enough).
+        let mut seen = std::collections::HashSet::new();
+        let all: Vec<(Digest, CacheRecord)> = self
+            .plan
+            .build_order
+            .iter()
+            .filter_map(|index| results.get(index))
+            .flat_map(|result| result.records.iter())
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .cloned()
+            .collect();
+        let mut result = results
             .remove(&self.plan.target)
             .expect("the target is built last");
+        drop(results);
         if !self.request.labels.is_empty() {
             let labels = result
                 .config
@@ -228,13 +259,25 @@ impl<'a> Engine<'a> {
                 .get_or_insert_with(Default::default);
             labels.extend(self.request.labels.clone());
         }
+        if self.request.inline_cache {
+            let document = CacheConfig::from_records(&result.records);
+            result.config.extra.insert(
+                INLINE_CACHE_FIELD.to_string(),
+                serde_json::Value::String(document.to_inline()),
+            );
+        }
         result.config.rootfs.diff_ids = result.layers.iter().map(|l| l.diff_id.clone()).collect();
         let layers: Vec<Descriptor> = result.layers.iter().map(|l| l.descriptor.clone()).collect();
-        Ok(layerstore::import::store_image(
-            self.store,
-            &result.config,
-            layers,
-        )?)
+        let (descriptor, id) = layerstore::import::store_image(self.store, &result.config, layers)?;
+        Ok(EngineOutput {
+            descriptor,
+            id,
+            records: CacheRecords {
+                all,
+                image: result.records,
+            },
+            warnings: std::mem::take(&mut *self.warnings.lock().expect("not poisoned")),
+        })
     }
 
     fn step_error(&self, instruction: &Instruction, step: &str, source: StepError) -> BuildError {
@@ -288,6 +331,7 @@ impl<'a> Engine<'a> {
             vars: base.vars,
             cmd_set: false,
             timed_entries: Vec::new(),
+            records: base.records,
         };
         for (number, expression) in triggers.iter().enumerate() {
             let trigger = crate::dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
@@ -323,6 +367,7 @@ impl<'a> Engine<'a> {
             layers: state.layers,
             key: state.key,
             vars: state.vars,
+            records: state.records,
         })
     }
 
@@ -353,6 +398,7 @@ impl<'a> Engine<'a> {
                     config,
                     layers: Vec::new(),
                     key: base_key("scratch"),
+                    records: Vec::new(),
                 })
             }
             BaseImage::Stage(index) => {
@@ -374,6 +420,7 @@ impl<'a> Engine<'a> {
                     vars: config_edit::env(&config),
                     config,
                     key,
+                    records: Vec::new(),
                 })
             }
         }
@@ -572,7 +619,7 @@ impl<'a> Engine<'a> {
         let cached = if self.request.no_cache {
             None
         } else {
-            self.cache.get(&key)
+            self.lookup(id, &key)
         };
         let record = match cached {
             Some(record) => {
@@ -582,10 +629,13 @@ impl<'a> Engine<'a> {
             None => {
                 if !self.request.no_cache {
                     let previous = self.cache.previous_inputs(&position_key);
-                    self.reporter.note(
-                        id,
-                        &format!("cache miss: {}", explain_miss(previous.as_ref(), &inputs)),
-                    );
+                    let mut why = explain_miss(previous.as_ref(), &inputs);
+                    if !self.imports.is_empty() {
+                        let names: Vec<&str> =
+                            self.imports.iter().map(|i| i.name.as_str()).collect();
+                        why.push_str(&format!("; not in {}", names.join(", ")));
+                    }
+                    self.reporter.note(id, &format!("cache miss: {why}"));
                 }
                 let mut snapshot = self
                     .snapshotter
@@ -619,10 +669,54 @@ impl<'a> Engine<'a> {
         };
         let entry = state.add_history(created_by, false);
         state.timed_entries.push((entry, created));
+        state.records.push((key.clone(), record.clone()));
         state.layers.push(record.layer.into());
         state.key = key;
         self.reporter.done(id, started.elapsed());
         Ok(())
+    }
+
+    /// The record of a step key: from the local cache, else from the first `--cache-from` that has it and whose
+    /// layer blob arrives intact (then kept in the local cache). Says which, for `--explain-cache`.
+    fn lookup(&self, id: usize, key: &Digest) -> Option<CacheRecord> {
+        if let Some(record) = self.cache.get(key) {
+            // Without imports, CACHED says it all.
+            if !self.imports.is_empty() {
+                self.reporter.note(id, "cache hit: local");
+            }
+            return Some(record);
+        }
+        for import in self.imports {
+            let Some(record) = import.record(key) else {
+                continue;
+            };
+            match import.fetch_layer(self.store, record) {
+                Ok(()) => {
+                    if let Err(e) = self.cache.put(key, record) {
+                        self.warn(id, format!("recording an imported cache step: {e}"));
+                    }
+                    self.reporter
+                        .note(id, &format!("cache hit: from {}", import.name));
+                    return Some(record.clone());
+                }
+                Err(e) => self.warn(
+                    id,
+                    format!(
+                        "cache from {}: layer {} of step {key} is unusable, so the step is built: {e}",
+                        import.name, record.layer.descriptor.digest
+                    ),
+                ),
+            }
+        }
+        None
+    }
+
+    fn warn(&self, id: usize, message: String) {
+        self.reporter.note(id, &format!("warning: {message}"));
+        self.warnings
+            .lock()
+            .expect("not poisoned")
+            .push(format!("[Warning] {message}"));
     }
 
     fn step_time(&self) -> String {
