@@ -19,12 +19,19 @@
 //!   request_timeout_secs: 3600     # 0: none
 //!   shutdown_timeout_secs: 30
 //!   max_concurrent_requests: null  # beyond it: 429 TOOMANYREQUESTS
+//! proxy:                           # a pull-through mirror of another registry (registry:2's `proxy` keys)
+//!   remoteurl: https://registry-1.docker.io
+//!   username: someone              # optional; Basic, or Bearer tokens fetched with these credentials
+//!   password: secret
+//!   ttl: 168h                      # how long a tag is served from the store before it is re-checked upstream
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +74,82 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
     pub limits: Limits,
+    /// Serve as a pull-through mirror of `proxy.remoteurl`: writes are refused, pulls fetch what is missing.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// A pull-through mirror's upstream, with registry:2's key names and semantics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The upstream registry's base URL (`https://registry-1.docker.io`).
+    pub remoteurl: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// How long a tag fetched from upstream is served from the store before it is checked again (a Go duration,
+    /// `168h` by default as in registry:2; `0` re-checks every time).
+    #[serde(default = "default_ttl", deserialize_with = "go_duration")]
+    pub ttl: Duration,
+}
+
+/// registry:2's default proxy TTL: seven days.
+pub fn default_ttl() -> Duration {
+    Duration::from_secs(168 * 3600)
+}
+
+impl ProxyConfig {
+    /// A proxy of `remoteurl` without credentials and with the default TTL.
+    pub fn new(remoteurl: impl Into<String>) -> ProxyConfig {
+        ProxyConfig {
+            remoteurl: remoteurl.into(),
+            username: None,
+            password: None,
+            ttl: default_ttl(),
+        }
+    }
+}
+
+fn go_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_go_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`,
+/// `m`, `h`, such as `168h`, `1h30m` or `2.5s`; a bare `0` is zero. Negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?} (expected e.g. 168h, 30m, 1h30m, 10s)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
 }
 
 /// PEM files for HTTPS.
@@ -170,6 +253,7 @@ impl Default for Config {
             auth: None,
             gc: GcConfig::default(),
             limits: Limits::default(),
+            proxy: None,
         }
     }
 }
@@ -213,5 +297,26 @@ mod tests {
         assert_eq!(c.auth.unwrap().realm, "lade registry");
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
+        assert!(c.proxy.is_none());
+    }
+
+    #[test]
+    fn parses_proxy_with_go_durations() {
+        let c = Config::parse("proxy:\n  remoteurl: http://up:5000\n  username: u\n  password: p\n  ttl: 1h30m\n")
+            .unwrap();
+        let proxy = c.proxy.unwrap();
+        assert_eq!(proxy.remoteurl, "http://up:5000");
+        assert_eq!(proxy.username.as_deref(), Some("u"));
+        assert_eq!(proxy.ttl, Duration::from_secs(5400));
+        let c = Config::parse("proxy:\n  remoteurl: http://up\n").unwrap();
+        assert_eq!(c.proxy.unwrap().ttl, Duration::from_secs(168 * 3600));
+        assert_eq!(parse_go_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_go_duration("300ms").unwrap(), Duration::from_millis(300));
+        for bad in ["", "10", "h", "-1h", "1d", "1h x"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert!(Config::parse("proxy:\n  remoteurl: x\n  ttl: 7d\n").is_err());
+        assert!(Config::parse("proxy:\n  remoteurl: x\n  bogus: 1\n").is_err());
     }
 }

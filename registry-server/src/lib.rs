@@ -3,7 +3,7 @@
 //! It stores content in Distribution's filesystem layout ([`layout`]) behind a storage driver interface
 //! ([`storage`]), so a root written by either registry is served by the other. Uploads stream to storage while
 //! hashing and survive restarts ([`uploads`]); manifests are validated against the content they reference
-//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. `lade registry serve` and
+//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. [`proxy`] makes it a pull-through mirror of another registry. `lade registry serve` and
 //! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
 
 pub mod config;
@@ -12,6 +12,7 @@ pub mod gc;
 pub mod http;
 pub mod layout;
 pub mod names;
+pub mod proxy;
 pub mod registry;
 pub mod server;
 pub mod storage;

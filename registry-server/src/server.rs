@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::gc::{self, GcOptions};
 use crate::http::auth::{AuthError, Authenticator};
 use crate::http::{self, metrics::Metrics, AppState, Shared};
+use crate::proxy::Mirror;
 use crate::registry::Registry;
 use crate::storage::fs::FsDriver;
 use crate::uploads::Uploads;
@@ -27,6 +28,8 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("loading TLS certificate and key: {0}")]
     Tls(#[source] std::io::Error),
+    #[error("proxy: {0}")]
+    Proxy(#[from] crate::proxy::upstream::UpstreamError),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,6 +57,22 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         .map(Authenticator::load)
         .transpose()?
         .map(Arc::new);
+    let mirror = config
+        .proxy
+        .as_ref()
+        .map(|proxy| {
+            Mirror::new(
+                proxy,
+                registry.clone(),
+                commit_lock.clone(),
+                config.limits.manifest_max_bytes,
+            )
+        })
+        .transpose()?
+        .map(Arc::new);
+    if let Some(mirror) = &mirror {
+        tracing::info!(remote = mirror.remote(), "serving as a pull-through mirror");
+    }
     Ok(Arc::new(AppState {
         registry,
         uploads,
@@ -62,6 +81,7 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         metrics: Arc::new(Metrics::default()),
         commit_lock,
         admission,
+        mirror,
     }))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use registry_server::config::{AuthConfig, TlsConfig};
+use registry_server::config::{AuthConfig, ProxyConfig, TlsConfig};
 use registry_server::gc::{self, GcOptions};
 use registry_server::registry::Registry;
 use registry_server::storage::fs::FsDriver;
@@ -61,6 +61,10 @@ struct ServeArgs {
     /// Accept manifests whose layers or child manifests are not in the repository (sparse images)
     #[arg(long)]
     allow_sparse_manifests: bool,
+    /// Serve as a pull-through mirror of this registry (registry:2's `proxy.remoteurl`; credentials and ttl come
+    /// from the config's `proxy` section)
+    #[arg(long, value_name = "URL")]
+    proxy_remote_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +132,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.delete = (config.delete || args.enable_delete) && !args.disable_delete;
     config.automatic_crossmount |= args.automatic_crossmount;
     config.allow_sparse_manifests |= args.allow_sparse_manifests;
+    if let Some(url) = args.proxy_remote_url {
+        match &mut config.proxy {
+            Some(proxy) => proxy.remoteurl = url,
+            None => config.proxy = Some(ProxyConfig::new(url)),
+        }
+    }
     let listener =
         TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
     let scheme = if config.tls.is_some() {

@@ -1,4 +1,4 @@
-//! Manifest endpoints: GET/HEAD with content negotiation, PUT with validation of everything the manifest
+//! Manifest endpoints: GET/HEAD with content negotiation (through the mirror's upstream when the registry is one), PUT with validation of everything the manifest
 //! references, and DELETE of tags and revisions.
 
 use axum::body::Body;
@@ -72,7 +72,21 @@ pub async fn get(
     req: Request,
     head: bool,
 ) -> ApiResult<Response> {
-    let parsed = parse_reference(&reference, Code::ManifestUnknown)?;
+    let mut parsed = parse_reference(&reference, Code::ManifestUnknown)?;
+    if let Some(mirror) = &st.mirror {
+        parsed = match parsed {
+            Reference::Tag(tag) => match mirror.resolve_tag(&name, &tag).await? {
+                Some(digest) => Reference::Digest(digest),
+                None => return Err(manifest_unknown(&reference)),
+            },
+            Reference::Digest(digest) => {
+                if !mirror.ensure_manifest(&name, &digest).await? {
+                    return Err(manifest_unknown(&reference));
+                }
+                Reference::Digest(digest)
+            }
+        };
+    }
     let registry = st.registry.clone();
     let found = blocking(move || {
         let digest = match parsed {

@@ -41,6 +41,8 @@ pub struct AppState {
     pub commit_lock: Arc<RwLock<()>>,
     /// Permits for `limits.max_concurrent_requests`.
     pub admission: Option<Arc<tokio::sync::Semaphore>>,
+    /// Set when the registry is a pull-through mirror (`proxy.remoteurl`).
+    pub mirror: Option<Arc<crate::proxy::Mirror>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -233,6 +235,10 @@ async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
         return Err(ApiError::new(Code::NameInvalid).detail(json!({ "name": name })));
     }
     let method = req.method().clone();
+    if st.mirror.is_some() && !matches!(method, Method::GET | Method::HEAD) {
+        // registry:2 in proxy mode answers every write (upload, mount, manifest PUT, DELETE) this way.
+        return Err(unsupported(&method).message("the registry is a pull-through mirror: writes are refused"));
+    }
     match (route, &method) {
         (Route::Blob(d), &Method::GET) => blobs::get(st, name, d, req, false).await,
         (Route::Blob(d), &Method::HEAD) => blobs::get(st, name, d, req, true).await,
