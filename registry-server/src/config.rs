@@ -302,17 +302,25 @@ mod tests {
 
     #[test]
     fn parses_proxy_with_go_durations() {
-        let c = Config::parse("proxy:\n  remoteurl: http://up:5000\n  username: u\n  password: p\n  ttl: 1h30m\n")
-            .unwrap();
+        let c = Config::parse(
+            "proxy:\n  remoteurl: http://up:5000\n  username: u\n  password: p\n  ttl: 1h30m\n",
+        )
+        .unwrap();
         let proxy = c.proxy.unwrap();
         assert_eq!(proxy.remoteurl, "http://up:5000");
         assert_eq!(proxy.username.as_deref(), Some("u"));
         assert_eq!(proxy.ttl, Duration::from_secs(5400));
         let c = Config::parse("proxy:\n  remoteurl: http://up\n").unwrap();
         assert_eq!(c.proxy.unwrap().ttl, Duration::from_secs(168 * 3600));
-        assert_eq!(parse_go_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert_eq!(
+            parse_go_duration("2.5s").unwrap(),
+            Duration::from_millis(2500)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_go_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
         for bad in ["", "10", "h", "-1h", "1d", "1h x"] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
         }

@@ -160,7 +160,8 @@ async fn mirrored(
         mirror.fetch_blob(name, digest).await?
     };
     match fetched.ok_or_else(|| blob_unknown(digest))? {
-        Fetched::Stored => link_stored().await?
+        Fetched::Stored => link_stored()
+            .await?
             .map(Mirrored::Stored)
             .ok_or_else(|| ApiError::internal("a fetched blob is missing from the store")),
         Fetched::Streaming { size, body } => {

@@ -237,7 +237,8 @@ async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
     let method = req.method().clone();
     if st.mirror.is_some() && !matches!(method, Method::GET | Method::HEAD) {
         // registry:2 in proxy mode answers every write (upload, mount, manifest PUT, DELETE) this way.
-        return Err(unsupported(&method).message("the registry is a pull-through mirror: writes are refused"));
+        return Err(unsupported(&method)
+            .message("the registry is a pull-through mirror: writes are refused"));
     }
     match (route, &method) {
         (Route::Blob(d), &Method::GET) => blobs::get(st, name, d, req, false).await,

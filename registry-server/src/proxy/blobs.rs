@@ -31,9 +31,14 @@ enum Progress {
     /// Waiting for the upstream's answer.
     Starting,
     /// `written` bytes may be served; `size` is the upstream's `Content-Length`.
-    Running { written: u64, size: Option<u64> },
+    Running {
+        written: u64,
+        size: Option<u64>,
+    },
     /// Verified and stored.
-    Done { size: u64 },
+    Done {
+        size: u64,
+    },
     /// The upstream does not have the blob.
     NotFound,
     Failed(String),
@@ -329,7 +334,9 @@ impl Follower {
                 Progress::Starting => (0, false),
                 Progress::Running { written, .. } => (*written, false),
                 Progress::Done { size } => (*size, true),
-                Progress::NotFound => return Err(std::io::Error::other("the upstream lost the blob")),
+                Progress::NotFound => {
+                    return Err(std::io::Error::other("the upstream lost the blob"))
+                }
                 Progress::Failed(reason) => return Err(std::io::Error::other(reason.clone())),
             };
             if self.offset < available {
