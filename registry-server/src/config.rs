@@ -24,6 +24,17 @@
 //!   username: someone              # optional; Basic, or Bearer tokens fetched with these credentials
 //!   password: secret
 //!   ttl: 168h                      # how long a tag is served from the store before it is re-checked upstream
+//! notifications:                   # registry:2's webhooks, same keys and semantics
+//!   events: { includereferences: true }
+//!   endpoints:
+//!     - name: ci
+//!       url: https://ci.example/registry-events
+//!       headers: { Authorization: [Bearer secret] }
+//!       timeout: 1s                # per delivery (default 1s)
+//!       threshold: 10              # failures in a row before deliveries back off (default 10)
+//!       backoff: 1s                # the wait between attempts once backing off (default 1s)
+//!       ignoredmediatypes: [application/octet-stream]
+//!       ignore: { mediatypes: [], actions: [pull] }
 //! ```
 
 use std::net::SocketAddr;
@@ -76,6 +87,66 @@ pub struct Config {
     pub limits: Limits,
     /// Serve as a pull-through mirror of `proxy.remoteurl`: writes are refused, pulls fetch what is missing.
     pub proxy: Option<ProxyConfig>,
+    /// Webhooks for push, pull and delete events (registry:2's `notifications`).
+    pub notifications: Option<NotificationsConfig>,
+}
+
+/// registry:2's `notifications` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub events: EventsConfig,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// registry:2's `notifications.events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Add the descriptors a manifest references to its events' targets (`target.references`).
+    pub includereferences: bool,
+}
+
+/// One webhook (registry:2's `notifications.endpoints[]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub name: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub url: String,
+    /// Extra request headers, each with a list of values.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+    /// Per delivery attempt; 1s by default.
+    #[serde(default, deserialize_with = "go_duration_opt")]
+    pub timeout: Option<Duration>,
+    /// Failures in a row after which attempts are spaced by `backoff`; 10 by default.
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    /// 1s by default.
+    #[serde(default, deserialize_with = "go_duration_opt")]
+    pub backoff: Option<Duration>,
+    /// Events whose target has one of these media types are not sent.
+    #[serde(default)]
+    pub ignoredmediatypes: Vec<String>,
+    #[serde(default)]
+    pub ignore: IgnoreConfig,
+}
+
+/// Which events an endpoint does not want.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IgnoreConfig {
+    pub mediatypes: Vec<String>,
+    /// `push`, `pull`, `mount`, `delete`.
+    pub actions: Vec<String>,
+}
+
+fn go_duration_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    go_duration(deserializer).map(Some)
 }
 
 /// A pull-through mirror's upstream, with registry:2's key names and semantics.
@@ -254,6 +325,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             limits: Limits::default(),
             proxy: None,
+            notifications: None,
         }
     }
 }
@@ -326,5 +398,27 @@ mod tests {
         }
         assert!(Config::parse("proxy:\n  remoteurl: x\n  ttl: 7d\n").is_err());
         assert!(Config::parse("proxy:\n  remoteurl: x\n  bogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn parses_registry2_notifications() {
+        let c = Config::parse(
+            "notifications:\n  events:\n    includereferences: true\n  endpoints:\n    - name: a\n      url: http://x/e\n      headers:\n        Authorization: [Bearer t]\n      timeout: 500ms\n      threshold: 5\n      backoff: 2s\n      ignoredmediatypes: [application/octet-stream]\n      ignore:\n        actions: [pull]\n",
+        )
+        .unwrap();
+        let n = c.notifications.unwrap();
+        assert!(n.events.includereferences);
+        let e = &n.endpoints[0];
+        assert_eq!(e.headers["Authorization"], vec!["Bearer t".to_string()]);
+        assert_eq!(e.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(
+            (e.threshold, e.backoff),
+            (Some(5), Some(Duration::from_secs(2)))
+        );
+        assert_eq!(e.ignore.actions, vec!["pull".to_string()]);
+        assert!(Config::parse(
+            "notifications:\n  endpoints:\n    - name: a\n      url: u\n      retries: 1\n"
+        )
+        .is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod http;
 pub mod layout;
 pub mod names;
+pub mod notify;
 pub mod proxy;
 pub mod registry;
 pub mod server;

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::gc::{self, GcOptions};
 use crate::http::auth::{AuthError, Authenticator};
 use crate::http::{self, metrics::Metrics, AppState, Shared};
+use crate::notify::Notifier;
 use crate::proxy::Mirror;
 use crate::registry::Registry;
 use crate::storage::fs::FsDriver;
@@ -28,6 +29,8 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("loading TLS certificate and key: {0}")]
     Tls(#[source] std::io::Error),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("proxy: {0}")]
     Proxy(#[from] crate::proxy::upstream::UpstreamError),
     #[error("serving: {0}")]
@@ -73,6 +76,13 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
     if let Some(mirror) = &mirror {
         tracing::info!(remote = mirror.remote(), "serving as a pull-through mirror");
     }
+    let notifier = config
+        .notifications
+        .as_ref()
+        .filter(|n| n.endpoints.iter().any(|e| !e.disabled))
+        .map(|n| Notifier::start(n, config.addr.port()))
+        .transpose()?
+        .map(Arc::new);
     Ok(Arc::new(AppState {
         registry,
         uploads,
@@ -82,6 +92,7 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         commit_lock,
         admission,
         mirror,
+        notifier,
     }))
 }
 
@@ -163,7 +174,11 @@ pub async fn serve(
         None => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let mut rx = stop_rx;
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let server = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             });
             tokio::select! {
@@ -189,7 +204,7 @@ pub async fn serve(
             });
             axum_server::from_tcp_rustls(listener, rustls_config)
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(ServeError::Io)
         }

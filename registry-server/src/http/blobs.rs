@@ -12,8 +12,9 @@ use bytes::Bytes;
 use layerstore::Digest;
 use serde_json::json;
 
-use super::{empty, hv, parse_digest, range, Shared, DOCKER_CONTENT_DIGEST};
+use super::{empty, hv, parse_digest, range, with_events, Shared, DOCKER_CONTENT_DIGEST};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::notify::{Action, Target};
 use crate::proxy::blobs::Fetched;
 use crate::proxy::Mirror;
 use crate::registry::Registry;
@@ -36,6 +37,7 @@ pub async fn get(
     let d = digest.clone();
     let lock = st.commit_lock.clone();
     let name_for_mirror = name.clone();
+    let event_name = name.clone();
     let ranged = req.headers().contains_key(header::RANGE);
     let size = blocking(move || {
         // Under the commit lock, so that a collection either sees the touch below or has already swept the blob.
@@ -54,7 +56,10 @@ pub async fn get(
         (None, Some(mirror)) => {
             match mirrored(&st, mirror, &name_for_mirror, &digest, ranged, head).await? {
                 Mirrored::Stored(size) => size,
-                Mirrored::Answer(response) => return Ok(response),
+                Mirrored::Answer(response, size) => {
+                    let target = Target::blob(&event_name, &digest, size.unwrap_or_default());
+                    return Ok(with_events(response, vec![(Action::Pull, target)]));
+                }
             }
         }
     };
@@ -75,6 +80,8 @@ pub async fn get(
         None => (StatusCode::OK, 0, size),
     };
     headers.insert(header::CONTENT_LENGTH, hv(len.to_string()));
+    // registry:2 reports a HEAD as a pull too.
+    let target = Target::blob(&event_name, &digest, size);
     let body = if head {
         Body::empty()
     } else {
@@ -83,7 +90,7 @@ pub async fn get(
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    Ok(response)
+    Ok(with_events(response, vec![(Action::Pull, target)]))
 }
 
 /// The headers of every blob answer.
@@ -107,8 +114,8 @@ fn blob_headers(digest: &Digest) -> HeaderMap {
 enum Mirrored {
     /// Now in the store, of this size: serve it as any stored blob.
     Stored(u64),
-    /// Answered already (a `HEAD` from the upstream's size, or the body of a fetch in progress).
-    Answer(Response),
+    /// Answered already (a `HEAD` from the upstream's size, or the body of a fetch in progress), with the size.
+    Answer(Response, Option<u64>),
 }
 
 /// A blob the repository lacks, on a mirror: linked from the blob store when another repository fetched it,
@@ -149,7 +156,7 @@ async fn mirrored(
         headers.insert(header::CONTENT_LENGTH, hv(size.to_string()));
         let mut response = Response::new(Body::empty());
         *response.headers_mut() = headers;
-        return Ok(Mirrored::Answer(response));
+        return Ok(Mirrored::Answer(response, Some(size)));
     }
     let fetched = if ranged {
         mirror
@@ -172,7 +179,7 @@ async fn mirrored(
             }
             let mut response = Response::new(body);
             *response.headers_mut() = headers;
-            Ok(Mirrored::Answer(response))
+            Ok(Mirrored::Answer(response, size))
         }
     }
 }
@@ -227,9 +234,17 @@ pub async fn delete(st: Shared, name: String, digest: String) -> ApiResult<Respo
     }
     let digest = parse_digest(&digest)?;
     let registry = st.registry.clone();
-    let d = digest.clone();
-    if !blocking(move || Ok(registry.unlink_blob(&name, &d)?)).await? {
+    let (n, d) = (name.clone(), digest.clone());
+    if !blocking(move || Ok(registry.unlink_blob(&n, &d)?)).await? {
         return Err(blob_unknown(&digest));
     }
-    Ok(empty(StatusCode::ACCEPTED, HeaderMap::new()))
+    let target = Target {
+        digest: Some(digest.to_string()),
+        repository: name,
+        ..Target::default()
+    };
+    Ok(with_events(
+        empty(StatusCode::ACCEPTED, HeaderMap::new()),
+        vec![(Action::Delete, target)],
+    ))
 }
