@@ -34,8 +34,11 @@ fn peers() -> bool {
     require("registry:2", have_registry()).is_some() && require("skopeo", have("skopeo")).is_some()
 }
 
+/// Blobs with their digests.
+type Blobs = Vec<(Digest, Vec<u8>)>;
+
 /// A gzipped one-file layer, its config and manifest: (manifest bytes, manifest digest, [config, layer] blobs).
-fn small_image(seed: &str) -> (Vec<u8>, Digest, Vec<(Digest, Vec<u8>)>) {
+fn small_image(seed: &str) -> (Vec<u8>, Digest, Blobs) {
     let mut tar = tar::Builder::new(Vec::new());
     let content = format!("{seed}\n").repeat(64);
     let mut header = tar::Header::new_gnu();
