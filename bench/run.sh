@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # lade vs its peers, side by side in one run, on the same generated data. Prints a table of times, lade/peer ratios
-# and lade's peak RSS. Usage: bench/run.sh [archive|build|cache|registry|transfer|rootless|s3|soak]...   (default: all but
+# and lade's peak RSS. Usage: bench/run.sh [archive|build|cache|registry|mirror|transfer|rootless|s3|soak]...   (default: all but
 # soak). Env: BENCH_SIZE_MIB (image and context size, default 1024), SOAK_SECONDS (per registry, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared
 size_mib=${BENCH_SIZE_MIB:-1024}
-groups=${*:-archive build cache registry transfer rootless s3}
+groups=${*:-archive build cache registry mirror transfer rootless s3}
 scripts/install-deps.sh
 cargo build --release --locked -q
 lade=$PWD/target/release/lade
@@ -244,6 +244,46 @@ PY
   done
   row "8 concurrent pulls of ${size_mib} MiB, lade registry" "$(cat "$work/eight-$lade_reg")" 0 "registry:2" "$(cat "$work/eight-$reg2")"
   echo "registry peak RSS: lade $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lade_reg_pid/status), registry:2 $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$reg2_pid/status)" | tee -a "$work/notes"
+}
+
+# Pull-through mirrors of the registry:2 above: lade (`proxy.remoteurl`) and registry:2 in proxy mode, each on a
+# fresh root. A miss is the first GET of the big layer blob (fetched upstream, stored, streamed on), a hit the second
+# (from the mirror's store); then a whole `lade pull` of the big image through each mirror, cold and warm.
+bench_mirror() {
+  make_big_image
+  start_registries
+  "$lade" tag bench:big "$reg2/bench/big:1" && "$lade" push -q "$reg2/bench/big:1" >/dev/null
+  local port lade_mirror reg2_mirror lade_mirror_pid
+  port=$(free_port)
+  printf 'proxy:\n  remoteurl: http://%s\n' "$reg2" > "$work/lade-mirror.yml"
+  "$lade" registry serve --addr "127.0.0.1:$port" --root "$work/lade-mirror" --config "$work/lade-mirror.yml" >/dev/null 2>&1 &
+  pids+=($!); lade_mirror=127.0.0.1:$port; lade_mirror_pid=$!
+  port=$(free_port)
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n  accesslog:\n    disabled: true\nproxy:\n  remoteurl: http://%s\n' \
+    "$work/registry2-mirror" "$port" "$reg2" > "$work/registry2-mirror.yml"
+  docker-registry serve "$work/registry2-mirror.yml" >/dev/null 2>&1 &
+  pids+=($!); reg2_mirror=127.0.0.1:$port
+  sleep 1
+  local blob
+  blob=$("$lade" inspect bench:big | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RootFS"]["Layers"][0])')
+  local -A miss hit
+  for reg in "$lade_mirror" "$reg2_mirror"; do
+    read -r miss[$reg] _ < <(measure curl -sf -o /dev/null "http://$reg/v2/bench/big/blobs/$blob")
+    read -r hit[$reg] _ < <(measure curl -sf -o /dev/null "http://$reg/v2/bench/big/blobs/$blob")
+  done
+  row "mirror miss: GET ${size_mib} MiB blob, lade mirror" "${miss[$lade_mirror]}" 0 "registry:2 proxy" "${miss[$reg2_mirror]}"
+  row "mirror hit: GET ${size_mib} MiB blob, lade mirror" "${hit[$lade_mirror]}" 0 "registry:2 proxy" "${hit[$reg2_mirror]}"
+  row "mirror hit vs miss, lade mirror" "${hit[$lade_mirror]}" 0 "lade miss" "${miss[$lade_mirror]}"
+  local -A cold warm
+  for reg in "$lade_mirror" "$reg2_mirror"; do
+    # The manifest is not cached yet (only the blob): the cold pull fetches it and the config.
+    read -r cold[$reg] _ < <(measure env LADE_ROOT="$work/mirror-pull-1" "$lade" pull -q "$reg/bench/big:1")
+    read -r warm[$reg] _ < <(measure env LADE_ROOT="$work/mirror-pull-2" "$lade" pull -q "$reg/bench/big:1")
+    rm -rf "$work"/mirror-pull-*
+  done
+  row "lade pull ${size_mib} MiB through a mirror, first" "${cold[$lade_mirror]}" 0 "registry:2 proxy" "${cold[$reg2_mirror]}"
+  row "lade pull ${size_mib} MiB through a mirror, again" "${warm[$lade_mirror]}" 0 "registry:2 proxy" "${warm[$reg2_mirror]}"
+  echo "lade mirror peak RSS: $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lade_mirror_pid/status)" | tee -a "$work/notes"
 }
 
 # POST, one streamed PATCH of the image's layer blob from store $3, and the closing PUT, with curl

@@ -27,6 +27,22 @@
 //! ui: true                       # the web page at / and /ui
 //! log: { level: info, formatter: text, accesslog: { disabled: false } }  # registry:2's names; formatter: text|json
 //! health: { drain_delay_secs: 0 }  # on SIGTERM, /readyz answers 503 this long before the listener closes
+//! proxy:                           # a pull-through mirror of another registry (registry:2's `proxy` keys)
+//!   remoteurl: https://registry-1.docker.io
+//!   username: someone              # optional; Basic, or Bearer tokens fetched with these credentials
+//!   password: secret
+//!   ttl: 168h                      # how long a tag is served from the store before it is re-checked upstream
+//! notifications:                   # registry:2's webhooks, same keys and semantics
+//!   events: { includereferences: true }
+//!   endpoints:
+//!     - name: ci
+//!       url: https://ci.example/registry-events
+//!       headers: { Authorization: [Bearer secret] }
+//!       timeout: 1s                # per delivery (default 1s)
+//!       threshold: 10              # failures in a row before deliveries back off (default 10)
+//!       backoff: 1s                # the wait between attempts once backing off (default 1s)
+//!       ignoredmediatypes: [application/octet-stream]
+//!       ignore: { mediatypes: [], actions: [pull] }
 //! ```
 
 use std::net::SocketAddr;
@@ -34,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::storage::object::S3Options;
 
@@ -148,6 +164,10 @@ pub struct Config {
     pub ui: bool,
     pub log: LogConfig,
     pub health: HealthConfig,
+    /// Serve as a pull-through mirror of `proxy.remoteurl`: writes are refused, pulls fetch what is missing.
+    pub proxy: Option<ProxyConfig>,
+    /// Webhooks for push, pull and delete events (registry:2's `notifications`).
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// Logging, with registry:2's key names (`log.level`, `log.formatter`, `log.accesslog.disabled`).
@@ -246,6 +266,138 @@ pub struct HealthConfig {
     /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so that a load balancer
     /// polling it stops sending traffic before the listener closes.
     pub drain_delay_secs: u64,
+}
+
+/// registry:2's `notifications` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub events: EventsConfig,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// registry:2's `notifications.events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Add the descriptors a manifest references to its events' targets (`target.references`).
+    pub includereferences: bool,
+}
+
+/// One webhook (registry:2's `notifications.endpoints[]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub name: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub url: String,
+    /// Extra request headers, each with a list of values.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+    /// Per delivery attempt; 1s by default.
+    #[serde(default, deserialize_with = "go_duration_opt")]
+    pub timeout: Option<Duration>,
+    /// Failures in a row after which attempts are spaced by `backoff`; 10 by default.
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    /// 1s by default.
+    #[serde(default, deserialize_with = "go_duration_opt")]
+    pub backoff: Option<Duration>,
+    /// Events whose target has one of these media types are not sent.
+    #[serde(default)]
+    pub ignoredmediatypes: Vec<String>,
+    #[serde(default)]
+    pub ignore: IgnoreConfig,
+}
+
+/// Which events an endpoint does not want.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IgnoreConfig {
+    pub mediatypes: Vec<String>,
+    /// `push`, `pull`, `mount`, `delete`.
+    pub actions: Vec<String>,
+}
+
+fn go_duration_opt<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    go_duration(deserializer).map(Some)
+}
+
+/// A pull-through mirror's upstream, with registry:2's key names and semantics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The upstream registry's base URL (`https://registry-1.docker.io`).
+    pub remoteurl: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// How long a tag fetched from upstream is served from the store before it is checked again (a Go duration,
+    /// `168h` by default as in registry:2; `0` re-checks every time).
+    #[serde(default = "default_ttl", deserialize_with = "go_duration")]
+    pub ttl: Duration,
+}
+
+/// registry:2's default proxy TTL: seven days.
+pub fn default_ttl() -> Duration {
+    Duration::from_secs(168 * 3600)
+}
+
+impl ProxyConfig {
+    /// A proxy of `remoteurl` without credentials and with the default TTL.
+    pub fn new(remoteurl: impl Into<String>) -> ProxyConfig {
+        ProxyConfig {
+            remoteurl: remoteurl.into(),
+            username: None,
+            password: None,
+            ttl: default_ttl(),
+        }
+    }
+}
+
+fn go_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_go_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a Go duration (`time.ParseDuration`): a sequence of decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`,
+/// `m`, `h`, such as `168h`, `1h30m` or `2.5s`; a bare `0` is zero. Negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?} (expected e.g. 168h, 30m, 1h30m, 10s)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
 }
 
 /// PEM files for HTTPS.
@@ -357,6 +509,8 @@ impl Default for Config {
             ui: true,
             log: LogConfig::default(),
             health: HealthConfig::default(),
+            proxy: None,
+            notifications: None,
         }
     }
 }
@@ -385,13 +539,10 @@ impl Config {
             };
             let translated =
                 crate::registry2_config::parse(&text, std::env::vars()).map_err(registry2)?;
-            use crate::registry2_config::Registry2Error::Unsupported;
-            if translated.unapplied.proxy.is_some() {
-                return Err(registry2(Unsupported("proxy")));
-            }
-            if translated.unapplied.notifications.is_some() {
-                return Err(registry2(Unsupported("notifications")));
-            }
+            let section = |key: &str, value| crate::registry2_config::Registry2Error::Invalid {
+                key: key.into(),
+                message: format!("{value}"),
+            };
             let mut warnings: Vec<String> = translated
                 .warnings
                 .iter()
@@ -409,6 +560,17 @@ impl Config {
                     ignored
                         .into_iter()
                         .map(|key| format!("ignoring `{key}`: not implemented by this registry")),
+                );
+            }
+            if let Some(proxy) = translated.unapplied.proxy {
+                config.proxy = Some(
+                    serde_norway::from_value(proxy).map_err(|e| registry2(section("proxy", e)))?,
+                );
+            }
+            if let Some(notifications) = translated.unapplied.notifications {
+                config.notifications = Some(
+                    serde_norway::from_value(notifications)
+                        .map_err(|e| registry2(section("notifications", e)))?,
                 );
             }
             return Ok((config, warnings));
@@ -447,6 +609,7 @@ mod tests {
         assert_eq!(c.limits.manifest_max_bytes, 4 * 1024 * 1024);
         assert!(Config::parse("bogus: 1").is_err());
         assert!(c.ui && c.log.formatter == LogFormatter::Text && c.log.level == LogLevel::Info);
+        assert!(c.proxy.is_none());
         let s3 = Config::parse(
             "storage:\n  s3: { bucket: b, endpoint: \"http://h:1\", force_path_style: true }\n",
         )
@@ -495,5 +658,84 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("logstash") && err.contains("json"), "{err}");
+    }
+
+    #[test]
+    fn parses_proxy_with_go_durations() {
+        let c = Config::parse(
+            "proxy:\n  remoteurl: http://up:5000\n  username: u\n  password: p\n  ttl: 1h30m\n",
+        )
+        .unwrap();
+        let proxy = c.proxy.unwrap();
+        assert_eq!(proxy.remoteurl, "http://up:5000");
+        assert_eq!(proxy.username.as_deref(), Some("u"));
+        assert_eq!(proxy.ttl, Duration::from_secs(5400));
+        let c = Config::parse("proxy:\n  remoteurl: http://up\n").unwrap();
+        assert_eq!(c.proxy.unwrap().ttl, Duration::from_secs(168 * 3600));
+        assert_eq!(
+            parse_go_duration("2.5s").unwrap(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
+        for bad in ["", "10", "h", "-1h", "1d", "1h x"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert!(Config::parse("proxy:\n  remoteurl: x\n  ttl: 7d\n").is_err());
+        assert!(Config::parse("proxy:\n  remoteurl: x\n  bogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn registry2_files_apply_proxy_and_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(
+            &path,
+            "version: 0.1\nstorage:\n  filesystem: { rootdirectory: /r }\nproxy:\n  remoteurl: http://up:5000\n  ttl: 2h\nnotifications:\n  endpoints:\n    - name: ci\n      url: http://hook/e\n",
+        )
+        .unwrap();
+        let (config, warnings) = Config::load_with_warnings(&path).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let proxy = config.proxy.unwrap();
+        assert_eq!(
+            (proxy.remoteurl.as_str(), proxy.ttl),
+            ("http://up:5000", Duration::from_secs(7200))
+        );
+        assert_eq!(
+            config.notifications.unwrap().endpoints[0].url,
+            "http://hook/e"
+        );
+        std::fs::write(
+            &path,
+            "version: 0.1\nstorage: { inmemory: {} }\nproxy:\n  remoteurl: http://up\n  ttl: 7d\n",
+        )
+        .unwrap();
+        let err = Config::load_with_warnings(&path).unwrap_err().to_string();
+        assert!(err.contains("proxy") && err.contains("7d"), "{err}");
+    }
+
+    #[test]
+    fn parses_registry2_notifications() {
+        let c = Config::parse(
+            "notifications:\n  events:\n    includereferences: true\n  endpoints:\n    - name: a\n      url: http://x/e\n      headers:\n        Authorization: [Bearer t]\n      timeout: 500ms\n      threshold: 5\n      backoff: 2s\n      ignoredmediatypes: [application/octet-stream]\n      ignore:\n        actions: [pull]\n",
+        )
+        .unwrap();
+        let n = c.notifications.unwrap();
+        assert!(n.events.includereferences);
+        let e = &n.endpoints[0];
+        assert_eq!(e.headers["Authorization"], vec!["Bearer t".to_string()]);
+        assert_eq!(e.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(
+            (e.threshold, e.backoff),
+            (Some(5), Some(Duration::from_secs(2)))
+        );
+        assert_eq!(e.ignore.actions, vec!["pull".to_string()]);
+        assert!(Config::parse(
+            "notifications:\n  endpoints:\n    - name: a\n      url: u\n      retries: 1\n"
+        )
+        .is_err());
     }
 }

@@ -3,8 +3,9 @@
 //! It stores content in Distribution's filesystem layout ([`layout`]) behind a storage driver interface
 //! ([`storage`]), so a root written by either registry is served by the other. Uploads stream to storage while
 //! hashing and survive restarts ([`uploads`]); manifests are validated against the content they reference
-//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. [`ui`] renders a web page of
-//! the content. `lade registry serve` and `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
+//! ([`http`]); [`gc`] collects unreferenced blobs offline or while serving. [`proxy`] makes it a pull-through
+//! mirror of another registry. [`ui`] renders a web page of the content. `lade registry serve` and
+//! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
 
 pub mod check;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod http;
 pub mod layout;
 pub mod lease;
 pub mod names;
+pub mod notify;
+pub mod proxy;
 pub mod registry;
 pub mod registry2_config;
 pub mod server;

@@ -7,7 +7,7 @@
 //! `http.addr`, `http.secret` (accepted: upload state lives in storage, so nothing is signed with it),
 //! `http.tls.certificate`/`key`, `auth.htpasswd.realm`/`path`. Any other key is reported as a warning naming its
 //! path; a value of the wrong type is an error naming its key. The `log`, `proxy` and `notifications` sections are
-//! kept aside, unapplied, in [`Registry2Config::unapplied`].
+//! kept aside in [`Registry2Config::unapplied`]; [`Config::load`] reads them into the sections of the same names.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use crate::config::{AuthConfig, Config, Storage, TlsConfig, UploadPurging};
+use crate::config::{parse_go_duration, AuthConfig, Config, Storage, TlsConfig, UploadPurging};
 use crate::storage::object::{S3Options, DEFAULT_CHUNK_SIZE};
 
 /// Why a registry:2 configuration was refused.
@@ -29,8 +29,6 @@ pub enum Registry2Error {
     },
     #[error("`{key}`: {message}")]
     Invalid { key: String, message: String },
-    #[error("section `{0}` is not supported by this build")]
-    Unsupported(&'static str),
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
 }
@@ -137,41 +135,6 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// Parses a Go duration (`168h`, `1h30m`, `10s`, `500ms`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
 /// Walks the document, reading what it knows and noting what it does not.
 #[derive(Default)]
 struct Translator {
@@ -262,7 +225,7 @@ impl Translator {
 
     fn duration(value: &Value, key: &str) -> Result<Duration, Registry2Error> {
         let text = Self::string(value, key)?;
-        parse_duration(&text).ok_or_else(|| Registry2Error::Type {
+        parse_go_duration(&text).map_err(|_| Registry2Error::Type {
             key: key.into(),
             expected: "a duration such as 168h or 10m",
             found: describe(value),
@@ -776,14 +739,5 @@ auth:
         )
         .unwrap_err();
         assert!(err.to_string().contains("storage.delete.enabled"), "{err}");
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("3d"), None);
     }
 }

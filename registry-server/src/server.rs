@@ -10,6 +10,8 @@ use crate::config::{Config, Storage, UploadPurging};
 use crate::gc::{self, GcOptions};
 use crate::http::auth::{AuthError, Authenticator};
 use crate::http::{self, metrics::Metrics, AppState, Shared};
+use crate::notify::Notifier;
+use crate::proxy::Mirror;
 use crate::registry::Registry;
 use crate::storage::fs::FsDriver;
 use crate::storage::object::{ObjectDriver, SetupError};
@@ -31,6 +33,10 @@ pub enum ServeError {
     Auth(#[from] AuthError),
     #[error("loading TLS certificate and key: {0}")]
     Tls(#[source] std::io::Error),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error("proxy: {0}")]
+    Proxy(#[from] crate::proxy::upstream::UpstreamError),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -70,6 +76,29 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         .map(Authenticator::load)
         .transpose()?
         .map(Arc::new);
+    let mirror = config
+        .proxy
+        .as_ref()
+        .map(|proxy| {
+            Mirror::new(
+                proxy,
+                registry.clone(),
+                commit_lock.clone(),
+                config.limits.manifest_max_bytes,
+            )
+        })
+        .transpose()?
+        .map(Arc::new);
+    if let Some(mirror) = &mirror {
+        tracing::info!(remote = mirror.remote(), "serving as a pull-through mirror");
+    }
+    let notifier = config
+        .notifications
+        .as_ref()
+        .filter(|n| n.endpoints.iter().any(|e| !e.disabled))
+        .map(|n| Notifier::start(n, config.addr.port()))
+        .transpose()?
+        .map(Arc::new);
     Ok(Arc::new(AppState {
         registry,
         uploads,
@@ -79,6 +108,8 @@ pub fn state(config: Config) -> Result<Shared, ServeError> {
         commit_lock,
         admission,
         health: Arc::default(),
+        mirror,
+        notifier,
     }))
 }
 
@@ -204,7 +235,11 @@ pub async fn serve(
         None => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let mut rx = stop_rx;
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let server = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             });
             tokio::select! {
@@ -230,7 +265,7 @@ pub async fn serve(
             });
             axum_server::from_tcp_rustls(listener, rustls_config)
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(ServeError::Io)
         }

@@ -302,8 +302,8 @@ impl Uploads {
     }
 
     /// Verifies the data against `digest`, moves it into the blob store and links it into the repository. On a
-    /// digest mismatch the session is cancelled and `DIGEST_INVALID` returned.
-    pub async fn finish(&self, mut session: Session, digest: &Digest) -> ApiResult<()> {
+    /// digest mismatch the session is cancelled and `DIGEST_INVALID` returned. Returns the blob's size.
+    pub async fn finish(&self, mut session: Session, digest: &Digest) -> ApiResult<u64> {
         let registry = self.registry.clone();
         let known = session.lock.as_mut().and_then(|lock| lock.take());
         let (name, uuid, expected) = (session.name.clone(), session.uuid.clone(), digest.clone());
@@ -338,7 +338,7 @@ impl Uploads {
             }
             registry.link_blob(&name, &expected)?;
             driver.delete(&layout::upload_dir(&name, &uuid))?;
-            Ok(())
+            Ok(size)
         })
         .await;
         self.forget(&session.uuid);

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use registry_server::config::{AuthConfig, LogConfig, LogFormatter, LogLevel, Storage, TlsConfig};
+use registry_server::config::{
+    AuthConfig, LogConfig, LogFormatter, LogLevel, ProxyConfig, Storage, TlsConfig,
+};
 use registry_server::gc::{self, GcOptions};
 use registry_server::registry::Registry;
 use registry_server::Config;
@@ -77,6 +79,10 @@ struct ServeArgs {
     /// Accept manifests whose layers or child manifests are not in the repository (sparse images)
     #[arg(long)]
     allow_sparse_manifests: bool,
+    /// Serve as a pull-through mirror of this registry (registry:2's `proxy.remoteurl`; credentials and ttl come
+    /// from the config's `proxy` section)
+    #[arg(long, value_name = "URL")]
+    proxy_remote_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +189,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.delete = (config.delete || args.enable_delete) && !args.disable_delete;
     config.automatic_crossmount |= args.automatic_crossmount;
     config.allow_sparse_manifests |= args.allow_sparse_manifests;
+    if let Some(url) = args.proxy_remote_url {
+        match &mut config.proxy {
+            Some(proxy) => proxy.remoteurl = url,
+            None => config.proxy = Some(ProxyConfig::new(url)),
+        }
+    }
     config.ui &= !args.no_ui;
     match args.log_format.as_deref() {
         Some("json") => config.log.formatter = LogFormatter::Json,

@@ -135,6 +135,19 @@ impl Authenticator {
     }
 }
 
+/// The user name of a request's Basic credentials.
+pub fn basic_user(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    pair.split_once(':').map(|(user, _)| user.to_string())
+}
+
 /// Middleware on `/v2/...`: lets a request through or answers 401 with a Basic challenge. The base `/v2/` endpoint
 /// always requires credentials so that `docker login` verifies them.
 pub async fn require(State(st): State<Shared>, request: Request, next: Next) -> Response {

@@ -1,4 +1,4 @@
-//! Manifest endpoints: GET/HEAD with content negotiation, PUT with validation of everything the manifest
+//! Manifest endpoints: GET/HEAD with content negotiation (through the mirror's upstream when the registry is one), PUT with validation of everything the manifest
 //! references, and DELETE of tags and revisions.
 
 use axum::body::Body;
@@ -9,9 +9,10 @@ use futures_util::StreamExt;
 use layerstore::{media_types, Descriptor, Digest, ManifestKind};
 use serde_json::json;
 
-use super::{empty, hv, parse_digest, query, Shared, DOCKER_CONTENT_DIGEST};
+use super::{empty, hv, parse_digest, query, with_events, Shared, DOCKER_CONTENT_DIGEST};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names;
+use crate::notify::{Action, Target};
 use crate::registry::{manifest_media_type, Registry};
 use crate::uploads::blocking;
 
@@ -72,8 +73,23 @@ pub async fn get(
     req: Request,
     head: bool,
 ) -> ApiResult<Response> {
-    let parsed = parse_reference(&reference, Code::ManifestUnknown)?;
+    let mut parsed = parse_reference(&reference, Code::ManifestUnknown)?;
+    if let Some(mirror) = &st.mirror {
+        parsed = match parsed {
+            Reference::Tag(tag) => match mirror.resolve_tag(&name, &tag).await? {
+                Some(digest) => Reference::Digest(digest),
+                None => return Err(manifest_unknown(&reference)),
+            },
+            Reference::Digest(digest) => {
+                if !mirror.ensure_manifest(&name, &digest).await? {
+                    return Err(manifest_unknown(&reference));
+                }
+                Reference::Digest(digest)
+            }
+        };
+    }
     let registry = st.registry.clone();
+    let event_name = name.clone();
     let found = blocking(move || {
         let digest = match parsed {
             Reference::Digest(d) => d,
@@ -100,13 +116,34 @@ pub async fn get(
     headers.insert(header::CONTENT_LENGTH, hv(bytes.len().to_string()));
     headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
     headers.insert(header::ETAG, hv(format!("\"{digest}\"")));
+    let mut target = Target::manifest(
+        &event_name,
+        &digest,
+        &media_type,
+        bytes.len() as u64,
+        by_tag.then_some(reference.as_str()),
+    );
+    if st.notifier.as_ref().is_some_and(|n| n.include_references()) {
+        target.references = ManifestKind::parse(&bytes, "").ok().map(|k| references(&k));
+    }
     let mut response = Response::new(if head {
         Body::empty()
     } else {
         Body::from(bytes)
     });
     *response.headers_mut() = headers;
-    Ok(response)
+    // registry:2 reports a HEAD as a pull too.
+    Ok(with_events(response, vec![(Action::Pull, target)]))
+}
+
+/// The descriptors a manifest references, in registry:2's order (config, then layers; or the child manifests).
+fn references(kind: &ManifestKind) -> Vec<Descriptor> {
+    match kind {
+        ManifestKind::Image(m) => std::iter::once(m.config.clone())
+            .chain(m.layers.iter().cloned())
+            .collect(),
+        ManifestKind::Index(i) => i.manifests.clone(),
+    }
 }
 
 /// Reads a request body of at most `max` bytes; `SIZE_INVALID` (413) beyond that. A moderately oversized body is
@@ -247,6 +284,19 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
         ManifestKind::Index(i) => i.subject.as_ref(),
     }
     .map(|s| s.digest.clone());
+    let mut target = Target::manifest(
+        &name,
+        &digest,
+        &manifest_media_type(&bytes),
+        bytes.len() as u64,
+        match &parsed {
+            Reference::Tag(tag) => Some(tag.as_str()),
+            Reference::Digest(_) => None,
+        },
+    );
+    if st.notifier.as_ref().is_some_and(|n| n.include_references()) {
+        target.references = Some(references(&kind));
+    }
     let (registry, lock) = (st.registry.clone(), st.commit_lock.clone());
     let (n, d, stored_tags) = (name.clone(), digest.clone(), tags.clone());
     let sparse = st.config.allow_sparse_manifests;
@@ -272,7 +322,10 @@ pub async fn put(st: Shared, name: String, reference: String, req: Request) -> A
             headers.append("oci-tag", hv(tag));
         }
     }
-    Ok(empty(StatusCode::CREATED, headers))
+    Ok(with_events(
+        empty(StatusCode::CREATED, headers),
+        vec![(Action::Push, target)],
+    ))
 }
 
 /// DELETE `/v2/<name>/manifests/<reference>`: a tag removes only the tag, a digest the revision and its tags.
@@ -284,15 +337,42 @@ pub async fn delete(st: Shared, name: String, reference: String) -> ApiResult<Re
     }
     let parsed = parse_reference(&reference, Code::ManifestUnknown)?;
     let registry = st.registry.clone();
+    let n = name.clone();
+    // registry:2's delete events: the digest, then each tag that pointed at it.
     let deleted = blocking(move || {
+        let tag_event = |tag: String| Target {
+            repository: n.clone(),
+            tag: Some(tag),
+            ..Target::default()
+        };
         Ok(match parsed {
-            Reference::Tag(tag) => registry.delete_tag(&name, &tag)?,
-            Reference::Digest(digest) => registry.delete_manifest(&name, &digest)?,
+            Reference::Tag(tag) => registry.delete_tag(&n, &tag)?.then(|| vec![tag_event(tag)]),
+            Reference::Digest(digest) => {
+                let tags: Vec<String> = registry
+                    .tag_map(&n)?
+                    .into_iter()
+                    .filter(|(_, d)| d == &digest)
+                    .map(|(tag, _)| tag)
+                    .collect();
+                registry.delete_manifest(&n, &digest)?.then(|| {
+                    let first = Target {
+                        digest: Some(digest.to_string()),
+                        repository: n.clone(),
+                        ..Target::default()
+                    };
+                    std::iter::once(first)
+                        .chain(tags.into_iter().map(tag_event))
+                        .collect()
+                })
+            }
         })
     })
     .await?;
-    if !deleted {
+    let Some(targets) = deleted else {
         return Err(manifest_unknown(&reference));
-    }
-    Ok(empty(StatusCode::ACCEPTED, HeaderMap::new()))
+    };
+    Ok(with_events(
+        empty(StatusCode::ACCEPTED, HeaderMap::new()),
+        targets.into_iter().map(|t| (Action::Delete, t)).collect(),
+    ))
 }

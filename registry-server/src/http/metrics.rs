@@ -107,6 +107,17 @@ pub async fn render(State(st): State<Shared>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    if let Some(notifier) = &st.notifier {
+        out.push_str("# HELP lade_registry_notifications_dropped_total Events dropped because an endpoint's queue was full.\n");
+        out.push_str("# TYPE lade_registry_notifications_dropped_total counter\n");
+        for (endpoint, dropped) in notifier.dropped() {
+            let endpoint = endpoint.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "lade_registry_notifications_dropped_total{{endpoint=\"{endpoint}\"}} {dropped}"
+            );
+        }
+    }
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names;
+use crate::notify::{self, Action, Actor, Emitted, Notifier, RequestRecord, Target};
 use crate::registry::Registry;
 use crate::uploads::Uploads;
 
@@ -44,6 +45,10 @@ pub struct AppState {
     pub admission: Option<Arc<tokio::sync::Semaphore>>,
     /// Readiness: set when shutdown begins.
     pub health: Arc<health::Health>,
+    /// Set when the registry is a pull-through mirror (`proxy.remoteurl`).
+    pub mirror: Option<Arc<crate::proxy::Mirror>>,
+    /// Set when `notifications.endpoints` are configured.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -214,10 +219,72 @@ async fn dispatch(State(st): State<Shared>, req: Request) -> Response {
     // repository `a/b`.
     let path = req.uri().path();
     let path = path.strip_prefix("/v2/").unwrap_or(path).to_string();
-    match route(st, &path, req).await {
+    let record = st.notifier.as_ref().map(|_| request_record(&st, &req));
+    let mut response = match route(st.clone(), &path, req).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
+    };
+    let emitted = response.extensions_mut().remove::<Emitted>();
+    if let (Some(notifier), Some((request, actor)), Some(mut emitted)) =
+        (&st.notifier, record, emitted)
+    {
+        let scheme = if st.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        for (action, target) in &mut emitted.0 {
+            if *action != Action::Delete {
+                if let Some(digest) = &target.digest {
+                    let kind = match target.kind {
+                        notify::Kind::Blob => "blobs",
+                        notify::Kind::Manifest => "manifests",
+                    };
+                    target.url = Some(format!(
+                        "{scheme}://{}/v2/{}/{kind}/{digest}",
+                        request.host, target.repository
+                    ));
+                }
+            }
+        }
+        notifier.emit(emitted, &request, &actor);
     }
+    response
+}
+
+/// registry:2's `request` and `actor` records of a request.
+fn request_record(st: &Shared, req: &Request) -> (RequestRecord, Actor) {
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.to_string())
+        .unwrap_or_default();
+    let request = RequestRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        addr,
+        host: header(header::HOST),
+        method: req.method().to_string(),
+        useragent: header(header::USER_AGENT),
+    };
+    // The user the auth middleware let through (it has verified the credentials by now).
+    let name = st
+        .auth
+        .as_ref()
+        .and_then(|_| auth::basic_user(req.headers()));
+    (request, Actor { name })
+}
+
+/// Attaches events to a response, for the router to send once the handler is done.
+fn with_events(mut response: Response, events: Vec<(Action, Target)>) -> Response {
+    response.extensions_mut().insert(Emitted(events));
+    response
 }
 
 fn unsupported(method: &Method) -> ApiError {
@@ -241,6 +308,11 @@ async fn route(st: Shared, path: &str, req: Request) -> ApiResult<Response> {
         return Err(ApiError::new(Code::NameInvalid).detail(json!({ "name": name })));
     }
     let method = req.method().clone();
+    if st.mirror.is_some() && !matches!(method, Method::GET | Method::HEAD) {
+        // registry:2 in proxy mode answers every write (upload, mount, manifest PUT, DELETE) this way.
+        return Err(unsupported(&method)
+            .message("the registry is a pull-through mirror: writes are refused"));
+    }
     match (route, &method) {
         (Route::Blob(d), &Method::GET) => blobs::get(st, name, d, req, false).await,
         (Route::Blob(d), &Method::HEAD) => blobs::get(st, name, d, req, true).await,

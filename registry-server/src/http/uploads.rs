@@ -7,10 +7,12 @@ use axum::response::Response;
 use layerstore::Digest;
 
 use super::{
-    empty, hv, parse_digest, query, range, Shared, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID,
+    empty, hv, parse_digest, query, range, with_events, Shared, DOCKER_CONTENT_DIGEST,
+    DOCKER_UPLOAD_UUID,
 };
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names;
+use crate::notify::{Action, Target};
 use crate::uploads::{blocking, Session};
 
 fn session_headers(name: &str, uuid: &str, size: u64) -> HeaderMap {
@@ -24,11 +26,12 @@ fn session_headers(name: &str, uuid: &str, size: u64) -> HeaderMap {
     headers
 }
 
-fn created(name: &str, digest: &Digest) -> Response {
+/// The answer to a completed upload or mount, carrying its event.
+fn created(name: &str, digest: &Digest, event: (Action, Target)) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, hv(format!("/v2/{name}/blobs/{digest}")));
     headers.insert(DOCKER_CONTENT_DIGEST, hv(digest.to_string()));
-    empty(StatusCode::CREATED, headers)
+    with_events(empty(StatusCode::CREATED, headers), vec![event])
 }
 
 fn body_stream(req: Request) -> axum::body::BodyDataStream {
@@ -49,6 +52,7 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
         if let Some(source) = source {
             let (registry, lock) = (st.registry.clone(), st.commit_lock.clone());
             let (to, d) = (name.clone(), digest.clone());
+            let from = source.clone();
             let mounted = blocking(move || {
                 crate::lease::wait_while_held(registry.driver().as_ref())?;
                 let _guard = lock.read().unwrap_or_else(|e| e.into_inner());
@@ -56,15 +60,16 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
                     Some(from) => registry.blob_size(from, &d)?,
                     None => registry.global_blob_size(&d)?,
                 };
-                if found.is_none() {
-                    return Ok(false);
+                if found.is_some() {
+                    registry.link_blob(&to, &d)?;
                 }
-                registry.link_blob(&to, &d)?;
-                Ok(true)
+                Ok(found)
             })
             .await?;
-            if mounted {
-                return Ok(created(&name, &digest));
+            if let Some(size) = mounted {
+                let mut target = Target::blob(&name, &digest, size);
+                target.from_repository = from;
+                return Ok(created(&name, &digest, (Action::Mount, target)));
             }
         }
     }
@@ -75,8 +80,9 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
             st.uploads.cancel(session).await?;
             return Err(err);
         }
-        st.uploads.finish(session, &digest).await?;
-        return Ok(created(&name, &digest));
+        let size = st.uploads.finish(session, &digest).await?;
+        let target = Target::blob(&name, &digest, size);
+        return Ok(created(&name, &digest, (Action::Push, target)));
     }
     let session = st.uploads.create(&name).await?;
     let headers = session_headers(&name, &session.uuid, 0);
@@ -171,8 +177,9 @@ pub async fn put(st: Shared, name: String, uuid: String, req: Request) -> ApiRes
     })?;
     let digest = parse_digest(digest)?;
     append_chunk(&st, &mut session, req).await?;
-    st.uploads.finish(session, &digest).await?;
-    Ok(created(&name, &digest))
+    let size = st.uploads.finish(session, &digest).await?;
+    let target = Target::blob(&name, &digest, size);
+    Ok(created(&name, &digest, (Action::Push, target)))
 }
 
 /// DELETE `/v2/<name>/blobs/uploads/<uuid>`.
