@@ -40,6 +40,8 @@ struct StageResult {
     config: ImageConfig,
     layers: Vec<LayerRef>,
     key: Digest,
+    /// See [`StageState::recipe`].
+    recipe: Digest,
     /// The stage's variables at its end (see [`StageState::vars`]): a stage built FROM this one starts with them.
     vars: Vec<(String, String)>,
     /// The cache records of the stage's layers that the build made or looked up (a base image's have none).
@@ -50,7 +52,12 @@ struct StageResult {
 struct StageState {
     config: ImageConfig,
     layers: Vec<LayerRef>,
+    /// The cache key so far: the steps and the layers they gave, so that a step is reused only on the layers it was
+    /// built on.
     key: Digest,
+    /// The steps so far without their results: what `COPY --from` of this stage depends on (the copied layer is a
+    /// snapshot, consistent whatever the stage gave when it was made, as BuildKit keys it on content not history).
+    recipe: Digest,
     /// Build args declared in the stage, in order, with their values (`None`: declared without a value).
     args: Vec<(String, Option<String>)>,
     /// The variables instructions expand and RUN sees, kept as BuildKit's LLB state keeps them: the base's (an
@@ -68,6 +75,12 @@ struct StageState {
 }
 
 impl StageState {
+    /// A step that changes the state but makes no layer.
+    fn chain(&mut self, text: &str) {
+        self.key = chain(&self.key, text);
+        self.recipe = chain(&self.recipe, text);
+    }
+
     fn workdir(&self) -> PathBuf {
         config_edit::workdir(&self.config)
     }
@@ -327,6 +340,7 @@ impl<'a> Engine<'a> {
             config,
             layers: base.layers,
             key: base.key,
+            recipe: base.recipe,
             args: Vec::new(),
             vars: base.vars,
             cmd_set: false,
@@ -366,6 +380,7 @@ impl<'a> Engine<'a> {
             config: state.config,
             layers: state.layers,
             key: state.key,
+            recipe: state.recipe,
             vars: state.vars,
             records: state.records,
         })
@@ -398,6 +413,7 @@ impl<'a> Engine<'a> {
                     config,
                     layers: Vec::new(),
                     key: base_key("scratch"),
+                    recipe: base_key("scratch"),
                     records: Vec::new(),
                 })
             }
@@ -419,6 +435,7 @@ impl<'a> Engine<'a> {
                     layers,
                     vars: config_edit::env(&config),
                     config,
+                    recipe: key.clone(),
                     key,
                     records: Vec::new(),
                 })
@@ -505,7 +522,7 @@ impl<'a> Engine<'a> {
                 }
                 // One history entry for the line, as BuildKit writes it.
                 let created_by = format!("ARG {}", written.join(" "));
-                state.key = chain(&state.key, &created_by);
+                state.chain(&created_by);
                 metadata(state, created_by);
             }
             Command::Workdir(workdir) => {
@@ -513,7 +530,7 @@ impl<'a> Engine<'a> {
                 let created_by = format!("WORKDIR {path}");
                 if path == "/" {
                     // BuildKit makes no directory, and so no layer, for the root.
-                    state.key = chain(&state.key, &created_by);
+                    state.chain(&created_by);
                     metadata(state, created_by);
                     return Ok(());
                 }
@@ -576,7 +593,7 @@ impl<'a> Engine<'a> {
                     _ => None,
                 };
                 if let Some(key_text) = key_text {
-                    state.key = chain(&state.key, &key_text);
+                    state.chain(&key_text);
                 }
                 if let Command::Env(env) = command {
                     for variable in &env.variables {
@@ -606,7 +623,12 @@ impl<'a> Engine<'a> {
     ) -> Result<(), BuildError> {
         let id = self.begin(text);
         let started = Instant::now();
+        inputs.insert("parent", state.recipe.to_string());
+        let recipe = StepCache::key(&inputs);
+        // The key adds the layers the step runs on: after a rebuild gave a step another result (`--no-cache`, a
+        // non-deterministic RUN), later steps built on the old result must not be reused on the new one.
         inputs.insert("parent", state.key.to_string());
+        inputs.insert("parent layers", layer_chain(&state.layers).to_string());
         let key = StepCache::key(&inputs);
         let position_key = Digest::sha256_of(
             format!(
@@ -672,6 +694,7 @@ impl<'a> Engine<'a> {
         state.records.push((key.clone(), record.clone()));
         state.layers.push(record.layer.into());
         state.key = key;
+        state.recipe = recipe;
         self.reporter.done(id, started.elapsed());
         Ok(())
     }
@@ -871,7 +894,7 @@ impl<'a> Engine<'a> {
             let result = results.get(&index).ok_or_else(|| {
                 StepError::Unsupported(format!("stage {from} is not built before it is used"))
             })?;
-            return Ok((result.layers.clone(), result.key.clone()));
+            return Ok((result.layers.clone(), result.recipe.clone()));
         }
         let image = self.find_image(from)?;
         let key = base_key(&image.digest().to_string());
@@ -1218,6 +1241,12 @@ fn known_fields_only(mut config: ImageConfig) -> ImageConfig {
 }
 
 /// Chains a metadata instruction into the cache key, so later steps depend on it.
+/// One digest for a stack of layers, bottom first, from their diff IDs.
+fn layer_chain(layers: &[LayerRef]) -> Digest {
+    let ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    Digest::sha256_of(ids.join("\n").as_bytes())
+}
+
 fn chain(key: &Digest, text: &str) -> Digest {
     Digest::sha256_of(format!("{key}\n{text}").as_bytes())
 }
