@@ -301,7 +301,8 @@ fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the build of {dockerfile:?} succeeded"
+        "the build of {dockerfile:?} succeeded:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(
         stderr.contains(expected),
