@@ -416,6 +416,63 @@ http:
   row "pull ${size_mib} MiB random image, lade registry on S3" "$l" "$lr" "registry:2 on the same S3" "$r"
   rm -rf "$pusher" "$work"/store-pull-s3?
   echo "S3 registry peak RSS: lade $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$lpid/status), registry:2 $(awk '/VmHWM/{print $2/1024" MiB"}' /proc/$rpid/status)" | tee -a "$work/notes"
+  bench_s3_replicas "$lport" "$lpid" "s3-fleet-$n"
+}
+
+# 8 concurrent pulls of a BENCH_FLEET_MIB (256) image through 3 lade replicas on one bucket behind nginx, against the
+# same pulls through one of them behind the same nginx: the aggregate throughput the replicas add.
+bench_s3_replicas() {
+  local first=$1 first_pid=$2 repo=$3 mib=${BENCH_FLEET_MIB:-256}
+  local second third both one
+  second=$(free_port); third=$(free_port); both=$(free_port); one=$(free_port)
+  REGISTRY_HTTP_ADDR=127.0.0.1:$second "$lade" registry serve --config "$work/s3.yml" >/dev/null 2>&1 &
+  pids+=($!); local second_pid=$!
+  REGISTRY_HTTP_ADDR=127.0.0.1:$third "$lade" registry serve --config "$work/s3.yml" >/dev/null 2>&1 &
+  pids+=($!); local third_pid=$!
+  mkdir -p "$work/nginx-tmp"
+  local proxy='proxy_http_version 1.1; proxy_set_header Host $http_host; proxy_set_header Connection "";'
+  printf '%s\n' \
+    "worker_processes 2; pid $work/nginx.pid; error_log $work/nginx-error.log; daemon off;" \
+    "events { worker_connections 1024; }" \
+    "http {" \
+    "  access_log off; client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;" \
+    "  client_body_temp_path $work/nginx-tmp; proxy_temp_path $work/nginx-tmp;" \
+    "  upstream replicas { server 127.0.0.1:$first; server 127.0.0.1:$second; server 127.0.0.1:$third; keepalive 16; }" \
+    "  upstream single { server 127.0.0.1:$first; keepalive 16; }" \
+    "  server { listen 127.0.0.1:$both; location / { proxy_pass http://replicas; $proxy } }" \
+    "  server { listen 127.0.0.1:$one; location / { proxy_pass http://single; $proxy } }" \
+    "}" > "$work/nginx.conf"
+  nginx -c "$work/nginx.conf" &
+  pids+=($!)
+  sleep 1
+  mkdir -p "$work/fleetroot"
+  head -c "$((mib << 20))" /dev/urandom > "$work/fleetroot/data"
+  tar -C "$work/fleetroot" -cf "$work/fleet.tar" .
+  local pusher=$work/store-push-fleet
+  LADE_ROOT=$pusher "$lade" import "$work/fleet.tar" "127.0.0.1:$first/$repo/img:1" >/dev/null
+  LADE_ROOT=$pusher "$lade" push -q "127.0.0.1:$first/$repo/img:1" >/dev/null
+  local through_one through_three rss
+  through_one=$(pull8 "127.0.0.1:$one/$repo/img:1")
+  through_three=$(pull8 "127.0.0.1:$both/$repo/img:1")
+  rm -rf "$work"/store-p8-* "$pusher" "$work/fleetroot" "$work/fleet.tar"
+  rss=$(cat "/proc/$first_pid/status" "/proc/$second_pid/status" "/proc/$third_pid/status" |
+    awk '/VmHWM/ { if ($2 > m) m = $2 } END { print m }')
+  row "8 pulls of ${mib} MiB, 3 replicas behind nginx" "$through_three" "$rss" "1 replica behind nginx" "$through_one"
+  echo "replica pulls: $((8 * mib)) MiB in ${through_three} s through 3 replicas, ${through_one} s through 1 (RSS column: the largest replica)" | tee -a "$work/notes"
+}
+
+# The wall seconds of 8 concurrent `lade pull`s of an image into fresh stores.
+pull8() {
+  local image=$1 start end i pulls=()
+  rm -rf "$work"/store-p8-*
+  start=$(date +%s.%N)
+  for i in 1 2 3 4 5 6 7 8; do
+    LADE_ROOT=$work/store-p8-$i "$lade" pull -q "$image" >/dev/null &
+    pulls+=($!)
+  done
+  for i in "${pulls[@]}"; do wait "$i"; done
+  end=$(date +%s.%N)
+  python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$start" "$end"
 }
 
 # Rootless: cold and no-op builds of the node-style fixture by lade as an unprivileged user (made here, with a
