@@ -140,7 +140,7 @@ fn main() {
         Command::System(args) => cmd::system::run(&context, args),
         Command::Info(args) => cmd::info::run(&context, args),
         Command::Dockerfile(args) => cmd::dockerfile::run(args),
-        Command::Registry(args) => cmd::registry::run(args),
+        Command::Registry(args) => cmd::registry::run(&context, args),
         Command::Push(args) => cmd::push::run(&context, args),
         Command::Pull(args) => cmd::pull::run(&context, args),
         Command::Login(args) => cmd::login::run(&context, args),

@@ -226,3 +226,55 @@ fn offline_gc_command() {
         .unwrap();
     assert!(!status.success());
 }
+
+/// The first line `lade registry serve` prints, started with `global` flags before `registry`, and `env`.
+fn serve_banner(global: &[&str], env: &[(&str, &Path)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lade"));
+    command
+        .args(global)
+        .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+        .env_remove("LADE_ROOT")
+        .env_remove("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn the_default_registry_root_moves_with_the_store_root() {
+    let store = tempfile::tempdir().unwrap();
+    let banner = serve_banner(&[], &[("LADE_ROOT", store.path())]);
+    let expected = store.path().join("registry");
+    assert!(banner.contains(expected.to_str().unwrap()), "{banner}");
+    // `--root` names the registry root itself, before `registry` as after `serve`.
+    let other = tempfile::tempdir().unwrap();
+    let banner = serve_banner(&["--root", other.path().to_str().unwrap()], &[]);
+    assert!(
+        banner.contains(&format!("(root {})", other.path().display())),
+        "{banner}"
+    );
+    let explicit = tempfile::tempdir().unwrap();
+    let banner = serve_banner(
+        &[],
+        &[
+            ("LADE_ROOT", store.path()),
+            ("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", explicit.path()),
+        ],
+    );
+    assert!(
+        banner.contains(explicit.path().to_str().unwrap()),
+        "{banner}"
+    );
+}

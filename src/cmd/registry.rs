@@ -43,7 +43,8 @@ struct ServeArgs {
     /// Address to listen on (`:5000` means every address) [default: 0.0.0.0:5000]
     #[arg(long, env = "REGISTRY_HTTP_ADDR", value_parser = parse_addr)]
     addr: Option<SocketAddr>,
-    /// Storage root [default: /var/lib/lade/registry as root, else $XDG_DATA_HOME/lade/registry]
+    /// Storage root [default: `registry` in the store root: $LADE_ROOT/registry, /var/lib/lade/registry as root,
+    /// else $XDG_DATA_HOME/lade/registry]
     #[arg(long, env = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")]
     root: Option<PathBuf>,
     /// YAML configuration file; flags override its values
@@ -150,27 +151,36 @@ fn init_logging(log: &LogConfig) {
 }
 
 /// Runs `lade registry`.
-pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
+pub fn run(context: &super::Context, args: RegistryArgs) -> anyhow::Result<()> {
     match args.command {
-        RegistryCommand::Serve(args) => serve(args),
-        RegistryCommand::Gc(args) => collect(args),
-        RegistryCommand::Check(args) => check(args),
+        RegistryCommand::Serve(args) => serve(context, args),
+        RegistryCommand::Gc(args) => collect(context, args),
+        RegistryCommand::Check(args) => check(context, args),
     }
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    let Some(path) = path else {
-        return Ok(Config::default());
+/// The configuration file's, or the defaults; a filesystem root left at its default lives in the store root, as
+/// `registry/` (so `$LADE_ROOT` moves it with the store). `--root` (before `registry` or after the verb) names the
+/// registry root itself.
+fn load_config(context: &super::Context, path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let mut config = match path {
+        None => Config::default(),
+        Some(path) => {
+            let (config, warnings) = Config::load_with_warnings(path)?;
+            for warning in warnings {
+                eprintln!("warning: {}: {warning}", path.display());
+            }
+            config
+        }
     };
-    let (config, warnings) = Config::load_with_warnings(path)?;
-    for warning in warnings {
-        eprintln!("warning: {}: {warning}", path.display());
+    if config.root == registry_server::config::default_root() {
+        config.root = crate::root::store_root(context.root.clone()).join("registry");
     }
     Ok(config)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_ref())?;
+fn serve(context: &super::Context, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(context, args.config.as_ref())?;
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
@@ -272,8 +282,8 @@ fn open_registry(root: Option<PathBuf>, config: &mut Config) -> anyhow::Result<R
     )?))
 }
 
-fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_ref())?;
+fn check(context: &super::Context, args: CheckArgs) -> anyhow::Result<()> {
+    let mut config = load_config(context, args.config.as_ref())?;
     init_logging(&config.log);
     let registry = open_registry(args.root, &mut config)?;
     let report = registry_server::check::check(&registry, args.repair)?;
@@ -307,8 +317,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn collect(args: GcArgs) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_ref())?;
+fn collect(context: &super::Context, args: GcArgs) -> anyhow::Result<()> {
+    let mut config = load_config(context, args.config.as_ref())?;
     init_logging(&config.log);
     let registry = open_registry(args.root, &mut config)?;
     let options = GcOptions {
