@@ -1,6 +1,6 @@
 //! The build engine: a Dockerfile and a context directory become an image in the layer store.
 //!
-//! [`build`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
+//! [`build_image`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
 //! dependency order ([`stage`]). Every layer-producing step (RUN, COPY, ADD, WORKDIR) is looked up in the
 //! content-addressed [`cache`] first; metadata steps only change the config. The result is an image whose config and
 //! history match what BuildKit writes for the same Dockerfile ([`history`]).
@@ -175,7 +175,7 @@ impl From<SourceDiagnostic> for BuildError {
 
 /// Builds the request's target stage and tags the result. Base images missing from the store are fetched with
 /// `puller` when one is given; steps missing from the local cache are looked up in `imports` (`--cache-from`).
-pub fn build(
+pub fn build_image(
     store: &Store,
     request: &BuildRequest,
     reporter: &dyn Reporter,
