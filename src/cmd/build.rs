@@ -185,22 +185,27 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     } else {
         super::build_cache::import(&cache_from, &connector, &store, args.quiet)?
     };
-    let result =
-        match builder::engine::build_image(&store, &request, reporter, Some(&puller), &imports) {
-            Ok(result) => result,
-            Err(BuildError::Dockerfile(diagnostic)) => {
-                eprintln!("{:?}", miette::Report::new(*diagnostic));
-                std::process::exit(1);
-            }
-            Err(error) => {
-                let step = match &error {
-                    BuildError::Step { step, .. } => Some(step.as_str()),
-                    _ => None,
-                };
-                display.failed(step);
-                return Err(error.into());
-            }
-        };
+    let services = builder::engine::BuildServices {
+        reporter,
+        puller: Some(&puller),
+        imports: &imports,
+        runtime: None,
+    };
+    let result = match builder::engine::build_image(&store, &request, services) {
+        Ok(result) => result,
+        Err(BuildError::Dockerfile(diagnostic)) => {
+            eprintln!("{:?}", miette::Report::new(*diagnostic));
+            std::process::exit(1);
+        }
+        Err(error) => {
+            let step = match &error {
+                BuildError::Step { step, .. } => Some(step.as_str()),
+                _ => None,
+            };
+            display.failed(step);
+            return Err(error.into());
+        }
+    };
     for warning in &result.warnings {
         eprintln!("{warning}");
     }
