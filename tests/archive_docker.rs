@@ -68,6 +68,22 @@ fn docker_built_image_round_trips_through_lade() {
     let inspect: serde_json::Value = serde_json::from_str(&lade.ok(&["inspect", tag])).unwrap();
     assert_eq!(inspect[0]["Id"], original_id.as_str());
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 4);
+    // SIZE as Docker counts it: file content, not tar or compressed bytes.
+    assert_eq!(
+        inspect[0]["Size"].to_string(),
+        docker
+            .ok(&["image", "inspect", "--format", "{{.Size}}", tag])
+            .trim()
+    );
+    let docker_history = docker.ok(&["history", "--human=false", "--format", "{{.Size}}", tag]);
+    let lade_history: Vec<String> = lade
+        .ok(&["history", "--format", "json", tag])
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["SizeBytes"].to_string()
+        })
+        .collect();
+    assert_eq!(lade_history, docker_history.lines().collect::<Vec<_>>());
     lade.ok(&["save", "-o", from_lade.to_str().unwrap(), tag]);
 
     docker.ok(&["rmi", tag]);

@@ -75,6 +75,27 @@ fn fixtures_build_and_run() {
     assert_eq!(status.code(), Some(7));
 }
 
+/// A `--no-cache` build that gives a step another result and then fails leaves the cache consistent: later steps
+/// built on the old result are not reused on the new one.
+#[test]
+fn later_steps_are_cached_on_their_parents_result_not_only_its_key() {
+    let Some((lade, _base)) = setup() else { return };
+    let context = context_with(
+        "FROM busybox:local\nRUN head -c 4096 /dev/urandom > /random\nARG FAIL\n\
+         RUN test -z \"$FAIL\" && sha256sum /random > /sum\n",
+    );
+    let dir = context.path().to_str().unwrap();
+    lade.ok(&["build", "-q", "-t", "random:1", dir]);
+    let failed = lade.run(&["build", "-q", "--no-cache", "--build-arg", "FAIL=1", dir]);
+    assert!(
+        !failed.status.success(),
+        "the second step fails with FAIL set"
+    );
+    lade.ok(&["build", "-q", "-t", "random:1", dir]);
+    let checked = lade.ok(&["run", "--rm", "random:1", "sha256sum", "-c", "/sum"]);
+    assert!(checked.contains("/random: OK"), "{checked}");
+}
+
 #[test]
 fn rebuilds_use_the_cache_and_an_edit_reruns_only_later_steps() {
     let Some((lade, _base)) = setup() else { return };
@@ -280,7 +301,8 @@ fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the build of {dockerfile:?} succeeded"
+        "the build of {dockerfile:?} succeeded:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(
         stderr.contains(expected),

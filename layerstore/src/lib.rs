@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod check;
 pub mod config;
+pub mod content_size;
 pub mod digest;
 pub mod fsutil;
 pub mod image;

@@ -184,8 +184,9 @@ impl Store {
         fsutil::sync_dir(dir).context(|| format!("syncing {}", dir.display()))
     }
 
-    /// Deletes a blob; deleting a missing blob is not an error.
+    /// Deletes a blob (and what is remembered about it); deleting a missing blob is not an error.
     pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.forget_content_size(digest);
         match fs::remove_file(self.blob_path(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 Err(e).context(|| format!("removing blob {digest}"))

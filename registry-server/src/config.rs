@@ -27,6 +27,8 @@
 //! ui: true                       # the web page at / and /ui
 //! log: { level: info, formatter: text, accesslog: { disabled: false } }  # registry:2's names; formatter: text|json
 //! health: { drain_delay_secs: 0 }  # on SIGTERM, /readyz answers 503 this long before the listener closes
+//! debug: { addr: 127.0.0.1:5001 }  # /metrics there, unauthenticated (registry:2's http.debug); without it /metrics
+//!                                  # is on the main address, behind auth when auth is configured
 //! proxy:                           # a pull-through mirror of another registry (registry:2's `proxy` keys)
 //!   remoteurl: https://registry-1.docker.io
 //!   username: someone              # optional; Basic, or Bearer tokens fetched with these credentials
@@ -168,6 +170,15 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
     /// Webhooks for push, pull and delete events (registry:2's `notifications`).
     pub notifications: Option<NotificationsConfig>,
+    pub debug: DebugConfig,
+}
+
+/// The debug listener (registry:2's `http.debug`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Where `/metrics` is served, without auth, instead of on the main address. Keep it off the public network.
+    pub addr: Option<SocketAddr>,
 }
 
 /// Logging, with registry:2's key names (`log.level`, `log.formatter`, `log.accesslog.disabled`).
@@ -511,6 +522,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             proxy: None,
             notifications: None,
+            debug: DebugConfig::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `secretkey`, `region`, `regionendpoint`, `bucket`, `rootdirectory`, `forcepathstyle`, `secure`, `chunksize`),
 //! `storage.delete.enabled`, `storage.maintenance.uploadpurging` (`enabled`, `age`, `interval`, `dryrun`),
 //! `http.addr`, `http.secret` (accepted: upload state lives in storage, so nothing is signed with it),
-//! `http.tls.certificate`/`key`, `auth.htpasswd.realm`/`path`. Any other key is reported as a warning naming its
+//! `http.tls.certificate`/`key`, `http.debug.addr` (with `prometheus`: metrics at `/metrics`), `auth.htpasswd.realm`/`path`. Any other key is reported as a warning naming its
 //! path; a value of the wrong type is an error naming its key. The `log`, `proxy` and `notifications` sections are
 //! kept aside in [`Registry2Config::unapplied`]; [`Config::load`] reads them into the sections of the same names.
 
@@ -451,22 +451,15 @@ impl Translator {
         let Some(map) = self.section(value, "http")? else {
             return Ok(());
         };
-        let keys = self.entries(map, "http.", &["addr", "secret", "tls"])?;
+        let keys = self.entries(map, "http.", &["addr", "secret", "tls", "debug"])?;
         if let Some(addr) = keys.get("addr") {
-            let text = Self::string(addr, "http.addr")?;
-            // Go's ":5000" means every interface.
-            let full = if text.starts_with(':') {
-                format!("0.0.0.0{text}")
-            } else {
-                text.clone()
-            };
-            config.addr = full.parse().map_err(|_| Registry2Error::Invalid {
-                key: "http.addr".into(),
-                message: format!("{text:?} is not host:port"),
-            })?;
+            config.addr = Self::socket_addr(addr, "http.addr")?;
         }
         if let Some(secret) = keys.get("secret") {
             Self::string(secret, "http.secret")?;
+        }
+        if let Some(debug) = keys.get("debug") {
+            self.debug(debug, config)?;
         }
         if let Some(tls) = keys.get("tls") {
             if let Some(t) = self.section(tls, "http.tls")? {
@@ -489,6 +482,49 @@ impl Translator {
             }
         }
         Ok(())
+    }
+
+    /// `http.debug.addr`, and `http.debug.prometheus` (lade's metrics are Prometheus text, served at `/metrics`).
+    fn debug(&mut self, value: &Value, config: &mut Config) -> Result<(), Registry2Error> {
+        let Some(map) = self.section(value, "http.debug")? else {
+            return Ok(());
+        };
+        let keys = self.entries(map, "http.debug.", &["addr", "prometheus"])?;
+        if let Some(addr) = keys.get("addr") {
+            config.debug.addr = Some(Self::socket_addr(addr, "http.debug.addr")?);
+        }
+        if let Some(prometheus) = keys.get("prometheus") {
+            if let Some(p) = self.section(prometheus, "http.debug.prometheus")? {
+                let keys = self.entries(p, "http.debug.prometheus.", &["enabled", "path"])?;
+                if let Some(enabled) = keys.get("enabled") {
+                    Self::boolean(enabled, "http.debug.prometheus.enabled")?;
+                }
+                if let Some(path) = keys.get("path") {
+                    let path = Self::string(path, "http.debug.prometheus.path")?;
+                    if path != "/metrics" {
+                        return Err(Registry2Error::Invalid {
+                            key: "http.debug.prometheus.path".into(),
+                            message: format!("{path:?}: lade serves its metrics at /metrics only"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A listen address, with Go's `:5000` for every interface.
+    fn socket_addr(value: &Value, key: &str) -> Result<std::net::SocketAddr, Registry2Error> {
+        let text = Self::string(value, key)?;
+        let full = if text.starts_with(':') {
+            format!("0.0.0.0{text}")
+        } else {
+            text.clone()
+        };
+        full.parse().map_err(|_| Registry2Error::Invalid {
+            key: key.into(),
+            message: format!("{text:?} is not host:port"),
+        })
     }
 
     fn auth(&mut self, value: &Value, config: &mut Config) -> Result<(), Registry2Error> {
@@ -560,6 +596,9 @@ http:
   tls:
     certificate: /certs/c.pem
     key: /certs/k.pem
+  debug:
+    addr: 127.0.0.1:5002
+    prometheus: { enabled: true, path: /metrics }
 auth:
   htpasswd:
     realm: basic-realm
@@ -594,6 +633,7 @@ auth:
         assert_eq!(purging.interval, Duration::from_secs(24 * 3600));
         assert!(!purging.dry_run);
         assert_eq!(c.addr.to_string(), "0.0.0.0:5001");
+        assert_eq!(c.debug.addr.unwrap().to_string(), "127.0.0.1:5002");
         assert_eq!(c.tls.as_ref().unwrap().cert, PathBuf::from("/certs/c.pem"));
         let auth = c.auth.as_ref().unwrap();
         assert_eq!(

@@ -191,6 +191,32 @@ async fn purge_uploads(state: Shared, purging: UploadPurging) {
     }
 }
 
+/// Binds the debug address and serves `/metrics` there until `stop` turns true.
+async fn serve_debug(
+    state: Shared,
+    addr: std::net::SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| {
+            ServeError::Io(std::io::Error::new(
+                source.kind(),
+                format!("binding the debug address {addr}: {source}"),
+            ))
+        })?;
+    tracing::info!(%addr, "serving /metrics on the debug address");
+    let app = http::debug_router(state);
+    Ok(tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        });
+        if let Err(err) = server.await {
+            tracing::error!(error = %err, "debug listener failed");
+        }
+    }))
+}
+
 /// Serves the registry on `listener` until `shutdown` completes, then waits up to the configured shutdown timeout
 /// for in-flight requests.
 pub async fn serve(
@@ -225,6 +251,10 @@ pub async fn serve(
         }
         let _ = stop_tx.send(true);
     });
+    let debug_task = match config.debug.addr {
+        Some(addr) => Some(serve_debug(state.clone(), addr, stop_rx.clone()).await?),
+        None => None,
+    };
     listener.set_nonblocking(true)?;
     let mut deadline_rx = stop_rx.clone();
     let deadline = async move {
@@ -270,7 +300,7 @@ pub async fn serve(
                 .map_err(ServeError::Io)
         }
     };
-    for task in gc_task.into_iter().chain(purge_task) {
+    for task in gc_task.into_iter().chain(purge_task).chain(debug_task) {
         task.abort();
     }
     result

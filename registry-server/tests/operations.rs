@@ -37,6 +37,61 @@ fn auth_server(anonymous_read: bool) -> (TestServer, tempfile::TempDir) {
 }
 
 #[test]
+fn metrics_need_credentials_or_move_to_the_debug_address() {
+    let (server, _tmp) = auth_server(true);
+    let c = client();
+    let r = c.get(server.url("/metrics")).send().unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "anonymous reads do not cover /metrics"
+    );
+    let r = c
+        .get(server.url("/metrics"))
+        .basic_auth("alice", Some("s3cret"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("lade_registry_http_requests_total"));
+    drop(server);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let debug = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let debug_addr = debug.local_addr().unwrap();
+    drop(debug);
+    let mut cfg = config(&tmp.path().join("root"));
+    cfg.auth = Some(AuthConfig {
+        htpasswd: htpasswd(tmp.path(), "alice", "s3cret"),
+        realm: "test realm".to_string(),
+        anonymous_read: false,
+    });
+    cfg.debug.addr = Some(debug_addr);
+    let server = TestServer::with_config(cfg);
+    let r = c
+        .get(server.url("/metrics"))
+        .basic_auth("alice", Some("s3cret"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "no metrics on the main address"
+    );
+    let r = c
+        .get(format!("http://{debug_addr}/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("lade_registry_http_requests_total"));
+}
+
+#[test]
 fn basic_auth_guards_everything() {
     let (server, _tmp) = auth_server(false);
     let c = client();

@@ -19,7 +19,8 @@ pub struct Args {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let format = Format::parse(&args.format)?;
-    let found = context.store()?.find_image(&args.image)?;
+    let store = context.store()?;
+    let found = store.find_image(&args.image)?;
     let image = &found.image;
     let mut layers = image.manifest.layers.iter();
     let mut rows = Vec::new();
@@ -27,7 +28,9 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         let size = if step.empty_layer {
             0
         } else {
-            layers.next().map_or(0, |l| l.size)
+            layers
+                .next()
+                .map_or(0, |l| store.descriptor_content_size(l))
         };
         rows.push((step, size));
     }

@@ -82,7 +82,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
                 image.id().short().to_string()
             },
             created: image.config.created.clone(),
-            size: image.size(),
+            size: store.image_content_size(&image),
         });
     }
     rows.sort_by(|a, b| {

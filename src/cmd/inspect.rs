@@ -24,7 +24,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for argument in &args.images {
         match store.find_image(argument) {
-            Ok(found) => out.push(describe(&found)),
+            Ok(found) => out.push(describe(&store, &found)),
             Err(layerstore::tags::TagError::NotFound(_)) => missing.push(argument.clone()),
             Err(error) => return Err(error.into()),
         }
@@ -46,7 +46,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(found: &layerstore::FoundImage) -> Value {
+fn describe(store: &layerstore::Store, found: &layerstore::FoundImage) -> Value {
     let image = &found.image;
     let config = &image.config;
     let repo_tags: Vec<String> = found.names.iter().map(|n| n.familiar()).collect();
@@ -68,7 +68,7 @@ fn describe(found: &layerstore::FoundImage) -> Value {
         "Config": config.config.clone(),
         "Architecture": config.architecture,
         "Os": config.os,
-        "Size": image.size(),
+        "Size": store.image_content_size(image),
         "RootFS": {
             "Type": config.rootfs.kind,
             "Layers": config.rootfs.diff_ids,

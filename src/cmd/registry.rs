@@ -83,6 +83,10 @@ struct ServeArgs {
     /// from the config's `proxy` section)
     #[arg(long, value_name = "URL")]
     proxy_remote_url: Option<String>,
+    /// Serve /metrics on this address, unauthenticated, instead of on the main one behind its auth (registry:2's
+    /// `http.debug.addr`)
+    #[arg(long, value_name = "ADDR")]
+    debug_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.delete = (config.delete || args.enable_delete) && !args.disable_delete;
     config.automatic_crossmount |= args.automatic_crossmount;
     config.allow_sparse_manifests |= args.allow_sparse_manifests;
+    if args.debug_addr.is_some() {
+        config.debug.addr = args.debug_addr;
+    }
     if let Some(url) = args.proxy_remote_url {
         match &mut config.proxy {
             Some(proxy) => proxy.remoteurl = url,

@@ -41,6 +41,7 @@ impl Engine<'_> {
                     config,
                     layers: Vec::new(),
                     key: base_key("scratch"),
+                    recipe: base_key("scratch"),
                     records: Vec::new(),
                 })
             }
@@ -72,6 +73,7 @@ impl Engine<'_> {
                     layers,
                     vars: config_edit::env(&config),
                     config,
+                    recipe: key.clone(),
                     key,
                     records: Vec::new(),
                 })
@@ -79,15 +81,15 @@ impl Engine<'_> {
         }
     }
 
-    /// The source a COPY/ADD `--from` (or RUN bind `from=`) names: a stage's or an image's layers, and the key that
-    /// stands for their content.
+    /// The source a COPY/ADD `--from` (or RUN bind `from=`) names: a stage's or an image's layers, and the digest
+    /// that stands for their content (a stage's recipe, an image's base key).
     pub(super) fn layers_of(&self, from: &str) -> Result<(Vec<LayerRef>, Digest), StepError> {
         if let Some(index) = self.stage_index(from) {
             let results = self.results.lock().expect("not poisoned");
             let result = results.get(&index).ok_or_else(|| {
                 StepError::Unsupported(format!("stage {from} is not built before it is used"))
             })?;
-            return Ok((result.layers.clone(), result.key.clone()));
+            return Ok((result.layers.clone(), result.recipe.clone()));
         }
         let image = self.find_image(from)?;
         let key = base_key(&image.digest().to_string());

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::cache::{explain_miss, CacheRecord, CachedLayer};
 use super::plan::{LayerPlan, Work};
 use super::stages::{rfc3339, Engine, StepContext};
-use super::state::{StageEnv, StageState};
+use super::state::{layer_chain, StageEnv, StageState};
 use super::step_copy::{self, Prepared};
 use super::{step_run, step_workdir, BuildError, StepError};
 use crate::snapshot::Snapshot;
@@ -64,12 +64,13 @@ impl Engine<'_> {
             None => record.created.clone(),
         };
         state.env = outcome.env;
+        state.layers.push(record.layer.clone().into());
+        state.env.layers = layer_chain(&state.layers);
         if let Some(created_by) = outcome.history {
             let entry = state.env.add_history(created_by, false);
             state.timed_entries.push((entry, created));
         }
-        state.records.push((layer.key, record.clone()));
-        state.layers.push(record.layer.into());
+        state.records.push((layer.key, record));
         self.services.reporter.done(id, started.elapsed());
         Ok(())
     }

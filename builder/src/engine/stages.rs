@@ -33,6 +33,8 @@ pub(super) struct StageResult {
     pub layers: Vec<LayerRef>,
     /// The key of its last step.
     pub key: Digest,
+    /// See [`StageEnv::recipe`].
+    pub recipe: Digest,
     /// The stage's variables at its end (see [`StageEnv::vars`]): a stage built FROM this one starts with them.
     pub vars: Vec<(String, String)>,
     /// The cache records of the stage's layers that the build made or looked up (a base image's have none).
@@ -280,7 +282,7 @@ impl<'a> Engine<'a> {
             .unwrap_or_default();
         let mut state = StageState {
             first_entry: config.history.len(),
-            env: StageEnv::new(config, base.key, base.vars),
+            env: StageEnv::new(config, (base.key, base.recipe), &base.layers, base.vars),
             layers: base.layers,
             timed_entries: Vec::new(),
             records: base.records,
@@ -308,6 +310,7 @@ impl<'a> Engine<'a> {
             config: state.env.config,
             layers: state.layers,
             key: state.env.key,
+            recipe: state.env.recipe,
             vars: state.env.vars,
             records: state.records,
         })

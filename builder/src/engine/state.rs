@@ -18,8 +18,14 @@ use crate::snapshot::LayerRef;
 pub(crate) struct StageEnv {
     /// The image config (its history included).
     pub config: ImageConfig,
-    /// The cache key of the last step (every step chains into it).
+    /// The cache key so far: the steps and the layers they gave, so that a step is reused only on the layers it was
+    /// built on.
     pub key: Digest,
+    /// The steps so far without their results: what `COPY --from` of this stage depends on (the copied layer is a
+    /// snapshot, consistent whatever the stage gave when it was made, as BuildKit keys it on content not history).
+    pub recipe: Digest,
+    /// The digest of the stage's layers so far ([`layer_chain`]), set as each layer step's layer becomes known.
+    pub layers: Digest,
     /// Build args declared in the stage, in order, with their values (`None`: declared without a value).
     pub args: Vec<(String, Option<String>)>,
     /// The variables instructions expand and RUN sees, kept as BuildKit's LLB state keeps them: the base's (an
@@ -31,11 +37,18 @@ pub(crate) struct StageEnv {
 }
 
 impl StageEnv {
-    /// A stage's starting point: a base's config, chain key and variables.
-    pub fn new(config: ImageConfig, key: Digest, vars: Vec<(String, String)>) -> StageEnv {
+    /// A stage's starting point: a base's config, key, recipe, layers and variables.
+    pub fn new(
+        config: ImageConfig,
+        (key, recipe): (Digest, Digest),
+        layers: &[LayerRef],
+        vars: Vec<(String, String)>,
+    ) -> StageEnv {
         StageEnv {
             config,
             key,
+            recipe,
+            layers: layer_chain(layers),
             args: Vec::new(),
             vars,
             cmd_set: false,
@@ -76,6 +89,12 @@ impl StageEnv {
             .collect()
     }
 
+    /// A step that changes the state but makes no layer: its text chains into the key and the recipe.
+    pub fn chain(&mut self, text: &str) {
+        self.key = chain(&self.key, text);
+        self.recipe = chain(&self.recipe, text);
+    }
+
     /// Appends a history entry as BuildKit writes it; returns its index.
     pub fn add_history(&mut self, created_by: String, empty_layer: bool) -> usize {
         self.config.history.push(History {
@@ -94,7 +113,13 @@ pub(crate) fn set_var(vars: &mut Vec<(String, String)>, key: &str, value: String
     vars.push((key.to_string(), value));
 }
 
-/// Chains a metadata instruction into the cache key, so later steps depend on it.
+/// One digest for a stack of layers, bottom first, from their diff IDs.
+pub(crate) fn layer_chain(layers: &[LayerRef]) -> Digest {
+    let ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    Digest::sha256_of(ids.join("\n").as_bytes())
+}
+
+/// Chains a metadata instruction into a key, so later steps depend on it.
 pub(crate) fn chain(key: &Digest, text: &str) -> Digest {
     Digest::sha256_of(format!("{key}\n{text}").as_bytes())
 }

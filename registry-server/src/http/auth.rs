@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
@@ -148,21 +148,40 @@ pub fn basic_user(headers: &axum::http::HeaderMap) -> Option<String> {
     pair.split_once(':').map(|(user, _)| user.to_string())
 }
 
+/// The request's credentials, checked off the async threads (bcrypt is slow on purpose).
+fn credentials(
+    auth: &Arc<Authenticator>,
+    request: &Request,
+) -> impl std::future::Future<Output = Credentials> + Send + 'static {
+    let authorization: Option<String> = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let checker = auth.clone();
+    let check = tokio::task::spawn_blocking(move || checker.check(authorization.as_deref()));
+    async move { check.await.unwrap_or(Credentials::Invalid) }
+}
+
+/// Middleware for operator endpoints (`/metrics`): valid credentials when auth is configured, whether anonymous
+/// reads are allowed or not.
+pub async fn require_valid(State(st): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(auth) = st.auth.clone() else {
+        return next.run(request).await;
+    };
+    match credentials(&auth, &request).await {
+        Credentials::Valid => next.run(request).await,
+        _ => auth.challenge(),
+    }
+}
+
 /// Middleware on `/v2/...`: lets a request through or answers 401 with a Basic challenge. The base `/v2/` endpoint
 /// always requires credentials so that `docker login` verifies them.
 pub async fn require(State(st): State<Shared>, request: Request, next: Next) -> Response {
     let Some(auth) = st.auth.clone() else {
         return next.run(request).await;
     };
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let checker = auth.clone();
-    let credentials = tokio::task::spawn_blocking(move || checker.check(authorization.as_deref()))
-        .await
-        .unwrap_or(Credentials::Invalid);
+    let credentials = credentials(&auth, &request).await;
     let path = request.uri().path();
     let is_base = path == "/v2/" || path == "/v2";
     let is_read = request.method() == Method::GET || request.method() == Method::HEAD;

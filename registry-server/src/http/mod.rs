@@ -70,8 +70,15 @@ pub fn router(state: Shared) -> Router {
     let mut app = api
         .route("/healthz", get(healthz))
         .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render));
+        .route("/readyz", get(health::readyz));
+    if state.config.debug.addr.is_none() {
+        // Without a debug listener the metrics share the API's address, and its credentials.
+        app = app.route(
+            "/metrics",
+            get(metrics::render)
+                .route_layer(from_fn_with_state(state.clone(), auth::require_valid)),
+        );
+    }
     if state.config.ui {
         app = app.merge(crate::ui::router(state.clone()));
     }
@@ -84,6 +91,13 @@ pub fn router(state: Shared) -> Router {
     // Outermost, so that refused and timed-out requests are counted and logged too.
     app.layer(axum::middleware::from_fn(drain::unread_body))
         .layer(from_fn_with_state(state.clone(), metrics::observe))
+        .with_state(state)
+}
+
+/// The debug listener's router (`http.debug.addr`): `/metrics`, unauthenticated, as registry:2 serves it there.
+pub fn debug_router(state: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
         .with_state(state)
 }
 

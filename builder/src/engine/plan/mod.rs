@@ -2,7 +2,8 @@
 //! the stage's env after it (config edited, variables set, cache key chained), the history text BuildKit records,
 //! and, for a step that makes a layer, its cache inputs, key and the [`Work`] to do on a miss. Nothing here reads
 //! the filesystem or runs anything: what a plan needs from outside (COPY sources' checksums, downloaded URLs'
-//! digests, a `COPY --from` stage's key) comes in as [`SourceDigests`].
+//! digests, a `COPY --from` stage's recipe) comes in as [`SourceDigests`], and the digest of the layers the stage
+//! has so far is in the [`StageEnv`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use super::cache::{Inputs, StepCache};
 use super::config_edit;
 use super::history::{self, BUILDKIT_SUFFIX};
 use super::mounts;
-use super::state::{chain, set_var, StageEnv};
+use super::state::{set_var, StageEnv};
 use super::StepError;
 use crate::copy::{self, CopyOptions};
 use crate::dockerfile::instructions::{
@@ -124,7 +125,7 @@ pub(crate) struct CopyWork {
 /// The outside facts a COPY's key depends on, gathered by the step's execution before it is planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SourceDigests {
-    /// The selected context sources' checksum, or `stage <key>` for `COPY --from`.
+    /// The selected context sources' checksum, or `stage <recipe>` for `COPY --from`.
     pub sources: String,
     /// Each URL with the digest of what it gave.
     pub urls: Vec<(String, Digest)>,
@@ -233,7 +234,7 @@ fn arg(settings: &PlanSettings<'_>, env: &StageEnv, arg: &Arg) -> StepPlan {
         });
     }
     let created_by = format!("ARG {}", written.join(" "));
-    next.key = chain(&env.key, &created_by);
+    next.chain(&created_by);
     StepPlan {
         env: next,
         history: Some(created_by),
@@ -248,7 +249,7 @@ fn workdir(env: &StageEnv, written: &str) -> StepPlan {
     let path = config_edit::set_workdir(&mut next.config, written);
     let created_by = format!("WORKDIR {path}");
     if path == "/" {
-        next.key = chain(&env.key, &created_by);
+        next.chain(&created_by);
         return StepPlan {
             env: next,
             history: Some(created_by),
@@ -262,9 +263,14 @@ fn workdir(env: &StageEnv, written: &str) -> StepPlan {
     layer(next, created_by, inputs, Work::Workdir { path, user })
 }
 
-/// A layer step's plan: the parent's key joins the inputs, and the key made of them becomes the stage's.
+/// A layer step's plan: its key is made of its inputs, the parent's key and the layers it runs on (after a rebuild
+/// gave a step another result — `--no-cache`, a non-deterministic RUN — later steps built on the old result must not
+/// be reused on the new one); its recipe of the inputs and the parent's recipe.
 fn layer(mut next: StageEnv, created_by: String, mut inputs: Inputs, work: Work) -> StepPlan {
+    inputs.insert("parent", next.recipe.to_string());
+    next.recipe = StepCache::key(&inputs);
     inputs.insert("parent", next.key.to_string());
+    inputs.insert("parent layers", next.layers.to_string());
     let key = StepCache::key(&inputs);
     next.key = key.clone();
     StepPlan {
@@ -378,7 +384,7 @@ fn metadata(env: &StageEnv, command: &Command) -> Result<StepPlan, StepError> {
         _ => None,
     };
     if let Some(key_text) = key_text {
-        next.key = chain(&env.key, &key_text);
+        next.chain(&key_text);
     }
     if let Command::Env(variables) = command {
         for variable in &variables.variables {

@@ -45,7 +45,7 @@ fn plan_steps(dockerfile: &str, setup: &Setup) -> Result<Vec<StepPlan>, StepErro
     let config = scratch_config();
     let vars = config_edit::env(&config);
     let key = setup.base.clone().unwrap_or_else(|| base_key("scratch"));
-    let mut env = StageEnv::new(config, key, vars);
+    let mut env = StageEnv::new(config, (key.clone(), key), &[], vars);
     let settings = PlanSettings {
         build_args: &setup.build_args,
         global_env: &plan.global_env,
@@ -229,7 +229,8 @@ fn cmd_and_entrypoint_shell_and_exec_forms() {
     assert_eq!(config.cmd.unwrap(), ["/bin/ash", "-eo", "x y"]);
     // ENTRYPOINT clears a CMD the stage inherited.
     let config = scratch_config();
-    let mut env = StageEnv::new(config, base_key("scratch"), Vec::new());
+    let scratch = base_key("scratch");
+    let mut env = StageEnv::new(config, (scratch.clone(), scratch), &[], Vec::new());
     env.config.container_config_mut().cmd = Some(vec!["inherited".into()]);
     let plans = plan_steps_from(env, "FROM scratch\nENTRYPOINT [\"/e\"]\n");
     assert_eq!(last_config(&plans).cmd, None);
@@ -296,6 +297,7 @@ fn the_key_derivation_is_pinned() {
             "mounts",
             "network",
             "parent",
+            "parent layers",
             "user",
             "workdir"
         ]
@@ -307,6 +309,10 @@ fn the_key_derivation_is_pinned() {
     assert_eq!(layer.inputs["env"], format!("PATH={DEFAULT_PATH}"));
     assert_eq!(layer.inputs["network"], format!("{:?}", Network::default()));
     assert_eq!(layer.inputs["workdir"], "/");
+    assert_eq!(
+        layer.inputs["parent layers"],
+        Digest::sha256_of(b"").to_string()
+    );
     // Metadata steps chain the key with their text.
     let plans = steps("FROM scratch\nENV A=1\n");
     assert_eq!(
@@ -635,7 +641,7 @@ fn multi_stage_target_and_copy_from_planning() {
     };
     let plan = build_plan(dockerfile, &setup);
     assert_eq!((plan.target, plan.build_order.as_slice()), (2, &[0, 2][..]));
-    // COPY --from is keyed by the stage's key, not by a context checksum.
+    // COPY --from is keyed by the stage's recipe, not by a context checksum.
     let plans = plan_steps(dockerfile, &setup).unwrap();
     let layer = plans[0].layer.as_ref().unwrap();
     assert_eq!(
@@ -650,4 +656,47 @@ fn multi_stage_target_and_copy_from_planning() {
         plans[0].history.as_deref(),
         Some("COPY /out /out # buildkit")
     );
+}
+
+#[test]
+fn keys_follow_the_layers_a_step_runs_on_and_recipes_do_not() {
+    let plan = |layers: &[crate::snapshot::LayerRef]| {
+        let setup = Setup::default();
+        let scratch = base_key("scratch");
+        let env = StageEnv::new(
+            scratch_config(),
+            (scratch.clone(), scratch),
+            layers,
+            Vec::new(),
+        );
+        let build = build_plan("FROM scratch\nRUN x\n", &setup);
+        let settings = PlanSettings {
+            build_args: &setup.build_args,
+            global_env: &build.global_env,
+            proxy_env: &build.proxy_env,
+            network: Network::default(),
+            extra_hosts: &[],
+            security: &setup.security,
+            entitlements: &setup.entitlements,
+        };
+        let instructions = build.expand_stage(build.target, &env.vars).unwrap();
+        step(&settings, &env, &instructions[0].command).unwrap()
+    };
+    let layer = |content: &str| crate::snapshot::LayerRef {
+        descriptor: layerstore::Descriptor::new(
+            "application/vnd.oci.image.layer.v1.tar",
+            Digest::sha256_of(content.as_bytes()),
+            1,
+        ),
+        diff_id: Digest::sha256_of(content.as_bytes()),
+    };
+    // The same step on another result of the step before it: another key, the same recipe.
+    let (one, other) = (plan(&[layer("one")]), plan(&[layer("other")]));
+    assert_ne!(one.env.key, other.env.key);
+    assert_eq!(one.env.recipe, other.env.recipe);
+    assert_eq!(plan(&[layer("one")]).env.key, one.env.key);
+    // Metadata steps chain both.
+    let plans = steps("FROM scratch\nENV A=1\n");
+    assert_eq!(plans[0].env.key, plans[0].env.recipe);
+    assert_ne!(plans[0].env.recipe, base_key("scratch"));
 }
