@@ -9,7 +9,7 @@ use super::mounts::{self, BindSources};
 use super::plan::RunWork;
 use super::stages::Engine;
 use super::StepError;
-use crate::runtime::{ContainerRuntime, RunOutcome, RunSpec, Runtime, Stream};
+use crate::runtime::{ContainerRuntime, RunSpec, Runtime};
 use crate::snapshot::Snapshot;
 
 /// How many lines of output a failed RUN's error keeps.
@@ -22,6 +22,8 @@ pub(super) fn execute(
     snapshot: &mut Snapshot,
     step: usize,
 ) -> Result<(), StepError> {
+    // The runtime first: without one, nothing else is worth preparing.
+    let runtime = runtime(engine)?;
     let sources = StageRoots {
         engine,
         prepared: RefCell::new(Vec::new()),
@@ -48,9 +50,9 @@ pub(super) fn execute(
         terminal: false,
     };
     let reporter = engine.services.reporter;
-    let outcome = run_container(engine, snapshot, &spec, &mut |_, data| {
-        reporter.output(step, data)
-    })?;
+    let outcome = runtime
+        .get()
+        .run_in_snapshot(snapshot, &spec, &mut |_, data| reporter.output(step, data))?;
     drop(sources);
     if outcome.exit_code != 0 {
         let tail = String::from_utf8_lossy(&outcome.output_tail);
@@ -64,30 +66,33 @@ pub(super) fn execute(
     Ok(())
 }
 
-/// Runs `spec` with the services' runtime, else with the runtime detected at the build's first RUN.
-fn run_container(
-    engine: &Engine<'_>,
-    snapshot: &mut Snapshot,
-    spec: &RunSpec,
-    output: &mut dyn FnMut(Stream, &[u8]),
-) -> Result<RunOutcome, StepError> {
-    if let Some(runtime) = engine.services.runtime {
-        return Ok(runtime.run_in_snapshot(snapshot, spec, output)?);
-    }
-    let runtime = {
-        let mut detected = engine.detected_runtime.lock().expect("not poisoned");
-        match detected.as_ref() {
-            Some(runtime) => runtime.clone(),
-            None => {
-                let runtime = Runtime::detect(engine.store, engine.request.runtime.as_deref())?;
-                *detected = Some(runtime.clone());
-                runtime
-            }
+/// The runtime of a RUN step: the services' own, or the one detected at the build's first RUN.
+enum StepRuntime<'e> {
+    Given(&'e dyn ContainerRuntime),
+    Detected(Runtime),
+}
+
+impl StepRuntime<'_> {
+    fn get(&self) -> &dyn ContainerRuntime {
+        match self {
+            StepRuntime::Given(runtime) => *runtime,
+            StepRuntime::Detected(runtime) => runtime,
         }
-    };
-    Ok(ContainerRuntime::run_in_snapshot(
-        &runtime, snapshot, spec, output,
-    )?)
+    }
+}
+
+/// The services' runtime, else runc or crun (or `--runtime`), detected once per build.
+fn runtime<'e>(engine: &Engine<'e>) -> Result<StepRuntime<'e>, StepError> {
+    if let Some(runtime) = engine.services.runtime {
+        return Ok(StepRuntime::Given(runtime));
+    }
+    let mut detected = engine.detected_runtime.lock().expect("not poisoned");
+    if let Some(runtime) = detected.as_ref() {
+        return Ok(StepRuntime::Detected(runtime.clone()));
+    }
+    let runtime = Runtime::detect(engine.store, engine.request.runtime.as_deref())?;
+    *detected = Some(runtime.clone());
+    Ok(StepRuntime::Detected(runtime))
 }
 
 /// Prepared root filesystems of stages and images, for bind mounts; dropped (unmounted) after the step.
