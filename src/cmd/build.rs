@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use builder::build::{BuildError, BuildRequest};
 use builder::dockerfile::Platform;
+use builder::engine::{BuildError, BuildRequest};
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
@@ -185,7 +185,13 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     } else {
         super::build_cache::import(&cache_from, &connector, &store, args.quiet)?
     };
-    let result = match builder::build::build(&store, &request, reporter, Some(&puller), &imports) {
+    let services = builder::engine::BuildServices {
+        reporter,
+        puller: Some(&puller),
+        imports: &imports,
+        runtime: None,
+    };
+    let result = match builder::engine::build_image(&store, &request, services) {
         Ok(result) => result,
         Err(BuildError::Dockerfile(diagnostic)) => {
             eprintln!("{:?}", miette::Report::new(*diagnostic));
@@ -534,7 +540,7 @@ struct Puller {
     quiet: bool,
 }
 
-impl builder::build::ImagePuller for Puller {
+impl builder::engine::ImagePuller for Puller {
     fn pull(&self, reference: &str) -> Result<(), String> {
         let reference = Reference::parse_tagged(reference).map_err(|e| e.to_string())?;
         if !self.quiet {

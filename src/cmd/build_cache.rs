@@ -3,9 +3,9 @@
 //! registry transport of the build cache over the registry client.
 
 use anyhow::{bail, Context as _};
-use builder::build::cache_local::LocalCache;
-use builder::build::cache_transfer::{CacheTransport, ExportOptions, ImportedCache};
-use builder::build::CacheRecords;
+use builder::engine::cache_local::LocalCache;
+use builder::engine::cache_transfer::{CacheTransport, ExportOptions, ImportedCache};
+use builder::engine::CacheRecords;
 use layerstore::manifest::Flavour;
 use layerstore::media_types::Compression;
 use layerstore::progress::NoProgress;
@@ -273,7 +273,7 @@ pub fn export(
             &records.image
         };
         let outcome = place.transport(connector).and_then(|transport| {
-            builder::build::cache_transfer::export(
+            builder::engine::cache_transfer::export(
                 store,
                 records,
                 transport.as_ref(),

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use builder::build::Reporter;
+use builder::engine::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// How many of a running step's last output lines the terminal view shows.

@@ -21,7 +21,7 @@ enum BuilderCommand {
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     match args.command {
         BuilderCommand::Prune { force: _ } => {
-            let report = builder::build::cache::prune_builder(&context.store()?)?;
+            let report = builder::engine::cache::prune_builder(&context.store()?)?;
             println!("Deleted build cache records: {}", report.cache_records);
             println!("Deleted blobs: {}", report.blobs.blobs);
             if report.skipped_snapshots > 0 || report.blobs.skipped_blobs > 0 {

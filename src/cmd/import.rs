@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use builder::build::config_edit::apply_changes;
+use builder::engine::config_edit::apply_changes;
 use layerstore::config::ImageConfig;
 use layerstore::import::{import_rootfs, ImportOptions};
 use layerstore::Reference;

@@ -46,7 +46,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         }
         println!();
     }
-    let report = builder::build::cache::prune_unused(&store)?;
+    let report = builder::engine::cache::prune_unused(&store)?;
     println!("Deleted blobs: {}", report.blobs);
     if report.skipped_blobs > 0 {
         println!("Skipped (in use): {} blobs", report.skipped_blobs);

@@ -113,7 +113,7 @@ fn disk_usage(store: &Store) -> anyhow::Result<DiskUsage> {
         .flat_map(|(_, blobs)| blobs)
         .collect();
     let image_bytes = size_of(&all);
-    let cache = builder::build::cache::StepCache::open(store)?;
+    let cache = builder::engine::cache::StepCache::open(store)?;
     let cache_layers: Vec<Digest> = cache.layer_digests()?;
     let cache_only: HashSet<&Digest> = cache_layers.iter().filter(|d| !all.contains(d)).collect();
     let unpacked = directory_size(&store.root().join("snapshots/layers"));

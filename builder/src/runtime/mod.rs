@@ -142,6 +142,29 @@ pub struct RunOutcome {
     pub output_tail: Vec<u8>,
 }
 
+/// What runs a RUN step's container in a snapshot: [`Runtime`] (runc or crun) in builds; the engine's tests give it
+/// a fake that runs as a normal user.
+pub trait ContainerRuntime: Sync {
+    /// Runs `spec` over `snapshot`'s root filesystem, passing its output to `output` as it comes.
+    fn run_in_snapshot(
+        &self,
+        snapshot: &mut Snapshot,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<RunOutcome, RuntimeError>;
+}
+
+impl ContainerRuntime for Runtime {
+    fn run_in_snapshot(
+        &self,
+        snapshot: &mut Snapshot,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<RunOutcome, RuntimeError> {
+        Runtime::run_in_snapshot(self, snapshot, spec, output)
+    }
+}
+
 /// An OCI runtime binary known to run containers here.
 #[derive(Debug, Clone)]
 pub struct Runtime {

@@ -1,18 +1,30 @@
 //! The build engine: a Dockerfile and a context directory become an image in the layer store.
 //!
-//! [`build`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
-//! dependency order ([`stage`]). Every layer-producing step (RUN, COPY, ADD, WORKDIR) is looked up in the
-//! content-addressed [`cache`] first; metadata steps only change the config. The result is an image whose config and
+//! [`build_image`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
+//! dependency order (`stages`). Each instruction is first planned, without touching anything (`plan`: the config
+//! edit, history text, cache key and work of the step), then executed by the file for its kind of step
+//! (`step_metadata`, `step_workdir`, `step_run`, `step_copy`). Every layer-producing step (RUN, COPY, ADD, WORKDIR)
+//! is looked up in the content-addressed [`cache`] first (`layer_step`). The result is an image whose config and
 //! history match what BuildKit writes for the same Dockerfile ([`history`]).
 
+mod base;
 pub mod cache;
 pub mod cache_format;
 pub mod cache_local;
 pub mod cache_transfer;
 pub mod config_edit;
 pub mod history;
+mod layer_step;
 mod mounts;
-mod stage;
+mod plan;
+mod stages;
+mod state;
+mod step_copy;
+mod step_metadata;
+mod step_run;
+mod step_workdir;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +36,9 @@ use layerstore::{Descriptor, Digest, Reference, Store};
 use crate::context::ContextError;
 use crate::copy::CopyError;
 use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
-use crate::runtime::{EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security};
+use crate::runtime::{
+    ContainerRuntime, EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security,
+};
 use crate::snapshot::SnapshotError;
 
 /// Everything `lade build` was asked to do.
@@ -94,6 +108,19 @@ pub struct CacheRecords {
 pub trait ImagePuller: Sync {
     /// Pulls `reference` into the store, or says why it could not.
     fn pull(&self, reference: &str) -> Result<(), String>;
+}
+
+/// What a build works with besides the store and the request.
+#[derive(Clone, Copy)]
+pub struct BuildServices<'a> {
+    /// Hears the build's progress.
+    pub reporter: &'a dyn Reporter,
+    /// Fetches base images the store lacks; `None`: a missing base image is an error.
+    pub puller: Option<&'a dyn ImagePuller>,
+    /// `--cache-from` sources, tried in order after the local cache.
+    pub imports: &'a [cache_transfer::ImportedCache],
+    /// Runs RUN steps; `None` detects runc or crun (or `BuildRequest::runtime`) at the first RUN.
+    pub runtime: Option<&'a dyn ContainerRuntime>,
 }
 
 /// Receives the progress of a build, step by step.
@@ -173,14 +200,13 @@ impl From<SourceDiagnostic> for BuildError {
     }
 }
 
-/// Builds the request's target stage and tags the result. Base images missing from the store are fetched with
-/// `puller` when one is given; steps missing from the local cache are looked up in `imports` (`--cache-from`).
-pub fn build(
+/// Builds the request's target stage and tags the result. Base images missing from the store are fetched with the
+/// services' puller when there is one; steps missing from the local cache are looked up in their imports
+/// (`--cache-from`).
+pub fn build_image(
     store: &Store,
     request: &BuildRequest,
-    reporter: &dyn Reporter,
-    puller: Option<&dyn ImagePuller>,
-    imports: &[cache_transfer::ImportedCache],
+    services: BuildServices<'_>,
 ) -> Result<BuildResult, BuildError> {
     let file_name = request.dockerfile_path.display().to_string();
     let dockerfile = Dockerfile::parse(&request.dockerfile, &file_name)?;
@@ -200,7 +226,7 @@ pub fn build(
         ));
     }
     let writer_lock = store.writer_lock()?;
-    let engine = stage::Engine::new(store, request, &plan, &file_name, reporter, puller, imports)?;
+    let engine = stages::Engine::new(store, request, &plan, &file_name, services)?;
     let output = engine.run()?;
     if request.record_image {
         store.add_image(&output.descriptor, &request.tags)?;
