@@ -274,26 +274,30 @@ impl Store {
     /// (`sha256:…`) or by a unique prefix of it.
     pub fn find_image(&self, argument: &str) -> Result<FoundImage, TagError> {
         let records = self.image_records()?;
-        let by_reference = Reference::parse_tagged(argument)
-            .ok()
-            .and_then(|reference| {
-                let hit = records
-                    .iter()
-                    .find(|r| match (reference.digest(), &r.name) {
-                        (Some(digest), Some(name)) => {
-                            &r.descriptor.digest == digest && name.name() == reference.name()
-                        }
-                        (None, Some(name)) => name == &reference,
-                        _ => false,
-                    })?;
-                Some((hit.descriptor.clone(), Some(reference)))
-            });
-        let (descriptor, requested) = match by_reference {
+        let (descriptor, requested) = match find_by_reference(&records, argument) {
             Some(found) => found,
             None => (self.find_by_id(&records, argument)?, None),
         };
+        self.found(&records, descriptor, requested)
+    }
+
+    /// Finds an image by reference only, as a Dockerfile's `FROM` and `COPY --from` name images (BuildKit never takes
+    /// `FROM a` for an image whose ID starts with `a`).
+    pub fn find_image_by_reference(&self, argument: &str) -> Result<FoundImage, TagError> {
+        let records = self.image_records()?;
+        let (descriptor, requested) = find_by_reference(&records, argument)
+            .ok_or_else(|| TagError::NotFound(argument.to_string()))?;
+        self.found(&records, descriptor, requested)
+    }
+
+    fn found(
+        &self,
+        records: &[ImageRecord],
+        descriptor: Descriptor,
+        requested: Option<Reference>,
+    ) -> Result<FoundImage, TagError> {
         let image = Image::read(self, &descriptor)?;
-        let names = names_of_image(&records, self, image.id());
+        let names = names_of_image(records, self, image.id());
         Ok(FoundImage {
             image,
             names,
@@ -402,11 +406,48 @@ fn names_of_image(records: &[ImageRecord], store: &Store, id: &Digest) -> Vec<Re
     names
 }
 
+/// The record a reference (`name[:tag]`, `name@digest`) names, with the reference.
+fn find_by_reference(
+    records: &[ImageRecord],
+    argument: &str,
+) -> Option<(Descriptor, Option<Reference>)> {
+    let reference = Reference::parse_tagged(argument).ok()?;
+    let hit = records
+        .iter()
+        .find(|r| match (reference.digest(), &r.name) {
+            (Some(digest), Some(name)) => {
+                &r.descriptor.digest == digest && name.name() == reference.name()
+            }
+            (None, Some(name)) => name == &reference,
+            _ => false,
+        })?;
+    Some((hit.descriptor.clone(), Some(reference)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::import::store_image;
     use crate::ImageConfig;
+
+    #[test]
+    fn dockerfile_lookups_take_references_only_not_id_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (descriptor, id) = store_image(&store, &ImageConfig::default(), Vec::new()).unwrap();
+        let name = Reference::parse_tagged("base:1").unwrap();
+        store.add_image(&descriptor, &[name]).unwrap();
+        let prefix = &id.hex()[..1];
+        assert_eq!(store.find_image(prefix).unwrap().image.id(), &id);
+        assert!(matches!(
+            store.find_image_by_reference(prefix),
+            Err(TagError::NotFound(_))
+        ));
+        assert_eq!(
+            store.find_image_by_reference("base:1").unwrap().image.id(),
+            &id
+        );
+    }
 
     #[test]
     fn ref_names_are_full_references_and_old_stores_migrate() {

@@ -115,7 +115,7 @@ impl Engine<'_> {
                 pull(puller)?;
             }
         }
-        let lookup = |store: &Store| match store.find_image(reference) {
+        let lookup = |store: &Store| match store.find_image_by_reference(reference) {
             Ok(found) => Ok(Some(found.image)),
             Err(layerstore::tags::TagError::NotFound(_)) => Ok(None),
             Err(e) => Err(StepError::Image {
