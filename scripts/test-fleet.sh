@@ -3,8 +3,11 @@
 # ports, then the fleet tests (tests/registry_s3.rs) against it: 3 lade replicas behind nginx, registry:2 on the same
 # bucket, Docker through nginx, a replica killed mid-push, online GC across replicas. Installs what is missing
 # (scripts/install-deps.sh, then Garage from crates.io: about 25 minutes to build), stops everything at the end.
-# Usage: scripts/test-fleet.sh [cargo test filter]
+# Usage: scripts/test-fleet.sh [--bench] [cargo test filter]   (--bench: then bench/run.sh s3 on the same cluster, where
+# registry:2's S3 driver works too, unlike on s3s-fs)
 set -euo pipefail
+bench=false
+if [ "${1:-}" = --bench ]; then bench=true; shift; fi
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export PATH=$HOME/.cargo/bin:$PATH
@@ -72,3 +75,7 @@ export LADE_TEST_S3_BUCKET=registry LADE_TEST_S3_ACCESS_KEY=$key_id LADE_TEST_S3
 export LADE_TEST_DOCKERD_DIR=${LADE_TEST_DOCKERD_DIR:-/tmp/lade-test-dockerd}
 cargo test --test registry_s3 -- --test-threads=2 "$@"
 echo "fleet tests passed on a 3-node Garage cluster"
+if $bench; then
+  BENCH_S3_ENDPOINT=$LADE_TEST_S3_ENDPOINT BENCH_S3_BUCKET=registry BENCH_S3_ACCESS_KEY=$key_id \
+    BENCH_S3_SECRET_KEY=$key_secret bench/run.sh s3
+fi
