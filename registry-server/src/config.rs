@@ -515,9 +515,10 @@ impl Default for GcConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// The largest manifest accepted on push, in bytes (4 MiB by default); larger ones get 413.
+    /// The largest manifest accepted on push, in bytes (4 MiB by default); larger ones get 413 `SIZE_INVALID`.
     pub manifest_max_bytes: u64,
-    /// The largest blob accepted on upload, in bytes; None (the default): no limit.
+    /// The largest blob accepted on upload, in bytes; larger ones get 413 `SIZE_INVALID`. None (the default): no
+    /// limit.
     pub blob_max_bytes: Option<u64>,
     /// 0 disables the per-request timeout.
     pub request_timeout_secs: u64,

@@ -37,7 +37,8 @@ pub enum Code {
     Unsupported,
     /// `TOOMANYREQUESTS`: over the concurrent request limit (429).
     TooManyRequests,
-    /// `RANGE_INVALID`: a chunk's `Content-Range` does not continue the upload (416).
+    /// `RANGE_INVALID`: a `Range` that cannot be satisfied, or a chunk whose `Content-Range` does not continue the
+    /// upload (416).
     RangeInvalid,
     /// `UNKNOWN`: an internal failure (500).
     Internal,

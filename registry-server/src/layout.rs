@@ -81,7 +81,8 @@ pub fn revision_link_dir(name: &str, digest: &Digest) -> String {
     )
 }
 
-/// A manifest revision's link (its presence puts the manifest in the repository): `_manifests/revisions/<alg>/<hex>/link`.
+/// A manifest revision's link (its presence puts the manifest in the repository):
+/// `_manifests/revisions/<alg>/<hex>/link`.
 pub fn revision_link(name: &str, digest: &Digest) -> String {
     format!("{}/link", revision_link_dir(name, digest))
 }

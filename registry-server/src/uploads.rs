@@ -124,7 +124,8 @@ fn unknown_upload() -> ApiError {
 }
 
 impl Uploads {
-    /// The session table of `registry`; blobs larger than `max_blob_size` bytes are refused, and commits hold `commit_lock` for reading.
+    /// The session table of `registry`; blobs larger than `max_blob_size` bytes are refused, and commits hold
+    /// `commit_lock` for reading.
     pub fn new(
         registry: Arc<Registry>,
         max_blob_size: Option<u64>,
