@@ -32,6 +32,7 @@ pub struct Problem {
 pub struct CheckReport {
     /// Blobs re-hashed, and their bytes.
     pub blobs_checked: u64,
+    /// The total size of the blobs re-hashed, in bytes.
     pub bytes_checked: u64,
     /// Blobs whose content does not hash to their path.
     pub corrupt_blobs: Vec<Digest>,

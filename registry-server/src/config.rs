@@ -59,21 +59,30 @@ use crate::storage::object::S3Options;
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("reading config {path}: {source}")]
     Read {
+        /// The configuration file.
         path: PathBuf,
+        /// The I/O failure.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not valid YAML for lade's format.
     #[error("parsing config {path}: {source}")]
     Parse {
+        /// The configuration file.
         path: PathBuf,
+        /// The YAML parser's error, with its location.
         #[source]
         source: serde_norway::Error,
     },
+    /// The file is registry:2's format but could not be translated.
     #[error("config {path} (registry:2 format): {source}")]
     Registry2 {
+        /// The configuration file.
         path: PathBuf,
+        /// What the translation refused.
         #[source]
         source: crate::registry2_config::Registry2Error,
     },
@@ -118,8 +127,11 @@ impl TryFrom<StorageYaml> for Storage {
 /// registry:2's `storage.maintenance.uploadpurging`: removing upload sessions older than `age` every `interval`.
 #[derive(Debug, Clone)]
 pub struct UploadPurging {
+    /// Upload sessions started longer ago than this are removed (registry:2's `age`, 168h by default).
     pub age: Duration,
+    /// How often the purge runs (registry:2's `interval`, 24h by default).
     pub interval: Duration,
+    /// Only log what would be removed (registry:2's `dryrun`).
     pub dry_run: bool,
 }
 
@@ -138,8 +150,11 @@ impl Default for UploadPurging {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The address the API listens on (`0.0.0.0:5000` by default; registry:2's `http.addr`).
     pub addr: SocketAddr,
+    /// The storage root directory for `storage: filesystem` ([`default_root`] by default).
     pub root: PathBuf,
+    /// The storage driver; `filesystem` (below `root`) by default.
     pub storage: Storage,
     /// Set from registry:2's configuration only (lade's own purges uploads as part of `gc`).
     #[serde(skip)]
@@ -158,18 +173,25 @@ pub struct Config {
     pub allow_sparse_manifests: bool,
     /// Refuse every write with 403 `DENIED` (e.g. while `lade registry gc` runs on the root).
     pub read_only: bool,
+    /// Serve HTTPS with this certificate and key; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
+    /// Require Basic authentication against an htpasswd file; no authentication when absent.
     pub auth: Option<AuthConfig>,
+    /// Online garbage collection (off by default).
     pub gc: GcConfig,
+    /// Size and time limits on requests.
     pub limits: Limits,
     /// Serve the web page (`/` and `/ui`).
     pub ui: bool,
+    /// Log level, format and access log.
     pub log: LogConfig,
+    /// Behaviour of the `/healthz` and `/readyz` endpoints on shutdown.
     pub health: HealthConfig,
     /// Serve as a pull-through mirror of `proxy.remoteurl`: writes are refused, pulls fetch what is missing.
     pub proxy: Option<ProxyConfig>,
     /// Webhooks for push, pull and delete events (registry:2's `notifications`).
     pub notifications: Option<NotificationsConfig>,
+    /// The separate debug listener for `/metrics` (off by default).
     pub debug: DebugConfig,
 }
 
@@ -187,7 +209,9 @@ pub struct DebugConfig {
 pub struct LogConfig {
     /// The least severe level logged; `RUST_LOG` (a tracing filter) overrides it.
     pub level: LogLevel,
+    /// How entries are written: `text` (the default) or `json`.
     pub formatter: LogFormatter,
+    /// The per-request access log (on by default).
     pub accesslog: AccessLogConfig,
 }
 
@@ -233,11 +257,16 @@ impl LogConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// Only errors.
     Error,
+    /// Warnings and errors.
     Warn,
+    /// Informational messages and above (the default).
     #[default]
     Info,
+    /// Debug messages and above.
     Debug,
+    /// Everything, including per-request tracing.
     Trace,
 }
 
@@ -258,8 +287,10 @@ impl LogLevel {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormatter {
+    /// Human-readable lines (the default).
     #[default]
     Text,
+    /// One JSON object a line.
     Json,
 }
 
@@ -267,6 +298,7 @@ pub enum LogFormatter {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessLogConfig {
+    /// Turn the access log off (registry:2's `log.accesslog.disabled`; false by default).
     pub disabled: bool,
 }
 
@@ -283,7 +315,9 @@ pub struct HealthConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
+    /// What event payloads contain.
     pub events: EventsConfig,
+    /// The webhooks events are sent to; none by default.
     pub endpoints: Vec<EndpointConfig>,
 }
 
@@ -299,9 +333,12 @@ pub struct EventsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
+    /// The endpoint's name, used in logs and metrics.
     pub name: String,
+    /// Keep the endpoint configured but send it nothing.
     #[serde(default)]
     pub disabled: bool,
+    /// Where event envelopes are POSTed.
     pub url: String,
     /// Extra request headers, each with a list of values.
     #[serde(default)]
@@ -318,6 +355,7 @@ pub struct EndpointConfig {
     /// Events whose target has one of these media types are not sent.
     #[serde(default)]
     pub ignoredmediatypes: Vec<String>,
+    /// Events not to send to this endpoint, by media type or action.
     #[serde(default)]
     pub ignore: IgnoreConfig,
 }
@@ -326,6 +364,7 @@ pub struct EndpointConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IgnoreConfig {
+    /// Events whose target has one of these media types are not sent.
     pub mediatypes: Vec<String>,
     /// `push`, `pull`, `mount`, `delete`.
     pub actions: Vec<String>,
@@ -343,8 +382,10 @@ fn go_duration_opt<'de, D: Deserializer<'de>>(
 pub struct ProxyConfig {
     /// The upstream registry's base URL (`https://registry-1.docker.io`).
     pub remoteurl: String,
+    /// The upstream user; with `password`, sent as Basic credentials or used to fetch Bearer tokens.
     #[serde(default)]
     pub username: Option<String>,
+    /// The upstream user's password.
     #[serde(default)]
     pub password: Option<String>,
     /// How long a tag fetched from upstream is served from the store before it is checked again (a Go duration,
@@ -415,7 +456,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The PEM certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The PEM private key of the certificate.
     pub key: PathBuf,
 }
 
@@ -423,7 +466,9 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
+    /// The htpasswd file; only bcrypt entries (`htpasswd -B`) are accepted.
     pub htpasswd: PathBuf,
+    /// The realm named in `WWW-Authenticate` challenges (`lade registry` by default).
     #[serde(default = "default_realm")]
     pub realm: String,
     /// Let unauthenticated clients pull.
@@ -439,10 +484,13 @@ fn default_realm() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcConfig {
+    /// Run collections periodically while serving (off by default).
     pub enabled: bool,
+    /// Seconds between collections (3600 by default).
     pub interval_secs: u64,
     /// Blobs written or used more recently than this are never swept.
     pub grace_period_secs: u64,
+    /// Also sweep manifests that no tag references, directly or through an index (off by default).
     pub delete_untagged: bool,
     /// Upload sessions untouched for longer than this are removed.
     pub upload_max_age_secs: u64,
@@ -467,7 +515,10 @@ impl Default for GcConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// The largest manifest accepted on push, in bytes (4 MiB by default); larger ones get 413 `SIZE_INVALID`.
     pub manifest_max_bytes: u64,
+    /// The largest blob accepted on upload, in bytes; larger ones get 413 `SIZE_INVALID`. None (the default): no
+    /// limit.
     pub blob_max_bytes: Option<u64>,
     /// 0 disables the per-request timeout.
     pub request_timeout_secs: u64,

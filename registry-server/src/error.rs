@@ -9,21 +9,38 @@ use crate::storage::DriverError;
 /// An error code of the OCI distribution spec (plus `RANGE_INVALID` and `UNKNOWN`, which CNCF Distribution also sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// `BLOB_UNKNOWN`: the blob is not in the repository (404).
     BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`: the upload's chunk or state is not acceptable (400).
     BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`: no such upload session (404).
     BlobUploadUnknown,
+    /// `DIGEST_INVALID`: the content does not match the given digest, or the digest is malformed (400).
     DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`: a manifest references a blob or manifest the repository lacks (400).
     ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`: the manifest does not parse or fails validation (400).
     ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`: no such manifest or tag (404).
     ManifestUnknown,
+    /// `NAME_INVALID`: the repository name is not valid (400).
     NameInvalid,
+    /// `NAME_UNKNOWN`: the repository does not exist (404).
     NameUnknown,
+    /// `SIZE_INVALID`: the content length does not match, or exceeds a limit (400).
     SizeInvalid,
+    /// `UNAUTHORIZED`: authentication is required (401).
     Unauthorized,
+    /// `DENIED`: the client may not perform the operation, e.g. a write to a read-only registry (403).
     Denied,
+    /// `UNSUPPORTED`: the operation is not supported, e.g. DELETE when deletes are off (405).
     Unsupported,
+    /// `TOOMANYREQUESTS`: over the concurrent request limit (429).
     TooManyRequests,
+    /// `RANGE_INVALID`: a `Range` that cannot be satisfied, or a chunk whose `Content-Range` does not continue the
+    /// upload (416).
     RangeInvalid,
+    /// `UNKNOWN`: an internal failure (500).
     Internal,
 }
 
@@ -104,15 +121,20 @@ pub struct ApiError(Box<ErrorBody>);
 /// The parts of an [`ApiError`].
 #[derive(Debug)]
 pub struct ErrorBody {
+    /// The spec error code.
     pub code: Code,
+    /// The HTTP status answered; [`Code::status`] unless overridden.
     pub status: StatusCode,
+    /// The human-readable `message` of the JSON error.
     pub message: String,
+    /// The `detail` of the JSON error, if any.
     pub detail: Option<Value>,
     /// Extra response headers (e.g. `WWW-Authenticate`, or `Range`/`Location` on a 416 upload answer).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
+    /// An error with `code`, its usual status and its default message.
     pub fn new(code: Code) -> ApiError {
         ApiError(Box::new(ErrorBody {
             code,

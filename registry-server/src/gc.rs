@@ -18,7 +18,9 @@ use crate::storage::DriverError;
 /// What to collect.
 #[derive(Debug, Clone)]
 pub struct GcOptions {
+    /// Only report what would be removed; delete nothing.
     pub dry_run: bool,
+    /// Also remove manifests no tag reaches (directly, through a kept index or as a kept manifest's referrer).
     pub delete_untagged: bool,
     /// Blobs and manifests modified more recently than this are never removed.
     pub grace_period: Duration,
@@ -29,10 +31,15 @@ pub struct GcOptions {
 /// What a collection removed (or, in a dry run, would remove).
 #[derive(Debug, Default)]
 pub struct GcReport {
+    /// Manifest revisions unlinked, as (repository, digest).
     pub manifests_removed: Vec<(String, Digest)>,
+    /// Blobs deleted from the blob store.
     pub blobs_removed: Vec<Digest>,
+    /// The total size of the deleted blobs, in bytes.
     pub bytes_freed: u64,
+    /// Blobs left in place: marked, or unmarked but within the grace period.
     pub blobs_kept: usize,
+    /// Stale upload sessions deleted.
     pub uploads_removed: usize,
 }
 

@@ -29,9 +29,13 @@ const QUEUE_CAPACITY: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Content was pushed: a blob upload completed, or a manifest was put.
     Push,
+    /// Content was pulled: a blob or manifest was fetched (HEAD counts too, as in registry:2).
     Pull,
+    /// A blob was mounted from another repository.
     Mount,
+    /// A blob, manifest or tag was deleted.
     Delete,
 }
 
@@ -50,21 +54,30 @@ impl Action {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
+    /// The content's media type (`mediaType`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The content's size in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The content's digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The content's size in bytes again (registry:2's legacy `length`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
+    /// The repository the event happened in.
     pub repository: String,
+    /// For a mount, the repository the blob was mounted from (`fromRepository`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_repository: Option<String>,
+    /// The URL the content can be fetched from (filled in by the router).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The tag a manifest was pushed, pulled or deleted by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// With `includereferences`, the descriptors the manifest references.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub references: Option<Vec<Descriptor>>,
     /// Whether `url` names a blob or a manifest (filled in by the router).
@@ -75,8 +88,10 @@ pub struct Target {
 /// The kind of content a target's URL points at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Kind {
+    /// A blob: the URL is `/v2/<name>/blobs/<digest>`.
     #[default]
     Blob,
+    /// A manifest: the URL is `/v2/<name>/manifests/<digest>`.
     Manifest,
 }
 
@@ -122,16 +137,22 @@ pub struct Emitted(pub Vec<(Action, Target)>);
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub struct RequestRecord {
+    /// A fresh UUID identifying the request.
     pub id: String,
+    /// The client's address (`host:port`).
     pub addr: String,
+    /// The `Host` the client addressed.
     pub host: String,
+    /// The HTTP method.
     pub method: String,
+    /// The client's `User-Agent`.
     pub useragent: String,
 }
 
 /// registry:2's `actor` record: the authenticated user, if any.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Actor {
+    /// The authenticated user name; absent for anonymous requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

@@ -50,10 +50,12 @@ pub fn manifest_media_type(bytes: &[u8]) -> String {
 }
 
 impl Registry {
+    /// A registry over a storage driver.
     pub fn new(driver: Arc<dyn Driver>) -> Registry {
         Registry { driver }
     }
 
+    /// The storage driver it reads and writes.
     pub fn driver(&self) -> &Arc<dyn Driver> {
         &self.driver
     }

@@ -21,33 +21,54 @@ use crate::storage::object::{S3Options, DEFAULT_CHUNK_SIZE};
 /// Why a registry:2 configuration was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Registry2Error {
+    /// A key's value has the wrong YAML type.
     #[error("`{key}`: expected {expected}, found {found}")]
     Type {
+        /// The key, by path (`storage.delete.enabled`).
         key: String,
+        /// The type the key takes.
         expected: &'static str,
+        /// The type found instead.
         found: String,
     },
+    /// A key's value has the right type but is not acceptable.
     #[error("`{key}`: {message}")]
-    Invalid { key: String, message: String },
+    Invalid {
+        /// The key, by path.
+        key: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// A `REGISTRY_…` environment override could not be applied.
     #[error("environment variable {var}: {message}")]
-    Env { var: String, message: String },
+    Env {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// The sections of a registry:2 configuration this module reads but does not apply; other parts of lade implement
 /// them.
 #[derive(Debug, Clone, Default)]
 pub struct Unapplied {
+    /// The `log` section, for [`crate::config::LogConfig::from_registry2`].
     pub log: Option<Value>,
+    /// The `proxy` section, deserialized as [`crate::config::ProxyConfig`].
     pub proxy: Option<Value>,
+    /// The `notifications` section, deserialized as [`crate::config::NotificationsConfig`].
     pub notifications: Option<Value>,
 }
 
 /// A translated registry:2 configuration.
 #[derive(Debug, Clone)]
 pub struct Registry2Config {
+    /// The equivalent lade configuration, without the [`Unapplied`] sections.
     pub config: Config,
     /// Keys that were not understood, by path (`storage.cache.blobdescriptor`).
     pub warnings: Vec<String>,
+    /// The sections left for the caller to apply.
     pub unapplied: Unapplied,
 }
 

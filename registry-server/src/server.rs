@@ -21,22 +21,31 @@ use crate::uploads::Uploads;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The filesystem storage root could not be created.
     #[error("creating storage root {path}: {source}")]
     Root {
+        /// The root directory.
         path: String,
+        /// The I/O failure.
         #[source]
         source: std::io::Error,
     },
+    /// The S3 storage could not be set up (invalid options, or the bucket is unreachable).
     #[error(transparent)]
     Storage(#[from] SetupError),
+    /// The htpasswd file could not be loaded.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The TLS certificate or key could not be loaded.
     #[error("loading TLS certificate and key: {0}")]
     Tls(#[source] std::io::Error),
+    /// A notification endpoint is misconfigured.
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    /// The proxy's upstream client could not be set up.
     #[error("proxy: {0}")]
     Proxy(#[from] crate::proxy::upstream::UpstreamError),
+    /// Binding or serving a listener failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
 }

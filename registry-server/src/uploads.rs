@@ -43,7 +43,9 @@ pub struct Uploads {
 
 /// An open session, locked for the duration of one request.
 pub struct Session {
+    /// The repository the upload is for.
     pub name: String,
+    /// The session's ID, as in `/v2/<name>/blobs/uploads/<uuid>`.
     pub uuid: String,
     /// The session lock. A body being written holds it until the last byte is on storage, even if the request that
     /// sent it is gone, so that a retried chunk never interleaves with it.
@@ -122,6 +124,8 @@ fn unknown_upload() -> ApiError {
 }
 
 impl Uploads {
+    /// The session table of `registry`; blobs larger than `max_blob_size` bytes are refused, and commits hold
+    /// `commit_lock` for reading.
     pub fn new(
         registry: Arc<Registry>,
         max_blob_size: Option<u64>,

@@ -21,14 +21,23 @@ use crate::error::{ApiError, Code};
 /// Why an htpasswd file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The htpasswd file could not be read.
     #[error("reading htpasswd file {path}: {source}")]
     Read {
+        /// The htpasswd file.
         path: String,
+        /// The I/O failure.
         #[source]
         source: std::io::Error,
     },
     #[error("htpasswd file {path}, line {line}: only bcrypt entries (user:$2y$...) are supported")]
-    Entry { path: String, line: usize },
+    /// A line is not a `user:bcrypt-hash` entry.
+    Entry {
+        /// The htpasswd file.
+        path: String,
+        /// The entry's line number, from 1.
+        line: usize,
+    },
 }
 
 /// Checks credentials against the users of an htpasswd file.

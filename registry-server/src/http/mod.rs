@@ -34,10 +34,15 @@ use crate::uploads::Uploads;
 
 /// Everything a request handler needs.
 pub struct AppState {
+    /// The repositories and their content, over the storage driver.
     pub registry: Arc<Registry>,
+    /// The blob upload sessions in progress.
     pub uploads: Arc<Uploads>,
+    /// The configuration the server was started with.
     pub config: Arc<Config>,
+    /// The htpasswd check, when `auth` is configured; None: every request is let through.
     pub auth: Option<Arc<auth::Authenticator>>,
+    /// Request counters and durations for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
     /// Read-held while content is linked; write-held by garbage collection while it sweeps.
     pub commit_lock: Arc<RwLock<()>>,
@@ -51,10 +56,14 @@ pub struct AppState {
     pub notifier: Option<Arc<Notifier>>,
 }
 
+/// The state as handlers share it.
 pub type Shared = Arc<AppState>;
 
+/// `Docker-Content-Digest`: the digest of a blob or manifest, sent with content and upload answers.
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+/// `Docker-Upload-UUID`: an upload session's ID, sent with upload answers.
 pub const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+/// `Docker-Distribution-API-Version`, sent as `registry/2.0` on every response.
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
 /// The application router.

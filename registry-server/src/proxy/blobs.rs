@@ -60,7 +60,12 @@ pub enum Fetched {
     /// It is in the store now: serve it from there.
     Stored,
     /// It is arriving: a body that follows the fetch, and the upstream's size when it sent one.
-    Streaming { size: Option<u64>, body: Body },
+    Streaming {
+        /// The blob's size in bytes, when the upstream sent a `Content-Length`.
+        size: Option<u64>,
+        /// The blob's bytes as they arrive from the upstream.
+        body: Body,
+    },
 }
 
 /// Everything a fetch task needs.

@@ -25,27 +25,46 @@ const SMALL_BODY_MAX: usize = 1 << 20;
 /// Why a request to the upstream failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// The request could not be sent or its answer not read (connection, TLS or timeout failures).
     #[error("upstream request {method} {url} failed: {source}")]
     Request {
+        /// The request's method.
         method: Method,
+        /// The URL requested.
         url: String,
+        /// The HTTP client's error.
         #[source]
         source: reqwest::Error,
     },
+    /// The upstream answered with an unexpected status (404 among them: see [`UpstreamError::is_not_found`]).
     #[error("upstream answered {status} to {method} {url}")]
     Status {
+        /// The request's method.
         method: Method,
+        /// The URL requested.
         url: String,
+        /// The status answered.
         status: StatusCode,
     },
+    /// A Bearer token could not be fetched from the token service a challenge named.
     #[error("getting a token for {scope} from {realm}: {reason}")]
     Token {
+        /// The token service's URL (the challenge's `realm`).
         realm: String,
+        /// The scope asked for (`repository:<name>:pull`).
         scope: String,
+        /// Why it failed.
         reason: String,
     },
+    /// The upstream's answer is not usable (e.g. a malformed challenge, header or digest).
     #[error("upstream {url}: {reason}")]
-    Invalid { url: String, reason: String },
+    Invalid {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
+    /// The HTTP client could not be built (e.g. an invalid `remoteurl` or unreadable root certificates).
     #[error("setting up the upstream client: {0}")]
     Setup(String),
 }

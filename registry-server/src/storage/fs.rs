@@ -15,6 +15,7 @@ pub struct FsDriver {
 }
 
 impl FsDriver {
+    /// A driver storing paths below the directory `root`.
     pub fn new(root: impl Into<PathBuf>) -> FsDriver {
         FsDriver { root: root.into() }
     }

@@ -17,13 +17,18 @@ use std::time::SystemTime;
 /// What a storage operation failed with.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    /// Nothing is stored at the path.
     #[error("path not found: {0}")]
     NotFound(String),
+    /// The path is not a relative, `/`-separated path without `.` or `..` components.
     #[error("invalid storage path {0:?}")]
     InvalidPath(String),
+    /// The underlying filesystem or object store failed.
     #[error("storage I/O on {path}: {source}")]
     Io {
+        /// The storage path operated on.
         path: String,
+        /// The failure.
         #[source]
         source: std::io::Error,
     },
@@ -39,8 +44,11 @@ impl DriverError {
 /// Metadata of one path.
 #[derive(Debug, Clone, Copy)]
 pub struct FileInfo {
+    /// The file's size in bytes (0 for a directory).
     pub size: u64,
+    /// When the file was last written (or touched).
     pub modified: SystemTime,
+    /// Whether the path is a directory (a prefix of other paths, for object stores).
     pub is_dir: bool,
 }
 

@@ -50,11 +50,15 @@ impl<T: ObjectStore + MultipartStore> Store for T {}
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Options {
+    /// The bucket's name (`storage.s3.bucket`; required).
     pub bucket: String,
+    /// The AWS region (`storage.s3.region`); `us-east-1` when unset.
     pub region: Option<String>,
     /// `http(s)://host:port` of an S3-compatible server; AWS when unset.
     pub endpoint: Option<String>,
+    /// The access key ID (`storage.s3.accesskey`); used only together with `secret_key`.
     pub access_key: Option<String>,
+    /// The secret access key (`storage.s3.secretkey`).
     pub secret_key: Option<String>,
     /// Key prefix everything is stored below.
     pub root_directory: String,
@@ -69,14 +73,20 @@ pub struct S3Options {
 /// Why an object-store driver could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The `storage.s3` options are invalid (e.g. no bucket, or a chunk size under 5 MiB).
     #[error("storage.s3: {0}")]
     Config(String),
+    /// The startup check of the bucket failed (missing bucket, refused credentials, no answer).
     #[error("storage.s3: bucket {bucket:?} at {endpoint}: {message}")]
     Unreachable {
+        /// The bucket's name.
         bucket: String,
+        /// The endpoint the bucket was looked for at.
         endpoint: String,
+        /// The object store's error.
         message: String,
     },
+    /// The runtime the driver's requests run on could not be started.
     #[error("starting the storage runtime: {0}")]
     Runtime(#[source] io::Error),
 }
