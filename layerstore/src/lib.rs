@@ -16,6 +16,7 @@ pub mod lease;
 pub mod limits;
 pub mod manifest;
 pub mod media_types;
+pub mod mutate;
 pub mod progress;
 pub mod prune;
 pub mod reference;

@@ -70,6 +70,9 @@ pub enum Error {
     Tag(#[from] layerstore::tags::TagError),
     #[error(transparent)]
     Load(#[from] layerstore::archive::load::LoadError),
+    /// An image could not be changed (re-flavoured, re-compressed).
+    #[error(transparent)]
+    Mutate(#[from] layerstore::mutate::MutateError),
     #[error("{0}")]
     Location(String),
     #[error("{error}\nhint: {hint}")]

@@ -213,30 +213,10 @@ fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
     if image.descriptor.media_type != layerstore::media_types::DOCKER_MANIFEST {
         return Ok(None);
     }
-    let manifest = image
-        .manifest
-        .to_flavour(layerstore::manifest::Flavour::Oci)
-        .ok_or_else(|| {
-            Error::Location(format!(
-                "{}: a layer has a media type with no OCI equivalent",
-                image.digest()
-            ))
-        })?;
-    let manifest_bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::Location(format!("serializing the OCI manifest: {e}")))?;
-    let mut descriptor = Descriptor::new(
-        layerstore::media_types::OCI_MANIFEST,
-        Digest::sha256_of(&manifest_bytes),
-        manifest_bytes.len() as u64,
-    );
-    descriptor.platform = image.descriptor.platform.clone();
-    Ok(Some(Image {
-        descriptor,
-        manifest_bytes,
-        manifest,
-        config_bytes: image.config_bytes.clone(),
-        config: image.config.clone(),
-    }))
+    Ok(Some(layerstore::mutate::set_flavour(
+        image,
+        layerstore::manifest::Flavour::Oci,
+    )?))
 }
 
 /// The push options of a copy to `destination`: blobs may be mounted from the source repository of the same registry.
