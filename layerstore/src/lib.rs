@@ -22,6 +22,7 @@ pub mod prune;
 pub mod reference;
 pub mod store;
 pub mod tags;
+pub mod transport;
 pub mod unique_keys;
 
 pub use config::ImageConfig;

@@ -73,6 +73,9 @@ pub enum Error {
     /// An image could not be changed (re-flavoured, re-compressed).
     #[error(transparent)]
     Mutate(#[from] layerstore::mutate::MutateError),
+    /// An image could not be copied from a source to a sink.
+    #[error(transparent)]
+    Transport(#[from] layerstore::transport::TransportError),
     #[error("{0}")]
     Location(String),
     #[error("{error}\nhint: {hint}")]

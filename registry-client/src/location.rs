@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::progress::Progress;
 use layerstore::tags::REF_NAME_ANNOTATION;
+use layerstore::transport::{copy_image, StoreSink, StoreSource};
 use layerstore::{Descriptor, Digest, Image, Reference, Store};
 
 use crate::connector::Connector;
@@ -403,19 +404,13 @@ fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image
     Ok(Image::read(store, descriptor)?)
 }
 
-/// Copies the blobs and manifest of `image` that `to` lacks, verifying each.
+/// Copies the blobs and manifest of `image` that `to` lacks, verifying each: a store source to a store sink.
 pub(crate) fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
-    let mut blobs: Vec<&Descriptor> = image.manifest.layers.iter().collect();
-    blobs.push(&image.manifest.config);
-    for descriptor in blobs {
-        if !to.has_blob(&descriptor.digest) {
-            to.ingest(
-                &mut from.open_blob(&descriptor.digest)?,
-                Some(&descriptor.digest),
-            )?;
-        }
-    }
-    to.ingest(&mut &image.manifest_bytes[..], Some(image.digest()))?;
+    copy_image(
+        &StoreSource::new(from, image),
+        &mut StoreSink::new(to),
+        &layerstore::progress::NoProgress,
+    )?;
     Ok(())
 }
 
