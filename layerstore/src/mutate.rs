@@ -22,12 +22,16 @@ use crate::store::{Store, StoreError};
 /// Why an image could not be changed.
 #[derive(Debug, thiserror::Error)]
 pub enum MutateError {
+    /// Reading or writing a blob failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Compressing a layer failed.
     #[error("compressing layer {digest}: {source}")]
     Compress { digest: Digest, source: io::Error },
+    /// A stored layer's content is not what its digest says.
     #[error("layer {digest} in the store: its content hashes to {actual}")]
     LayerContent { digest: Digest, actual: Digest },
+    /// A layer's media type has no equivalent in the flavour asked for.
     #[error("{manifest}: {}", no_equivalent(*.flavour))]
     NoMediaType { manifest: Digest, flavour: Flavour },
 }
@@ -45,7 +49,9 @@ fn no_equivalent(flavour: Flavour) -> &'static str {
 /// A document as written: its exact bytes and the descriptor naming them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Encoded {
+    /// The document's exact bytes, as stored and sent.
     pub bytes: Vec<u8>,
+    /// Its media type, sha256 digest and size.
     pub descriptor: Descriptor,
 }
 

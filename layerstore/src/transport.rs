@@ -18,13 +18,16 @@ use crate::store::{Store, StoreError};
 /// Why an image could not be read from a source or written to a sink.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// A store (source or sink) failed, or a blob did not verify.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The source's manifest could not be parsed.
     #[error("manifest {digest}: {source}")]
     Manifest {
         digest: Digest,
         source: ManifestError,
     },
+    /// The source's manifest is an index: copy its images one by one.
     #[error("manifest {0} is an index, not an image manifest")]
     NotAnImage(Digest),
 }
