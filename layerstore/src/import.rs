@@ -3,17 +3,16 @@
 
 use std::io::{self, Read, Write};
 
-use serde_json::Map;
-
-use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
+use crate::config::{ContainerConfig, History, ImageConfig};
 use crate::digest::Digest;
 use crate::image::Image;
 use crate::layer::apply::{apply_layer, ApplyError};
 use crate::layer::compress::auto_decompress;
 use crate::layer::create::{write_directory, LayerOptions};
 use crate::layer::path::clean_entry_path;
-use crate::manifest::{Descriptor, Manifest, Platform};
+use crate::manifest::{Descriptor, Flavour, Platform};
 use crate::media_types;
+use crate::mutate;
 use crate::reference::Reference;
 use crate::store::{IoContext, Store, StoreError};
 
@@ -66,61 +65,42 @@ pub fn import_rootfs(
     }
     let (layer_digest, layer_size) = blob.commit(None)?;
     let platform = Platform::host();
-    let config = ImageConfig {
+    let mut config = ImageConfig {
         created: Some(options.created.clone()),
         architecture: platform.architecture,
         os: platform.os,
         variant: platform.variant,
         config: Some(options.config),
-        rootfs: RootFs {
-            diff_ids: vec![layer_digest.clone()],
-            ..RootFs::default()
-        },
-        history: vec![History {
+        ..ImageConfig::default()
+    };
+    let mut layers = Vec::new();
+    mutate::append_layer(
+        &mut config,
+        &mut layers,
+        Descriptor::new(media_types::OCI_LAYER, layer_digest.clone(), layer_size),
+        layer_digest,
+        History {
             created: Some(options.created),
             comment: Some(options.comment),
             ..History::default()
-        }],
-        ..ImageConfig::default()
-    };
-    let layers = vec![Descriptor::new(
-        media_types::OCI_LAYER,
-        layer_digest,
-        layer_size,
-    )];
+        },
+    );
     let (descriptor, id) = store_image(store, &config, layers)?;
     store.add_image(&descriptor, names)?;
     Ok((descriptor, id))
 }
 
-/// Writes `config` and an OCI manifest over it and `layers`; returns the manifest's descriptor and the image ID.
+/// Writes `config` and an OCI manifest over it and `layers` (made by [`mutate::make_image`]); returns the
+/// manifest's descriptor and the image ID.
 pub fn store_image(
     store: &Store,
     config: &ImageConfig,
     layers: Vec<Descriptor>,
 ) -> Result<(Descriptor, Digest), StoreError> {
-    let config_bytes = serde_json::to_vec(config).expect("a config serializes");
-    let config_digest = store.write_blob(&config_bytes)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.to_string()),
-        artifact_type: None,
-        config: Descriptor::new(
-            media_types::OCI_CONFIG,
-            config_digest.clone(),
-            config_bytes.len() as u64,
-        ),
-        layers,
-        subject: None,
-        annotations: None,
-        extra: Map::new(),
-    };
-    let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    let digest = store.write_blob(&bytes)?;
-    Ok((
-        Descriptor::new(media_types::OCI_MANIFEST, digest, bytes.len() as u64),
-        config_digest,
-    ))
+    let (config, manifest) = mutate::make_image(config, layers, Flavour::Oci);
+    store.write_blob(&config.bytes)?;
+    store.write_blob(&manifest.bytes)?;
+    Ok((manifest.descriptor, config.descriptor.digest))
 }
 
 /// Writes the merged filesystem of `image` as one tarball to `out`.

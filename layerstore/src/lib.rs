@@ -17,11 +17,13 @@ pub mod lease;
 pub mod limits;
 pub mod manifest;
 pub mod media_types;
+pub mod mutate;
 pub mod progress;
 pub mod prune;
 pub mod reference;
 pub mod store;
 pub mod tags;
+pub mod transport;
 pub mod unique_keys;
 
 pub use config::ImageConfig;

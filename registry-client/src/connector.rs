@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::credentials::DockerConfig;
 use crate::endpoint::EndpointOptions;
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::session::Session;
 
 /// Everything needed to connect to any registry.
 #[derive(Debug, Clone)]
@@ -17,8 +17,8 @@ pub struct Connector {
 
 impl Connector {
     /// A session with the registry of a reference domain, authenticated with the stored credentials for it.
-    pub async fn connect(&self, domain: &str) -> Result<Registry, Error> {
+    pub async fn connect(&self, domain: &str) -> Result<Session, Error> {
         let credential = DockerConfig::load(&self.docker_config)?.get(domain)?;
-        Registry::connect(domain, &self.endpoint, credential).await
+        Session::connect(domain, &self.endpoint, credential).await
     }
 }

@@ -70,6 +70,12 @@ pub enum Error {
     Tag(#[from] layerstore::tags::TagError),
     #[error(transparent)]
     Load(#[from] layerstore::archive::load::LoadError),
+    /// An image could not be changed (re-flavoured, re-compressed).
+    #[error(transparent)]
+    Mutate(#[from] layerstore::mutate::MutateError),
+    /// An image could not be copied from a source to a sink.
+    #[error(transparent)]
+    Transport(#[from] layerstore::transport::TransportError),
     #[error("{0}")]
     Location(String),
     #[error("{error}\nhint: {hint}")]

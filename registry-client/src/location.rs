@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::progress::Progress;
 use layerstore::tags::REF_NAME_ANNOTATION;
+use layerstore::transport::{copy_image, StoreSink, StoreSource};
 use layerstore::{Descriptor, Digest, Image, Reference, Store};
 
 use crate::connector::Connector;
@@ -213,30 +214,10 @@ fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
     if image.descriptor.media_type != layerstore::media_types::DOCKER_MANIFEST {
         return Ok(None);
     }
-    let manifest = image
-        .manifest
-        .to_flavour(layerstore::manifest::Flavour::Oci)
-        .ok_or_else(|| {
-            Error::Location(format!(
-                "{}: a layer has a media type with no OCI equivalent",
-                image.digest()
-            ))
-        })?;
-    let manifest_bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::Location(format!("serializing the OCI manifest: {e}")))?;
-    let mut descriptor = Descriptor::new(
-        layerstore::media_types::OCI_MANIFEST,
-        Digest::sha256_of(&manifest_bytes),
-        manifest_bytes.len() as u64,
-    );
-    descriptor.platform = image.descriptor.platform.clone();
-    Ok(Some(Image {
-        descriptor,
-        manifest_bytes,
-        manifest,
-        config_bytes: image.config_bytes.clone(),
-        config: image.config.clone(),
-    }))
+    Ok(Some(layerstore::mutate::set_flavour(
+        image,
+        layerstore::manifest::Flavour::Oci,
+    )?))
 }
 
 /// The push options of a copy to `destination`: blobs may be mounted from the source repository of the same registry.
@@ -423,19 +404,13 @@ fn find_in_layout(store: &Store, path: &Path, tag: Option<&str>) -> Result<Image
     Ok(Image::read(store, descriptor)?)
 }
 
-/// Copies the blobs and manifest of `image` that `to` lacks, verifying each.
+/// Copies the blobs and manifest of `image` that `to` lacks, verifying each: a store source to a store sink.
 pub(crate) fn copy_blobs(from: &Store, to: &Store, image: &Image) -> Result<(), Error> {
-    let mut blobs: Vec<&Descriptor> = image.manifest.layers.iter().collect();
-    blobs.push(&image.manifest.config);
-    for descriptor in blobs {
-        if !to.has_blob(&descriptor.digest) {
-            to.ingest(
-                &mut from.open_blob(&descriptor.digest)?,
-                Some(&descriptor.digest),
-            )?;
-        }
-    }
-    to.ingest(&mut &image.manifest_bytes[..], Some(image.digest()))?;
+    copy_image(
+        &StoreSource::new(from, image),
+        &mut StoreSink::new(to),
+        &layerstore::progress::NoProgress,
+    )?;
     Ok(())
 }
 

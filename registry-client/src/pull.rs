@@ -15,8 +15,8 @@ use layerstore::{Descriptor, Digest, Manifest, Platform, Reference, Store};
 use reqwest::{header, StatusCode};
 
 use crate::error::Error;
-use crate::registry::{header_str, repository_scope, status_error, Registry, Retry};
 use crate::retry::{backoff, MAX_ATTEMPTS};
+use crate::session::{header_str, repository_scope, status_error, Retry, Session};
 
 /// How to pull.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub fn manifest_reference(reference: &Reference) -> String {
 
 /// Fetches the manifest `reference` (a tag or digest) of `repository`, verifying it when fetched by digest.
 pub async fn fetch_manifest(
-    registry: &Registry,
+    registry: &Session,
     repository: &str,
     reference: &str,
 ) -> Result<FetchedManifest, Error> {
@@ -195,7 +195,7 @@ pub fn choose_platform<'a>(
 
 /// Pulls `reference` into `store` and tags it with `names`.
 pub async fn pull(
-    registry: &Registry,
+    registry: &Session,
     store: &Store,
     reference: &Reference,
     names: &[Reference],
@@ -290,7 +290,7 @@ pub(crate) fn media_type_of(fetched: &FetchedManifest) -> String {
 /// Downloads the config and layers of `manifest` that the store lacks, `jobs` at a time, into `scratch`, and moves
 /// them into the store only when every one has arrived and checked out. Returns how many it fetched.
 pub async fn download_blobs(
-    registry: &Registry,
+    registry: &Session,
     store: &Store,
     repository: &str,
     manifest: &Manifest,
@@ -351,7 +351,7 @@ impl Partial {
 /// Streams one blob to `path` (its progress item already started), verifying size and digest; a dropped connection resumes with `Range`. On a digest
 /// mismatch the file is deleted.
 pub async fn download_blob(
-    registry: &Registry,
+    registry: &Session,
     repository: &str,
     descriptor: &Descriptor,
     path: &Path,

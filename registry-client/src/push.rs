@@ -8,7 +8,7 @@ use layerstore::{Descriptor, Digest, Image, Reference, Store};
 use reqwest::{header, StatusCode};
 
 use crate::error::Error;
-use crate::registry::{header_str, repository_scope, status_error, Registry, Retry};
+use crate::session::{header_str, repository_scope, status_error, Retry, Session};
 use crate::upload::BlobUpload;
 
 /// How to push.
@@ -46,7 +46,7 @@ pub struct Pushed {
 
 /// Pushes `image` (read from `store`) as `reference`: its tag, or its digest when it names one.
 pub async fn push(
-    registry: &Registry,
+    registry: &Session,
     store: &Store,
     image: &Image,
     reference: &Reference,
@@ -121,7 +121,7 @@ pub async fn push(
 /// Uploads manifest (or index) bytes as `target` (a tag or digest) of `repository`, checking the digest the registry
 /// answers with.
 pub async fn put_manifest(
-    registry: &Registry,
+    registry: &Session,
     repository: &str,
     target: &str,
     media_type: &str,
@@ -154,7 +154,7 @@ pub async fn put_manifest(
 /// Uploads one blob of `store` to `repository` (skipped when the registry has it; resumable like an image push's),
 /// for callers that push content other than images, such as a build cache.
 pub async fn push_blob(
-    registry: &Registry,
+    registry: &Session,
     store: &Store,
     repository: &str,
     descriptor: &Descriptor,

@@ -17,8 +17,8 @@ use reqwest::{header, StatusCode, Url};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::Error;
-use crate::registry::{header_str, repository_scope, status_error, Registry, Retry};
 use crate::retry::{backoff, MAX_ATTEMPTS};
+use crate::session::{header_str, repository_scope, status_error, Retry, Session};
 
 /// How a blob got to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Outcome {
 
 /// One blob upload to one repository.
 pub(crate) struct BlobUpload<'a> {
-    pub registry: &'a Registry,
+    pub registry: &'a Session,
     pub repository: &'a str,
     pub store: &'a Store,
     pub descriptor: &'a Descriptor,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use layerstore::progress::NoProgress;
 use layerstore::{Digest, Platform, Reference, Store};
-use registry_client::{pull, EndpointOptions, PullOptions, Registry};
+use registry_client::{pull, EndpointOptions, PullOptions, Session};
 use serde_json::json;
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -235,7 +235,7 @@ fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
 async fn pulls_the_right_platform_and_retries_503_and_429() {
     let (fake, amd64, arm64) = fake();
     let host = format!("127.0.0.1:{}", fake.port);
-    let registry = Registry::connect(&host, &EndpointOptions::default(), None)
+    let registry = Session::connect(&host, &EndpointOptions::default(), None)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -313,7 +313,7 @@ async fn pulls_the_right_platform_and_retries_503_and_429() {
 async fn refuses_a_manifest_over_the_metadata_limit() {
     let (fake, _, _) = fake();
     let host = format!("127.0.0.1:{}", fake.port);
-    let registry = Registry::connect(&host, &EndpointOptions::default(), None)
+    let registry = Session::connect(&host, &EndpointOptions::default(), None)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

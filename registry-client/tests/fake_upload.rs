@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use layerstore::progress::NoProgress;
 use layerstore::{Descriptor, Digest, Image, Reference, Store};
-use registry_client::{push, EndpointOptions, PushOptions, Registry};
+use registry_client::{push, EndpointOptions, PushOptions, Session};
 use serde_json::json;
 
 #[derive(Default)]
@@ -245,7 +245,7 @@ async fn a_chunk_broken_midway_resumes_at_the_registry_offset() {
     let layer: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let image = image(&store, &layer);
     let host = format!("127.0.0.1:{port}");
-    let registry = Registry::connect(&host, &EndpointOptions::default(), None)
+    let registry = Session::connect(&host, &EndpointOptions::default(), None)
         .await
         .unwrap();
     let reference = Reference::parse_tagged(&format!("{host}/repo:v1")).unwrap();

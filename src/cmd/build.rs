@@ -513,24 +513,11 @@ impl Output {
     }
 }
 
-/// The image with its manifest rewritten in `flavour` (media types only; the image ID stays).
+/// The image with its manifest rewritten in `flavour` (media types only; the image ID stays), stored.
 fn in_flavour(store: &layerstore::Store, image: Image, flavour: Flavour) -> anyhow::Result<Image> {
-    let manifest = image
-        .manifest
-        .to_flavour(flavour)
-        .context("the image has zstd layers, which Docker's manifest format cannot describe")?;
-    let bytes = serde_json::to_vec(&manifest)?;
-    let digest = store.write_blob(&bytes)?;
-    Ok(Image {
-        descriptor: layerstore::Descriptor::new(
-            flavour.manifest_type(),
-            digest,
-            bytes.len() as u64,
-        ),
-        manifest_bytes: bytes,
-        manifest,
-        ..image
-    })
+    let image = layerstore::mutate::set_flavour(&image, flavour)?;
+    store.write_blob(&image.manifest_bytes)?;
+    Ok(image)
 }
 
 /// Pulls missing base images through the registry client, as `lade pull` does.

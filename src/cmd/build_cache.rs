@@ -10,7 +10,7 @@ use layerstore::manifest::Flavour;
 use layerstore::media_types::Compression;
 use layerstore::progress::NoProgress;
 use layerstore::{Descriptor, Digest, Reference, Store};
-use registry_client::{Connector, Registry};
+use registry_client::{Connector, Session};
 
 /// Where a cache lives.
 #[derive(Debug, Clone)]
@@ -310,13 +310,13 @@ struct RegistryCache {
     runtime: tokio::runtime::Runtime,
     connector: Connector,
     reference: Reference,
-    registry: tokio::sync::OnceCell<Registry>,
+    registry: tokio::sync::OnceCell<Session>,
 }
 
 impl RegistryCache {
     fn run<T>(
         &self,
-        work: impl AsyncFnOnce(&Registry, &str) -> Result<T, registry_client::Error>,
+        work: impl AsyncFnOnce(&Session, &str) -> Result<T, registry_client::Error>,
     ) -> Result<T, registry_client::Error> {
         self.runtime.block_on(async {
             let registry = self

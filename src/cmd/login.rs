@@ -99,7 +99,7 @@ pub fn run(_context: &super::Context, args: Args) -> anyhow::Result<()> {
     let credential = Credential::Basic { username, password };
     let connector = args.remote.connector()?;
     let refresh_token = super::remote::block_on(async {
-        let session = registry_client::Registry::connect(
+        let session = registry_client::Session::connect(
             &registry,
             &connector.endpoint,
             Some(credential.clone()),

@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 
-use serde_json::Map;
-
 use super::staging::{stage, Staged, StagedFile, StagingError};
 use super::{blob_path, ArchiveManifestEntry};
 use crate::config::ImageConfig;
 use crate::digest::{Digest, HashingReader};
 use crate::layer::compress::{auto_decompress, detect};
 use crate::limits::MAX_METADATA_SIZE;
-use crate::manifest::{Descriptor, Index, Manifest, ManifestError, ManifestKind, Platform};
+use crate::manifest::{
+    Descriptor, Flavour, Index, Manifest, ManifestError, ManifestKind, Platform,
+};
 use crate::media_types::{self, Compression};
+use crate::mutate::{self, Encoded};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::{Store, StoreError};
@@ -473,26 +474,16 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
             layers.push(Descriptor::new(media_type, file.sha256.clone(), file.size));
             plan.blobs.push((file.clone(), file.sha256.clone()));
         }
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_types::OCI_MANIFEST.to_string()),
-            artifact_type: None,
-            config: Descriptor::new(
-                media_types::OCI_CONFIG,
-                config_file.sha256.clone(),
-                config_file.size,
-            ),
-            layers,
-            subject: None,
-            annotations: None,
-            extra: Map::new(),
-        };
-        let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-        let descriptor = Descriptor::new(
-            media_types::OCI_MANIFEST,
-            Digest::sha256_of(&bytes),
-            bytes.len() as u64,
+        let config_descriptor = Descriptor::new(
+            media_types::OCI_CONFIG,
+            config_file.sha256.clone(),
+            config_file.size,
         );
+        let Encoded { bytes, descriptor } = mutate::encode_manifest(&mutate::new_manifest(
+            Flavour::Oci,
+            config_descriptor,
+            layers,
+        ));
         plan.new_blobs.push(bytes);
         plan.add_image(LoadedImage {
             descriptor,

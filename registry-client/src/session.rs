@@ -23,22 +23,22 @@ pub fn repository_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
 }
 
-/// A session with one registry.
+/// An HTTP session with one registry: its endpoint (scheme, TLS) and its authentication state (cached tokens).
 #[derive(Debug)]
-pub struct Registry {
+pub struct Session {
     endpoint: Endpoint,
     auth: Auth,
 }
 
-impl Registry {
+impl Session {
     /// Connects to the registry of a reference domain (`docker.io`, `host:port`): pings `/v2/` to learn how it
     /// authenticates.
     pub async fn connect(
         domain: &str,
         options: &EndpointOptions,
         credential: Option<Credential>,
-    ) -> Result<Registry, Error> {
-        let registry = Registry {
+    ) -> Result<Session, Error> {
+        let registry = Session {
             endpoint: Endpoint::new(domain, options)?,
             auth: Auth::new(credential),
         };
