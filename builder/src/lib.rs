@@ -1,6 +1,6 @@
 //! Turns a Dockerfile and a build context into images in the layer store.
 //!
-//! The front end, [`dockerfile`], parses, types and plans Dockerfiles. The engine, [`build`], runs a plan: [`context`]
+//! The front end, [`lade_dockerfile`], parses, types and plans Dockerfiles. The engine, [`build`], runs a plan: [`context`]
 //! reads the build context (with [`dockerignore`] rules and [`glob`] source patterns) and checksums COPY sources;
 //! [`snapshot`] gives each step a writable root filesystem over the parent image's layers and turns what the step
 //! changed into a layer; [`copy`] does COPY/ADD into it and [`runtime`] runs RUN in it through runc. [`users`]
@@ -9,7 +9,6 @@
 pub mod build;
 pub mod context;
 pub mod copy;
-pub mod dockerfile;
 pub mod dockerignore;
 pub mod glob;
 pub mod runtime;

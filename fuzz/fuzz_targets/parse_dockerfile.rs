@@ -1,7 +1,7 @@
 //! Fuzzes the whole front end: parse, raw dump, typing, stages, planning and stage expansion.
 #![no_main]
 
-use builder::dockerfile::{BuildOptions, Dockerfile, Platform};
+use lade_dockerfile::{BuildOptions, Dockerfile, Platform};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest};
-use builder::dockerfile::Platform;
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
+use lade_dockerfile::Platform;
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
 use layerstore::{Image, Reference};

@@ -1,10 +1,10 @@
-//! `lade dockerfile …`: inspect Dockerfiles with the front end in `builder::dockerfile`.
+//! `lade dockerfile …`: inspect Dockerfiles with the front end, `lade_dockerfile`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use builder::dockerfile::{BaseImage, BuildOptions, Dockerfile, Platform, SourceDiagnostic};
 use clap::{Args, Subcommand, ValueEnum};
+use lade_dockerfile::{BaseImage, BuildOptions, Dockerfile, Platform, SourceDiagnostic};
 
 /// Arguments of `lade dockerfile`.
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! The build engine: a Dockerfile and a context directory become an image in the layer store.
 //!
-//! [`build`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
+//! [`build`] parses and plans the Dockerfile with [`lade_dockerfile`], then runs the stages the target needs in
 //! dependency order ([`stage`]). Every layer-producing step (RUN, COPY, ADD, WORKDIR) is looked up in the
 //! content-addressed [`cache`] first; metadata steps only change the config. The result is an image whose config and
 //! history match what BuildKit writes for the same Dockerfile ([`history`]).
@@ -23,9 +23,9 @@ use layerstore::{Descriptor, Digest, Reference, Store};
 
 use crate::context::ContextError;
 use crate::copy::CopyError;
-use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
 use crate::runtime::{EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security};
 use crate::snapshot::SnapshotError;
+use lade_dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
 
 /// Everything `lade build` was asked to do.
 #[derive(Debug, Clone)]

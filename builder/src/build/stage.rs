@@ -23,13 +23,13 @@ use super::{BuildError, BuildRequest, CacheRecords, ImagePuller, Reporter, StepE
 use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
 use crate::copy::{self, CopyOptions};
-use crate::dockerfile::instructions::{
-    Add, Command, CommandLine, Copy, Instruction, NetworkMode, Run, SecurityMode, Source,
-};
-use crate::dockerfile::{BaseImage, BuildPlan};
 use crate::runtime::{Network, RunSpec, Runtime};
 use crate::snapshot::{LayerRef, Snapshot, Snapshotter};
 use crate::users::resolve_chown;
+use lade_dockerfile::{
+    Add, Command, CommandLine, Copy, Instruction, NetworkMode, Run, SecurityMode, Source,
+};
+use lade_dockerfile::{BaseImage, BuildPlan};
 
 /// The default PATH BuildKit gives `FROM scratch` images and RUN steps without one.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -334,10 +334,10 @@ impl<'a> Engine<'a> {
             records: base.records,
         };
         for (number, expression) in triggers.iter().enumerate() {
-            let trigger = crate::dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
+            let trigger = lade_dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
             let command = trigger
                 .command
-                .expand(&crate::dockerfile::Lexer::new('\\'), state.vars.as_slice())
+                .expand(&lade_dockerfile::Lexer::new('\\'), state.vars.as_slice())
                 .map_err(|e| BuildError::Step {
                     file: self.file_name.to_string(),
                     line: planned.stage.from_location.start_line,
@@ -1139,7 +1139,7 @@ fn is_url(source: &str) -> bool {
 }
 
 /// A heredoc's text as the file or script gets it: with `<<-`, leading tabs are stripped from every line.
-fn heredoc_content(heredoc: &crate::dockerfile::Heredoc) -> String {
+fn heredoc_content(heredoc: &lade_dockerfile::Heredoc) -> String {
     if heredoc.chomp {
         let lines: Vec<&str> = heredoc
             .content

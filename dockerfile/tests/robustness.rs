@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use builder::dockerfile::{BuildOptions, Dockerfile, Lexer, Platform};
+use lade_dockerfile::{BuildOptions, Dockerfile, Lexer, Platform};
 use proptest::prelude::*;
 
 const FRAGMENTS: &[&str] = &[

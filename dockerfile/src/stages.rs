@@ -784,7 +784,7 @@ impl BuildPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::instructions::{CommandLine, Source};
+    use crate::instructions::{CommandLine, Source};
 
     fn stages(source: &str) -> Stages {
         Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap()).unwrap()

@@ -5,8 +5,8 @@
 
 use std::ops::Range;
 
-use crate::dockerfile::ast::{Heredoc, Node};
-use crate::dockerfile::heredoc::parse_heredoc_marker;
+use crate::ast::{Heredoc, Node};
+use crate::heredoc::parse_heredoc_marker;
 
 use super::commands::*;
 use super::duration::parse_go_duration;
@@ -682,7 +682,7 @@ fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::parser::parse;
+    use crate::parser::parse;
 
     fn typed(source: &str) -> Result<Command, InstructionError> {
         let parsed = parse(source).unwrap();
