@@ -38,8 +38,10 @@ mod instructions;
 mod json_array;
 mod line_parsers;
 mod parser;
+mod plan;
 mod platform;
 mod raw_dump;
+mod scope;
 mod shell;
 mod shell_pattern;
 mod split_command;
@@ -56,9 +58,10 @@ pub use instructions::{
     NetworkMode, Onbuild, PortRange, Protocol, Run, SecurityMode, Shell, Source, StopSignal, User,
     Volume, Workdir,
 };
+pub use plan::{BaseImage, BuildOptions, BuildPlan, PlannedStage};
 pub use platform::Platform;
 pub use shell::{Environment, ExpandError, Expansion, Lexer};
-pub use stages::{BaseImage, BuildOptions, BuildPlan, GlobalArg, PlannedStage, Stage, Stages};
+pub use stages::{GlobalArg, Stage, Stages};
 
 /// A parsed Dockerfile: its source, directives, raw instructions and parser warnings.
 #[derive(Debug, Clone)]

@@ -1,10 +1,15 @@
 //! Typed instructions: one Rust type per Dockerfile instruction, built from raw nodes with validated flags.
 
 mod commands;
+mod context;
 mod duration;
 mod flags;
 mod mount;
 mod parse;
+mod parse_config;
+mod parse_files;
+mod parse_run;
+mod parse_stage;
 mod ports;
 mod signal;
 

@@ -1,19 +1,18 @@
-//! Raw nodes to typed instructions (BuildKit's `instructions/parse.go`): argument counts, flags, forms.
+//! Raw nodes to typed instructions (BuildKit's `instructions/parse.go`): one parser per instruction, in
+//! `parse_stage` (FROM, ARG, ONBUILD), `parse_run` (RUN, CMD,
+//! ENTRYPOINT, SHELL, HEALTHCHECK), `parse_files` (COPY, ADD, VOLUME, WORKDIR) and
+//! `parse_config` (ENV, LABEL, MAINTAINER, EXPOSE, USER, STOPSIGNAL), chosen here by name.
 //!
 //! Errors carry the source range to underline and what was expected there; warnings (deprecated MAINTAINER,
 //! shell-form arguments that look like a JSON array with single quotes) are collected on the side.
 
 use std::ops::Range;
 
-use crate::ast::{Heredoc, Node};
-use crate::heredoc::parse_heredoc_marker;
+use crate::ast::Node;
 
-use super::commands::*;
-use super::duration::parse_go_duration;
-use super::flags::{parse_flags, FlagKind, ParsedFlags};
-use super::mount::parse_mount;
-use super::ports::parse_port_spec;
-use super::signal::check_stop_signal;
+use super::commands::{Command, Instruction, Location};
+use super::context::Context;
+use super::{parse_config, parse_files, parse_run, parse_stage};
 
 /// Why an instruction is invalid, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,98 +62,18 @@ pub const INSTRUCTION_NAMES: &[&str] = &[
     "WORKDIR",
 ];
 
-struct Context<'a> {
-    node: &'a Node,
-    name: String,
-    heredocs: &'a [Heredoc],
-    warnings: &'a mut Vec<InstructionWarning>,
-}
-
-impl Context<'_> {
-    fn error(&self, message: impl Into<String>, expected: impl Into<String>) -> InstructionError {
-        InstructionError {
-            message: message.into(),
-            expected: expected.into(),
-            span: self.args_or_keyword_span(),
-            help: None,
-        }
-    }
-
-    fn args_or_keyword_span(&self) -> Range<usize> {
-        if self.node.args_span.is_empty() {
-            self.node.keyword_span.clone()
-        } else {
-            self.node.args_span.clone()
-        }
-    }
-
-    fn flags(&self, allowed: &[(&'static str, FlagKind)]) -> Result<ParsedFlags, InstructionError> {
-        parse_flags(&self.name, &self.node.flags, allowed).map_err(|error| InstructionError {
-            message: error.message,
-            expected: error.expected,
-            span: error.span,
-            help: None,
-        })
-    }
-
-    fn args(&self) -> &[String] {
-        &self.node.args
-    }
-
-    fn at_least_one(&self) -> Result<(), InstructionError> {
-        if self.args().is_empty()
-            || (self.args().len() == 1 && self.args()[0].is_empty() && !self.node.json)
-        {
-            return Err(self.error(
-                format!("{} requires at least one argument", self.name),
-                "an argument",
-            ));
-        }
-        Ok(())
-    }
-
-    fn exactly_one(&self) -> Result<String, InstructionError> {
-        match self.args() {
-            [single] if !single.is_empty() => Ok(single.clone()),
-            _ => Err(self.error(
-                format!("{} requires exactly one argument", self.name),
-                "one argument",
-            )),
-        }
-    }
-
-    fn command_line(&mut self) -> Result<CommandLine, InstructionError> {
-        if self.node.json {
-            return Ok(CommandLine::Exec(self.args().to_vec()));
-        }
-        // A bare `RUN`, `CMD` or `ENTRYPOINT` is BuildKit's shell form of nothing: `/bin/sh -c ""`.
-        let text = self.args().join(" ");
-        self.warn_if_single_quoted_json(&text);
-        Ok(CommandLine::Shell(text))
-    }
-
-    fn warn_if_single_quoted_json(&mut self, text: &str) {
-        let trimmed = text.trim();
-        if trimmed.starts_with('[') && trimmed.ends_with(']') {
-            self.warnings.push(InstructionWarning {
-                rule: "JSONArgsRecommended",
-                message: format!(
-                    "{} arguments look like a JSON array but are not valid JSON (single quotes?); they run in shell form",
-                    self.name
-                ),
-                label: "use double quotes for exec form: [\"executable\", \"arg\"]".into(),
-                span: self.node.args_span.clone(),
-            });
-        }
-    }
-}
-
 /// Types one raw node.
 pub fn parse_instruction(
     node: &Node,
     warnings: &mut Vec<InstructionWarning>,
 ) -> Result<Instruction, InstructionError> {
-    let command = parse_command(node, &node.heredocs, warnings)?;
+    let mut cx = Context {
+        node,
+        name: node.instruction_name(),
+        heredocs: &node.heredocs,
+        warnings,
+    };
+    let command = parse_command(&mut cx)?;
     Ok(Instruction {
         command,
         location: Location {
@@ -165,6 +84,37 @@ pub fn parse_instruction(
     })
 }
 
+/// The parser of the node's instruction.
+fn parse_command(cx: &mut Context<'_>) -> Result<Command, InstructionError> {
+    match cx.name.as_str() {
+        "FROM" => parse_stage::parse_from(cx),
+        "ARG" => parse_stage::parse_arg(cx),
+        "ONBUILD" => parse_stage::parse_onbuild(cx),
+        "RUN" => parse_run::parse_run(cx),
+        "CMD" => parse_run::parse_cmd(cx),
+        "ENTRYPOINT" => parse_run::parse_entrypoint(cx),
+        "SHELL" => parse_run::parse_shell(cx),
+        "HEALTHCHECK" => parse_run::parse_healthcheck(cx),
+        "COPY" => parse_files::parse_copy(cx),
+        "ADD" => parse_files::parse_add(cx),
+        "VOLUME" => parse_files::parse_volume(cx),
+        "WORKDIR" => parse_files::parse_workdir(cx),
+        "ENV" => parse_config::parse_env(cx),
+        "LABEL" => parse_config::parse_label(cx),
+        "MAINTAINER" => parse_config::parse_maintainer(cx),
+        "EXPOSE" => parse_config::parse_expose(cx),
+        "USER" => parse_config::parse_user(cx),
+        "STOPSIGNAL" => parse_config::parse_stop_signal(cx),
+        _ => Err(InstructionError {
+            message: format!("unknown instruction: {}", cx.node.keyword),
+            expected: "a Dockerfile instruction".into(),
+            span: cx.node.keyword_span.clone(),
+            help: closest_instruction(&cx.node.keyword).map(|name| format!("did you mean {name}?")),
+        }),
+    }
+}
+
+/// The known instruction within two edits of `keyword`, for a "did you mean" hint.
 fn closest_instruction(keyword: &str) -> Option<&'static str> {
     let upper = keyword.to_ascii_uppercase();
     let distance = |a: &str, b: &str| {
@@ -188,500 +138,10 @@ fn closest_instruction(keyword: &str) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
-fn parse_command(
-    node: &Node,
-    heredocs: &[Heredoc],
-    warnings: &mut Vec<InstructionWarning>,
-) -> Result<Command, InstructionError> {
-    let name = node.instruction_name();
-    let mut cx = Context {
-        node,
-        name: name.clone(),
-        heredocs,
-        warnings,
-    };
-    use FlagKind::{Bool, String as Text, StringList};
-    let command = match name.as_str() {
-        "FROM" => {
-            let flags = cx.flags(&[("platform", Text)])?;
-            let (image, stage_name) = match node.args.as_slice() {
-                [image] => (image.clone(), None),
-                [image, as_word, stage] if as_word.eq_ignore_ascii_case("as") => {
-                    let keyword = &node.keyword;
-                    let all = |text: &str, upper: bool| {
-                        text.chars()
-                            .filter(char::is_ascii_alphabetic)
-                            .all(|c| c.is_ascii_uppercase() == upper)
-                    };
-                    if (all(keyword, true) && all(as_word, false))
-                        || (all(keyword, false) && all(as_word, true))
-                    {
-                        cx.warnings.push(InstructionWarning {
-                            rule: "FromAsCasing",
-                            message: format!(
-                                "'{as_word}' and '{keyword}' keywords' casing do not match"
-                            ),
-                            label: format!(
-                                "write '{}'",
-                                if all(keyword, true) { "AS" } else { "as" }
-                            ),
-                            span: node.args_span.clone(),
-                        });
-                    }
-                    if stage.chars().any(|c| c.is_uppercase()) {
-                        cx.warnings.push(InstructionWarning {
-                            rule: "StageNameCasing",
-                            message: format!("Stage name '{stage}' should be lowercase"),
-                            label: format!("write '{}'", stage.to_lowercase()),
-                            span: node.args_span.clone(),
-                        });
-                    }
-                    (image.clone(), Some(validate_stage_name(&cx, stage)?))
-                }
-                _ => {
-                    return Err(cx.error(
-                        "FROM requires either one or three arguments",
-                        "IMAGE [AS NAME]",
-                    ))
-                }
-            };
-            Command::From(From {
-                image,
-                stage_name,
-                platform: flags.string("platform"),
-            })
-        }
-        "RUN" => {
-            let flags =
-                cx.flags(&[("mount", StringList), ("network", Text), ("security", Text)])?;
-            let mut mounts = Vec::new();
-            let mut mount_specs = Vec::new();
-            for (spec, span) in flags.list("mount") {
-                let mount = parse_mount(&spec).map_err(|message| InstructionError {
-                    message: format!("invalid --mount: {message}"),
-                    expected: "type=bind|cache|tmpfs|secret|ssh,target=PATH,…".into(),
-                    span,
-                    help: None,
-                })?;
-                mounts.push(mount);
-                mount_specs.push(spec);
-            }
-            let network = match flags.string_with_span("network") {
-                None => None,
-                Some((value, span)) => Some(match value.as_str() {
-                    "default" => NetworkMode::Default,
-                    "none" => NetworkMode::None,
-                    "host" => NetworkMode::Host,
-                    _ => {
-                        return Err(InstructionError {
-                            message: format!("unsupported network mode \"{value}\""),
-                            expected: "default, none or host".into(),
-                            span,
-                            help: None,
-                        })
-                    }
-                }),
-            };
-            let security = match flags.string_with_span("security") {
-                None => None,
-                Some((value, span)) => Some(match value.as_str() {
-                    "sandbox" => SecurityMode::Sandbox,
-                    "insecure" => SecurityMode::Insecure,
-                    _ => {
-                        return Err(InstructionError {
-                            message: format!("security \"{value}\" is not valid"),
-                            expected: "sandbox or insecure".into(),
-                            span,
-                            help: None,
-                        })
-                    }
-                }),
-            };
-            let command = cx.command_line()?;
-            Command::Run(Run {
-                command,
-                heredocs: cx.heredocs.to_vec(),
-                mounts,
-                mount_specs,
-                network,
-                security,
-            })
-        }
-        "CMD" => {
-            cx.flags(&[])?;
-            Command::Cmd(Cmd {
-                command: cx.command_line()?,
-            })
-        }
-        "ENTRYPOINT" => {
-            cx.flags(&[])?;
-            Command::Entrypoint(Entrypoint {
-                command: cx.command_line()?,
-            })
-        }
-        "ENV" | "LABEL" => {
-            cx.flags(&[])?;
-            if node.legacy_key_value {
-                cx.warnings.push(InstructionWarning {
-                    rule: "LegacyKeyValueFormat",
-                    message: format!("\"{name} key=value\" should be used instead of legacy \"{name} key value\" format"),
-                    label: "write key=value".into(),
-                    span: node.args_span.clone(),
-                });
-            }
-            if cx.args().is_empty() {
-                return Err(cx.error(
-                    format!("{name} requires at least one argument"),
-                    "NAME=VALUE",
-                ));
-            }
-            if cx.args().len() % 2 == 1 {
-                return Err(cx.error(
-                    format!("Bad input to {name}, too many arguments"),
-                    "NAME=VALUE pairs",
-                ));
-            }
-            let pairs: Vec<KeyValue> = cx
-                .args()
-                .chunks(2)
-                .map(|pair| KeyValue {
-                    key: pair[0].clone(),
-                    value: pair[1].clone(),
-                })
-                .collect();
-            if pairs.iter().any(|pair| pair.key.is_empty()) {
-                return Err(cx.error(format!("{name} names can not be blank"), "NAME=VALUE"));
-            }
-            if name == "ENV" {
-                Command::Env(Env { variables: pairs })
-            } else {
-                Command::Label(Label { labels: pairs })
-            }
-        }
-        "ARG" => {
-            cx.flags(&[])?;
-            cx.at_least_one()?;
-            let mut declarations = Vec::new();
-            for word in cx.args() {
-                let (name, default) = match word.split_once('=') {
-                    Some((name, default)) => (name, Some(default.to_string())),
-                    None => (word.as_str(), None),
-                };
-                if name.is_empty() {
-                    return Err(cx.error("ARG names can not be blank", "NAME[=DEFAULT]"));
-                }
-                declarations.push(ArgDeclaration {
-                    name: name.to_string(),
-                    default,
-                });
-            }
-            Command::Arg(Arg { declarations })
-        }
-        "MAINTAINER" => {
-            cx.flags(&[])?;
-            let maintainer = cx.exactly_one()?;
-            cx.warnings.push(InstructionWarning {
-                rule: "MaintainerDeprecated",
-                message: "MAINTAINER is deprecated".into(),
-                label: format!("use LABEL org.opencontainers.image.authors=\"{maintainer}\""),
-                span: node.keyword_span.clone(),
-            });
-            Command::Maintainer(Maintainer { name: maintainer })
-        }
-        "EXPOSE" => {
-            cx.flags(&[])?;
-            cx.at_least_one()?;
-            // Words with variables, quotes or escapes are checked once expanded.
-            for port in cx.args() {
-                if !port.contains(['$', '"', '\'', '\\', '`']) {
-                    parse_port_spec(port)
-                        .map_err(|message| cx.error(message, "PORT[-PORT][/tcp|udp|sctp]"))?;
-                }
-            }
-            Command::Expose(Expose {
-                ports: cx.args().to_vec(),
-            })
-        }
-        "ADD" => {
-            let flags = cx.flags(&[
-                ("chown", Text),
-                ("chmod", Text),
-                ("checksum", Text),
-                ("keep-git-dir", Bool),
-                ("link", Bool),
-                ("exclude", StringList),
-            ])?;
-            let (sources, destination) = sources_and_destination(&cx)?;
-            Command::Add(Add {
-                sources,
-                destination,
-                chown: flags.string("chown"),
-                chmod: flags.string("chmod"),
-                checksum: flags.string("checksum"),
-                keep_git_dir: flags.bool("keep-git-dir"),
-                link: flags.bool("link"),
-                excludes: flags
-                    .list("exclude")
-                    .into_iter()
-                    .map(|(value, _)| value)
-                    .collect(),
-            })
-        }
-        "COPY" => {
-            let flags = cx.flags(&[
-                ("from", Text),
-                ("chown", Text),
-                ("chmod", Text),
-                ("link", Bool),
-                ("parents", Bool),
-                ("exclude", StringList),
-            ])?;
-            let (sources, destination) = sources_and_destination(&cx)?;
-            Command::Copy(Copy {
-                sources,
-                destination,
-                from: flags.string("from").filter(|from| !from.is_empty()),
-                chown: flags.string("chown"),
-                chmod: flags.string("chmod"),
-                link: flags.bool("link"),
-                parents: flags.bool("parents"),
-                excludes: flags
-                    .list("exclude")
-                    .into_iter()
-                    .map(|(value, _)| value)
-                    .collect(),
-            })
-        }
-        "VOLUME" => {
-            cx.flags(&[])?;
-            if cx.args().is_empty() {
-                return Err(cx.error("VOLUME requires at least one argument", "a path"));
-            }
-            if cx.args().iter().any(|path| path.trim().is_empty()) {
-                return Err(cx.error("VOLUME specified can not be an empty string", "a path"));
-            }
-            Command::Volume(Volume {
-                paths: cx.args().to_vec(),
-            })
-        }
-        "USER" => {
-            cx.flags(&[])?;
-            Command::User(User {
-                user: cx.exactly_one()?,
-            })
-        }
-        "WORKDIR" => {
-            cx.flags(&[])?;
-            Command::Workdir(Workdir {
-                path: cx.exactly_one()?,
-            })
-        }
-        "STOPSIGNAL" => {
-            cx.flags(&[])?;
-            let signal = cx.exactly_one()?;
-            // A value with variables, quotes or escapes is checked once expanded.
-            if !signal.contains(['$', '"', '\'', '\\', '`']) {
-                check_stop_signal(&signal).map_err(|message| {
-                    cx.error(message, "a signal name like SIGTERM, or a number")
-                })?;
-            }
-            Command::StopSignal(StopSignal { signal })
-        }
-        "HEALTHCHECK" => parse_healthcheck(&mut cx)?,
-        "SHELL" => {
-            cx.flags(&[])?;
-            if cx.args().is_empty() || (!node.json && cx.args() == [""]) {
-                return Err(cx.error("SHELL requires at least one argument", "[\"executable\"]"));
-            }
-            if !node.json {
-                return Err(cx.error(
-                    "SHELL requires the arguments to be in JSON form",
-                    "[\"executable\", \"parameters\"]",
-                ));
-            }
-            Command::Shell(Shell {
-                shell: cx.args().to_vec(),
-            })
-        }
-        "ONBUILD" => {
-            cx.flags(&[])?;
-            let Some(trigger) = &node.sub_instruction else {
-                return Err(cx.error("ONBUILD requires at least one argument", "an instruction"));
-            };
-            let trigger_name = trigger.instruction_name();
-            if matches!(trigger_name.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                let message = if trigger_name == "ONBUILD" {
-                    "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_string()
-                } else {
-                    format!("{trigger_name} isn't allowed as an ONBUILD trigger")
-                };
-                return Err(InstructionError {
-                    message,
-                    expected: "another instruction".into(),
-                    span: trigger.keyword_span.clone(),
-                    help: None,
-                });
-            }
-            // As BuildKit, the trigger is kept as text and only typed when a child build runs it.
-            Command::Onbuild(Onbuild {
-                expression: trigger.original.trim().to_string(),
-            })
-        }
-        _ => {
-            return Err(InstructionError {
-                message: format!("unknown instruction: {}", node.keyword),
-                expected: "a Dockerfile instruction".into(),
-                span: node.keyword_span.clone(),
-                help: closest_instruction(&node.keyword)
-                    .map(|name| format!("did you mean {name}?")),
-            })
-        }
-    };
-    Ok(command)
-}
-
-/// Stage names: `^[a-z][a-z0-9-_.]*$` after lower-casing.
-fn validate_stage_name(cx: &Context<'_>, name: &str) -> Result<String, InstructionError> {
-    let lower = name.to_ascii_lowercase();
-    let mut chars = lower.chars();
-    let valid = chars.next().is_some_and(|first| first.is_ascii_lowercase())
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if !valid {
-        return Err(cx.error(
-            format!("invalid name for build stage: \"{name}\", name can't start with a number or contain symbols"),
-            "a name like build-stage_1",
-        ));
-    }
-    Ok(lower)
-}
-
-fn sources_and_destination(cx: &Context<'_>) -> Result<(Vec<Source>, String), InstructionError> {
-    let args = cx.args();
-    if args.len() < 2 {
-        let message = if args.len() == 1 {
-            format!(
-                "{} requires at least two arguments, but only one was provided. Destination could not be determined.",
-                cx.name
-            )
-        } else {
-            format!("{} requires at least two arguments", cx.name)
-        };
-        return Err(cx.error(message, "SOURCE... DESTINATION"));
-    }
-    let (destination, sources) = args.split_last().expect("at least two arguments");
-    let mut heredocs = cx.heredocs.iter();
-    let mut typed = Vec::with_capacity(sources.len());
-    for source in sources {
-        let is_marker = !cx.node.json && parse_heredoc_marker(source).is_some();
-        match if is_marker { heredocs.next() } else { None } {
-            Some(heredoc) => typed.push(Source::Heredoc(heredoc.clone())),
-            None => typed.push(Source::Path(source.clone())),
-        }
-    }
-    Ok((typed, destination.clone()))
-}
-
-fn parse_healthcheck(cx: &mut Context<'_>) -> Result<Command, InstructionError> {
-    use FlagKind::String as Text;
-    let flags = cx.flags(&[
-        ("interval", Text),
-        ("timeout", Text),
-        ("start-period", Text),
-        ("start-interval", Text),
-        ("retries", Text),
-    ])?;
-    let Some(kind) = cx.args().first() else {
-        return Err(cx.error(
-            "HEALTHCHECK requires at least one argument",
-            "NONE or CMD command",
-        ));
-    };
-    match kind.to_ascii_uppercase().as_str() {
-        "NONE" => {
-            if cx.args().len() != 1 {
-                return Err(cx.error("HEALTHCHECK NONE takes no arguments", "nothing after NONE"));
-            }
-            Ok(Command::Healthcheck(Healthcheck::None))
-        }
-        "CMD" => {
-            let rest = &cx.args()[1..];
-            let command = if cx.node.json {
-                CommandLine::Exec(rest.to_vec())
-            } else {
-                CommandLine::Shell(rest.join(" "))
-            };
-            let empty = match &command {
-                CommandLine::Exec(words) => words.is_empty(),
-                CommandLine::Shell(text) => text.trim().is_empty(),
-            };
-            if empty {
-                return Err(cx.error("Missing command after HEALTHCHECK CMD", "a command"));
-            }
-            // BuildKit v0.8's checks: an empty value is unset; a duration must be at least 1ms (0 too is refused,
-            // as is --retries=0).
-            let duration = |flag: &str| -> Result<Option<std::time::Duration>, InstructionError> {
-                let Some((text, span)) =
-                    flags.string_with_span(flag).filter(|(t, _)| !t.is_empty())
-                else {
-                    return Ok(None);
-                };
-                let error = |message: String| InstructionError {
-                    message,
-                    expected: "a duration like 30s or 1m30s".into(),
-                    span: span.clone(),
-                    help: None,
-                };
-                let value = parse_go_duration(&text).map_err(error)?;
-                if value < std::time::Duration::from_millis(1) {
-                    return Err(error(format!(
-                        "Interval \"{flag}\" cannot be less than 1ms"
-                    )));
-                }
-                Ok(Some(value))
-            };
-            let retries = match flags
-                .string_with_span("retries")
-                .filter(|(t, _)| !t.is_empty())
-            {
-                None => None,
-                Some((text, span)) => {
-                    let parsed: i64 = text.parse().map_err(|_| InstructionError {
-                        message: format!("invalid --retries value \"{text}\""),
-                        expected: "a whole number".into(),
-                        span: span.clone(),
-                        help: None,
-                    })?;
-                    if parsed < 1 {
-                        return Err(InstructionError {
-                            message: format!("--retries must be at least 1 (not {parsed})"),
-                            expected: "1 or more".into(),
-                            span,
-                            help: None,
-                        });
-                    }
-                    Some(u32::try_from(parsed).unwrap_or(u32::MAX))
-                }
-            };
-            Ok(Command::Healthcheck(Healthcheck::Check {
-                command,
-                interval: duration("interval")?,
-                timeout: duration("timeout")?,
-                start_period: duration("start-period")?,
-                start_interval: duration("start-interval")?,
-                retries,
-            }))
-        }
-        _ => Err(cx.error(
-            format!("Unknown type \"{kind}\" in HEALTHCHECK (try CMD)"),
-            "NONE or CMD",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instructions::*;
     use crate::parser::parse;
 
     fn typed(source: &str) -> Result<Command, InstructionError> {
