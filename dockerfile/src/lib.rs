@@ -39,7 +39,7 @@ mod json_array;
 mod line_parsers;
 mod parser;
 mod plan;
-mod platform;
+mod predefined;
 mod raw_dump;
 mod scope;
 mod shell;
@@ -59,7 +59,6 @@ pub use instructions::{
     Volume, Workdir,
 };
 pub use plan::{BaseImage, BuildOptions, BuildPlan, PlannedStage};
-pub use platform::Platform;
 pub use shell::{Environment, ExpandError, Expansion, Lexer};
 pub use stages::{GlobalArg, Stage, Stages};
 

@@ -11,33 +11,22 @@ use std::ops::Range;
 
 use crate::diagnostic::{SourceDiagnostic, SourceFile};
 use crate::instructions::{Command, CommandExpandError, Instruction};
-use crate::platform::{is_predefined_arg, Platform, PROXY_ARGS};
+use crate::predefined::{is_predefined_arg, PROXY_ARGS};
 use crate::scope::StageScope;
 use crate::shell::Lexer;
 use crate::stages::{GlobalArg, Stage, Stages};
 
 /// Options of one build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildOptions {
     /// `--build-arg NAME=VALUE`.
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (default: the last one).
     pub target: Option<String>,
-    /// The platform built for.
-    pub target_platform: Platform,
-    /// The platform building.
-    pub build_platform: Platform,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            build_args: BTreeMap::new(),
-            target: None,
-            target_platform: Platform::host(),
-            build_platform: Platform::host(),
-        }
-    }
+    /// The platform ARGs of the build's target and build platforms (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
+    /// `TARGETVARIANT`, `BUILDPLATFORM`, …, `BUILDVARIANT`), as the builder derives them from the platforms it
+    /// parsed; none by default.
+    pub platform_args: Vec<(String, String)>,
 }
 
 /// What a stage starts from.
@@ -58,8 +47,9 @@ pub struct PlannedStage {
     pub stage: Stage,
     /// Its base.
     pub base: BaseImage,
-    /// `--platform` of its FROM, expanded and parsed.
-    pub platform: Option<Platform>,
+    /// `--platform` of its FROM, expanded, as text: the builder parses it, and reports a malformed one at
+    /// `stage.from_location`. `None` when absent or empty.
+    pub platform: Option<String>,
     /// Stages it needs (base stage, `COPY --from`, `RUN --mount from=`), sorted.
     pub stage_dependencies: Vec<usize>,
     /// Images it copies or mounts from (`COPY --from=<image>`), sorted.
@@ -94,9 +84,7 @@ impl Stages {
     pub fn plan(&self, options: &BuildOptions) -> Result<BuildPlan, SourceDiagnostic> {
         let lexer = Lexer::new(self.escape);
         let source = &self.source;
-        let mut global_env: Vec<(String, String)> =
-            options.target_platform.predefined_args("TARGET");
-        global_env.extend(options.build_platform.predefined_args("BUILD"));
+        let mut global_env: Vec<(String, String)> = options.platform_args.clone();
         for global in &self.global_args {
             let name = &global.declaration.name;
             let value = match (options.build_args.get(name), &global.declaration.default) {
@@ -278,13 +266,7 @@ impl Stages {
                     source.error(error.to_string(), from_span.clone(), "expected a platform")
                 })?;
                 // An empty `--platform=` (as written or expanded) is the default platform, as in BuildKit.
-                if expanded.is_empty() {
-                    None
-                } else {
-                    Some(Platform::parse(&expanded).map_err(|message| {
-                        source.error(message, from_span.clone(), "expected os/arch[/variant]")
-                    })?)
-                }
+                Some(expanded).filter(|expanded| !expanded.is_empty())
             }
         };
         let mut stage_dependencies = BTreeSet::new();
@@ -523,8 +505,18 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             target: target.map(str::to_string),
-            target_platform: Platform::parse("linux/arm64/v8").unwrap(),
-            build_platform: Platform::parse("linux/amd64").unwrap(),
+            platform_args: [
+                ("TARGETPLATFORM", "linux/arm64"),
+                ("TARGETOS", "linux"),
+                ("TARGETARCH", "arm64"),
+                ("TARGETVARIANT", ""),
+                ("BUILDPLATFORM", "linux/amd64"),
+                ("BUILDOS", "linux"),
+                ("BUILDARCH", "amd64"),
+                ("BUILDVARIANT", ""),
+            ]
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .to_vec(),
         }
     }
 

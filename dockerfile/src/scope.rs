@@ -3,7 +3,7 @@
 
 use crate::instructions::{ArgDeclaration, Command, CommandExpandError};
 use crate::plan::BuildOptions;
-use crate::platform::is_predefined_arg;
+use crate::predefined::is_predefined_arg;
 use crate::shell::{Environment, Lexer};
 use crate::stages::GlobalArg;
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use builder::build::{BuildError, BuildRequest};
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
-use lade_dockerfile::Platform;
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
+use layerstore::Platform;
 use layerstore::{Image, Reference};
 
 #[derive(clap::Args)]
@@ -235,8 +235,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
 
 /// `--platform` must be this host's: RUN steps run natively, with no emulation.
 fn check_platform(requested: &str) -> anyhow::Result<()> {
-    let wanted = Platform::parse(requested).map_err(anyhow::Error::msg)?;
-    let host = Platform::host();
+    let wanted = Platform::parse(requested)?;
+    let host = builder::platform::host();
     let same = wanted.os == host.os
         && wanted.architecture == host.architecture
         && (wanted.variant.is_none() || wanted.variant == host.variant);

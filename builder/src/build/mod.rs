@@ -25,7 +25,7 @@ use crate::context::ContextError;
 use crate::copy::CopyError;
 use crate::runtime::{EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security};
 use crate::snapshot::SnapshotError;
-use lade_dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
+use lade_dockerfile::{BuildOptions, Dockerfile, SourceDiagnostic, Stages};
 
 /// Everything `lade build` was asked to do.
 #[derive(Debug, Clone)]
@@ -188,10 +188,12 @@ pub fn build(
     let options = BuildOptions {
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        target_platform: Platform::host(),
-        build_platform: Platform::host(),
+        platform_args: crate::platform::predefined_args(
+            &crate::platform::host(),
+            &crate::platform::host(),
+        ),
     };
-    let plan = stages.plan(&options)?;
+    let plan = crate::platform::plan(&stages, &options)?;
     // The plan's warnings include the parser's, with the Dockerfile's `# check=` settings applied.
     let mut warnings: Vec<String> = plan.warnings.iter().map(|w| w.to_string()).collect();
     for unused in &plan.unused_build_args {
