@@ -1,7 +1,7 @@
 //! Fuzzes word expansion; the first byte picks the escape character and the raw options.
 #![no_main]
 
-use builder::dockerfile::Lexer;
+use lade_dockerfile::Lexer;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

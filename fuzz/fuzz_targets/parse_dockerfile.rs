@@ -1,7 +1,7 @@
 //! Fuzzes the whole front end: parse, raw dump, typing, stages, planning and stage expansion.
 #![no_main]
 
-use builder::dockerfile::{BuildOptions, Dockerfile, Platform};
+use lade_dockerfile::{BuildOptions, Dockerfile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let options = BuildOptions {
-        target_platform: Platform::parse("linux/amd64").expect("valid platform"),
-        build_platform: Platform::parse("linux/amd64").expect("valid platform"),
+        platform_args: vec![
+            ("TARGETPLATFORM".to_string(), "linux/amd64".to_string()),
+            ("BUILDARCH".to_string(), "amd64".to_string()),
+        ],
         ..BuildOptions::default()
     };
     if let Ok(plan) = stages.plan(&options) {

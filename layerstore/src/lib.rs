@@ -29,7 +29,7 @@ pub mod unique_keys;
 pub use config::ImageConfig;
 pub use digest::{Algorithm, Digest};
 pub use image::Image;
-pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform};
+pub use manifest::{Descriptor, Index, Manifest, ManifestKind, Platform, PlatformError};
 pub use reference::Reference;
 pub use store::{Store, StoreError};
 pub use tags::{FoundImage, ImageRecord};

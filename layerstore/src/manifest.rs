@@ -101,6 +101,95 @@ impl Platform {
     }
 }
 
+/// Why a platform text (`os/arch[/variant]`) could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform \"{text}\": expected os/arch[/variant]")]
+pub struct PlatformError {
+    /// The text as given.
+    pub text: String,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]` and normalizes it ([`Platform::normalized`]), so that every spelling of a
+    /// platform compares equal: `linux/arm64/v8` and `linux/aarch64` are `linux/arm64`.
+    pub fn parse(text: &str) -> Result<Platform, PlatformError> {
+        let valid_part = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
+        let parts: Vec<&str> = text.split('/').collect();
+        let (os, architecture, variant) = match parts.as_slice() {
+            [os, arch] if valid_part(os) && valid_part(arch) => (*os, *arch, None),
+            [os, arch, variant] if valid_part(os) && valid_part(arch) && valid_part(variant) => {
+                (*os, *arch, Some(variant.to_ascii_lowercase()))
+            }
+            _ => {
+                return Err(PlatformError {
+                    text: text.to_string(),
+                })
+            }
+        };
+        let platform = Platform {
+            architecture: architecture.to_ascii_lowercase(),
+            os: os.to_ascii_lowercase(),
+            os_version: None,
+            os_features: None,
+            variant,
+            extra: Map::new(),
+        };
+        Ok(platform.normalized())
+    }
+
+    /// The platform in canonical spelling, as containerd's `platforms.Normalize`: Go's architecture names
+    /// (`x86_64` → `amd64`, `aarch64` → `arm64`, `i386` → `386`, `armhf` → `arm/v7`), `macos` → `darwin`, and
+    /// the variant an architecture implies dropped (`arm64/v8`, `amd64/v1`) or spelled out (`arm` → `arm/v7`).
+    pub fn normalized(mut self) -> Platform {
+        self.os = self.os.to_ascii_lowercase();
+        if self.os == "macos" {
+            self.os = "darwin".to_string();
+        }
+        let variant = self.variant.take().map(|v| v.to_ascii_lowercase());
+        let (architecture, variant) =
+            match (self.architecture.to_ascii_lowercase().as_str(), variant) {
+                ("i386", _) => ("386".to_string(), None),
+                ("x86_64" | "x86-64" | "amd64", variant) => {
+                    ("amd64".to_string(), variant.filter(|v| v != "v1"))
+                }
+                ("aarch64" | "arm64", variant) => (
+                    "arm64".to_string(),
+                    variant.filter(|v| !matches!(v.as_str(), "8" | "v8" | "v8.0")),
+                ),
+                ("armhf", _) => ("arm".to_string(), Some("v7".to_string())),
+                ("armel", _) => ("arm".to_string(), Some("v6".to_string())),
+                ("arm", variant) => {
+                    let variant = match variant.as_deref() {
+                        None | Some("7") => "v7".to_string(),
+                        Some(v @ ("5" | "6" | "8")) => format!("v{v}"),
+                        Some(other) => other.to_string(),
+                    };
+                    ("arm".to_string(), Some(variant))
+                }
+                (other, variant) => (other.to_string(), variant),
+            };
+        self.architecture = architecture;
+        self.variant = variant;
+        self
+    }
+}
+
+impl std::fmt::Display for Platform {
+    /// `os/arch[/variant]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
 /// An image manifest (OCI `application/vnd.oci.image.manifest.v1+json` or Docker schema 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -268,6 +357,31 @@ impl ManifestKind {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn platforms_parse_normalized() {
+        let parse = |text: &str| Platform::parse(text).unwrap().to_string();
+        assert_eq!(parse("linux/arm64/v8"), "linux/arm64");
+        assert_eq!(
+            Platform::parse("linux/arm64/v8"),
+            Platform::parse("linux/arm64")
+        );
+        assert_eq!(parse("Linux/AArch64"), "linux/arm64");
+        assert_eq!(parse("linux/x86_64"), "linux/amd64");
+        assert_eq!(parse("linux/amd64/v1"), "linux/amd64");
+        assert_eq!(parse("linux/amd64/v3"), "linux/amd64/v3");
+        assert_eq!(parse("linux/arm"), "linux/arm/v7");
+        assert_eq!(parse("linux/arm/6"), "linux/arm/v6");
+        assert_eq!(parse("linux/armhf"), "linux/arm/v7");
+        assert_eq!(parse("linux/i386"), "linux/386");
+        assert_eq!(parse("macos/arm64"), "darwin/arm64");
+        for bad in ["linux", "linux//x", "linux/arm64/v8/x", "", "linux/a b"] {
+            assert_eq!(
+                Platform::parse(bad).unwrap_err().to_string(),
+                format!("invalid platform \"{bad}\": expected os/arch[/variant]")
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

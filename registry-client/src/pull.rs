@@ -139,28 +139,9 @@ pub fn platform_string(platform: &Platform) -> String {
     }
 }
 
-/// Parses `os/arch[/variant]`.
+/// Parses `os/arch[/variant]`, normalized ([`Platform::parse`]).
 pub fn parse_platform(text: &str) -> Result<Platform, Error> {
-    let parts: Vec<&str> = text.split('/').collect();
-    let (os, architecture, variant) = match parts.as_slice() {
-        [os, arch] => (*os, *arch, None),
-        [os, arch, variant] => (*os, *arch, Some(variant.to_string())),
-        _ => {
-            return Err(Error::Location(format!(
-                "invalid platform {text:?}: expected os/arch[/variant]"
-            )))
-        }
-    };
-    if os.is_empty() || architecture.is_empty() {
-        return Err(Error::Location(format!(
-            "invalid platform {text:?}: expected os/arch[/variant]"
-        )));
-    }
-    let mut platform = Platform::host();
-    platform.os = os.to_string();
-    platform.architecture = architecture.to_string();
-    platform.variant = variant;
-    Ok(platform)
+    Platform::parse(text).map_err(|error| Error::Location(error.to_string()))
 }
 
 /// The index entry for `wanted`: same OS and architecture, and the same variant when both name one (an exact

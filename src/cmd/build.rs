@@ -5,11 +5,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use builder::dockerfile::Platform;
 use builder::engine::{BuildError, BuildRequest};
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
 use layerstore::archive::save::{save, SaveItem};
 use layerstore::manifest::Flavour;
+use layerstore::Platform;
 use layerstore::{Image, Reference};
 
 #[derive(clap::Args)]
@@ -241,8 +241,8 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
 
 /// `--platform` must be this host's: RUN steps run natively, with no emulation.
 fn check_platform(requested: &str) -> anyhow::Result<()> {
-    let wanted = Platform::parse(requested).map_err(anyhow::Error::msg)?;
-    let host = Platform::host();
+    let wanted = Platform::parse(requested)?;
+    let host = builder::platform::host();
     let same = wanted.os == host.os
         && wanted.architecture == host.architecture
         && (wanted.variant.is_none() || wanted.variant == host.variant);

@@ -1,10 +1,11 @@
-//! `lade dockerfile …`: inspect Dockerfiles with the front end in `builder::dockerfile`.
+//! `lade dockerfile …`: inspect Dockerfiles with the front end, `lade_dockerfile`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use builder::dockerfile::{BaseImage, BuildOptions, Dockerfile, Platform, SourceDiagnostic};
 use clap::{Args, Subcommand, ValueEnum};
+use lade_dockerfile::{BaseImage, BuildOptions, Dockerfile, SourceDiagnostic};
+use layerstore::Platform;
 
 /// Arguments of `lade dockerfile`.
 #[derive(Debug, Args)]
@@ -111,13 +112,16 @@ fn parse(args: ParseArgs) -> anyhow::Result<()> {
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let dockerfile = read_dockerfile(&args.file)?;
+    let host = builder::platform::host();
+    let target_platform = match &args.platform {
+        Some(platform) => Platform::parse(platform)?,
+        None => host.clone(),
+    };
     let mut options = BuildOptions {
         target: args.target,
+        platform_args: builder::platform::predefined_args(&target_platform, &host),
         ..BuildOptions::default()
     };
-    if let Some(platform) = &args.platform {
-        options.target_platform = Platform::parse(platform).map_err(anyhow::Error::msg)?;
-    }
     for build_arg in &args.build_args {
         let (name, value) = build_arg
             .split_once('=')
@@ -126,7 +130,11 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
             .build_args
             .insert(name.to_string(), value.to_string());
     }
-    let plan = dockerfile.plan(&options).map_err(fail)?;
+    let plan = dockerfile
+        .stages()
+        .and_then(|stages| builder::platform::plan(&stages, &options))
+        .map_err(fail)?;
+    let platforms = builder::platform::stage_platforms(&plan).map_err(fail)?;
     plan.warnings.iter().cloned().for_each(report);
     if !plan.unused_build_args.is_empty() {
         eprintln!(
@@ -145,8 +153,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
             BaseImage::Image(image) => image.clone(),
             BaseImage::Stage(index) => format!("stage {index}"),
         };
-        let platform = planned
-            .platform
+        let platform = platforms[stage.index]
             .as_ref()
             .map(|p| format!(" --platform={p}"))
             .unwrap_or_default();

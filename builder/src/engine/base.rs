@@ -11,8 +11,8 @@ use super::plan::DEFAULT_PATH;
 use super::stages::{Engine, StageResult};
 use super::state::set_var;
 use super::StepError;
-use crate::dockerfile::BaseImage;
 use crate::snapshot::LayerRef;
+use lade_dockerfile::BaseImage;
 
 /// The config a `FROM scratch` stage starts with.
 pub(super) fn scratch_config() -> ImageConfig {

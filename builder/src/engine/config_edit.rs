@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use layerstore::config::{ContainerConfig, Healthcheck as ConfigHealthcheck, ImageConfig};
 
 use super::history;
-use crate::dockerfile::instructions::parse::parse_instruction;
-use crate::dockerfile::instructions::signal::check_stop_signal;
-use crate::dockerfile::instructions::{Command, CommandLine, Healthcheck};
-use crate::dockerfile::{Dockerfile, Lexer};
+use lade_dockerfile::check_stop_signal;
+use lade_dockerfile::parse_instruction;
+use lade_dockerfile::{Command, CommandLine, Healthcheck};
+use lade_dockerfile::{Dockerfile, Lexer};
 
 /// The instructions Docker accepts as `--change`.
 const CHANGE_INSTRUCTIONS: [&str; 11] = [

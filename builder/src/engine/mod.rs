@@ -1,6 +1,6 @@
 //! The build engine: a Dockerfile and a context directory become an image in the layer store.
 //!
-//! [`build_image`] parses and plans the Dockerfile with [`crate::dockerfile`], then runs the stages the target needs in
+//! [`build_image`] parses and plans the Dockerfile with [`lade_dockerfile`], then runs the stages the target needs in
 //! dependency order (`stages`). Each instruction is first planned, without touching anything (`plan`: the config
 //! edit, history text, cache key and work of the step), then executed by the file for its kind of step
 //! (`step_metadata`, `step_workdir`, `step_run`, `step_copy`). Every layer-producing step (RUN, COPY, ADD, WORKDIR)
@@ -35,11 +35,11 @@ use layerstore::{Descriptor, Digest, Reference, Store};
 
 use crate::context::ContextError;
 use crate::copy::CopyError;
-use crate::dockerfile::{BuildOptions, Dockerfile, Platform, SourceDiagnostic, Stages};
 use crate::runtime::{
     ContainerRuntime, EntitlementError, Entitlements, ExtraHost, Network, RuntimeError, Security,
 };
 use crate::snapshot::SnapshotError;
+use lade_dockerfile::{BuildOptions, Dockerfile, SourceDiagnostic, Stages};
 
 /// Everything `lade build` was asked to do.
 #[derive(Debug, Clone)]
@@ -214,10 +214,12 @@ pub fn build_image(
     let options = BuildOptions {
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        target_platform: Platform::host(),
-        build_platform: Platform::host(),
+        platform_args: crate::platform::predefined_args(
+            &crate::platform::host(),
+            &crate::platform::host(),
+        ),
     };
-    let plan = stages.plan(&options)?;
+    let plan = crate::platform::plan(&stages, &options)?;
     // The plan's warnings include the parser's, with the Dockerfile's `# check=` settings applied.
     let mut warnings: Vec<String> = plan.warnings.iter().map(|w| w.to_string()).collect();
     for unused in &plan.unused_build_args {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::dockerfile::instructions::{CacheSharing, Mount, MountType};
 use crate::runtime::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
+use lade_dockerfile::{CacheSharing, Mount, MountType};
 
 use super::StepError;
 

@@ -19,10 +19,10 @@ use super::step_copy::{self, Prepared};
 use super::{step_metadata, BuildError, BuildRequest, BuildServices, CacheRecords, StepError};
 use crate::context::hashcache::HashCache;
 use crate::context::BuildContext;
-use crate::dockerfile::instructions::{Command, Instruction};
-use crate::dockerfile::BuildPlan;
 use crate::runtime::Runtime;
 use crate::snapshot::{LayerRef, Snapshotter};
+use lade_dockerfile::BuildPlan;
+use lade_dockerfile::{Command, Instruction};
 
 /// A built stage: its image config and layers, and the cache key of its last step.
 #[derive(Debug, Clone)]
@@ -325,11 +325,11 @@ impl<'a> Engine<'a> {
         state: &mut StageState,
     ) -> Result<(), BuildError> {
         let planned = &self.plan.stages[index];
-        let trigger = crate::dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
+        let trigger = lade_dockerfile::Dockerfile::parse_onbuild_trigger(expression)?;
         let command = trigger
             .command
             .expand(
-                &crate::dockerfile::Lexer::new('\\'),
+                &lade_dockerfile::Lexer::new('\\'),
                 state.env.vars.as_slice(),
             )
             .map_err(|e| BuildError::Step {

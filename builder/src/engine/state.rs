@@ -9,8 +9,8 @@ use layerstore::Digest;
 use super::cache::CacheRecord;
 use super::config_edit;
 use super::history::BUILDKIT_COMMENT;
-use crate::dockerfile::instructions::CommandLine;
 use crate::snapshot::LayerRef;
+use lade_dockerfile::CommandLine;
 
 /// What a step can see and change, as plain data: the image config, the cache key so far, the build args and
 /// variables in scope.

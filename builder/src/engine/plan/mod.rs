@@ -17,11 +17,11 @@ use super::mounts;
 use super::state::{set_var, StageEnv};
 use super::StepError;
 use crate::copy::{self, CopyOptions};
-use crate::dockerfile::instructions::{
+use crate::runtime::{Entitlements, ExtraHost, Network, Security};
+use lade_dockerfile::Heredoc;
+use lade_dockerfile::{
     Add, Arg, Command, CommandLine, Copy, Mount, NetworkMode, Run, SecurityMode, Source,
 };
-use crate::dockerfile::Heredoc;
-use crate::runtime::{Entitlements, ExtraHost, Network, Security};
 
 #[cfg(test)]
 mod tests;

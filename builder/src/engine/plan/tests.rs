@@ -7,11 +7,11 @@ use layerstore::config::ImageConfig;
 use layerstore::Digest;
 
 use super::*;
-use crate::dockerfile::instructions::Instruction;
-use crate::dockerfile::{BuildOptions, BuildPlan, Dockerfile, Platform, Stages};
 use crate::engine::base::scratch_config;
 use crate::engine::cache::base_key;
 use crate::engine::stages::stage_index;
+use lade_dockerfile::Instruction;
+use lade_dockerfile::{BuildOptions, BuildPlan, Dockerfile, Stages};
 
 /// The build-wide inputs of a test plan.
 #[derive(Default)]
@@ -33,10 +33,12 @@ fn build_plan(dockerfile: &str, setup: &Setup) -> BuildPlan {
     let options = BuildOptions {
         build_args: setup.build_args.clone(),
         target: setup.target.clone(),
-        target_platform: Platform::host(),
-        build_platform: Platform::host(),
+        platform_args: crate::platform::predefined_args(
+            &crate::platform::host(),
+            &crate::platform::host(),
+        ),
     };
-    stages.plan(&options).unwrap()
+    crate::platform::plan(&stages, &options).unwrap()
 }
 
 /// Plans every step of the target stage from scratch (or `setup.base`), recording history as the engine does.

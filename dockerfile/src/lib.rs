@@ -1,9 +1,13 @@
-//! The Dockerfile front end: text → raw instructions → typed instructions → stages, with no execution.
+//! lade's Dockerfile front end: text → raw instructions → typed instructions → stages → a build plan, with no
+//! execution, no file system and no image store.
 //!
-//! A port of BuildKit's `frontend/dockerfile` packages: [`parser`] (with [`directives`], [`split_command`],
-//! [`line_parsers`], [`json_array`], [`heredoc`]) produces [`ast::Node`]s; [`instructions`] types them;
-//! [`stages`] groups them into stages and plans a build; [`shell`] expands words; [`diagnostic`] reports
-//! problems with file, line, column and the offending source.
+//! A port of BuildKit's `frontend/dockerfile` packages. [`Dockerfile::parse`] reads the text (parser directives,
+//! line continuations, heredocs, each instruction's line parser) into raw [`Node`]s, as BuildKit's `parser`
+//! package; [`parse_instruction`] types one node into an [`Instruction`] (one [`Command`] variant per
+//! instruction, BuildKit's `instructions` package); [`Stages`] groups them into stages and [`Stages::plan`]
+//! resolves those for a build ([`BuildOptions`]: build args, target, the platform ARGs) into a [`BuildPlan`];
+//! [`Lexer`] expands words as BuildKit's `shell` package. Every problem is a [`SourceDiagnostic`] naming the
+//! file, line and column, with the offending source underlined.
 //!
 //! Known, deliberate differences from BuildKit (v0.12.5 is the reference the corpus was made with):
 //! - `--flags` are read as UTF-8; BuildKit reads them byte by byte, garbling non-ASCII text and taking the
@@ -16,36 +20,47 @@
 //!   most 256 `*`.
 //!
 //! ```
-//! use builder::dockerfile::{BuildOptions, Dockerfile};
+//! use lade_dockerfile::{BuildOptions, Dockerfile};
 //!
 //! let dockerfile = Dockerfile::parse("FROM alpine AS base\nRUN echo hi\n", "Dockerfile").unwrap();
 //! let plan = dockerfile.plan(&BuildOptions::default()).unwrap();
 //! assert_eq!(plan.build_order, [0]);
 //! ```
 
-pub mod ast;
-pub mod checks;
-pub mod diagnostic;
-pub mod directives;
-pub mod heredoc;
-pub mod instructions;
-pub mod json_array;
-pub mod line_parsers;
-pub mod parser;
-pub mod platform;
-pub mod raw_dump;
-pub mod shell;
-pub mod shell_pattern;
-pub mod split_command;
-pub mod stages;
+#![deny(missing_docs)]
+
+mod ast;
+mod checks;
+mod diagnostic;
+mod directives;
+mod heredoc;
+mod instructions;
+mod json_array;
+mod line_parsers;
+mod parser;
+mod plan;
+mod predefined;
+mod raw_dump;
+mod scope;
+mod shell;
+mod shell_pattern;
+mod split_command;
+mod stages;
 
 pub use ast::{Heredoc, Node, RawFlag};
-pub use diagnostic::{SourceDiagnostic, SourceFile};
+pub use checks::CheckConfig;
+pub use diagnostic::{DiagnosticDetails, SourceDiagnostic, SourceFile};
 pub use directives::Directives;
-pub use instructions::{Command, CommandLine, Instruction, Location};
-pub use platform::Platform;
+pub use instructions::{
+    check_stop_signal, parse_instruction, Add, Arg, ArgDeclaration, CacheSharing, Cmd, Command,
+    CommandExpandError, CommandLine, Copy, Entrypoint, Env, Expose, From, Healthcheck, Instruction,
+    InstructionError, InstructionWarning, KeyValue, Label, Location, Maintainer, Mount, MountType,
+    NetworkMode, Onbuild, PortRange, Protocol, Run, SecurityMode, Shell, Source, StopSignal, User,
+    Volume, Workdir,
+};
+pub use plan::{BaseImage, BuildOptions, BuildPlan, PlannedStage};
 pub use shell::{Environment, ExpandError, Expansion, Lexer};
-pub use stages::{BaseImage, BuildOptions, BuildPlan, GlobalArg, PlannedStage, Stage, Stages};
+pub use stages::{GlobalArg, Stage, Stages};
 
 /// A parsed Dockerfile: its source, directives, raw instructions and parser warnings.
 #[derive(Debug, Clone)]
@@ -126,7 +141,7 @@ impl Dockerfile {
                 "expected another instruction",
             ));
         }
-        instructions::parse_instruction(node, &mut Vec::new()).map_err(|error| {
+        parse_instruction(node, &mut Vec::new()).map_err(|error| {
             file.error(
                 error.message,
                 error.span,
@@ -150,7 +165,7 @@ mod tests {
         let trigger = Dockerfile::parse_onbuild_trigger("RUN make install").unwrap();
         assert_eq!(
             trigger.command,
-            Command::Run(instructions::Run {
+            Command::Run(Run {
                 command: CommandLine::Shell("make install".into()),
                 heredocs: vec![],
                 mounts: vec![],

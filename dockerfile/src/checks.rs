@@ -95,7 +95,7 @@ impl CheckConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::diagnostic::SourceFile;
+    use crate::diagnostic::SourceFile;
 
     #[test]
     fn parses_options() {

@@ -274,6 +274,16 @@ pub fn parse_mount(text: &str) -> Result<Mount, String> {
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
+    if !read_only_given {
+        mount.read_only = !matches!(mount_type, MountType::Cache | MountType::Tmpfs);
+    }
+    check_mount(&mount)?;
+    Ok(mount)
+}
+
+/// The checks BuildKit makes of a whole mount: fields only some types take, and what each type requires.
+fn check_mount(mount: &Mount) -> Result<(), String> {
+    let mount_type = mount.mount_type;
     let file_info_allowed = matches!(
         mount_type,
         MountType::Secret | MountType::Ssh | MountType::Cache
@@ -292,9 +302,6 @@ pub fn parse_mount(text: &str) -> Result<Mount, String> {
             }
         }
     }
-    if !read_only_given {
-        mount.read_only = !matches!(mount_type, MountType::Cache | MountType::Tmpfs);
-    }
     if mount.sharing.is_some() && mount_type != MountType::Cache {
         return Err(format!(
             "invalid cache sharing set for {} mount",
@@ -302,32 +309,26 @@ pub fn parse_mount(text: &str) -> Result<Mount, String> {
         ));
     }
     match mount_type {
-        MountType::Bind | MountType::Cache | MountType::Tmpfs if mount.target.is_none() => {
-            return Err(format!(
-                "mount type {} requires a target",
-                mount_type.name()
-            ));
-        }
-        MountType::Secret | MountType::Ssh if mount.from.is_some() => {
-            return Err(format!(
-                "{} mount should not have a from",
-                mount_type.name()
-            ));
-        }
+        MountType::Bind | MountType::Cache | MountType::Tmpfs if mount.target.is_none() => Err(
+            format!("mount type {} requires a target", mount_type.name()),
+        ),
+        MountType::Secret | MountType::Ssh if mount.from.is_some() => Err(format!(
+            "{} mount should not have a from",
+            mount_type.name()
+        )),
         MountType::Secret
             if mount.source.is_none()
                 && mount.target.is_none()
                 && mount.id.is_none()
                 && mount.env.is_none() =>
         {
-            return Err("secret mount requires one of id, source, target or env".into());
+            Err("secret mount requires one of id, source, target or env".into())
         }
         MountType::Tmpfs if mount.from.is_some() || mount.source.is_some() => {
-            return Err("tmpfs mount should not have a from or source".into());
+            Err("tmpfs mount should not have a from or source".into())
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(mount)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use builder::dockerfile::Dockerfile;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lade_dockerfile::Dockerfile;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
 

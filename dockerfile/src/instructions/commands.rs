@@ -8,8 +8,8 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::dockerfile::ast::Heredoc;
-use crate::dockerfile::shell::{Environment, ExpandError, Lexer};
+use crate::ast::Heredoc;
+use crate::shell::{Environment, ExpandError, Lexer};
 
 use super::mount::{parse_mount, Mount};
 use super::ports::{parse_port_spec, PortRange};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use builder::dockerfile::{BuildOptions, Dockerfile, Lexer, Platform};
+use lade_dockerfile::{BuildOptions, Dockerfile, Lexer};
 use proptest::prelude::*;
 
 const FRAGMENTS: &[&str] = &[
@@ -104,8 +104,10 @@ fn options() -> BuildOptions {
     BuildOptions {
         build_args: BTreeMap::from([("x".to_string(), "1".to_string())]),
         target: None,
-        target_platform: Platform::parse("linux/amd64").unwrap(),
-        build_platform: Platform::parse("linux/amd64").unwrap(),
+        platform_args: vec![
+            ("TARGETPLATFORM".to_string(), "linux/amd64".to_string()),
+            ("BUILDARCH".to_string(), "amd64".to_string()),
+        ],
     }
 }
 

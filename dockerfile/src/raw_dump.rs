@@ -59,7 +59,7 @@ pub fn dump(nodes: &[Node]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::parser::parse;
+    use crate::parser::parse;
 
     #[test]
     fn onbuild_reports_trigger_values() {

@@ -1,86 +1,32 @@
-//! Build stages: global ARGs, stages with names and indices, and the build plan for a target.
+//! The build plan: stages resolved against build options for a target.
 //!
-//! [`Stages`] splits typed instructions at each FROM. [`Stages::plan`] applies build options (build args,
-//! target, platforms): it resolves each stage's base (image, `scratch` or a stage defined earlier) with the global ARGs,
-//! finds what each stage needs (`FROM <stage>`, `COPY --from`, `RUN --mount from=`), orders the stages the
-//! target needs, reports dependency cycles and unknown stages, and lists build args nothing consumes.
+//! [`Stages::plan`] applies build options (build args, target, the platform ARGs): it resolves each stage's base
+//! (image, `scratch` or a stage defined earlier) with the global ARGs, keeps its `--platform` as text for the
+//! builder to parse, finds what each stage needs (`FROM <stage>`, `COPY --from`, `RUN --mount from=`), orders the
+//! stages the target needs, reports dependency cycles and unknown stages, and lists build args nothing consumes.
 //! [`BuildPlan::expand_stage`] then gives a build engine a stage's instructions with variables expanded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use super::checks::CheckConfig;
-use super::diagnostic::{SourceDiagnostic, SourceFile};
-use super::instructions::{
-    ArgDeclaration, Command, CommandExpandError, From, Instruction, InstructionWarning, Location,
-};
-use super::platform::{is_predefined_arg, Platform, PROXY_ARGS};
-use super::shell::{Environment, Lexer};
-use super::Dockerfile;
-
-/// A stage: `FROM …` and the instructions up to the next FROM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stage {
-    /// Position among the stages (0-based), usable as `COPY --from=<index>`.
-    pub index: usize,
-    /// `AS name`, lower-cased.
-    pub name: Option<String>,
-    /// The FROM instruction as written.
-    pub from: From,
-    /// Where the FROM instruction is.
-    pub from_location: Location,
-    /// The stage's instructions after FROM.
-    pub instructions: Vec<Instruction>,
-}
-
-/// An ARG before the first FROM; usable in FROM lines and re-declarable inside stages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GlobalArg {
-    /// Name and default as written.
-    pub declaration: ArgDeclaration,
-    /// Where it is declared.
-    pub location: Location,
-}
-
-/// A Dockerfile split into global ARGs and stages.
-#[derive(Debug, Clone)]
-pub struct Stages {
-    /// The escape character of the file.
-    pub escape: char,
-    /// ARGs before the first FROM.
-    pub global_args: Vec<GlobalArg>,
-    /// The stages in file order.
-    pub stages: Vec<Stage>,
-    /// Warnings from typing and stage checks (deprecated MAINTAINER, several CMD in a stage, …), without
-    /// those the `# check=` directive skips.
-    pub warnings: Vec<SourceDiagnostic>,
-    /// The `# check=` configuration.
-    pub checks: CheckConfig,
-    source: SourceFile,
-}
+use crate::diagnostic::{SourceDiagnostic, SourceFile};
+use crate::instructions::{Command, CommandExpandError, Instruction};
+use crate::predefined::{is_predefined_arg, PROXY_ARGS};
+use crate::scope::StageScope;
+use crate::shell::Lexer;
+use crate::stages::{GlobalArg, Stage, Stages};
 
 /// Options of one build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildOptions {
     /// `--build-arg NAME=VALUE`.
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (default: the last one).
     pub target: Option<String>,
-    /// The platform built for.
-    pub target_platform: Platform,
-    /// The platform building.
-    pub build_platform: Platform,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            build_args: BTreeMap::new(),
-            target: None,
-            target_platform: Platform::host(),
-            build_platform: Platform::host(),
-        }
-    }
+    /// The platform ARGs of the build's target and build platforms (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
+    /// `TARGETVARIANT`, `BUILDPLATFORM`, …, `BUILDVARIANT`), as the builder derives them from the platforms it
+    /// parsed; none by default.
+    pub platform_args: Vec<(String, String)>,
 }
 
 /// What a stage starts from.
@@ -101,8 +47,9 @@ pub struct PlannedStage {
     pub stage: Stage,
     /// Its base.
     pub base: BaseImage,
-    /// `--platform` of its FROM, expanded and parsed.
-    pub platform: Option<Platform>,
+    /// `--platform` of its FROM, expanded, as text: the builder parses it, and reports a malformed one at
+    /// `stage.from_location`. `None` when absent or empty.
+    pub platform: Option<String>,
     /// Stages it needs (base stage, `COPY --from`, `RUN --mount from=`), sorted.
     pub stage_dependencies: Vec<usize>,
     /// Images it copies or mounts from (`COPY --from=<image>`), sorted.
@@ -132,119 +79,12 @@ pub struct BuildPlan {
     source: SourceFile,
 }
 
-fn warning_to_diagnostic(source: &SourceFile, warning: InstructionWarning) -> SourceDiagnostic {
-    source.warning(warning.rule, warning.message, warning.span, warning.label)
-}
-
 impl Stages {
-    /// Types every instruction of `dockerfile` and splits them into stages.
-    pub fn from_dockerfile(dockerfile: &Dockerfile) -> Result<Stages, SourceDiagnostic> {
-        let source = dockerfile.source.clone();
-        let checks = match &dockerfile.directives.check {
-            None => CheckConfig::default(),
-            Some(value) => CheckConfig::parse(value).map_err(|message| {
-                source.error(
-                    message,
-                    dockerfile.directives.check_span.clone().unwrap_or(0..0),
-                    "expected skip=<rules|all> and/or error=<true|false>, separated by ;",
-                )
-            })?,
-        };
-        let mut typing_warnings = Vec::new();
-        let mut global_args = Vec::new();
-        let mut stages: Vec<Stage> = Vec::new();
-        for node in &dockerfile.nodes {
-            let instruction = super::instructions::parse_instruction(node, &mut typing_warnings)
-                .map_err(|error| {
-                    let diagnostic = source.error(
-                        error.message,
-                        error.span,
-                        format!("expected {}", error.expected),
-                    );
-                    match error.help {
-                        Some(help) => diagnostic.with_help(help),
-                        None => diagnostic,
-                    }
-                })?;
-            match instruction.command {
-                Command::From(from) => {
-                    stages.push(Stage {
-                        index: stages.len(),
-                        name: from.stage_name.clone(),
-                        from,
-                        from_location: instruction.location,
-                        instructions: Vec::new(),
-                    });
-                }
-                command => {
-                    match stages.last_mut() {
-                        Some(stage) => stage.instructions.push(Instruction {
-                            command,
-                            location: instruction.location,
-                        }),
-                        None => match command {
-                            Command::Arg(arg) => global_args.extend(
-                                arg.declarations.into_iter().map(|declaration| GlobalArg {
-                                    declaration,
-                                    location: instruction.location.clone(),
-                                }),
-                            ),
-                            _ => {
-                                return Err(source.error(
-                                    "no build stage in current context",
-                                    node.keyword_span.clone(),
-                                    "expected FROM before this (only ARG may come first)",
-                                ))
-                            }
-                        },
-                    }
-                }
-            }
-        }
-        if stages.is_empty() {
-            let end = source.text().len();
-            return Err(source.error(
-                "dockerfile contains no stages to build",
-                end..end,
-                "expected a FROM instruction",
-            ));
-        }
-        let mut warnings: Vec<SourceDiagnostic> = dockerfile.warnings.clone();
-        warnings.extend(
-            typing_warnings
-                .into_iter()
-                .map(|warning| warning_to_diagnostic(&source, warning)),
-        );
-        for stage in &stages {
-            warnings.extend(repeated_instruction_warnings(&source, stage));
-        }
-        let warnings = checks.apply(warnings)?;
-        Ok(Stages {
-            escape: dockerfile.escape(),
-            global_args,
-            stages,
-            warnings,
-            checks,
-            source,
-        })
-    }
-
-    /// The stage called `name` (case-insensitive). BuildKit v0.8 accepts a name given to several stages, and the
-    /// last of them is the one `--from` and `--target` mean.
-    pub fn find_by_name(&self, name: &str) -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
-        self.stages
-            .iter()
-            .rposition(|stage| stage.name.as_deref() == Some(lower.as_str()))
-    }
-
     /// Resolves the stages against `options`.
     pub fn plan(&self, options: &BuildOptions) -> Result<BuildPlan, SourceDiagnostic> {
         let lexer = Lexer::new(self.escape);
         let source = &self.source;
-        let mut global_env: Vec<(String, String)> =
-            options.target_platform.predefined_args("TARGET");
-        global_env.extend(options.build_platform.predefined_args("BUILD"));
+        let mut global_env: Vec<(String, String)> = options.platform_args.clone();
         for global in &self.global_args {
             let name = &global.declaration.name;
             let value = match (options.build_args.get(name), &global.declaration.default) {
@@ -426,13 +266,7 @@ impl Stages {
                     source.error(error.to_string(), from_span.clone(), "expected a platform")
                 })?;
                 // An empty `--platform=` (as written or expanded) is the default platform, as in BuildKit.
-                if expanded.is_empty() {
-                    None
-                } else {
-                    Some(Platform::parse(&expanded).map_err(|message| {
-                        source.error(message, from_span.clone(), "expected os/arch[/variant]")
-                    })?)
-                }
+                Some(expanded).filter(|expanded| !expanded.is_empty())
             }
         };
         let mut stage_dependencies = BTreeSet::new();
@@ -596,31 +430,6 @@ impl Stages {
     }
 }
 
-/// Warns about CMD, ENTRYPOINT and HEALTHCHECK given more than once in a stage.
-fn repeated_instruction_warnings(source: &SourceFile, stage: &Stage) -> Vec<SourceDiagnostic> {
-    let mut warnings = Vec::new();
-    for name in ["CMD", "ENTRYPOINT", "HEALTHCHECK"] {
-        let occurrences: Vec<&Instruction> = stage
-            .instructions
-            .iter()
-            .filter(|instruction| instruction.command.name() == name)
-            .collect();
-        if let Some((_, earlier)) = occurrences.split_last() {
-            for instruction in earlier {
-                warnings.push(source.warning(
-                    "MultipleInstructionsDisallowed",
-                    format!(
-                        "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
-                    ),
-                    instruction.location.span.clone(),
-                    format!("overridden by a later {name}"),
-                ));
-            }
-        }
-    }
-    warnings
-}
-
 fn expand_diagnostic(
     source: &SourceFile,
     error: CommandExpandError,
@@ -631,108 +440,6 @@ fn expand_diagnostic(
         span,
         "expected a valid variable expansion",
     )
-}
-
-/// The variables in force at one point of a stage: ENV values shadow ARG values.
-#[derive(Debug, Clone)]
-struct StageScope<'a> {
-    global_env: &'a [(String, String)],
-    global_args: &'a [GlobalArg],
-    options: &'a BuildOptions,
-    /// The variables in force: the stage's starting ones, then each ARG that has a value and each ENV, in order,
-    /// the later one winning (BuildKit keeps both in one environment, so an ARG after an ENV of the same name wins).
-    vars: Vec<(String, String)>,
-}
-
-impl<'a> StageScope<'a> {
-    fn new(
-        global_env: &'a [(String, String)],
-        global_args: &'a [GlobalArg],
-        options: &'a BuildOptions,
-        base_env: &[(String, String)],
-    ) -> Self {
-        StageScope {
-            global_env,
-            global_args,
-            options,
-            vars: base_env.to_vec(),
-        }
-    }
-
-    /// The value an `ARG name[=default]` takes in a stage.
-    fn arg_value(
-        &self,
-        declaration: &ArgDeclaration,
-        lexer: &Lexer,
-    ) -> Result<Option<String>, CommandExpandError> {
-        let name = &declaration.name;
-        if let Some(value) = self.options.build_args.get(name) {
-            return Ok(Some(value.clone()));
-        }
-        if let Some(default) = &declaration.default {
-            return Ok(Some(lexer.process_word(default, self)?));
-        }
-        let declared_globally = self
-            .global_args
-            .iter()
-            .any(|global| &global.declaration.name == name);
-        if declared_globally || is_predefined_arg(name) {
-            return Ok(self
-                .global_env
-                .iter()
-                .rev()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.clone()));
-        }
-        Ok(None)
-    }
-
-    fn set(&mut self, name: &str, value: String) {
-        self.vars.retain(|(key, _)| key != name);
-        self.vars.push((name.to_string(), value));
-    }
-
-    /// Records ARG and ENV effects; values that cannot be expanded yet are left unset.
-    fn observe(&mut self, command: &Command, lexer: &Lexer) {
-        let _ = self.apply(command, lexer);
-    }
-
-    /// Records ARG and ENV effects, failing on expansion errors.
-    /// Like Docker, every value of one ARG or ENV line is expanded with the variables in force before the
-    /// line (`ENV A=1 B=$A` gives B the earlier A).
-    fn apply(&mut self, command: &Command, lexer: &Lexer) -> Result<(), CommandExpandError> {
-        match command {
-            Command::Arg(arg) => {
-                let mut values = Vec::new();
-                for declaration in &arg.declarations {
-                    if let Some(value) = self.arg_value(declaration, lexer)? {
-                        values.push((declaration.name.clone(), value));
-                    }
-                }
-                for (name, value) in values {
-                    self.set(&name, value);
-                }
-            }
-            Command::Env(env) => {
-                let mut values = Vec::new();
-                for variable in &env.variables {
-                    let key = lexer.process_word(&variable.key, self)?;
-                    values.push((key, lexer.process_word(&variable.value, self)?));
-                }
-                for (key, value) in values {
-                    self.set(&key, value);
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-impl Environment for StageScope<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        Environment::get(self.vars.as_slice(), name)
-    }
 }
 
 impl BuildPlan {
@@ -784,7 +491,8 @@ impl BuildPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::instructions::{CommandLine, Source};
+    use crate::instructions::{CommandLine, Source};
+    use crate::Dockerfile;
 
     fn stages(source: &str) -> Stages {
         Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap()).unwrap()
@@ -797,8 +505,18 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             target: target.map(str::to_string),
-            target_platform: Platform::parse("linux/arm64/v8").unwrap(),
-            build_platform: Platform::parse("linux/amd64").unwrap(),
+            platform_args: [
+                ("TARGETPLATFORM", "linux/arm64"),
+                ("TARGETOS", "linux"),
+                ("TARGETARCH", "arm64"),
+                ("TARGETVARIANT", ""),
+                ("BUILDPLATFORM", "linux/amd64"),
+                ("BUILDOS", "linux"),
+                ("BUILDARCH", "amd64"),
+                ("BUILDVARIANT", ""),
+            ]
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .to_vec(),
         }
     }
 
@@ -828,22 +546,6 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
         let plan = stages.plan(&options(&[], None)).unwrap();
         assert_eq!(plan.stages[1].base, BaseImage::Stage(0));
         assert_eq!(plan.stages[2].base, BaseImage::Image("Build".into()));
-    }
-
-    #[test]
-    fn stages_and_global_args() {
-        let stages = stages(MULTI_STAGE);
-        assert_eq!(stages.global_args.len(), 2);
-        assert_eq!(stages.stages.len(), 4);
-        assert_eq!(stages.find_by_name("BUILD"), Some(1));
-        let plan = stages.plan(&options(&[("VERSION", "3.19")], None)).unwrap();
-        assert_eq!(plan.stages[0].base, BaseImage::Image("alpine:3.19".into()));
-        assert_eq!(plan.stages[3].base, BaseImage::Scratch);
-        assert_eq!(plan.stages[1].stage_dependencies, [0, 2]);
-        assert_eq!(plan.stages[3].stage_dependencies, [1]);
-        assert_eq!(plan.stages[3].image_dependencies, ["nginx:latest"]);
-        assert_eq!(plan.target, 3);
-        assert_eq!(plan.build_order, [0, 2, 1, 3]);
     }
 
     #[test]
@@ -953,33 +655,27 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
     }
 
     #[test]
-    fn structural_errors() {
-        let parse = |source: &str| {
-            Stages::from_dockerfile(&Dockerfile::parse(source, "Dockerfile").unwrap())
-        };
-        assert_eq!(
-            parse("RUN x\nFROM a").unwrap_err().message,
-            "no build stage in current context"
-        );
-        assert_eq!(
-            parse("ARG A\n").unwrap_err().message,
-            "dockerfile contains no stages to build"
-        );
-        let error = parse("FROM a\nCOPY --bogus=1 a b\n").unwrap_err();
-        assert_eq!((error.line, error.column), (2, 6));
+    fn blank_base_name_is_an_error() {
+        let error = stages("ARG IMAGE\nFROM $IMAGE\n")
+            .plan(&options(&[], None))
+            .unwrap_err();
+        assert_eq!(error.message, "base name ($IMAGE) should not be blank");
     }
 
     #[test]
-    fn repeated_cmd_warns() {
-        let stages = stages("FROM a\nCMD a\nCMD b\nFROM b\nCMD c\n");
-        let messages: Vec<_> = stages
-            .warnings
-            .iter()
-            .map(|w| (w.line, w.message.clone()))
-            .collect();
-        assert_eq!(messages.len(), 1);
-        assert_eq!(messages[0].0, 2);
-        assert!(messages[0].1.starts_with("Multiple CMD instructions"));
+    fn stages_and_global_args() {
+        let stages = stages(MULTI_STAGE);
+        assert_eq!(stages.global_args.len(), 2);
+        assert_eq!(stages.stages.len(), 4);
+        assert_eq!(stages.find_by_name("BUILD"), Some(1));
+        let plan = stages.plan(&options(&[("VERSION", "3.19")], None)).unwrap();
+        assert_eq!(plan.stages[0].base, BaseImage::Image("alpine:3.19".into()));
+        assert_eq!(plan.stages[3].base, BaseImage::Scratch);
+        assert_eq!(plan.stages[1].stage_dependencies, [0, 2]);
+        assert_eq!(plan.stages[3].stage_dependencies, [1]);
+        assert_eq!(plan.stages[3].image_dependencies, ["nginx:latest"]);
+        assert_eq!(plan.target, 3);
+        assert_eq!(plan.build_order, [0, 2, 1, 3]);
     }
 
     #[test]
@@ -1004,13 +700,5 @@ COPY --from=nginx:latest /etc/nginx /etc/nginx
             .unwrap()
             .warnings
             .is_empty());
-    }
-
-    #[test]
-    fn blank_base_name_is_an_error() {
-        let error = stages("ARG IMAGE\nFROM $IMAGE\n")
-            .plan(&options(&[], None))
-            .unwrap_err();
-        assert_eq!(error.message, "base name ($IMAGE) should not be blank");
     }
 }

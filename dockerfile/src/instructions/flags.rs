@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::dockerfile::ast::RawFlag;
+use crate::ast::RawFlag;
 
 /// The kind of value a flag takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -204,42 +204,7 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         let mut node = new_node_from_line(&joined, 0, escape, 0)?;
         node.comments = std::mem::take(&mut comments);
 
-        let heredoc_holder = match &node.sub_instruction {
-            Some(sub) if node.keyword.eq_ignore_ascii_case("onbuild") => sub.as_ref(),
-            _ => &node,
-        };
-        let can_contain_heredoc = matches!(
-            heredoc_holder.keyword.to_ascii_lowercase().as_str(),
-            "run" | "copy" | "add"
-        ) && !heredoc_holder.json;
-        if can_contain_heredoc {
-            for mut heredoc in heredocs_in_line(&joined.text) {
-                let mut terminated = false;
-                for body_line in lines.by_ref() {
-                    line_number += 1;
-                    let mut candidate = trim_newline(body_line.text);
-                    if heredoc.chomp {
-                        candidate = candidate.trim_start_matches('\t');
-                    }
-                    if candidate == heredoc.name {
-                        terminated = true;
-                        break;
-                    }
-                    heredoc.content.push_str(body_line.text);
-                }
-                if !terminated {
-                    return Err(ParseError {
-                        expected: format!("a line \"{}\" closing the heredoc", heredoc.name),
-                        message: format!(
-                            "unterminated heredoc (expected a line \"{}\")",
-                            heredoc.name
-                        ),
-                        span: node.span(),
-                    });
-                }
-                node.heredocs.push(heredoc);
-            }
-        }
+        read_heredocs(&mut node, &joined.text, &mut lines, &mut line_number)?;
         node.start_line = start_line;
         node.end_line = line_number;
         nodes.push(node);
@@ -257,6 +222,54 @@ pub fn parse(source: &str) -> Result<RawDockerfile, ParseError> {
         directives,
         warnings,
     })
+}
+
+/// Reads the bodies of the heredocs `line` opens (for RUN, COPY and ADD, or an ONBUILD trigger of theirs, in shell
+/// form) from `lines` into `node`, counting the lines read in `line_number`.
+fn read_heredocs<'a>(
+    node: &mut Node,
+    line: &str,
+    lines: &mut impl Iterator<Item = SourceLine<'a>>,
+    line_number: &mut usize,
+) -> Result<(), ParseError> {
+    let heredoc_holder = match &node.sub_instruction {
+        Some(sub) if node.keyword.eq_ignore_ascii_case("onbuild") => sub.as_ref(),
+        _ => &*node,
+    };
+    let can_contain_heredoc = matches!(
+        heredoc_holder.keyword.to_ascii_lowercase().as_str(),
+        "run" | "copy" | "add"
+    ) && !heredoc_holder.json;
+    if !can_contain_heredoc {
+        return Ok(());
+    }
+    for mut heredoc in heredocs_in_line(line) {
+        let mut terminated = false;
+        for body_line in lines.by_ref() {
+            *line_number += 1;
+            let mut candidate = trim_newline(body_line.text);
+            if heredoc.chomp {
+                candidate = candidate.trim_start_matches('\t');
+            }
+            if candidate == heredoc.name {
+                terminated = true;
+                break;
+            }
+            heredoc.content.push_str(body_line.text);
+        }
+        if !terminated {
+            return Err(ParseError {
+                expected: format!("a line \"{}\" closing the heredoc", heredoc.name),
+                message: format!(
+                    "unterminated heredoc (expected a line \"{}\")",
+                    heredoc.name
+                ),
+                span: node.span(),
+            });
+        }
+        node.heredocs.push(heredoc);
+    }
+    Ok(())
 }
 
 /// How deep `ONBUILD ONBUILD …` chains are parsed; deeper triggers are kept unparsed (the typed layer rejects
