@@ -27,8 +27,6 @@
 //! assert_eq!(plan.build_order, [0]);
 //! ```
 
-#![deny(missing_docs)]
-
 mod ast;
 mod checks;
 mod diagnostic;

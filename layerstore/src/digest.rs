@@ -13,7 +13,9 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// The hash functions a digest may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
+    /// SHA-256, 64 hex characters; the canonical algorithm.
     Sha256,
+    /// SHA-512, 128 hex characters.
     Sha512,
 }
 
@@ -38,10 +40,13 @@ impl Algorithm {
 /// Why a string is not a valid digest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DigestError {
+    /// There is no `:` separating an algorithm from the hash, or the algorithm part is empty or has invalid characters. Holds the text given.
     #[error("invalid digest {0:?}: expected algorithm:hex")]
     Format(String),
+    /// The algorithm is well-formed but neither `sha256` nor `sha512`. Holds the text given.
     #[error("invalid digest {0:?}: unsupported algorithm (sha256 and sha512 are supported)")]
     Algorithm(String),
+    /// The hash is not lower-case hex of the algorithm's length. Holds the text given and the expected length.
     #[error("invalid digest {0:?}: the hash must be {1} lower-case hex characters")]
     Encoding(String, usize),
 }
@@ -74,6 +79,7 @@ impl Digest {
         hasher.finish()
     }
 
+    /// The hash function the digest names.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -151,11 +157,14 @@ impl<'de> Deserialize<'de> for Digest {
 /// An incremental hash for one algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// A SHA-256 hash in progress.
     Sha256(Sha256),
+    /// A SHA-512 hash in progress.
     Sha512(Sha512),
 }
 
 impl Hasher {
+    /// A hash of no data yet.
     pub fn new(algorithm: Algorithm) -> Hasher {
         match algorithm {
             Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
@@ -163,6 +172,7 @@ impl Hasher {
         }
     }
 
+    /// Feeds `data` to the hash.
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
@@ -170,6 +180,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of all the data fed so far.
     pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::from_bytes(Algorithm::Sha256, &h.finalize()),
@@ -186,6 +197,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`, hashing with `algorithm`; nothing written yet.
     pub fn new(inner: W, algorithm: Algorithm) -> Self {
         HashingWriter {
             inner,
@@ -226,6 +238,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: io::Read> HashingReader<R> {
+    /// Wraps `inner`, hashing with `algorithm`; nothing read yet.
     pub fn new(inner: R, algorithm: Algorithm) -> Self {
         HashingReader {
             inner,

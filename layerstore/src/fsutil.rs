@@ -109,6 +109,7 @@ impl TempDir {
         })
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

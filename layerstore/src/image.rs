@@ -9,26 +9,44 @@ use crate::store::{Store, StoreError};
 /// Why an image could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// Reading a blob from the store failed, or the blob is missing.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The manifest blob is not a valid manifest.
     #[error("manifest {digest}: {source}")]
     Manifest {
+        /// The manifest's digest.
         digest: Digest,
+        /// Why its bytes were refused.
         source: ManifestError,
     },
+    /// The digest names an index or manifest list, where a single-platform image manifest was needed.
     #[error("manifest {0} is an index, not an image manifest")]
     NotAnImage(Digest),
+    /// The config blob is not valid JSON of an image config.
     #[error("config {digest}: invalid JSON: {source}")]
     Config {
+        /// The config's digest.
         digest: Digest,
+        /// What the JSON parser reported.
         source: serde_json::Error,
     },
+    /// The manifest's config descriptor has a media type other than an image config's.
     #[error("config {digest} has media type {media_type:?}, which is not an image config")]
-    ConfigMediaType { digest: Digest, media_type: String },
+    ConfigMediaType {
+        /// The config's digest.
+        digest: Digest,
+        /// The media type the manifest gives the config.
+        media_type: String,
+    },
+    /// The manifest lists a different number of layers than the config has DiffIDs.
     #[error("image {manifest} has {layers} layers but its config lists {diff_ids} diff IDs")]
     LayerCount {
+        /// The manifest's digest.
         manifest: Digest,
+        /// The number of layers in the manifest.
         layers: usize,
+        /// The number of DiffIDs in the config's `rootfs`.
         diff_ids: usize,
     },
 }
@@ -36,10 +54,15 @@ pub enum ImageError {
 /// A single-platform image: manifest and config, parsed and raw.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The manifest's descriptor: its media type, digest and size.
     pub descriptor: Descriptor,
+    /// The manifest exactly as stored, the bytes its digest is computed from.
     pub manifest_bytes: Vec<u8>,
+    /// The manifest, parsed.
     pub manifest: Manifest,
+    /// The config exactly as stored, the bytes whose digest is the image ID.
     pub config_bytes: Vec<u8>,
+    /// The config, parsed.
     pub config: ImageConfig,
 }
 

@@ -19,12 +19,16 @@ use crate::store::{IoContext, Store, StoreError};
 /// Why an import or export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// Writing the blobs or the tag to the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The input could not be read as a tar archive.
     #[error("the input is not a valid tar archive: {0}")]
     Tar(io::Error),
+    /// An entry's name climbs out of the root with `..` or has a path prefix; says which entry.
     #[error("unsafe entry in the input: {0}")]
     Unsafe(String),
+    /// Applying an image's layers into one root filesystem, to export it flattened, failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }
@@ -32,6 +36,7 @@ pub enum ImportError {
 /// What to record in the config of an imported image.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// The container config of the new image (entrypoint, command, environment, ...).
     pub config: ContainerConfig,
     /// The `created` time, RFC 3339.
     pub created: String,

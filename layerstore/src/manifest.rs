@@ -16,24 +16,34 @@ use crate::media_types;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The media type of the referenced content, e.g. [`media_types::OCI_LAYER_GZIP`].
     pub media_type: String,
+    /// The digest of the referenced content's bytes.
     pub digest: Digest,
+    /// The size of the referenced content in bytes, which a reader checks before trusting the bytes.
     pub size: u64,
+    /// Other locations the content may be downloaded from (used by non-distributable layers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
+    /// Arbitrary metadata, keyed by reverse-domain names such as `org.opencontainers.image.ref.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// In an index: the platform the referenced manifest's image runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// For an artifact manifest: its type, as a media type (OCI 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The content itself, base64-encoded, embedded in the descriptor (OCI 1.1); readers must still check it against `digest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// Members this type does not model, kept so that they are written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Descriptor {
+    /// A descriptor with only the three required members set.
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
             media_type: media_type.into(),
@@ -57,22 +67,28 @@ impl Descriptor {
 /// The platform an image in an index runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
+    /// The CPU architecture, in Go's `GOARCH` spelling (`amd64`, `arm64`, ...).
     pub architecture: String,
+    /// The operating system, in Go's `GOOS` spelling (`linux`, `windows`, ...).
     pub os: String,
+    /// The operating system version (`os.version`), used to pick among Windows images.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// OS features the image requires (`os.features`), e.g. `win32k` on Windows.
     #[serde(
         rename = "os.features",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_features: Option<Vec<String>>,
+    /// The CPU variant within the architecture (`v7` for `arm`, `v8` for `arm64`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Members this type does not model, kept so that they are written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -194,18 +210,26 @@ impl std::fmt::Display for Platform {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// The manifest schema version; always 2 for the formats supported here.
     pub schema_version: u32,
+    /// The manifest's own media type; required by Docker schema 2, optional (but recommended) in OCI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// For an artifact: its type, as a media type (OCI 1.1); absent for container images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The image config blob.
     pub config: Descriptor,
+    /// The layer blobs, base layer first.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers, such as a signature or SBOM for an image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Arbitrary metadata, keyed by reverse-domain names such as `org.opencontainers.image.created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Members this type does not model, kept so that they are written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -214,21 +238,29 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Index {
+    /// The index schema version; always 2 for the formats supported here.
     pub schema_version: u32,
+    /// The index's own media type: [`media_types::OCI_INDEX`] or [`media_types::DOCKER_MANIFEST_LIST`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// For an index of artifacts: their type, as a media type (OCI 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The manifests the index lists, usually one per platform.
     pub manifests: Vec<Descriptor>,
+    /// The manifest this index refers to (OCI 1.1 referrers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Arbitrary metadata, keyed by reverse-domain names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Members this type does not model, kept so that they are written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Index {
+    /// An OCI index (schema version 2, [`media_types::OCI_INDEX`]) listing `manifests`.
     pub fn new(manifests: Vec<Descriptor>) -> Index {
         Index {
             schema_version: 2,
@@ -245,12 +277,15 @@ impl Index {
 /// Which manifest flavour to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Flavour {
+    /// OCI image spec media types; the default.
     #[default]
     Oci,
+    /// Docker image manifest v2 schema 2 media types, for tools that only read Docker's.
     Docker,
 }
 
 impl Flavour {
+    /// The media type of a manifest in this flavour.
     pub fn manifest_type(self) -> &'static str {
         match self {
             Flavour::Oci => media_types::OCI_MANIFEST,
@@ -258,6 +293,7 @@ impl Flavour {
         }
     }
 
+    /// The media type of an image config in this flavour.
     pub fn config_type(self) -> &'static str {
         match self {
             Flavour::Oci => media_types::OCI_CONFIG,
@@ -297,19 +333,30 @@ impl Manifest {
 /// A manifest document of any supported kind, parsed from its bytes and its declared media type.
 #[derive(Debug, Clone)]
 pub enum ManifestKind {
+    /// A single-platform image manifest.
     Image(Box<Manifest>),
+    /// An image index or Docker manifest list.
     Index(Box<Index>),
 }
 
 /// Why manifest bytes could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The bytes are not JSON, have a key twice in an object, or do not have the shape of the manifest kind.
     #[error("invalid manifest JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The media type is neither a manifest's nor an index's.
     #[error("unsupported manifest media type {0:?}")]
     MediaType(String),
+    /// The document's `mediaType` member differs from the media type the transport gave.
     #[error("manifest declares media type {declared:?} but was given as {given:?}")]
-    MediaTypeMismatch { declared: String, given: String },
+    MediaTypeMismatch {
+        /// The media type the document states in its `mediaType` member.
+        declared: String,
+        /// The media type the caller gave (Content-Type or descriptor).
+        given: String,
+    },
+    /// The `schemaVersion` is not 2.
     #[error("unsupported manifest schemaVersion {0} (only 2 is supported)")]
     SchemaVersion(u32),
 }

@@ -27,13 +27,28 @@ pub enum MutateError {
     Store(#[from] StoreError),
     /// Compressing a layer failed.
     #[error("compressing layer {digest}: {source}")]
-    Compress { digest: Digest, source: io::Error },
+    Compress {
+        /// The layer's digest.
+        digest: Digest,
+        /// What the compressor or the I/O under it reported.
+        source: io::Error,
+    },
     /// A stored layer's content is not what its digest says.
     #[error("layer {digest} in the store: its content hashes to {actual}")]
-    LayerContent { digest: Digest, actual: Digest },
+    LayerContent {
+        /// The digest the layer is stored under.
+        digest: Digest,
+        /// The digest its content hashes to.
+        actual: Digest,
+    },
     /// A layer's media type has no equivalent in the flavour asked for.
     #[error("{manifest}: {}", no_equivalent(*.flavour))]
-    NoMediaType { manifest: Digest, flavour: Flavour },
+    NoMediaType {
+        /// The digest of the manifest being converted.
+        manifest: Digest,
+        /// The flavour asked for.
+        flavour: Flavour,
+    },
 }
 
 /// Why an image has no manifest in `flavour`.

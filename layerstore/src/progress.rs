@@ -25,6 +25,7 @@ pub struct ProgressReader<'a, R> {
 }
 
 impl<'a, R> ProgressReader<'a, R> {
+    /// Wraps `inner`, reporting each read to `progress` as `advance` of `item`.
     pub fn new(inner: R, item: &'a str, progress: &'a dyn Progress) -> Self {
         ProgressReader {
             inner,

@@ -34,6 +34,7 @@ pub enum ReferenceError {
     /// The reference matches the grammar once lower-cased (`ErrNameContainsUppercase`).
     #[error("repository name must be lowercase")]
     NameContainsUppercase,
+    /// The name is 64 hexadecimal characters, which Docker reserves for image IDs; holds the name.
     #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
     HexName(String),
     /// `ErrNameTooLong`.
@@ -96,6 +97,7 @@ impl Reference {
         Ok(reference)
     }
 
+    /// The registry host, with its port if any, e.g. `docker.io` or `localhost:5000`.
     pub fn domain(&self) -> &str {
         &self.domain
     }
@@ -105,10 +107,12 @@ impl Reference {
         &self.path
     }
 
+    /// The tag, e.g. `latest`, if the reference has one.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest pinning the content (`@sha256:...`), if the reference has one.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

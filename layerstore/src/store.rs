@@ -20,18 +20,36 @@ const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file system operation on the store failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, e.g. the path being written.
+        context: String,
+        /// What the file system reported.
+        source: io::Error,
+    },
+    /// The blob with this digest is not in the store.
     #[error("blob {0} is not in the store")]
     BlobUnknown(Digest),
+    /// Content written or read does not hash to the digest it is stored or expected under.
     #[error("digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { expected: Digest, actual: Digest },
+    DigestMismatch {
+        /// The digest the caller expected.
+        expected: Digest,
+        /// The digest of the content.
+        actual: Digest,
+    },
+    /// Content written or read does not have the size its descriptor gives.
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
     SizeMismatch {
+        /// The blob's digest.
         digest: Digest,
+        /// The size in bytes the caller expected.
         expected: u64,
+        /// The size in bytes of the content.
         actual: u64,
     },
+    /// The store's `index.json` does not parse as an OCI image index.
     #[error("the store's index.json is corrupt: {0}")]
     CorruptIndex(serde_json::Error),
 }
@@ -81,6 +99,7 @@ impl Store {
         Ok(Store { root })
     }
 
+    /// The store's root directory, holding `oci-layout`, `index.json` and `blobs/`.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -93,6 +112,7 @@ impl Store {
             .join(digest.hex())
     }
 
+    /// Whether the blob with this digest is in the store (its file exists).
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }

@@ -28,6 +28,7 @@ use crate::store::{Store, StoreError};
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// On an entry that is the OCI view of a Docker schema 2 manifest: that manifest's digest, and its size.
 pub const DOCKER_MANIFEST_ANNOTATION: &str = "dev.lade.docker-manifest.digest";
+/// Companion of [`DOCKER_MANIFEST_ANNOTATION`]: the Docker manifest's size in bytes, in decimal.
 pub const DOCKER_MANIFEST_SIZE_ANNOTATION: &str = "dev.lade.docker-manifest.size";
 /// The OCI annotation naming an entry: in the store, the full reference of a tagged name (see the module docs).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -35,31 +36,44 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Errors of tag operations and lookups.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {
+    /// Reading or writing the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An image the index names could not be read.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// No image matches the name or ID given (Docker's message); holds the argument.
     #[error("No such image: {0}")]
     NotFound(String),
+    /// The image ID prefix given matches more than one image; holds the prefix.
     #[error("ambiguous image ID prefix {0:?}: it matches several images")]
     Ambiguous(String),
+    /// The argument is neither an image ID nor a valid reference.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// Deleting by ID an image tagged in several repositories, without forcing it (Docker refuses the same).
     #[error("conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories")]
-    MultipleRepositories { id: String },
+    MultipleRepositories {
+        /// The image ID given.
+        id: String,
+    },
 }
 
 /// One entry of the index: a manifest and the name it is tagged as, if any.
 #[derive(Debug, Clone)]
 pub struct ImageRecord {
+    /// The name the entry is tagged as; `None` for an entry that only keeps an image (untagged).
     pub name: Option<Reference>,
+    /// The descriptor of the entry's manifest or index.
     pub descriptor: Descriptor,
 }
 
 /// An image found by a user's argument, with every name it is known by.
 #[derive(Debug, Clone)]
 pub struct FoundImage {
+    /// The image, read from the store.
     pub image: Image,
+    /// Every name the image is tagged as in the index.
     pub names: Vec<Reference>,
     /// The reference the user gave, when the lookup was by name.
     pub requested: Option<Reference>,

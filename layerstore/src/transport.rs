@@ -24,7 +24,9 @@ pub enum TransportError {
     /// The source's manifest could not be parsed.
     #[error("manifest {digest}: {source}")]
     Manifest {
+        /// The manifest's digest.
         digest: Digest,
+        /// Why its bytes were refused.
         source: ManifestError,
     },
     /// The source's manifest is an index: copy its images one by one.

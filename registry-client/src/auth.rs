@@ -19,9 +19,13 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// One challenge of a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// `Basic`: send the user name and password with every request.
     Basic,
+    /// `Bearer`: get a token from the realm (the distribution token protocol) and send it with the requests.
     Bearer {
+        /// The URL of the token endpoint.
         realm: String,
+        /// The `service` to name in token requests, if the challenge gives one.
         service: Option<String>,
         /// `error="insufficient_scope"` and similar.
         error: Option<String>,
@@ -118,6 +122,7 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// The state of a new session: `credential` (anonymous access when `None`), no challenge seen and no token yet.
     pub fn new(credential: Option<Credential>) -> Auth {
         Auth {
             credential,
@@ -125,6 +130,7 @@ impl Auth {
         }
     }
 
+    /// The credential the session authenticates with, if any.
     pub fn credential(&self) -> Option<&Credential> {
         self.credential.as_ref()
     }

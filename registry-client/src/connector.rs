@@ -10,6 +10,7 @@ use crate::session::Session;
 /// Everything needed to connect to any registry.
 #[derive(Debug, Clone)]
 pub struct Connector {
+    /// How to reach registries: which ones use plain HTTP, and the `certs.d` directory of their CA certificates.
     pub endpoint: EndpointOptions,
     /// The Docker `config.json` holding credentials.
     pub docker_config: PathBuf,

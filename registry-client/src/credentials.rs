@@ -22,7 +22,12 @@ const TOKEN_USERNAME: &str = "<token>";
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     /// A user name and password (or personal access token).
-    Basic { username: String, password: String },
+    Basic {
+        /// The account name on the registry.
+        username: String,
+        /// The password, or a personal access token in its place.
+        password: String,
+    },
     /// An OAuth2 refresh token, exchanged at the token endpoint for access tokens.
     IdentityToken(String),
 }

@@ -40,6 +40,7 @@ pub struct Endpoint {
     pub registry: String,
     /// `https://host[:port]` or `http://host[:port]`, without a trailing slash.
     pub base: String,
+    /// The HTTP client, trusting the system roots plus this registry's `certs.d/<host>/ca.crt`.
     pub http: reqwest::Client,
     /// The `certs.d` directory the endpoint was set up with (for hints).
     pub certs_dir: PathBuf,

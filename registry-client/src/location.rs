@@ -30,19 +30,30 @@ use crate::push::{push, PushOptions};
 /// Where an image is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Location {
+    /// An image in a registry (`docker://NAME[:TAG]`).
     Registry(Reference),
+    /// An OCI image layout directory (`oci:DIR[:TAG]`).
     Oci {
+        /// The layout's directory.
         dir: PathBuf,
+        /// The image's name in the layout's index (`org.opencontainers.image.ref.name`); without it the layout must hold one image.
         tag: Option<String>,
     },
+    /// An OCI image layout in a tar file (`oci-archive:FILE[:REF]`).
     OciArchive {
+        /// The tar file.
         file: PathBuf,
+        /// The image's name in the archive; without it the archive must hold one image.
         reference: Option<String>,
     },
+    /// A `docker save` tarball (`docker-archive:FILE[:REF]`).
     DockerArchive {
+        /// The tar file.
         file: PathBuf,
+        /// The image's name among the archive's `RepoTags`; without it the archive must hold one image.
         reference: Option<String>,
     },
+    /// An image in lade's own store (`lade:NAME`): as a source, found by name or image ID; as a destination, tagged with the name.
     Local(String),
 }
 
@@ -106,10 +117,13 @@ struct Source {
 
 /// Settings for a copy.
 pub struct CopyOptions<'a> {
+    /// Opens registry sessions, for `docker://` locations.
     pub connector: &'a Connector,
     /// Opens the local store, for `lade:` locations.
     pub local_store: &'a dyn Fn() -> Result<Store, Error>,
+    /// How to pull from a registry source: the platform to pick from an index, parallel downloads.
     pub pull: PullOptions,
+    /// How to push to a registry destination.
     pub push: PushOptions,
     /// Copy an index whole or for several platforms, instead of the one image of `pull.platform`.
     pub platforms: Option<crate::multi::Platforms>,

@@ -40,8 +40,11 @@ pub struct Pulled {
 
 /// A manifest as fetched: its bytes, media type and digest.
 pub struct FetchedManifest {
+    /// The manifest exactly as the registry sent it.
     pub bytes: Vec<u8>,
+    /// The media type from the `Content-Type` header, without parameters; empty when the registry sent none.
     pub media_type: String,
+    /// The digest of the bytes, checked against the digest asked for or `Docker-Content-Digest` when either is known.
     pub digest: Digest,
 }
 

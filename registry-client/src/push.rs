@@ -41,6 +41,7 @@ impl Default for PushOptions {
 pub struct Pushed {
     /// The manifest's digest and size.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub size: u64,
 }
 

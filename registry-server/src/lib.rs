@@ -7,8 +7,6 @@
 //! mirror of another registry. [`ui`] renders a web page of the content. `lade registry serve` and
 //! `lade registry gc` are thin wrappers over [`server::serve`] and [`gc::collect`].
 
-#![deny(missing_docs)]
-
 pub mod check;
 pub mod config;
 pub mod error;

@@ -27,66 +27,114 @@ use crate::tags::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 /// Why an archive could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// Staging the archive's files in a temporary directory failed.
     #[error(transparent)]
     Staging(#[from] StagingError),
+    /// Reading or writing the destination store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The archive has neither `manifest.json` (docker-archive) nor `index.json` (OCI layout).
     #[error("not an image archive: it has neither manifest.json (docker save) nor index.json (OCI layout)")]
     UnknownFormat,
+    /// A JSON file of the archive (`manifest.json`, `index.json`, a config) does not parse.
     #[error("{file}: invalid JSON: {source}")]
     Json {
+        /// The file's path inside the archive.
         file: String,
+        /// What the JSON parser reported.
         source: serde_json::Error,
     },
+    /// A manifest or index of the archive is not one this crate understands.
     #[error("{file}: {source}")]
-    Manifest { file: String, source: ManifestError },
+    Manifest {
+        /// The file's path inside the archive.
+        file: String,
+        /// Why the document was refused.
+        source: ManifestError,
+    },
+    /// A blob's content does not hash to the digest its descriptor gives.
     #[error("blob {path}: digest mismatch: the descriptor says {expected}, the content hashes to {actual}")]
     DigestMismatch {
+        /// The blob's path inside the archive.
         path: String,
+        /// The digest the descriptor (or the blob's file name) promises.
         expected: Digest,
+        /// The digest of the content read.
         actual: Digest,
     },
+    /// A blob's length differs from the size its descriptor gives.
     #[error(
         "blob {path}: size mismatch: the descriptor says {expected} bytes, the file has {actual}"
     )]
     SizeMismatch {
+        /// The blob's path inside the archive.
         path: String,
+        /// The size in bytes the descriptor gives.
         expected: u64,
+        /// The size in bytes of the file in the archive.
         actual: u64,
     },
+    /// A descriptor's media type is not one allowed where it appears (an index entry, a config or a layer).
     #[error("{what} {digest} has media type {media_type:?}, which is not {expected}")]
     MediaType {
+        /// Which descriptor it is: `"index.json entry"`, `"config"` or `"layer"`.
         what: &'static str,
+        /// The digest of the referenced blob.
         digest: Digest,
+        /// The media type the descriptor gives.
         media_type: String,
+        /// What was allowed there, in words (e.g. `"an image config"`).
         expected: &'static str,
     },
+    /// An image's manifest and config disagree on the number of layers.
     #[error("image {config}: {layers} layers, but the config lists {diff_ids} diff IDs")]
     LayerCount {
+        /// The config's path or digest, naming the image.
         config: String,
+        /// The number of layers the manifest lists.
         layers: usize,
+        /// The number of DiffIDs in the config's `rootfs`.
         diff_ids: usize,
     },
+    /// A layer's uncompressed content does not hash to the DiffID the config gives for it.
     #[error("layer {path}: its content has diff ID {actual}, but the config expects {expected}")]
     DiffId {
+        /// The layer's path inside the archive.
         path: String,
+        /// The DiffID from the config.
         expected: Digest,
+        /// The digest of the layer's uncompressed content.
         actual: Digest,
     },
+    /// A metadata file (manifest, index, config) is larger than the limit for metadata, which is read into memory.
     #[error(
         "{file} is {size} bytes, larger than the {limit}-byte limit for an archive's metadata"
     )]
-    TooLarge { file: String, size: u64, limit: u64 },
+    TooLarge {
+        /// The file's path inside the archive.
+        file: String,
+        /// The file's size in bytes.
+        size: u64,
+        /// The largest metadata file accepted, in bytes.
+        limit: u64,
+    },
+    /// A layer's content is compressed differently from what its media type says.
     #[error("layer {path}: its media type says {declared}, but its content is {actual}")]
     Compression {
+        /// The layer's path inside the archive.
         path: String,
+        /// The compression its media type names (`none`, `gzip`, `zstd`).
         declared: &'static str,
+        /// The compression its bytes show.
         actual: &'static str,
     },
+    /// An archive with both `manifest.json` and `index.json` describes different images in them; says how.
     #[error("manifest.json disagrees with index.json: {0}")]
     Inconsistent(String),
+    /// The archive's index (the digest given) lists no manifest for the platform asked for.
     #[error("index {0} has no manifest for this platform")]
     NoPlatform(Digest),
+    /// Reading a layer to check its content failed.
     #[error("reading a layer to check it: {0}")]
     Io(#[from] io::Error),
 }
@@ -94,8 +142,11 @@ pub enum LoadError {
 /// An image the archive held, now in the store.
 #[derive(Debug, Clone)]
 pub struct LoadedImage {
+    /// The descriptor of the image's manifest, as stored.
     pub descriptor: Descriptor,
+    /// The image ID: the digest of its config, as `docker images` shows it.
     pub id: Digest,
+    /// The names the archive gave the image (`RepoTags`, or the OCI `ref.name` annotations).
     pub names: Vec<Reference>,
 }
 

@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ArchiveManifestEntry {
+    /// The path of the image's config JSON inside the archive (`Config`).
     pub config: String,
+    /// The image's names, such as `busybox:latest` (`RepoTags`); absent or empty for an untagged image.
     #[serde(default)]
     pub repo_tags: Option<Vec<String>>,
+    /// The paths of the layer tars inside the archive, base layer first (`Layers`).
     pub layers: Vec<String>,
 }
 

@@ -15,7 +15,9 @@ use crate::tags::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 
 /// An image to save and the names to record for it.
 pub struct SaveItem {
+    /// The image to write into the archive.
     pub image: Image,
+    /// The names to record for it (`RepoTags` and the index's name annotations); empty for an untagged image.
     pub names: Vec<Reference>,
 }
 

@@ -20,10 +20,18 @@ use super::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 /// Why a layer could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// The layer tar is malformed or unsafe: a name climbing out of the root, a link without a target or to the root, an unsupported entry type; says which.
     #[error("invalid layer: {0}")]
     Invalid(String),
+    /// Creating, writing or removing a file for one entry failed.
     #[error("applying layer entry {path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The entry's path inside the layer.
+        path: String,
+        /// What the file system reported.
+        source: io::Error,
+    },
+    /// Reading the layer tar stream failed.
     #[error("reading layer: {0}")]
     Read(io::Error),
 }
@@ -31,7 +39,9 @@ pub enum ApplyError {
 /// What applying a layer did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ApplyStats {
+    /// The number of tar entries processed, whiteouts included.
     pub entries: u64,
+    /// The bytes of regular-file content written.
     pub bytes: u64,
 }
 

@@ -9,8 +9,11 @@ use crate::media_types::Compression;
 /// The digests of a compressed layer: `digest` of the blob as stored, `diff_id` of the uncompressed tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerDigests {
+    /// The digest of the compressed blob, as the manifest's layer descriptor names it.
     pub digest: Digest,
+    /// The size of the compressed blob in bytes.
     pub size: u64,
+    /// The DiffID: the digest of the uncompressed tar, as the config's `rootfs` lists it.
     pub diff_id: Digest,
 }
 
@@ -27,6 +30,7 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> CompressingWriter<W> {
+    /// Wraps `inner`, compressing with `compression` (none, parallel gzip or zstd). Fails when the zstd encoder cannot be set up.
     pub fn new(inner: W, compression: Compression) -> io::Result<Self> {
         let hashed = HashingWriter::new(inner, Algorithm::Sha256);
         let encoder = match compression {

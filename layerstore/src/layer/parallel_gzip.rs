@@ -63,6 +63,7 @@ struct Pool {
 }
 
 impl<W: Write> ParallelGzipWriter<W> {
+    /// Wraps `inner`, compressing at `level` in 1 MiB blocks spread over a pool of worker threads; the output is a single gzip member any reader accepts.
     pub fn new(inner: W, level: Compression) -> Self {
         ParallelGzipWriter {
             inner,
