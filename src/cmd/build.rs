@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use builder::engine::{BuildError, BuildRequest};
+use builder::export::Exporter;
 use builder::runtime::{Entitlements, ExtraHost, Network, Security};
-use layerstore::archive::save::{save, SaveItem};
-use layerstore::manifest::Flavour;
 use layerstore::Platform;
 use layerstore::{Image, Reference};
 
@@ -124,7 +123,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|t| Reference::parse_tagged(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let output = args.output.as_deref().map(Output::parse).transpose()?;
+    let output = args.output.as_deref().map(Exporter::parse).transpose()?;
     let cache_from = args
         .cache_from
         .iter()
@@ -218,7 +217,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     )?;
     if let Some(output) = &output {
         let image = Image::read(&store, &result.descriptor)?;
-        output.write(&store, image, &tags)?;
+        export(output, &store, &image, &tags)?;
     } else if !args.quiet {
         eprintln!("writing image {} done", result.id);
         for tag in &tags {
@@ -230,7 +229,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.quiet {
-        if output.as_ref().is_some_and(Output::is_stdout) {
+        if output.as_ref().is_some_and(Exporter::is_stdout) {
             eprintln!("{}", result.id);
         } else {
             println!("{}", result.id);
@@ -257,33 +256,12 @@ fn check_platform(requested: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `lade build -`, as `docker build -` reads stdin: a context archive (tar, possibly gzip or zstd), unpacked, or else
-/// a Dockerfile alone, with an otherwise empty context. Both land in a private directory of the store that lives as
-/// long as the build.
+/// `lade build -`: the context (an archive, or a Dockerfile alone) from stdin, in a private directory of the store
+/// that lives as long as the build.
 fn stdin_context(store: &layerstore::Store) -> anyhow::Result<layerstore::fsutil::TempDir> {
     let dir = store.temp_dir("context-")?;
-    let mut stdin = std::io::stdin().lock();
-    // A tar header is 512 bytes: read that much (or all there is) before deciding what the input is.
-    let mut head = Vec::with_capacity(512);
-    (&mut stdin)
-        .take(512)
-        .read_to_end(&mut head)
+    builder::context::unpack_context_stream(std::io::stdin().lock(), dir.path())
         .context("reading the build context from stdin")?;
-    let is_archive = layerstore::layer::compress::detect(&head)
-        != layerstore::media_types::Compression::None
-        || head.get(257..262) == Some(b"ustar".as_slice());
-    let mut input = std::io::Cursor::new(head).chain(stdin);
-    if is_archive {
-        let (_, tar) = layerstore::layer::compress::auto_decompress(input)?;
-        layerstore::layer::apply::apply_layer(tar, dir.path())
-            .context("unpacking the build context from stdin")?;
-    } else {
-        let mut text = Vec::new();
-        input
-            .read_to_end(&mut text)
-            .context("reading the Dockerfile from stdin")?;
-        std::fs::write(dir.path().join("Dockerfile"), text)?;
-    }
     Ok(dir)
 }
 
@@ -433,91 +411,19 @@ fn parse_ssh(values: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     Ok(agents)
 }
 
-/// `-o type=…,dest=…`, or BuildKit's shorthands: `-o DIR` (`type=local`) and `-o -` (`type=tar` to stdout).
-enum Output {
-    /// A tarball with the image in this manifest flavour (`type=docker` or `type=oci`); `-` is stdout.
-    Archive(PathBuf, Flavour),
-    /// The image's merged filesystem as one tarball (`type=tar`); `-` is stdout.
-    Tar(PathBuf),
-    /// The merged filesystem written into a directory (`type=local`).
-    Local(PathBuf),
-}
-
-impl Output {
-    fn parse(text: &str) -> anyhow::Result<Output> {
-        if text == "-" {
-            return Ok(Output::Tar(PathBuf::from("-")));
-        }
-        if !text.contains('=') {
-            return Ok(Output::Local(PathBuf::from(text)));
-        }
-        let fields = parse_key_values(text.split(','), "--output")?;
-        let dest = fields
-            .get("dest")
-            .with_context(|| format!("--output {text:?}: missing dest="))?;
-        match fields.get("type").map(String::as_str) {
-            Some("oci") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Oci)),
-            Some("docker") => Ok(Output::Archive(PathBuf::from(dest), Flavour::Docker)),
-            Some("tar") => Ok(Output::Tar(PathBuf::from(dest))),
-            Some("local") => Ok(Output::Local(PathBuf::from(dest))),
-            other => {
-                bail!("--output {text:?}: unsupported type {other:?} (oci, docker, tar or local)")
-            }
-        }
+/// Writes the built image where `-o` says: a stream to a file (renamed into place once complete) or stdout, or a
+/// directory.
+fn export(
+    exporter: &Exporter,
+    store: &layerstore::Store,
+    image: &Image,
+    names: &[Reference],
+) -> anyhow::Result<()> {
+    match exporter.stream_destination() {
+        Some(dest) => super::ArchiveOutput::new(Some(dest))?
+            .write_with(|out| Ok(exporter.write_stream(store, image, names, out)?)),
+        None => Ok(exporter.write_directory(store, image)?),
     }
-
-    /// Whether the output goes to stdout, which then carries nothing else.
-    fn is_stdout(&self) -> bool {
-        matches!(self, Output::Archive(path, _) | Output::Tar(path) if path.as_os_str() == "-")
-    }
-
-    fn write(
-        &self,
-        store: &layerstore::Store,
-        image: Image,
-        names: &[Reference],
-    ) -> anyhow::Result<()> {
-        match self {
-            Output::Archive(path, flavour) => {
-                let output = super::ArchiveOutput::new(Some(path))?;
-                let item = SaveItem {
-                    image: in_flavour(store, image, *flavour)?,
-                    names: names.to_vec(),
-                };
-                output.write_with(|out| {
-                    save(
-                        store,
-                        std::slice::from_ref(&item),
-                        out,
-                        &layerstore::progress::NoProgress,
-                    )?;
-                    Ok(())
-                })
-            }
-            Output::Tar(path) => super::ArchiveOutput::new(Some(path))?.write_with(|out| {
-                layerstore::import::export_flattened(store, &image, out)?;
-                Ok(())
-            }),
-            Output::Local(dir) => {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                for layer in &image.manifest.layers {
-                    let (_, reader) = layerstore::layer::compress::auto_decompress(
-                        store.open_blob(&layer.digest)?,
-                    )?;
-                    layerstore::layer::apply::apply_layer(reader, dir)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// The image with its manifest rewritten in `flavour` (media types only; the image ID stays), stored.
-fn in_flavour(store: &layerstore::Store, image: Image, flavour: Flavour) -> anyhow::Result<Image> {
-    let image = layerstore::mutate::set_flavour(&image, flavour)?;
-    store.write_blob(&image.manifest_bytes)?;
-    Ok(image)
 }
 
 /// Pulls missing base images through the registry client, as `lade pull` does.
@@ -528,23 +434,25 @@ struct Puller {
 }
 
 impl builder::engine::ImagePuller for Puller {
-    fn pull(&self, reference: &str) -> Result<(), String> {
-        let reference = Reference::parse_tagged(reference).map_err(|e| e.to_string())?;
+    fn pull(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(), builder::engine::PullError> {
         if !self.quiet {
             eprintln!("pulling {reference}");
         }
         let options = registry_client::PullOptions {
-            platform: layerstore::Platform::host(),
+            platform: platform.clone(),
             jobs: 3,
         };
         super::remote::pull_image(
             &self.connector,
             &self.store,
-            &reference,
+            reference,
             &options,
             &layerstore::progress::NoProgress,
-        )
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"))
+        )?;
+        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! The same type serves `COPY --from`, over another stage's root filesystem with nothing ignored.
 
+mod from_stream;
 pub mod hashcache;
 
 use std::fs::{self, Metadata};
@@ -15,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::dockerignore::{self, MatchInfo, PatternError, PatternMatcher};
 use crate::glob;
+pub use from_stream::{unpack_context_stream, StreamedContext};
 pub use hashcache::HashCache;
 
 /// Why the context could not be read or a source not found.
@@ -28,6 +30,9 @@ pub enum ContextError {
     Glob(#[from] glob::BadPattern),
     #[error("failed to compute cache key: {path:?} not found in {place}")]
     NotFound { path: String, place: &'static str },
+    /// A context archive could not be unpacked.
+    #[error("unpacking the build context: {0}")]
+    Unpack(#[from] layerstore::layer::apply::ApplyError),
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {

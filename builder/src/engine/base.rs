@@ -3,7 +3,7 @@
 //! `--pull` — with its config reduced to the fields BuildKit carries into a build.
 
 use layerstore::config::{ContainerConfig, ImageConfig};
-use layerstore::{Digest, Image, Store};
+use layerstore::{Digest, Image, Platform, Reference, Store};
 
 use super::cache::base_key;
 use super::config_edit;
@@ -101,12 +101,14 @@ impl Engine<'_> {
     fn find_image(&self, reference: &str) -> Result<Image, StepError> {
         let puller = self.services.puller;
         let pull = |puller: &dyn super::ImagePuller| {
+            let image = Reference::parse_tagged(reference).map_err(|error| StepError::Image {
+                image: reference.to_string(),
+                message: error.to_string(),
+            })?;
+            // RUN steps run natively, so the base is this host's platform.
             puller
-                .pull(reference)
-                .map_err(|reason| StepError::PullFailed {
-                    image: reference.to_string(),
-                    reason,
-                })
+                .pull(&image, &Platform::host())
+                .map_err(|source| StepError::PullFailed { image, source })
         };
         if let (true, Some(puller)) = (self.request.pull, puller) {
             // Held while pulling, so that parallel stages wait for the one pull of an image.

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use layerstore::fsutil::FileLock;
-use layerstore::{Descriptor, Digest, Reference, Store};
+use layerstore::{Descriptor, Digest, Platform, Reference, Store};
 
 use crate::context::ContextError;
 use crate::copy::CopyError;
@@ -106,9 +106,12 @@ pub struct CacheRecords {
 
 /// Fetches a base image the store lacks (`lade build` pulls it through the registry client).
 pub trait ImagePuller: Sync {
-    /// Pulls `reference` into the store, or says why it could not.
-    fn pull(&self, reference: &str) -> Result<(), String>;
+    /// Pulls `reference` into the store, the image for `platform` where it names several, or says why it could not.
+    fn pull(&self, reference: &Reference, platform: &Platform) -> Result<(), PullError>;
 }
+
+/// Why an [`ImagePuller`] could not pull: its own error, kept whole with its causes.
+pub type PullError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a build works with besides the store and the request.
 #[derive(Clone, Copy)]
@@ -169,8 +172,8 @@ pub enum BuildError {
 pub enum StepError {
     #[error("base image {0} is not in the local store; pull it first (`lade pull {0}`), or `lade load` it")]
     BaseImageMissing(String),
-    #[error("base image {image} is not in the local store, and pulling it failed: {reason}")]
-    PullFailed { image: String, reason: String },
+    #[error("base image {image} is not in the local store, and pulling it failed: {source}")]
+    PullFailed { image: Reference, source: PullError },
     #[error("reading image {image}: {message}")]
     Image { image: String, message: String },
     #[error(transparent)]

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use layerstore::config::{ContainerConfig, ImageConfig};
-use layerstore::{Reference, Store};
+use layerstore::{Platform, Reference, Store};
 
-use super::{build_image, BuildRequest, BuildServices, ImagePuller, Reporter};
+use super::{build_image, BuildRequest, BuildServices, ImagePuller, PullError, Reporter};
 use crate::runtime::{
     ContainerRuntime, Entitlements, Network, RunOutcome, RunSpec, RuntimeError, Security, Stream,
 };
@@ -47,9 +47,9 @@ struct FakePuller {
 }
 
 impl ImagePuller for FakePuller {
-    fn pull(&self, reference: &str) -> Result<(), String> {
+    fn pull(&self, reference: &Reference, platform: &Platform) -> Result<(), PullError> {
         self.pulls.lock().unwrap().push(reference.to_string());
-        let platform = layerstore::Platform::host();
+        let platform = platform.clone();
         let config = ImageConfig {
             architecture: platform.architecture,
             os: platform.os,
@@ -60,12 +60,10 @@ impl ImagePuller for FakePuller {
             }),
             ..ImageConfig::default()
         };
-        let (descriptor, _) = layerstore::import::store_image(&self.store, &config, Vec::new())
-            .map_err(|e| e.to_string())?;
-        let name = Reference::parse_tagged(reference).map_err(|e| e.to_string())?;
+        let (descriptor, _) = layerstore::import::store_image(&self.store, &config, Vec::new())?;
         self.store
-            .add_image(&descriptor, &[name])
-            .map_err(|e| e.to_string())
+            .add_image(&descriptor, std::slice::from_ref(reference))?;
+        Ok(())
     }
 }
 
@@ -132,7 +130,11 @@ fn builds_in_process_with_a_fake_runtime_and_puller() {
     };
     let request = request(&context, DOCKERFILE);
     let first = build_image(&store, &request, services).unwrap();
-    assert_eq!(*puller.pulls.lock().unwrap(), ["base:1"]);
+    assert_eq!(
+        *puller.pulls.lock().unwrap(),
+        ["docker.io/library/base:1"],
+        "the puller gets the normalized reference"
+    );
     let runs = runtime.runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].args, ["/bin/sh", "-c", "make"]);
