@@ -10,8 +10,8 @@
 use std::io::{self, Read};
 
 use crate::digest::{Digest, Hasher};
-use crate::image::Image;
-use crate::manifest::{Descriptor, ManifestError, ManifestKind};
+use crate::image::{Image, ImageError};
+use crate::manifest::{Descriptor, ManifestKind};
 use crate::progress::{Progress, ProgressReader};
 use crate::store::{Store, StoreError};
 
@@ -21,17 +21,10 @@ pub enum TransportError {
     /// A store (source or sink) failed, or a blob did not verify.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The source's manifest could not be parsed.
-    #[error("manifest {digest}: {source}")]
-    Manifest {
-        /// The manifest's digest.
-        digest: Digest,
-        /// Why its bytes were refused.
-        source: ManifestError,
-    },
-    /// The source's manifest is an index: copy its images one by one.
-    #[error("manifest {0} is an index, not an image manifest")]
-    NotAnImage(Digest),
+    /// The source's manifest is not an image manifest: its bytes were refused, or it is an index (copy its images
+    /// one by one).
+    #[error(transparent)]
+    Image(#[from] ImageError),
 }
 
 /// Reads one image.
@@ -76,8 +69,8 @@ pub fn copy_image(
     let digest = Digest::sha256_of(&bytes);
     let manifest = match ManifestKind::parse(&bytes, &media_type) {
         Ok(ManifestKind::Image(manifest)) => manifest,
-        Ok(ManifestKind::Index(_)) => return Err(TransportError::NotAnImage(digest)),
-        Err(source) => return Err(TransportError::Manifest { digest, source }),
+        Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(digest).into()),
+        Err(source) => return Err(ImageError::Manifest { digest, source }.into()),
     };
     for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if sink.has_blob(descriptor)? {
