@@ -97,26 +97,36 @@ fn sha256_state(
     size: u64,
     known: Option<HashState>,
 ) -> Result<HashState, DriverError> {
-    if let Some(state) = known.filter(|s| s.len() == size) {
+    if let Some(state) = kept_sha256_state(driver, name, uuid, size, known)? {
         return Ok(state);
-    }
-    if size == 0 {
-        return Ok(Sha256State::default());
-    }
-    match driver.get_content(&layout::upload_hash_state(name, uuid, size)) {
-        Ok(saved) => {
-            if let Some(state) = Sha256State::unmarshal(&saved).filter(|s| s.len() == size) {
-                return Ok(state);
-            }
-        }
-        Err(err) if err.is_not_found() => {}
-        Err(err) => return Err(err),
     }
     let mut state = Sha256State::default();
     read_all(driver, &layout::upload_data(name, uuid), |chunk| {
         state.update(chunk)
     })?;
     Ok(state)
+}
+
+/// The sha256 state of a session's first `size` bytes without reading the data: the one in memory, else the one
+/// saved on storage.
+fn kept_sha256_state(
+    driver: &dyn Driver,
+    name: &str,
+    uuid: &str,
+    size: u64,
+    known: Option<HashState>,
+) -> Result<Option<HashState>, DriverError> {
+    if let Some(state) = known.filter(|s| s.len() == size) {
+        return Ok(Some(state));
+    }
+    if size == 0 {
+        return Ok(Some(Sha256State::default()));
+    }
+    match driver.get_content(&layout::upload_hash_state(name, uuid, size)) {
+        Ok(saved) => Ok(Sha256State::unmarshal(&saved).filter(|s| s.len() == size)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 fn unknown_upload() -> ApiError {
@@ -320,10 +330,17 @@ impl Uploads {
                 Err(err) if err.is_not_found() => return Err(unknown_upload()),
                 Err(err) => return Err(err.into()),
             };
-            let actual = if expected.algorithm() == Algorithm::Sha256 {
-                sha256_state(driver.as_ref(), &name, &uuid, size, known)?.finish()
-            } else {
-                hash_file(driver.as_ref(), &data, expected.algorithm())?
+            let kept = match expected.algorithm() {
+                Algorithm::Sha256 => kept_sha256_state(driver.as_ref(), &name, &uuid, size, known)?,
+                _ => None,
+            };
+            let actual = match kept {
+                Some(state) => state.finish(),
+                None => {
+                    // Hashed from the data, which an object store's upload in progress only offers once sealed.
+                    driver.seal(&data)?;
+                    hash_file(driver.as_ref(), &data, expected.algorithm())?
+                }
             };
             if actual != expected {
                 driver.delete(&layout::upload_dir(&name, &uuid))?;

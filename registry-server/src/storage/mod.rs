@@ -74,6 +74,9 @@ pub trait Driver: Send + Sync + 'static {
     fn stat(&self, path: &str) -> Result<FileInfo, DriverError>;
     /// The names of the direct children of a directory.
     fn list(&self, path: &str) -> Result<Vec<String>, DriverError>;
+    /// Makes an appendable file readable as it stands; nothing may be appended to it afterwards. Files of a
+    /// filesystem always are; an object store's upload in progress is completed in place.
+    fn seal(&self, path: &str) -> Result<(), DriverError>;
     /// Moves a file to `dst`, replacing whatever is there.
     fn move_to(&self, src: &str, dst: &str) -> Result<(), DriverError>;
     /// Deletes a file or a whole directory tree.

@@ -731,15 +731,21 @@ impl Driver for ObjectDriver {
         Ok(names)
     }
 
+    fn seal(&self, path: &str) -> Result<(), DriverError> {
+        let key = self.key(path)?;
+        if self.head(path, &key)?.is_none() {
+            match self.load_state(path, &key)? {
+                Some((state, _)) => self.complete(path, &key, state)?,
+                None => return Err(DriverError::NotFound(path.to_string())),
+            }
+        }
+        Ok(())
+    }
+
     fn move_to(&self, src: &str, dst: &str) -> Result<(), DriverError> {
         let from = self.key(src)?;
         let to = self.key(dst)?;
-        if self.head(src, &from)?.is_none() {
-            match self.load_state(src, &from)? {
-                Some((state, _)) => self.complete(src, &from, state)?,
-                None => return Err(DriverError::NotFound(src.to_string())),
-            }
-        }
+        self.seal(src)?;
         self.run(self.inner.store.copy(&from, &to))
             .map_err(|e| backend(src, e))?;
         self.run(self.inner.store.delete(&from))

@@ -149,6 +149,13 @@ fn append_across_reopen_and_move(d: &dyn Driver) {
         assert_eq!(d.stat(path).unwrap().size, expected.len() as u64);
     }
     assert_eq!(d.list("up/u1").unwrap(), vec!["data"]);
+    // Sealed, it reads back whole (an object store's upload in progress does not before) and still moves.
+    d.seal(path).unwrap();
+    d.seal(path).unwrap();
+    let mut sealed = Vec::new();
+    d.reader(path, 0).unwrap().read_to_end(&mut sealed).unwrap();
+    assert!(sealed == expected, "a sealed file reads back as appended");
+    assert!(d.seal("up/none/data").unwrap_err().is_not_found());
     d.move_to(path, "blobs/b1/data").unwrap();
     assert!(d.stat(path).unwrap_err().is_not_found());
     let mut read = Vec::new();

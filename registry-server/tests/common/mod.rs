@@ -2,6 +2,8 @@
 //! HTTP client, and helpers that push blobs and manifests the way registry clients do.
 #![allow(dead_code)]
 
+pub mod replicas;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -23,6 +25,8 @@ pub struct TestServer {
     pub base: String,
     pub root: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// The replicas behind `base`, when it is a balancer's.
+    set: Option<Box<replicas::ReplicaSet>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -72,6 +76,7 @@ impl TestServer {
             base: format!("{scheme}://127.0.0.1:{port}"),
             root,
             _tmp: None,
+            set: None,
             stop: Some(stop),
             thread: Some(thread),
         };
@@ -89,6 +94,23 @@ impl TestServer {
     /// Keeps a temporary root alive as long as the server.
     pub fn keep(&mut self, tmp: tempfile::TempDir) {
         self._tmp = Some(tmp);
+    }
+
+    /// A server this process does not run, at `base` (a balancer in front of replicas).
+    pub fn detached(base: String) -> TestServer {
+        TestServer {
+            base,
+            root: PathBuf::new(),
+            _tmp: None,
+            set: None,
+            stop: None,
+            thread: None,
+        }
+    }
+
+    /// Keeps the replicas behind a balancer's address alive as long as it.
+    pub fn keep_set(&mut self, set: replicas::ReplicaSet) {
+        self.set = Some(Box::new(set));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -120,8 +142,10 @@ impl Drop for TestServer {
 pub fn client() -> Client {
     // reqwest is built without a default TLS provider (the workspace uses ring); install it once.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A connection per request: behind a balancer, consecutive requests go to different replicas.
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap()
 }
@@ -171,7 +195,13 @@ pub fn push_blob_with(
         .post(server.url(&format!("/v2/{name}/blobs/uploads/")))
         .send()
         .unwrap();
-    assert_eq!(post.status(), StatusCode::ACCEPTED);
+    let status = post.status();
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "POST: {}",
+        post.text().unwrap_or_default()
+    );
     let put = c
         .put(server.location(&post))
         .query(&[("digest", digest.to_string())])
