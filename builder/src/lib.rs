@@ -15,6 +15,6 @@ pub mod glob;
 pub mod platform;
 pub mod runtime;
 pub mod snapshot;
-pub mod stale;
-pub mod tree;
+mod stale;
+mod tree;
 pub mod users;

@@ -3,7 +3,7 @@
 //!
 //! The same type serves `COPY --from`, over another stage's root filesystem with nothing ignored.
 
-pub mod hashcache;
+pub(crate) mod hashcache;
 
 use std::fs::{self, Metadata};
 use std::io;

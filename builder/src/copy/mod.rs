@@ -4,8 +4,8 @@
 //! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz) and downloads URLs
 //! ([`remote`]).
 
-pub mod archive;
-pub mod remote;
+mod archive;
+pub(crate) mod remote;
 
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -9,11 +9,11 @@
 
 mod base;
 pub mod cache;
-pub mod cache_format;
+mod cache_format;
 pub mod cache_local;
 pub mod cache_transfer;
 pub mod config_edit;
-pub mod history;
+mod history;
 mod layer_step;
 mod mounts;
 mod plan;

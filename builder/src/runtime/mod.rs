@@ -5,9 +5,9 @@
 //! hosts) and remembers the verdict per binary and kernel; [`Runtime::run`] writes the bundle, runs the container
 //! with a unique id, streams its output, and always deletes the container and its bundle afterwards.
 
-pub mod mounts;
-pub mod seccomp;
-pub mod security;
+mod mounts;
+mod seccomp;
+mod security;
 pub mod spec;
 
 use std::collections::VecDeque;

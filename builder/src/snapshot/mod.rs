@@ -9,7 +9,7 @@
 //! content of the step: [`Snapshot::record_mount_targets`] notes which did not exist before, and the commit drops
 //! them again when they are still empty.
 
-pub mod diff;
+mod diff;
 pub mod overlay;
 pub mod unpack;
 
