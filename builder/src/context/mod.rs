@@ -20,14 +20,33 @@ pub use hashcache::HashCache;
 /// Why the context could not be read or a source not found.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
+    /// Reading the context (or a stage's root filesystem) failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The `.dockerignore` (or `<Dockerfile>.dockerignore`) has a pattern that does not compile.
     #[error("invalid pattern in {file}: {source}")]
-    Ignore { file: PathBuf, source: PatternError },
+    Ignore {
+        /// The ignore file.
+        file: PathBuf,
+        /// What is wrong with the pattern.
+        source: PatternError,
+    },
+    /// A COPY or ADD source is not a valid pattern.
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
+    /// A source matches nothing (BuildKit's wording, which tools look for).
     #[error("failed to compute cache key: {path:?} not found in {place}")]
-    NotFound { path: String, place: &'static str },
+    NotFound {
+        /// The source as written.
+        path: String,
+        /// Where it was looked for, for the message: the build context, or the source stage or image.
+        place: &'static str,
+    },
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> ContextError {

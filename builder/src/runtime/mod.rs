@@ -33,26 +33,52 @@ pub const TAIL_BYTES: usize = 64 * 1024;
 /// Why a step could not be run (a command that runs and fails is not an error: see [`RunOutcome::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// None of the runtime binaries looked for (the list) is installed.
     #[error("no OCI runtime found (looked for {0}); install one with `apt-get install runc`")]
     NotInstalled(String),
+    /// Every runtime found failed its test container; the text gives each one's failure.
     #[error("no OCI runtime works here: {0}")]
     NoneWorks(String),
+    /// The runtime binary could not be started.
     #[error("running {runtime}: {source}")]
-    Spawn { runtime: PathBuf, source: io::Error },
+    Spawn {
+        /// The runtime binary.
+        runtime: PathBuf,
+        /// The error of starting it.
+        source: io::Error,
+    },
+    /// Writing the bundle, preparing mounts or reading the container's output failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The step's `USER` cannot be resolved in its root filesystem.
     #[error(transparent)]
     User(#[from] UserError),
+    /// The OCI runtime config could not be built.
     #[error("building the OCI runtime config: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    /// A `required` secret mount has no secret of its id (`--secret`).
     #[error("secret {0} is required but was not given to the build")]
     SecretMissing(String),
+    /// A bind mount's source does not exist in the directory it is taken from.
     #[error("bind mount source {source_path:?} does not exist in {root}")]
-    BindSource { source_path: String, root: PathBuf },
+    BindSource {
+        /// The source as written.
+        source_path: String,
+        /// The context or root filesystem it was looked for in.
+        root: PathBuf,
+    },
+    /// The step's command line is empty.
     #[error("RUN has no command")]
     EmptyCommand,
+    /// The layer store failed (its run and cache directories).
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
+    /// The seccomp profile could not be used on this kernel.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
 }

@@ -30,22 +30,45 @@ use overlay::OverlayMount;
 /// Why a snapshot could not be made or committed.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// The layer store failed (reading a layer blob, writing a new layer).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file operation on a snapshot's directories failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A layer could not be unpacked into its directory.
     #[error("unpacking layer {digest}: {source}")]
-    Apply { digest: Digest, source: ApplyError },
+    Apply {
+        /// The layer's blob digest.
+        digest: Digest,
+        /// Why unpacking failed.
+        source: ApplyError,
+    },
+    /// A layer's uncompressed content does not have the diff ID the image config gives it.
     #[error(
         "layer {digest} uncompresses to {actual}, but the image config gives diff ID {expected}"
     )]
     DiffIdMismatch {
+        /// The layer's blob digest.
         digest: Digest,
+        /// The diff ID in the image config.
         expected: Digest,
+        /// The digest of the uncompressed content.
         actual: Digest,
     },
+    /// Mounting or unmounting an overlay failed.
     #[error("mounting overlay on {target}: {source}")]
-    Mount { target: PathBuf, source: io::Error },
+    Mount {
+        /// The mount point.
+        target: PathBuf,
+        /// The error of mount(2) or umount(2).
+        source: io::Error,
+    },
 }
 
 pub(crate) fn io_context<C: FnOnce() -> String>(
