@@ -88,6 +88,7 @@ pub enum RuntimeError {
 pub struct RunSpec {
     /// The root filesystem (a snapshot's).
     pub rootfs: PathBuf,
+    /// The command and its arguments (exec form); must not be empty.
     pub args: Vec<String>,
     /// `KEY=value` entries; `PATH` gets Docker's default when missing.
     pub env: Vec<String>,
@@ -95,9 +96,11 @@ pub struct RunSpec {
     pub cwd: PathBuf,
     /// `USER`: `name`, `uid`, `name:group`, `uid:gid`; `None` is root.
     pub user: Option<String>,
+    /// The step's network.
     pub network: Network,
     /// Entries added to the step's `/etc/hosts` (`--add-host`).
     pub extra_hosts: Vec<ExtraHost>,
+    /// `RUN --mount`s (and `lade run -v` volumes), mounted after the standard mounts.
     pub mounts: Vec<MountSpec>,
     /// Pass this process's stdin to the command (`lade run -i`); otherwise it reads nothing.
     pub interactive: bool,
@@ -111,7 +114,9 @@ pub struct RunSpec {
 /// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraHost {
+    /// The host name, as written into `/etc/hosts`.
     pub name: String,
+    /// Its address.
     pub ip: std::net::IpAddr,
 }
 
@@ -155,7 +160,9 @@ impl RunSpec {
 /// Which of a container's output streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The container's standard output.
     Stdout,
+    /// The container's standard error.
     Stderr,
 }
 
