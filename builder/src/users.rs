@@ -42,7 +42,9 @@ pub enum UserError {
 /// A resolved process identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The user ID.
     pub uid: u32,
+    /// The primary group ID.
     pub gid: u32,
     /// Supplementary groups: every group of `/etc/group` listing the user by name, except the primary one.
     pub additional_gids: Vec<u32>,

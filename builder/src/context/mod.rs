@@ -70,7 +70,8 @@ pub struct Source {
     pub relative: String,
     /// Where its content is: a top-level symlink is followed (inside the context).
     pub path: PathBuf,
-    pub is_dir: bool,
+    /// Whether it is a directory (after following a top-level symlink).
+    pub(crate) is_dir: bool,
 }
 
 /// One file, directory or link of a source, as COPY copies it.
@@ -78,8 +79,10 @@ pub struct Source {
 pub struct Entry {
     /// Relative to the source (empty for the source itself).
     pub relative: PathBuf,
-    pub path: PathBuf,
-    pub meta: Metadata,
+    /// Where it is on the host.
+    pub(crate) path: PathBuf,
+    /// Its metadata: a link's own for what is under a directory source, what it points at for the source itself.
+    pub(crate) meta: Metadata,
 }
 
 impl BuildContext {
@@ -143,7 +146,8 @@ impl BuildContext {
         self.keeps_owners
     }
 
-    pub fn root(&self) -> &Path {
+    /// The directory the context reads (canonicalized by [`BuildContext::open`]).
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 

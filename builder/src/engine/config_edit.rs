@@ -34,7 +34,9 @@ const CHANGE_INSTRUCTIONS: [&str; 11] = [
 #[derive(Debug, thiserror::Error)]
 #[error("invalid change {change:?}: {reason}")]
 pub struct ChangeError {
+    /// The `--change` as given.
     pub change: String,
+    /// Why it cannot be applied.
     pub reason: String,
 }
 

@@ -83,7 +83,9 @@ pub(crate) fn io_context<C: FnOnce() -> String>(
 /// One layer of the image a step starts from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerRef {
+    /// The layer blob in the store.
     pub descriptor: Descriptor,
+    /// The digest of the layer's uncompressed tar (the image config's diff ID).
     pub diff_id: Digest,
 }
 
@@ -117,6 +119,7 @@ pub enum SnapshotMode {
 pub struct CommittedLayer {
     /// The gzip-compressed layer blob, now in the store.
     pub descriptor: Descriptor,
+    /// The digest of the layer's uncompressed tar (its diff ID).
     pub diff_id: Digest,
     /// The layer stack including this layer, to start the next step from.
     pub layers: Vec<LayerRef>,
@@ -174,6 +177,7 @@ impl Snapshotter {
         }
     }
 
+    /// How this snapshotter makes snapshots.
     pub fn mode(&self) -> SnapshotMode {
         self.mode
     }
