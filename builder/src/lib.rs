@@ -5,7 +5,7 @@
 //! build context (with [`dockerignore`] rules and [`glob`] source patterns) and checksums COPY sources;
 //! [`snapshot`] gives each step a writable root filesystem over the parent image's layers and turns what the step
 //! changed into a layer; [`copy`] does COPY/ADD into it and [`runtime`] runs RUN in it through runc. [`users`]
-//! resolves USER and `--chown` in the image, [`tree`] copies trees, [`stale`] finds what dead builds left behind.
+//! resolves USER and `--chown` in the image, `tree` copies trees, `stale` finds what dead builds left behind.
 
 pub mod context;
 pub mod copy;

@@ -2,7 +2,7 @@
 //! trailing `/` (or an existing directory) meaning "into", a directory source copying its contents, missing parents
 //! created (0755, owned by the `--chown` owner), symlinks inside directories copied as links, `--chown`/`--chmod`,
 //! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz) and downloads URLs
-//! ([`remote`]).
+//! (`remote`).
 
 mod archive;
 pub(crate) mod remote;

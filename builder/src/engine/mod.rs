@@ -5,7 +5,7 @@
 //! edit, history text, cache key and work of the step), then executed by the file for its kind of step
 //! (`step_metadata`, `step_workdir`, `step_run`, `step_copy`). Every layer-producing step (RUN, COPY, ADD, WORKDIR)
 //! is looked up in the content-addressed [`cache`] first (`layer_step`). The result is an image whose config and
-//! history match what BuildKit writes for the same Dockerfile ([`history`]).
+//! history match what BuildKit writes for the same Dockerfile (`history`).
 
 mod base;
 pub mod cache;

@@ -3,7 +3,7 @@
 //! With overlayfs (root, and a mount that works) image layers are unpacked once into a cache keyed by chain ID
 //! ([`unpack`]) and stacked as lower directories under a fresh upper directory; the step's changes are read back
 //! from the upper directory. Without it, the layers are applied into a lower tree, copied into the root filesystem,
-//! and the two trees are compared afterwards ([`diff`]).
+//! and the two trees are compared afterwards (`diff`).
 //!
 //! Mount targets that the runtime had to create (`/proc`, `/etc/hosts`, a secret's `/run/secrets/ID`, ...) are not
 //! content of the step: [`Snapshot::record_mount_targets`] notes which did not exist before, and the commit drops
