@@ -116,7 +116,11 @@ impl StepCache {
     }
 
     /// Remembers the inputs a Dockerfile position saw, for explaining the next build's cache miss there.
-    pub(crate) fn remember_inputs(&self, position: &Digest, inputs: &Inputs) -> std::io::Result<()> {
+    pub(crate) fn remember_inputs(
+        &self,
+        position: &Digest,
+        inputs: &Inputs,
+    ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(inputs).expect("inputs serialize");
         layerstore::fsutil::write_atomic(&self.positions.join(position.hex()), &bytes)
     }
