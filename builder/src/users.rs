@@ -43,9 +43,9 @@ pub enum UserError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The user ID.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// The primary group ID.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// Supplementary groups: every group of `/etc/group` listing the user by name, except the primary one.
     pub additional_gids: Vec<u32>,
     /// The home directory from `/etc/passwd` (`/` when the user has no entry), for `HOME`.

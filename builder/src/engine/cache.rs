@@ -28,7 +28,7 @@ pub fn base_key(base: &str) -> Digest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {
     /// The layer the step made.
-    pub layer: CachedLayer,
+    pub(crate) layer: CachedLayer,
     /// RFC 3339 creation time, reused in the history so a cached rebuild gives the same image.
     pub created: String,
 }
@@ -37,9 +37,9 @@ pub struct CacheRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedLayer {
     /// The layer's blob (compressed) in the store.
-    pub descriptor: Descriptor,
+    pub(crate) descriptor: Descriptor,
     /// The digest of the layer's uncompressed tar.
-    pub diff_id: Digest,
+    pub(crate) diff_id: Digest,
 }
 
 impl From<&LayerRef> for CachedLayer {

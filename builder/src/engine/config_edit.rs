@@ -35,9 +35,9 @@ const CHANGE_INSTRUCTIONS: [&str; 11] = [
 #[error("invalid change {change:?}: {reason}")]
 pub struct ChangeError {
     /// The `--change` as given.
-    pub change: String,
+    pub(crate) change: String,
     /// Why it cannot be applied.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// What a config-only instruction did.

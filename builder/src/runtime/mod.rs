@@ -115,9 +115,9 @@ pub struct RunSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraHost {
     /// The host name, as written into `/etc/hosts`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its address.
-    pub ip: std::net::IpAddr,
+    pub(crate) ip: std::net::IpAddr,
 }
 
 impl std::str::FromStr for ExtraHost {

@@ -120,7 +120,7 @@ pub struct CommittedLayer {
     /// The gzip-compressed layer blob, now in the store.
     pub descriptor: Descriptor,
     /// The digest of the layer's uncompressed tar (its diff ID).
-    pub diff_id: Digest,
+    pub(crate) diff_id: Digest,
     /// The layer stack including this layer, to start the next step from.
     pub layers: Vec<LayerRef>,
 }
