@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Why a user or group could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    /// A user name that the image's `/etc/passwd` does not list (or the image has none).
+    /// A user name that the image's `/etc/passwd` does not list.
     #[error("unable to find user {name}: no matching entries in the image's /etc/passwd")]
     UnknownUser {
         /// The user name.
@@ -18,7 +18,7 @@ pub enum UserError {
         /// The passwd file looked in, on the host.
         passwd: PathBuf,
     },
-    /// A group name that the image's `/etc/group` does not list (or the image has none).
+    /// A group name that the image's `/etc/group` does not list.
     #[error("unable to find group {name}: no matching entries in the image's /etc/group")]
     UnknownGroup {
         /// The group name.
@@ -26,7 +26,7 @@ pub enum UserError {
         /// The group file looked in, on the host.
         group: PathBuf,
     },
-    /// The image's passwd or group file exists but could not be read.
+    /// The image's passwd or group file could not be read, or is missing where a lookup needs it.
     #[error("reading {path}: {source}")]
     Read {
         /// The file, on the host.

@@ -39,7 +39,7 @@ pub enum ContextError {
     /// A COPY or ADD source is not a valid pattern.
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
-    /// A source matches nothing (BuildKit's wording, which tools look for).
+    /// A source matches nothing (worded as BuildKit words it).
     #[error("failed to compute cache key: {path:?} not found in {place}")]
     NotFound {
         /// The source as written.

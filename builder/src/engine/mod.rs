@@ -158,19 +158,19 @@ pub enum BuildError {
         /// Why it failed.
         source: Box<StepError>,
     },
-    /// The layer store failed outside any one step (locking, recording the result).
+    /// The layer store failed (taking its writer lock, recording the result).
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
     /// The build context could not be opened.
     #[error("opening the build context: {0}")]
     Context(#[from] ContextError),
-    /// No container runtime could be set up for RUN steps.
+    /// The container runtime could not be found or failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The snapshotter could not be set up.
+    /// The snapshotter could not be opened, or a step's snapshot could not be made or committed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    /// A file operation of the engine failed (opening the step cache, writing a layer).
+    /// A file operation of the engine failed (opening or writing the build cache).
     #[error("{context}: {source}")]
     Io {
         /// What was being done, with the path.

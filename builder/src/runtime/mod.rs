@@ -75,10 +75,10 @@ pub enum RuntimeError {
     /// The step's command line is empty.
     #[error("RUN has no command")]
     EmptyCommand,
-    /// The layer store failed (its run and cache directories).
+    /// The layer store failed (a temporary bundle directory, a cache mount's directory).
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
-    /// The seccomp profile could not be used on this kernel.
+    /// The seccomp profile could not be read or decoded, or not applied to this kernel.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
 }
