@@ -9,8 +9,10 @@ use crate::glob;
 /// Why a pattern list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
+    /// A `!` with no pattern after it.
     #[error("illegal exclusion pattern: \"!\"")]
     LoneExclamation,
+    /// A pattern that does not compile.
     #[error(transparent)]
     Bad(#[from] glob::BadPattern),
 }

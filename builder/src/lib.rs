@@ -5,7 +5,8 @@
 //! build context (with [`dockerignore`] rules and [`glob`] source patterns) and checksums COPY sources;
 //! [`snapshot`] gives each step a writable root filesystem over the parent image's layers and turns what the step
 //! changed into a layer; [`copy`] does COPY/ADD into it and [`runtime`] runs RUN in it through runc. [`users`]
-//! resolves USER and `--chown` in the image, [`export`] writes `-o` outputs, [`tree`] copies trees, [`stale`] finds what dead builds left behind.
+//! resolves USER and `--chown` in the image, [`export`] writes `-o` outputs, `tree` copies trees, `stale` finds what dead
+//! builds left behind.
 
 pub mod context;
 pub mod copy;
@@ -16,6 +17,6 @@ pub mod glob;
 pub mod platform;
 pub mod runtime;
 pub mod snapshot;
-pub mod stale;
-pub mod tree;
+mod stale;
+mod tree;
 pub mod users;

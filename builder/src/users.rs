@@ -10,12 +10,31 @@ use std::path::{Path, PathBuf};
 /// Why a user or group could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
+    /// A user name that the image's `/etc/passwd` does not list.
     #[error("unable to find user {name}: no matching entries in the image's /etc/passwd")]
-    UnknownUser { name: String, passwd: PathBuf },
+    UnknownUser {
+        /// The user name.
+        name: String,
+        /// The passwd file looked in, on the host.
+        passwd: PathBuf,
+    },
+    /// A group name that the image's `/etc/group` does not list.
     #[error("unable to find group {name}: no matching entries in the image's /etc/group")]
-    UnknownGroup { name: String, group: PathBuf },
+    UnknownGroup {
+        /// The group name.
+        name: String,
+        /// The group file looked in, on the host.
+        group: PathBuf,
+    },
+    /// The image's passwd or group file could not be read, or is missing where a lookup needs it.
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file, on the host.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The specification is empty or malformed (an empty user or group part).
     #[error("invalid user specification {0:?}")]
     Invalid(String),
 }
@@ -23,8 +42,10 @@ pub enum UserError {
 /// A resolved process identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub uid: u32,
-    pub gid: u32,
+    /// The user ID.
+    pub(crate) uid: u32,
+    /// The primary group ID.
+    pub(crate) gid: u32,
     /// Supplementary groups: every group of `/etc/group` listing the user by name, except the primary one.
     pub additional_gids: Vec<u32>,
     /// The home directory from `/etc/passwd` (`/` when the user has no entry), for `HOME`.

@@ -4,7 +4,7 @@
 //! The same type serves `COPY --from`, over another stage's root filesystem with nothing ignored.
 
 mod from_stream;
-pub mod hashcache;
+pub(crate) mod hashcache;
 
 use std::fs::{self, Metadata};
 use std::io;
@@ -22,14 +22,33 @@ pub use hashcache::HashCache;
 /// Why the context could not be read or a source not found.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
+    /// Reading the context (or a stage's root filesystem) failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The `.dockerignore` (or `<Dockerfile>.dockerignore`) has a pattern that does not compile.
     #[error("invalid pattern in {file}: {source}")]
-    Ignore { file: PathBuf, source: PatternError },
+    Ignore {
+        /// The ignore file.
+        file: PathBuf,
+        /// What is wrong with the pattern.
+        source: PatternError,
+    },
+    /// A COPY or ADD source is not a valid pattern.
     #[error("invalid source pattern: {0}")]
     Glob(#[from] glob::BadPattern),
+    /// A source matches nothing (worded as BuildKit words it).
     #[error("failed to compute cache key: {path:?} not found in {place}")]
-    NotFound { path: String, place: &'static str },
+    NotFound {
+        /// The source as written.
+        path: String,
+        /// Where it was looked for, for the message: the build context, or the source stage or image.
+        place: &'static str,
+    },
     /// A context archive could not be unpacked.
     #[error("unpacking the build context: {0}")]
     Unpack(#[from] layerstore::layer::apply::ApplyError),
@@ -56,7 +75,8 @@ pub struct Source {
     pub relative: String,
     /// Where its content is: a top-level symlink is followed (inside the context).
     pub path: PathBuf,
-    pub is_dir: bool,
+    /// Whether it is a directory (after following a top-level symlink).
+    pub(crate) is_dir: bool,
 }
 
 /// One file, directory or link of a source, as COPY copies it.
@@ -64,8 +84,10 @@ pub struct Source {
 pub struct Entry {
     /// Relative to the source (empty for the source itself).
     pub relative: PathBuf,
-    pub path: PathBuf,
-    pub meta: Metadata,
+    /// Where it is on the host.
+    pub(crate) path: PathBuf,
+    /// Its metadata: a link's own for what is under a directory source, what it points at for the source itself.
+    pub(crate) meta: Metadata,
 }
 
 impl BuildContext {
@@ -129,7 +151,8 @@ impl BuildContext {
         self.keeps_owners
     }
 
-    pub fn root(&self) -> &Path {
+    /// The directory the context reads (canonicalized by [`BuildContext::open`]).
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 

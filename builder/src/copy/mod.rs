@@ -2,10 +2,10 @@
 //! trailing `/` (or an existing directory) meaning "into", a directory source copying its contents, missing parents
 //! created (0755, owned by the `--chown` owner), symlinks inside directories copied as links, `--chown`/`--chmod`,
 //! `--exclude`, `--parents`; ADD unpacks local tar archives (plain, gzip, bzip2, xz) and downloads URLs
-//! ([`remote`]).
+//! (`remote`).
 
-pub mod archive;
-pub mod remote;
+mod archive;
+pub(crate) mod remote;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -22,34 +22,70 @@ use crate::users::{resolve_chown, UserError};
 /// Why a COPY or ADD failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// A source could not be selected or read from the build context (or stage, or image).
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// `--chown` names a user or group the destination root filesystem does not have.
     #[error("--chown: {0}")]
     Chown(#[from] UserError),
+    /// An `--exclude` pattern does not compile.
     #[error("invalid --exclude pattern: {0}")]
     Exclude(#[from] PatternError),
+    /// A directory source was copied to a destination that exists and is not a directory.
     #[error("cannot copy the directory {source_path} to non-directory: {target}")]
-    NotADirectory { source_path: String, target: String },
+    NotADirectory {
+        /// The source, relative to what it was copied from.
+        source_path: String,
+        /// The destination as written.
+        target: String,
+    },
+    /// An ADD of a URL to a destination that is the root directory, where a file name is needed.
     #[error("the destination {0} names the root directory, not a file")]
     DestinationIsRoot(String),
+    /// A file cannot be put where the destination says (a directory is in the way, a parent is a file).
     #[error("cannot copy {source_path} to {target}: {reason}")]
     Conflict {
+        /// The source file.
         source_path: String,
+        /// Where it was to go.
         target: String,
+        /// What is in the way.
         reason: &'static str,
     },
+    /// Reading a source or writing the destination failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// ADD could not download a URL (connection, HTTP status, no file name in the URL).
     #[error("fetching {url}: {reason}")]
-    Fetch { url: String, reason: String },
+    Fetch {
+        /// The URL.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// ADD `--checksum`: the downloaded content has another digest.
     #[error("the content of {url} has digest {actual}, but --checksum says {expected}")]
     ChecksumMismatch {
+        /// The URL.
         url: String,
+        /// The digest `--checksum` gave.
         expected: layerstore::Digest,
+        /// The digest of what was downloaded.
         actual: layerstore::Digest,
     },
+    /// ADD of a local tar archive: unpacking it into the destination failed.
     #[error("unpacking {archive}: {source}")]
-    Unpack { archive: String, source: ApplyError },
+    Unpack {
+        /// The archive, relative to the context.
+        archive: String,
+        /// Why unpacking failed.
+        source: ApplyError,
+    },
 }
 
 fn io_err(context: String) -> impl FnOnce(io::Error) -> CopyError {

@@ -1,3 +1,6 @@
+//! COPY and ADD into a plain directory standing for a root filesystem: Docker's destination rules, directory
+//! contents and links, `--chown`/`--chmod`/`--exclude`/`--parents`, archive unpacking, destinations kept in the root.
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

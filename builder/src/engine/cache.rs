@@ -27,7 +27,8 @@ pub fn base_key(base: &str) -> Digest {
 /// What a cached step produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {
-    pub layer: CachedLayer,
+    /// The layer the step made.
+    pub(crate) layer: CachedLayer,
     /// RFC 3339 creation time, reused in the history so a cached rebuild gives the same image.
     pub created: String,
 }
@@ -35,8 +36,10 @@ pub struct CacheRecord {
 /// A layer in a cache record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedLayer {
-    pub descriptor: Descriptor,
-    pub diff_id: Digest,
+    /// The layer's blob (compressed) in the store.
+    pub(crate) descriptor: Descriptor,
+    /// The digest of the layer's uncompressed tar.
+    pub(crate) diff_id: Digest,
 }
 
 impl From<&LayerRef> for CachedLayer {
@@ -69,6 +72,7 @@ pub struct StepCache {
 }
 
 impl StepCache {
+    /// Opens the store's step cache (`buildcache/` under the store root), creating its directories when missing.
     pub fn open(store: &Store) -> std::io::Result<StepCache> {
         let root = store.root().join("buildcache");
         let cache = StepCache {
@@ -99,7 +103,8 @@ impl StepCache {
             .then_some(record)
     }
 
-    pub fn put(&self, key: &Digest, record: &CacheRecord) -> std::io::Result<()> {
+    /// Records what the step with `key` produced, replacing any earlier record.
+    pub(crate) fn put(&self, key: &Digest, record: &CacheRecord) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(record).expect("a cache record serializes");
         layerstore::fsutil::write_atomic(&self.keys.join(key.hex()), &bytes)
     }
@@ -110,7 +115,12 @@ impl StepCache {
         serde_json::from_slice(&bytes).ok()
     }
 
-    pub fn remember_inputs(&self, position: &Digest, inputs: &Inputs) -> std::io::Result<()> {
+    /// Remembers the inputs a Dockerfile position saw, for explaining the next build's cache miss there.
+    pub(crate) fn remember_inputs(
+        &self,
+        position: &Digest,
+        inputs: &Inputs,
+    ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(inputs).expect("inputs serialize");
         layerstore::fsutil::write_atomic(&self.positions.join(position.hex()), &bytes)
     }
@@ -166,9 +176,11 @@ pub fn explain_miss(previous: Option<&BTreeMap<String, String>>, current: &Input
 /// What `lade builder prune` removed.
 #[derive(Debug, Default, Clone)]
 pub struct BuilderPruneReport {
+    /// How many step records were deleted.
     pub cache_records: u64,
     /// Unpacked layers kept because a running container uses them.
     pub skipped_snapshots: u64,
+    /// The blobs deleted, and those kept because they are in use.
     pub blobs: layerstore::prune::PruneReport,
 }
 

@@ -168,8 +168,11 @@ pub struct ExportOptions {
 /// What an export wrote.
 #[derive(Debug, Clone)]
 pub struct Exported {
+    /// The digest of the cache manifest pushed.
     pub manifest: Digest,
+    /// How many step records the cache document holds.
     pub records: usize,
+    /// How many layers the manifest names.
     pub layers: usize,
 }
 

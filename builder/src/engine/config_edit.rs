@@ -1,6 +1,6 @@
 //! How the config-only instructions change an image config — ENV, LABEL, MAINTAINER, EXPOSE, VOLUME, USER,
 //! STOPSIGNAL, SHELL, CMD, ENTRYPOINT, HEALTHCHECK, ONBUILD, and the config half of WORKDIR — and the history text
-//! BuildKit records for each. Build steps use [`apply`]; [`apply_changes`] gives `lade import --change` the very same
+//! BuildKit records for each. Build steps use `apply`; [`apply_changes`] gives `lade import --change` the very same
 //! semantics, as Docker's `--change` does (the change is parsed as a Dockerfile line and its variables expanded
 //! against the image's environment).
 
@@ -34,8 +34,10 @@ const CHANGE_INSTRUCTIONS: [&str; 11] = [
 #[derive(Debug, thiserror::Error)]
 #[error("invalid change {change:?}: {reason}")]
 pub struct ChangeError {
-    pub change: String,
-    pub reason: String,
+    /// The `--change` as given.
+    pub(crate) change: String,
+    /// Why it cannot be applied.
+    pub(crate) reason: String,
 }
 
 /// What a config-only instruction did.

@@ -5,15 +5,15 @@
 //! edit, history text, cache key and work of the step), then executed by the file for its kind of step
 //! (`step_metadata`, `step_workdir`, `step_run`, `step_copy`). Every layer-producing step (RUN, COPY, ADD, WORKDIR)
 //! is looked up in the content-addressed [`cache`] first (`layer_step`). The result is an image whose config and
-//! history match what BuildKit writes for the same Dockerfile ([`history`]).
+//! history match what BuildKit writes for the same Dockerfile (`history`).
 
 mod base;
 pub mod cache;
-pub mod cache_format;
+mod cache_format;
 pub mod cache_local;
 pub mod cache_transfer;
 pub mod config_edit;
-pub mod history;
+mod history;
 mod layer_step;
 mod mounts;
 mod plan;
@@ -50,8 +50,11 @@ pub struct BuildRequest {
     pub dockerfile_path: PathBuf,
     /// The Dockerfile's text.
     pub dockerfile: String,
+    /// `--build-arg NAME=VALUE`, by name.
     pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build; `None` builds the last stage.
     pub target: Option<String>,
+    /// `--no-cache`: build every layer step instead of looking it up in the cache (results are still recorded).
     pub no_cache: bool,
     /// `--pull`: pull base images (and `COPY --from` images) even when the store has them.
     pub pull: bool,
@@ -143,26 +146,39 @@ pub trait Reporter: Sync {
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The Dockerfile does not parse or plan (syntax, unknown stage, bad flag); the diagnostic points into it.
     #[error("{0}")]
     Dockerfile(Box<SourceDiagnostic>),
+    /// A step failed.
     #[error("{file}:{line}: {step}: {source}")]
     Step {
+        /// The Dockerfile's name, as in the request's `dockerfile_path`.
         file: String,
+        /// The line the step's instruction starts on, from 1.
         line: usize,
+        /// The step's text, like `RUN make`.
         step: String,
+        /// Why it failed.
         source: Box<StepError>,
     },
+    /// The layer store failed (taking its writer lock, recording the result).
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
+    /// The build context could not be opened.
     #[error("opening the build context: {0}")]
     Context(#[from] ContextError),
+    /// The container runtime could not be found or failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The snapshotter could not be opened, or a step's snapshot could not be made or committed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// A file operation of the engine failed (opening or writing the build cache).
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, with the path.
         context: String,
+        /// The error.
         source: std::io::Error,
     },
 }
@@ -170,29 +186,58 @@ pub enum BuildError {
 /// Why one step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// The base image (a reference) is not in the store and there is no puller to fetch it.
     #[error("base image {0} is not in the local store; pull it first (`lade pull {0}`), or `lade load` it")]
     BaseImageMissing(String),
+    /// The base image is not in the store and the puller failed.
     #[error("base image {image} is not in the local store, and pulling it failed: {source}")]
-    PullFailed { image: Reference, source: PullError },
+    PullFailed {
+        /// The base image's reference.
+        image: Reference,
+        /// Why the puller failed.
+        source: PullError,
+    },
+    /// The image could not be looked up or read from the store.
     #[error("reading image {image}: {message}")]
-    Image { image: String, message: String },
+    Image {
+        /// The image's reference.
+        image: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// COPY or ADD failed.
     #[error(transparent)]
     Copy(#[from] CopyError),
+    /// The build context could not be read.
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// RUN could not be run (the command's own failure is `CommandFailed`).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The step's root filesystem could not be prepared or committed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The RUN command exited with a non-zero code.
     #[error("the command exited with code {exit_code}; last output:\n{tail}")]
-    CommandFailed { exit_code: i32, tail: String },
+    CommandFailed {
+        /// The command's exit code.
+        exit_code: i32,
+        /// The last lines of its output.
+        tail: String,
+    },
+    /// The step asks for something lade does not do, or is malformed (a `--mount` without a target, a stage used
+    /// before it is built); the text says what.
     #[error("{0}")]
     Unsupported(String),
+    /// The step needs an entitlement (`--allow`) the build was not given.
     #[error(transparent)]
     Entitlement(#[from] EntitlementError),
+    /// A file operation of the step failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, with the path.
         context: String,
+        /// The error.
         source: std::io::Error,
     },
 }

@@ -5,9 +5,9 @@
 //! hosts) and remembers the verdict per binary and kernel; [`Runtime::run`] writes the bundle, runs the container
 //! with a unique id, streams its output, and always deletes the container and its bundle afterwards.
 
-pub mod mounts;
-pub mod seccomp;
-pub mod security;
+mod mounts;
+mod seccomp;
+mod security;
 pub mod spec;
 
 use std::collections::VecDeque;
@@ -33,26 +33,52 @@ pub const TAIL_BYTES: usize = 64 * 1024;
 /// Why a step could not be run (a command that runs and fails is not an error: see [`RunOutcome::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// None of the runtime binaries looked for (the list) is installed.
     #[error("no OCI runtime found (looked for {0}); install one with `apt-get install runc`")]
     NotInstalled(String),
+    /// Every runtime found failed its test container; the text gives each one's failure.
     #[error("no OCI runtime works here: {0}")]
     NoneWorks(String),
+    /// The runtime binary could not be started.
     #[error("running {runtime}: {source}")]
-    Spawn { runtime: PathBuf, source: io::Error },
+    Spawn {
+        /// The runtime binary.
+        runtime: PathBuf,
+        /// The error of starting it.
+        source: io::Error,
+    },
+    /// Writing the bundle, preparing mounts or reading the container's output failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The step's `USER` cannot be resolved in its root filesystem.
     #[error(transparent)]
     User(#[from] UserError),
+    /// The OCI runtime config could not be built.
     #[error("building the OCI runtime config: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    /// A `required` secret mount has no secret of its id (`--secret`).
     #[error("secret {0} is required but was not given to the build")]
     SecretMissing(String),
+    /// A bind mount's source does not exist in the directory it is taken from.
     #[error("bind mount source {source_path:?} does not exist in {root}")]
-    BindSource { source_path: String, root: PathBuf },
+    BindSource {
+        /// The source as written.
+        source_path: String,
+        /// The context or root filesystem it was looked for in.
+        root: PathBuf,
+    },
+    /// The step's command line is empty.
     #[error("RUN has no command")]
     EmptyCommand,
+    /// The layer store failed (a temporary bundle directory, a cache mount's directory).
     #[error(transparent)]
     Store(#[from] layerstore::StoreError),
+    /// The seccomp profile could not be read or decoded, or not applied to this kernel.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
 }
@@ -62,6 +88,7 @@ pub enum RuntimeError {
 pub struct RunSpec {
     /// The root filesystem (a snapshot's).
     pub rootfs: PathBuf,
+    /// The command and its arguments (exec form); must not be empty.
     pub args: Vec<String>,
     /// `KEY=value` entries; `PATH` gets Docker's default when missing.
     pub env: Vec<String>,
@@ -69,9 +96,11 @@ pub struct RunSpec {
     pub cwd: PathBuf,
     /// `USER`: `name`, `uid`, `name:group`, `uid:gid`; `None` is root.
     pub user: Option<String>,
+    /// The step's network.
     pub network: Network,
     /// Entries added to the step's `/etc/hosts` (`--add-host`).
     pub extra_hosts: Vec<ExtraHost>,
+    /// `RUN --mount`s (and `lade run -v` volumes), mounted after the standard mounts.
     pub mounts: Vec<MountSpec>,
     /// Pass this process's stdin to the command (`lade run -i`); otherwise it reads nothing.
     pub interactive: bool,
@@ -85,8 +114,10 @@ pub struct RunSpec {
 /// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraHost {
-    pub name: String,
-    pub ip: std::net::IpAddr,
+    /// The host name, as written into `/etc/hosts`.
+    pub(crate) name: String,
+    /// Its address.
+    pub(crate) ip: std::net::IpAddr,
 }
 
 impl std::str::FromStr for ExtraHost {
@@ -129,7 +160,9 @@ impl RunSpec {
 /// Which of a container's output streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The container's standard output.
     Stdout,
+    /// The container's standard error.
     Stderr,
 }
 

@@ -28,14 +28,19 @@ pub enum Sharing {
 /// `--mount=type=cache`: a directory under the store that persists across builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheMount {
+    /// The mount point in the container.
     pub target: PathBuf,
     /// Defaults to the target.
     pub id: Option<String>,
+    /// How concurrent builds share the directory.
     pub sharing: Sharing,
+    /// Mount it read-only.
     pub readonly: bool,
     /// Owner and mode of the directory when it is first created (BuildKit defaults: 0, 0, 0o755).
     pub uid: u32,
+    /// Group of the directory when it is first created.
     pub gid: u32,
+    /// Permission bits of the directory when it is first created.
     pub mode: u32,
     /// A directory whose contents the cache starts with (`from=` a stage or image, at `source=`), instead of empty.
     pub seed: Option<PathBuf>,
@@ -45,8 +50,11 @@ pub struct CacheMount {
 /// the caller), read-only unless `readwrite`, in which case the run gets a copy whose changes are thrown away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
+    /// The mount point in the container.
     pub target: PathBuf,
+    /// The host path mounted, already resolved.
     pub source: PathBuf,
+    /// Give the run a throwaway copy it may write to, instead of a read-only bind.
     pub readwrite: bool,
 }
 
@@ -85,6 +93,7 @@ impl BindMount {
 /// `--mount=type=tmpfs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmpfsMount {
+    /// The mount point in the container.
     pub target: PathBuf,
     /// Size limit in bytes.
     pub size: Option<u64>,
@@ -93,13 +102,17 @@ pub struct TmpfsMount {
 /// `--mount=type=secret`: a host file mounted read-only at `target` (default `/run/secrets/<id>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMount {
+    /// The secret's id (`id=`, which `--secret id=…` gives a file for).
     pub id: String,
     /// The host file given for this id with `--secret`; `None` when the build was given none.
     pub source: Option<PathBuf>,
+    /// The mount point; `None` is `/run/secrets/<id>`.
     pub target: Option<PathBuf>,
     /// Fail when no source was given (otherwise the mount is skipped).
     pub required: bool,
+    /// Owner of the mounted file (BuildKit default 0).
     pub uid: u32,
+    /// Group of the mounted file (BuildKit default 0).
     pub gid: u32,
     /// BuildKit's default is 0o400.
     pub mode: u32,
@@ -108,9 +121,13 @@ pub struct SecretMount {
 /// A `RUN --mount`, or a `lade run -v` volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
+    /// `type=cache`.
     Cache(CacheMount),
+    /// `type=bind`.
     Bind(BindMount),
+    /// `type=tmpfs`.
     Tmpfs(TmpfsMount),
+    /// `type=secret`.
     Secret(SecretMount),
     /// `lade run -v HOST:CONTAINER[:ro]`: a host path mounted as is, writes going through to the host unless
     /// read-only.

@@ -21,6 +21,7 @@ pub enum Seccomp {
 /// How a container is confined, beyond its namespaces and mounts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Security {
+    /// `seccomp=`: the system call filter (Docker's default profile unless told otherwise).
     pub seccomp: Seccomp,
     /// `no-new-privileges`: setuid binaries and file capabilities give nothing.
     pub no_new_privileges: bool,
@@ -101,11 +102,15 @@ pub struct Entitlements {
 /// A RUN that needs an entitlement the build was not given, or an `--allow` value that names none.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntitlementError {
+    /// A RUN flag needs an entitlement the build was not given.
     #[error("{flag} needs the {entitlement} entitlement, which this build was not given: pass --allow {entitlement} to lade build")]
     NotAllowed {
+        /// The flag, like `--network=host`.
         flag: &'static str,
+        /// The entitlement, like `network.host`.
         entitlement: &'static str,
     },
+    /// An `--allow` value that is not an entitlement.
     #[error("invalid --allow {0:?}: the entitlements are network.host and security.insecure")]
     Unknown(String),
 }

@@ -46,16 +46,23 @@ pub enum Network {
 
 /// What goes into a config.json besides the defaults.
 pub struct SpecInput<'a> {
+    /// The root filesystem, on the host.
     pub rootfs: &'a Path,
+    /// The command and its arguments; not empty.
     pub args: &'a [String],
+    /// `KEY=value` entries; `PATH` gets [`DEFAULT_PATH`] when missing.
     pub env: &'a [String],
+    /// The absolute working directory in the container.
     pub cwd: &'a Path,
+    /// The user, group and supplementary groups the process runs as.
     pub identity: &'a Identity,
+    /// Whether the container gets its own network namespace.
     pub network: Network,
     /// A file holding [`HOSTS_CONTENT`], mounted at `/etc/hosts`.
     pub hosts_file: &'a Path,
     /// Mounts of `RUN --mount`, after the standard ones.
     pub extra_mounts: Vec<Mount>,
+    /// Seccomp, no-new-privileges and insecure mode.
     pub security: &'a Security,
     /// Whether the process gets a terminal (`lade run -t`).
     pub terminal: bool,

@@ -3,13 +3,13 @@
 //! With overlayfs (root, and a mount that works) image layers are unpacked once into a cache keyed by chain ID
 //! ([`unpack`]) and stacked as lower directories under a fresh upper directory; the step's changes are read back
 //! from the upper directory. Without it, the layers are applied into a lower tree, copied into the root filesystem,
-//! and the two trees are compared afterwards ([`diff`]).
+//! and the two trees are compared afterwards (`diff`).
 //!
 //! Mount targets that the runtime had to create (`/proc`, `/etc/hosts`, a secret's `/run/secrets/ID`, ...) are not
 //! content of the step: [`Snapshot::record_mount_targets`] notes which did not exist before, and the commit drops
 //! them again when they are still empty.
 
-pub mod diff;
+mod diff;
 pub mod overlay;
 pub mod unpack;
 
@@ -30,22 +30,45 @@ use overlay::OverlayMount;
 /// Why a snapshot could not be made or committed.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// The layer store failed (reading a layer blob, writing a new layer).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file operation on a snapshot's directories failed.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A layer could not be unpacked into its directory.
     #[error("unpacking layer {digest}: {source}")]
-    Apply { digest: Digest, source: ApplyError },
+    Apply {
+        /// The layer's blob digest.
+        digest: Digest,
+        /// Why unpacking failed.
+        source: ApplyError,
+    },
+    /// A layer's uncompressed content does not have the diff ID the image config gives it.
     #[error(
         "layer {digest} uncompresses to {actual}, but the image config gives diff ID {expected}"
     )]
     DiffIdMismatch {
+        /// The layer's blob digest.
         digest: Digest,
+        /// The diff ID in the image config.
         expected: Digest,
+        /// The digest of the uncompressed content.
         actual: Digest,
     },
+    /// Mounting or unmounting an overlay failed.
     #[error("mounting overlay on {target}: {source}")]
-    Mount { target: PathBuf, source: io::Error },
+    Mount {
+        /// The mount point.
+        target: PathBuf,
+        /// The error of mount(2) or umount(2).
+        source: io::Error,
+    },
 }
 
 pub(crate) fn io_context<C: FnOnce() -> String>(
@@ -60,7 +83,9 @@ pub(crate) fn io_context<C: FnOnce() -> String>(
 /// One layer of the image a step starts from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerRef {
+    /// The layer blob in the store.
     pub descriptor: Descriptor,
+    /// The digest of the layer's uncompressed tar (the image config's diff ID).
     pub diff_id: Digest,
 }
 
@@ -94,7 +119,8 @@ pub enum SnapshotMode {
 pub struct CommittedLayer {
     /// The gzip-compressed layer blob, now in the store.
     pub descriptor: Descriptor,
-    pub diff_id: Digest,
+    /// The digest of the layer's uncompressed tar (its diff ID).
+    pub(crate) diff_id: Digest,
     /// The layer stack including this layer, to start the next step from.
     pub layers: Vec<LayerRef>,
 }
@@ -151,6 +177,7 @@ impl Snapshotter {
         }
     }
 
+    /// How this snapshotter makes snapshots.
     pub fn mode(&self) -> SnapshotMode {
         self.mode
     }

@@ -77,11 +77,13 @@ impl OverlayMount {
         })
     }
 
-    pub fn merged(&self) -> &Path {
+    /// The mount point: the step's root filesystem.
+    pub(crate) fn merged(&self) -> &Path {
         &self.merged
     }
 
-    pub fn upper(&self) -> &Path {
+    /// The writable upper directory, which holds what the step changed.
+    pub(crate) fn upper(&self) -> &Path {
         &self.upper
     }
 
