@@ -291,6 +291,44 @@ fn outputs_iidfile_labels_and_stdin_dockerfile() {
     );
 }
 
+/// A RUN step's stdout and stderr lines show in the order the command wrote them, in the plain progress and in the
+/// failure's last output, every time.
+#[test]
+fn a_steps_stdout_and_stderr_keep_the_order_they_were_written_in() {
+    let Some((lade, _base)) = setup() else { return };
+    for attempt in 0..5 {
+        let context = context_with(&format!(
+            "FROM busybox:local\n\
+             RUN echo out1; echo err1 >&2; echo out2; echo err2 >&2; exit 1 # {attempt}\n"
+        ));
+        let out = lade.run(&[
+            "build",
+            "--progress=plain",
+            context.path().to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (progress, failure) = stderr
+            .split_once("last output:\n")
+            .unwrap_or_else(|| panic!("no last output in:\n{stderr}"));
+        let shown: Vec<&str> = progress
+            .lines()
+            .filter_map(|l| {
+                // `#2 0.104 out1`: a line of output, after the time since the step started.
+                let mut words = l.strip_prefix("#2 ")?.split(' ');
+                words.next()?.parse::<f64>().ok()?;
+                words.next()
+            })
+            .collect();
+        assert_eq!(shown, ["out1", "err1", "out2", "err2"], "{stderr}");
+        assert_eq!(
+            failure.lines().take(4).collect::<Vec<_>>(),
+            ["out1", "err1", "out2", "err2"],
+            "{stderr}"
+        );
+    }
+}
+
 /// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.
 fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
     let context = context_with(dockerfile);
@@ -781,7 +819,8 @@ fn tty_display_marks_the_failed_step_and_keeps_its_last_lines() {
     };
     let context = context_with(
         "FROM busybox:local\nRUN echo first-step\n\
-         RUN for i in 1 2 3 4 5 6 7 8; do echo line$i; done; sleep 1; exit 3\n",
+         RUN for i in 1 2 3 4 5 6 7 8; do if [ $((i % 2)) = 0 ]; then echo line$i >&2; else echo line$i; fi; done; \
+         sleep 1; exit 3\n",
     );
     let transcript = lade.scratch.path().join("tty.out");
     let command = format!(
@@ -813,6 +852,11 @@ fn tty_display_marks_the_failed_step_and_keeps_its_last_lines() {
         !after.contains("│ line2"),
         "only the last lines are kept: {after}"
     );
+    // Odd lines went to stdout, even ones to stderr: they show in the order written.
+    let positions: Vec<usize> = (3..=8)
+        .map(|i| after.find(&format!("│ line{i}")).unwrap())
+        .collect();
+    assert!(positions.is_sorted(), "{after}");
     assert!(screen.contains("RUN echo first-step DONE"), "{screen}");
     assert!(after.contains("the command exited with code 3"), "{after}");
 }
