@@ -329,6 +329,58 @@ fn a_steps_stdout_and_stderr_keep_the_order_they_were_written_in() {
     }
 }
 
+/// Plain progress shows the bytes a COPY reads from the context (none again for unchanged files) and, for a large
+/// one, the bytes it writes, in BuildKit's words.
+#[test]
+fn plain_progress_shows_the_bytes_of_the_context_and_of_large_copies() {
+    let Some((lade, _base)) = setup() else { return };
+    let context = context_with("FROM busybox:local\nCOPY big.bin /\nCOPY small.txt /\n");
+    std::fs::write(context.path().join("big.bin"), vec![1u8; 2_500_000]).unwrap();
+    std::fs::write(context.path().join("small.txt"), "small\n").unwrap();
+    let dir = context.path().to_str().unwrap();
+    let build = || {
+        let out = lade.run(&["build", "--progress=plain", dir]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let has = |log: &str, prefix: &str| {
+        log.lines()
+            .any(|l| l.starts_with(prefix) && l.ends_with("s done"))
+    };
+    let first = build();
+    assert!(has(&first, "#2 transferring context: 2.50MB "), "{first}");
+    assert!(has(&first, "#2 copying: 2.50MB "), "{first}");
+    assert!(has(&first, "#3 transferring context: 6B "), "{first}");
+    assert!(
+        !first.contains("#3 copying"),
+        "a small copy shows no bytes: {first}"
+    );
+    let again = build();
+    assert!(has(&again, "#2 transferring context: 0B "), "{again}");
+    assert!(!again.contains("copying"), "{again}");
+    // On a terminal the counts show under their step, and stay there.
+    let Some(()) = require("script (util-linux)", have("script")) else {
+        return;
+    };
+    let transcript = lade.scratch.path().join("bytes-tty.out");
+    let command = format!(
+        "{} --root {} build --no-cache {dir}",
+        env!("CARGO_BIN_EXE_lade"),
+        lade.root.path().display(),
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&transcript)
+        .env("COLUMNS", "120")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).to_string();
+    assert!(screen.contains("=> transferring context: 0B "), "{screen}");
+    assert!(screen.contains("=> copying: 2.50MB "), "{screen}");
+}
+
 /// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.
 fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
     let context = context_with(dockerfile);
