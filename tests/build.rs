@@ -291,6 +291,96 @@ fn outputs_iidfile_labels_and_stdin_dockerfile() {
     );
 }
 
+/// A RUN step's stdout and stderr lines show in the order the command wrote them, in the plain progress and in the
+/// failure's last output, every time.
+#[test]
+fn a_steps_stdout_and_stderr_keep_the_order_they_were_written_in() {
+    let Some((lade, _base)) = setup() else { return };
+    for attempt in 0..5 {
+        let context = context_with(&format!(
+            "FROM busybox:local\n\
+             RUN echo out1; echo err1 >&2; echo out2; echo err2 >&2; exit 1 # {attempt}\n"
+        ));
+        let out = lade.run(&[
+            "build",
+            "--progress=plain",
+            context.path().to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (progress, failure) = stderr
+            .split_once("last output:\n")
+            .unwrap_or_else(|| panic!("no last output in:\n{stderr}"));
+        let shown: Vec<&str> = progress
+            .lines()
+            .filter_map(|l| {
+                // `#2 0.104 out1`: a line of output, after the time since the step started.
+                let mut words = l.strip_prefix("#2 ")?.split(' ');
+                words.next()?.parse::<f64>().ok()?;
+                words.next()
+            })
+            .collect();
+        assert_eq!(shown, ["out1", "err1", "out2", "err2"], "{stderr}");
+        assert_eq!(
+            failure.lines().take(4).collect::<Vec<_>>(),
+            ["out1", "err1", "out2", "err2"],
+            "{stderr}"
+        );
+    }
+}
+
+/// Plain progress shows the bytes a COPY reads from the context (none again for unchanged files) and, for a large
+/// one, the bytes it writes, in BuildKit's words.
+#[test]
+fn plain_progress_shows_the_bytes_of_the_context_and_of_large_copies() {
+    let Some((lade, _base)) = setup() else { return };
+    let context = context_with("FROM busybox:local\nCOPY big.bin /\nCOPY small.txt /\n");
+    std::fs::write(context.path().join("big.bin"), vec![1u8; 2_500_000]).unwrap();
+    std::fs::write(context.path().join("small.txt"), "small\n").unwrap();
+    let dir = context.path().to_str().unwrap();
+    let build = || {
+        let out = lade.run(&["build", "--progress=plain", dir]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let has = |log: &str, prefix: &str| {
+        log.lines()
+            .any(|l| l.starts_with(prefix) && l.ends_with("s done"))
+    };
+    let first = build();
+    assert!(has(&first, "#2 transferring context: 2.50MB "), "{first}");
+    assert!(has(&first, "#2 copying: 2.50MB "), "{first}");
+    assert!(has(&first, "#3 transferring context: 6B "), "{first}");
+    assert!(
+        !first.contains("#3 copying"),
+        "a small copy shows no bytes: {first}"
+    );
+    let again = build();
+    assert!(has(&again, "#2 transferring context: 0B "), "{again}");
+    assert!(!again.contains("copying"), "{again}");
+    // On a terminal the counts show under their step, and stay there.
+    let Some(()) = require("script (util-linux)", have("script")) else {
+        return;
+    };
+    let transcript = lade.scratch.path().join("bytes-tty.out");
+    let command = format!(
+        "{} --root {} build --no-cache {dir}",
+        env!("CARGO_BIN_EXE_lade"),
+        lade.root.path().display(),
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&transcript)
+        .env("COLUMNS", "120")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).to_string();
+    assert!(screen.contains("=> transferring context: 0B "), "{screen}");
+    assert!(screen.contains("=> copying: 2.50MB "), "{screen}");
+}
+
 /// Builds `dockerfile` in a context holding `file.txt`; asserts failure mentioning `expected`, images unchanged.
 fn assert_build_fails(lade: &Lade, dockerfile: &str, expected: &str) {
     let context = context_with(dockerfile);
@@ -781,7 +871,8 @@ fn tty_display_marks_the_failed_step_and_keeps_its_last_lines() {
     };
     let context = context_with(
         "FROM busybox:local\nRUN echo first-step\n\
-         RUN for i in 1 2 3 4 5 6 7 8; do echo line$i; done; sleep 1; exit 3\n",
+         RUN for i in 1 2 3 4 5 6 7 8; do if [ $((i % 2)) = 0 ]; then echo line$i >&2; else echo line$i; fi; done; \
+         sleep 1; exit 3\n",
     );
     let transcript = lade.scratch.path().join("tty.out");
     let command = format!(
@@ -813,6 +904,11 @@ fn tty_display_marks_the_failed_step_and_keeps_its_last_lines() {
         !after.contains("│ line2"),
         "only the last lines are kept: {after}"
     );
+    // Odd lines went to stdout, even ones to stderr: they show in the order written.
+    let positions: Vec<usize> = (3..=8)
+        .map(|i| after.find(&format!("│ line{i}")).unwrap())
+        .collect();
+    assert!(positions.is_sorted(), "{after}");
     assert!(screen.contains("RUN echo first-step DONE"), "{screen}");
     assert!(after.contains("the command exited with code 3"), "{after}");
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use builder::runtime::{
     CacheMount, MountSpec, Network, RunOutcome, RunSpec, Runtime, Seccomp, SecretMount, Security,
-    Sharing,
+    Sharing, Stream, Streams,
 };
 use builder::snapshot::{LayerRef, Snapshot, SnapshotMode, Snapshotter};
 use common::*;
@@ -52,6 +52,7 @@ fn sh(rootfs: &std::path::Path, script: &str) -> RunSpec {
         interactive: false,
         security: Security::default(),
         terminal: false,
+        streams: Streams::Merged,
     }
 }
 
@@ -86,6 +87,88 @@ fn echo_output_is_streamed_and_exit_codes_pass_through() {
     assert_eq!(outcome.exit_code, 42);
     drop(snapshot);
     assert_no_mounts_under(&f.root);
+}
+
+#[test]
+fn stdout_and_stderr_come_in_the_order_they_were_written() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let spec = sh(
+        snapshot.rootfs(),
+        "for i in $(seq 1 200); do echo out$i; echo err$i >&2; done; exit 1",
+    );
+    let mut chunks = Vec::new();
+    let outcome = f
+        .runtime
+        .run_in_snapshot(&mut snapshot, &spec, &mut |stream, chunk| {
+            chunks.push((stream, chunk.to_vec()))
+        })
+        .unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    let expected: String = (1..=200).map(|i| format!("out{i}\nerr{i}\n")).collect();
+    let streamed: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
+    assert_eq!(String::from_utf8(streamed).unwrap(), expected);
+    assert_eq!(String::from_utf8_lossy(&outcome.output_tail), expected);
+    assert!(chunks.iter().all(|(stream, _)| *stream == Stream::Combined));
+}
+
+#[test]
+fn streams_kept_apart_are_marked() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let spec = RunSpec {
+        streams: Streams::Apart,
+        ..sh(
+            snapshot.rootfs(),
+            "echo out1; echo err1 >&2; echo out2; exit 7",
+        )
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let outcome = f
+        .runtime
+        .run_in_snapshot(&mut snapshot, &spec, &mut |stream, chunk| match stream {
+            Stream::Stdout => stdout.extend_from_slice(chunk),
+            Stream::Stderr => stderr.extend_from_slice(chunk),
+            Stream::Combined => panic!("combined output from streams kept apart"),
+        })
+        .unwrap();
+    assert_eq!(outcome.exit_code, 7);
+    assert_eq!(String::from_utf8(stdout).unwrap(), "out1\nout2\n");
+    assert_eq!(String::from_utf8(stderr).unwrap(), "err1\n");
+}
+
+#[test]
+fn a_container_abandoned_midway_is_killed_and_deleted() {
+    let Some(f) = fixture() else { return };
+    let snapshots = Snapshotter::new(&f.store).unwrap();
+    let mut snapshot = snapshots.prepare(&f.layers).unwrap();
+    let spec = sh(snapshot.rootfs(), "echo started; exec sleep 1234");
+    let started = std::time::Instant::now();
+    // A panic in the middle of the run (here, in the output callback) unwinds through the container's cleanup.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.runtime
+            .run_in_snapshot(&mut snapshot, &spec, &mut |_, _| panic!("abandoned"))
+    }));
+    assert!(unwound.is_err());
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "the run was not cut short"
+    );
+    let list = std::process::Command::new(f.runtime.binary())
+        .arg("--root")
+        .arg(f.runtime.state_root())
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "");
+    let sleeping = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| fs::read(entry.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline == b"sleep\x001234\x00");
+    assert!(!sleeping, "the container's process outlived it");
 }
 
 #[test]

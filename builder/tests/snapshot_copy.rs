@@ -38,6 +38,7 @@ fn copy_makes_a_layer(mode: SnapshotMode) {
         "code/",
         snapshot.rootfs(),
         &options,
+        &mut |_| {},
     )
     .unwrap();
     let layer = snapshot.commit(LayerOptions::default()).unwrap();

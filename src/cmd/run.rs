@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use builder::runtime::{
-    BindMount, ExtraHost, MountSpec, Network, RunSpec, Runtime, Security, Stream,
+    BindMount, ExtraHost, MountSpec, Network, RunSpec, Runtime, Security, Stream, Streams,
 };
 use builder::snapshot::{unpack::chain_ids, LayerRef, Snapshotter};
 use layerstore::lease::LeaseRecord;
@@ -195,13 +195,15 @@ fn run_container(context: &super::Context, args: &Args) -> anyhow::Result<i32> {
         interactive: args.interactive,
         security,
         terminal: args.tty,
+        streams: Streams::Apart,
     };
     // The container's stdout and stderr stay apart, as with `docker run`.
     let outcome = runtime
         .run(&spec, &mut |stream, data| {
             let mut out: Box<dyn Write> = match stream {
-                Stream::Stdout => Box::new(std::io::stdout().lock()),
                 Stream::Stderr => Box::new(std::io::stderr().lock()),
+                // Apart, nothing comes combined.
+                Stream::Stdout | Stream::Combined => Box::new(std::io::stdout().lock()),
             };
             let _ = out.write_all(data);
             let _ = out.flush();

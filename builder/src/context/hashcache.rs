@@ -21,6 +21,7 @@ pub struct HashCache {
     entries: HashMap<String, (String, Digest)>,
     dirty: bool,
     files_read: u64,
+    bytes_read: u64,
 }
 
 impl HashCache {
@@ -41,6 +42,7 @@ impl HashCache {
             entries,
             dirty: false,
             files_read: 0,
+            bytes_read: 0,
         }
     }
 
@@ -67,9 +69,10 @@ impl HashCache {
         };
         let mut file = File::open(path).map_err(read_err)?;
         let mut hashing = HashingWriter::new(io::sink(), Algorithm::Sha256);
-        io::copy(&mut file, &mut hashing).map_err(read_err)?;
+        let read = io::copy(&mut file, &mut hashing).map_err(read_err)?;
         let (_, digest, _) = hashing.finish();
         self.files_read += 1;
+        self.bytes_read += read;
         self.entries.insert(name, (key, digest.clone()));
         self.dirty = true;
         Ok(digest)
@@ -78,6 +81,11 @@ impl HashCache {
     /// How many files had to be read (not found in the cache) since it was opened.
     pub fn files_read(&self) -> u64 {
         self.files_read
+    }
+
+    /// How many bytes those files held.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Writes the cache back when it changed.
@@ -121,13 +129,13 @@ mod tests {
                 .unwrap(),
             first
         );
-        assert_eq!(cache.files_read(), 0);
+        assert_eq!((cache.files_read(), cache.bytes_read()), (0, 0));
         fs::write(&file, b"two").unwrap();
         let second = cache
             .file_digest(&file, &fs::metadata(&file).unwrap())
             .unwrap();
         assert_eq!(second, Digest::sha256_of(b"two"));
-        assert_eq!(cache.files_read(), 1);
+        assert_eq!((cache.files_read(), cache.bytes_read()), (1, 3));
         assert_eq!(cache.entries.len(), 1, "the new state replaces the old one");
     }
 }

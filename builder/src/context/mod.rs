@@ -340,7 +340,7 @@ impl BuildContext {
 
     /// A content checksum of sources as COPY would copy them: names, types, content, link targets, and the mode and
     /// owner they get (`chmod` replaces permission bits; the owner is `chown`, else as [`Self::keeps_owners`]
-    /// says). Times never count.
+    /// says). Times never count. `read` hears the bytes of each file that had to be read (not known to `cache`).
     pub fn checksum(
         &self,
         sources: &[Source],
@@ -348,6 +348,7 @@ impl BuildContext {
         chown: Option<(u32, u32)>,
         chmod: Option<u32>,
         cache: &mut HashCache,
+        read: &mut dyn FnMut(u64),
     ) -> Result<Digest, ContextError> {
         let mut hasher = Sha256::new();
         for source in sources {
@@ -361,7 +362,10 @@ impl BuildContext {
                     None => (0, 0),
                 };
                 let content = if kind.is_file() {
-                    cache.file_digest(&entry.path, &entry.meta)?.to_string()
+                    let before = cache.bytes_read();
+                    let digest = cache.file_digest(&entry.path, &entry.meta)?;
+                    read(cache.bytes_read() - before);
+                    digest.to_string()
                 } else if kind.is_symlink() {
                     fs::read_link(&entry.path)
                         .map_err(io_err(format!("reading {}", entry.path.display())))?
@@ -515,7 +519,8 @@ mod tests {
         let none = PatternMatcher::default();
         let sum = |cache: &mut HashCache, chown, chmod| {
             let sources = ctx.select(&["src".into()]).unwrap();
-            ctx.checksum(&sources, &none, chown, chmod, cache).unwrap()
+            ctx.checksum(&sources, &none, chown, chmod, cache, &mut |_| {})
+                .unwrap()
         };
         let base = sum(&mut cache, None, None);
         crate::tree::set_times(&dir.path().join("src/a.go"), 5, 0, 5, 0).unwrap();

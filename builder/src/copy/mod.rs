@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use layerstore::layer::apply::{apply_layer, resolve_in_root, ApplyError};
 
-use crate::context::{BuildContext, ContextError, Source};
+use crate::context::{BuildContext, ContextError, Entry, Source};
 use crate::dockerignore::{PatternError, PatternMatcher};
 use crate::users::{resolve_chown, UserError};
 
@@ -135,13 +135,15 @@ pub fn parse_chmod(text: &str) -> Option<u32> {
     u32::from_str_radix(text, 8).ok()
 }
 
-/// Copies the sources `args` (as written in the instruction) selected from `from` to `dest` in `rootfs`.
+/// Copies the sources `args` (as written in the instruction) selected from `from` to `dest` in `rootfs`; `written`
+/// hears the bytes of each file's content (or local archive unpacked) as it is copied.
 pub fn copy(
     from: &BuildContext,
     args: &[String],
     dest: &str,
     rootfs: &Path,
     options: &CopyOptions,
+    written: &mut dyn FnMut(u64),
 ) -> Result<(), CopyError> {
     let chown = options.chown_ids(rootfs)?;
     let owner = chown.unwrap_or((0, 0));
@@ -175,6 +177,11 @@ pub fn copy(
                     archive: source.relative.clone(),
                     source: e,
                 })?;
+                written(
+                    fs::metadata(&source.path)
+                        .map_err(io_err(format!("reading {}", source.path.display())))?
+                        .len(),
+                );
                 continue;
             }
         }
@@ -188,14 +195,17 @@ pub fn copy(
                     target: dest.to_string(),
                 });
             }
+            let entries = from.entries(source, &excludes)?;
+            // The destination directory itself is not copied from the source: created 0755, `--chown`'s or
+            // root's, and left alone by `--chmod` (as BuildKit does).
+            let top = ensure_dir(rootfs, &target, owners.chown.unwrap_or((0, 0)))?;
             copy_dir(
-                from,
-                source,
-                &excludes,
-                rootfs,
-                &target,
+                &entries,
+                &source.relative,
+                &top,
                 owners,
                 options.chmod,
+                written,
             )?;
         } else {
             if dest_is_dir && !options.parents {
@@ -229,6 +239,7 @@ pub fn copy(
                 owners.of(&meta),
                 options.chmod,
                 &source.relative,
+                written,
             )?;
         }
     }
@@ -320,24 +331,21 @@ fn parents_path(arg: &str, relative: &str) -> PathBuf {
     }
 }
 
+/// Copies a source directory's `entries` (the directory itself first) into `top`, which exists; `shown_as` names
+/// the source in errors.
 fn copy_dir(
-    from: &BuildContext,
-    source: &Source,
-    excludes: &PatternMatcher,
-    rootfs: &Path,
-    target: &Path,
+    entries: &[Entry],
+    shown_as: &str,
+    top: &Path,
     owners: Owners,
     chmod: Option<u32>,
+    written: &mut dyn FnMut(u64),
 ) -> Result<(), CopyError> {
-    let entries = from.entries(source, excludes)?;
-    // The destination directory itself is not copied from the source: created 0755, `--chown`'s or root's, and
-    // left alone by `--chmod` (as BuildKit does).
-    let top = ensure_dir(rootfs, target, owners.chown.unwrap_or((0, 0)))?;
     // Files hard-linked to each other in the source are hard-linked in the copy too, as BuildKit copies them.
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for entry in entries.iter().skip(1) {
         let destination = top.join(&entry.relative);
-        let shown = format!("{}/{}", source.relative, entry.relative.display());
+        let shown = format!("{shown_as}/{}", entry.relative.display());
         let inode = (entry.meta.dev(), entry.meta.ino());
         let linked = entry.meta.is_file() && entry.meta.nlink() > 1;
         if let Some(first) = links.get(&inode).filter(|_| linked) {
@@ -354,6 +362,7 @@ fn copy_dir(
             owners.of(&entry.meta),
             chmod,
             &shown,
+            written,
         )?;
     }
     // Directory times last: writing their children changed them.
@@ -364,7 +373,8 @@ fn copy_dir(
     Ok(())
 }
 
-/// Writes one entry (file, directory, symlink, other) at `target`, replacing a non-directory there.
+/// Writes one entry (file, directory, symlink, other) at `target`, replacing a non-directory there; a file's bytes go
+/// to `written`.
 fn write_entry(
     source: &Path,
     meta: &fs::Metadata,
@@ -372,6 +382,7 @@ fn write_entry(
     owner: (u32, u32),
     chmod: Option<u32>,
     shown: &str,
+    written: &mut dyn FnMut(u64),
 ) -> Result<(), CopyError> {
     let ctx = || format!("copying {shown} to {}", target.display());
     let existing = fs::symlink_metadata(target).ok();
@@ -402,7 +413,7 @@ fn write_entry(
         } else if kind.is_file() {
             let mut from = File::open(source).map_err(io_err(ctx()))?;
             let mut to = File::create(target).map_err(io_err(ctx()))?;
-            io::copy(&mut from, &mut to).map_err(io_err(ctx()))?;
+            written(io::copy(&mut from, &mut to).map_err(io_err(ctx()))?);
         } else {
             // Devices, fifos and sockets in a context are not copied (Docker skips them too).
             return Ok(());

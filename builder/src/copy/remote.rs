@@ -80,12 +80,13 @@ fn url_file_name(url: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Places a downloaded file at `dest` in `rootfs`.
+/// Places a downloaded file at `dest` in `rootfs`; `written` hears its size.
 pub fn add_fetched(
     fetched: &Fetched,
     dest: &str,
     rootfs: &Path,
     options: &CopyOptions,
+    written: &mut dyn FnMut(u64),
 ) -> Result<(), CopyError> {
     let owner = options.chown_ids(rootfs)?.unwrap_or((0, 0));
     let mut target = super::destination_in_root(dest, &options.workdir);
@@ -107,7 +108,7 @@ pub fn add_fetched(
     if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
         fs::remove_file(&path).map_err(io_err(format!("replacing {}", path.display())))?;
     }
-    fs::copy(&fetched.file, &path).map_err(io_err(format!("writing {}", path.display())))?;
+    written(fs::copy(&fetched.file, &path).map_err(io_err(format!("writing {}", path.display())))?);
     std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1))
         .map_err(io_err(format!("setting the owner of {}", path.display())))?;
     fs::set_permissions(
@@ -174,18 +175,18 @@ mod tests {
             workdir: "/".into(),
             ..CopyOptions::default()
         };
-        add_fetched(&fetched, "/usr/local/bin/", &rootfs, &options).unwrap();
+        add_fetched(&fetched, "/usr/local/bin/", &rootfs, &options, &mut |_| {}).unwrap();
         let placed = rootfs.join("usr/local/bin/tool.sh");
         assert_eq!(fs::read(&placed).unwrap(), b"payload");
         let meta = fs::metadata(&placed).unwrap();
         assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o600, 1445412480));
-        add_fetched(&fetched, "/opt/renamed", &rootfs, &options).unwrap();
+        add_fetched(&fetched, "/opt/renamed", &rootfs, &options, &mut |_| {}).unwrap();
         assert!(rootfs.join("opt/renamed").is_file());
         let root_url = Fetched {
             url: base.clone(),
             ..fetched
         };
-        assert!(add_fetched(&root_url, "/dir/", &rootfs, &options).is_err());
+        assert!(add_fetched(&root_url, "/dir/", &rootfs, &options, &mut |_| {}).is_err());
     }
 
     #[test]

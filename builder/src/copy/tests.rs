@@ -49,7 +49,24 @@ fn opts() -> CopyOptions {
 
 fn run(f: &Fixture, args: &[&str], dest: &str, options: &CopyOptions) -> Result<(), CopyError> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    copy(&f.ctx, &args, dest, &f.rootfs, options)
+    copy(&f.ctx, &args, dest, &f.rootfs, options, &mut |_| {})
+}
+
+#[test]
+fn the_bytes_of_each_copied_file_are_counted() {
+    let f = fixture();
+    let mut written = Vec::new();
+    copy(
+        &f.ctx,
+        &["top.txt".to_string(), "src".to_string()],
+        "/counted/",
+        &f.rootfs,
+        &opts(),
+        &mut |n| written.push(n),
+    )
+    .unwrap();
+    // top.txt, src/a.go, src/b.go and src/sub/c.go; the link has no content of its own.
+    assert_eq!(written.iter().sum::<u64>(), 3 + 1 + 1 + 1);
 }
 
 #[test]
@@ -232,7 +249,7 @@ fn stage_sources_keep_their_owners_and_context_sources_become_roots() {
     std::os::unix::fs::lchown(stage.join("out"), Some(1234), Some(5678)).unwrap();
     let from = BuildContext::unfiltered(&stage);
     let args = vec!["out".to_string()];
-    copy(&from, &args, "/opt/", &f.rootfs, &opts()).unwrap();
+    copy(&from, &args, "/opt/", &f.rootfs, &opts(), &mut |_| {}).unwrap();
     let bin = fs::metadata(f.rootfs.join("opt/bin")).unwrap();
     assert_eq!((bin.uid(), bin.gid()), (1234, 5678));
     let top = fs::metadata(f.rootfs.join("opt")).unwrap();
@@ -245,7 +262,7 @@ fn stage_sources_keep_their_owners_and_context_sources_become_roots() {
         chown: Some("app".into()),
         ..opts()
     };
-    copy(&from, &args, "/chowned/", &f.rootfs, &chowned).unwrap();
+    copy(&from, &args, "/chowned/", &f.rootfs, &chowned, &mut |_| {}).unwrap();
     let bin = fs::metadata(f.rootfs.join("chowned/bin")).unwrap();
     assert_eq!((bin.uid(), bin.gid()), (1000, 1000));
     // From the build context, owners are never kept.
@@ -272,6 +289,7 @@ fn chmod_replaces_permission_bits_only() {
         "/kept",
         &f.rootfs,
         &chmod(0o700),
+        &mut |_| {},
     )
     .unwrap();
     copy(
@@ -280,6 +298,7 @@ fn chmod_replaces_permission_bits_only() {
         "/dropped",
         &f.rootfs,
         &chmod(0o4755),
+        &mut |_| {},
     )
     .unwrap();
     let mode = |path: &str| fs::metadata(f.rootfs.join(path)).unwrap().mode() & 0o7777;
@@ -296,7 +315,15 @@ fn hard_links_within_a_directory_stay_linked() {
     )
     .unwrap();
     let ctx = BuildContext::open(f.ctx.root(), Path::new("Dockerfile")).unwrap();
-    copy(&ctx, &["src".to_string()], "/linked", &f.rootfs, &opts()).unwrap();
+    copy(
+        &ctx,
+        &["src".to_string()],
+        "/linked",
+        &f.rootfs,
+        &opts(),
+        &mut |_| {},
+    )
+    .unwrap();
     let first = fs::metadata(f.rootfs.join("linked/a.go")).unwrap();
     let second = fs::metadata(f.rootfs.join("linked/sub/a-again.go")).unwrap();
     assert_eq!((first.ino(), first.nlink()), (second.ino(), 2));

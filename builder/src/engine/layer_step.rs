@@ -25,7 +25,8 @@ pub(super) struct LayerOutcome {
 }
 
 impl Engine<'_> {
-    /// Runs a planned layer step: the cached layer when there is one, else the step's work, committed.
+    /// Runs planned layer step `id` (begun at `started`): the cached layer when there is one, else the step's work,
+    /// committed.
     pub(super) fn layer_step(
         &self,
         step: &StepContext<'_>,
@@ -33,9 +34,8 @@ impl Engine<'_> {
         outcome: LayerOutcome,
         layer: LayerPlan,
         prepared: &Prepared,
+        (id, started): (usize, Instant),
     ) -> Result<(), BuildError> {
-        let id = self.begin(step.text);
-        let started = Instant::now();
         let position_key = Digest::sha256_of(
             format!(
                 "{}\0{}\0{}\0{}",
@@ -134,7 +134,7 @@ impl Engine<'_> {
         match work {
             Work::Workdir { path, user } => step_workdir::execute(snapshot, path, user.as_deref()),
             Work::Run(run) => step_run::execute(self, run, snapshot, id),
-            Work::Copy(copy) => step_copy::execute(self, copy, prepared, snapshot),
+            Work::Copy(copy) => step_copy::execute(self, copy, prepared, snapshot, id),
         }
     }
 

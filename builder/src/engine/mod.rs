@@ -17,6 +17,7 @@ mod history;
 mod layer_step;
 mod mounts;
 mod plan;
+mod progress;
 mod stages;
 mod state;
 mod step_copy;
@@ -141,6 +142,32 @@ pub trait Reporter: Sync {
     fn note(&self, id: usize, message: &str);
     /// The step finished.
     fn done(&self, id: usize, elapsed: Duration);
+    /// How far a transfer of the step has got: called as its bytes grow (at most every 100 ms), and once more,
+    /// `done`, when it is over.
+    fn bytes(&self, id: usize, progress: &TransferProgress);
+}
+
+/// The bytes a step has moved so far in one [`Transfer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferProgress {
+    /// Which transfer.
+    pub transfer: Transfer,
+    /// Bytes moved so far.
+    pub bytes: u64,
+    /// Since the transfer began.
+    pub elapsed: Duration,
+    /// The transfer is over, and `bytes` its total.
+    pub done: bool,
+}
+
+/// What a step moves bytes for, as BuildKit shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transfer {
+    /// The build context's files a COPY or ADD reads to checksum its sources (BuildKit's "transferring context");
+    /// files unchanged since they were last read are not read again, as BuildKit sends only what changed.
+    Context,
+    /// The files a COPY or ADD writes into its layer.
+    Copy,
 }
 
 /// Why a build failed.

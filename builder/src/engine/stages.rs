@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use layerstore::config::ImageConfig;
 use layerstore::{Descriptor, Digest, Store};
@@ -363,13 +364,25 @@ impl<'a> Engine<'a> {
     /// Plans one instruction and executes the plan: a config edit, or a layer step.
     fn dispatch(&self, step: &StepContext<'_>, state: &mut StageState) -> Result<(), BuildError> {
         let fail = |e| self.step_error(step, e);
-        let (plan, prepared) = match &step.instruction.command {
-            Command::Copy(copy) => step_copy::plan(self, &state.env, &CopySpec::from(copy)),
-            Command::Add(add) => step_copy::plan(self, &state.env, &CopySpec::from(add)),
-            command => plan::step(&self.settings(), &state.env, command)
-                .map(|plan| (plan, Prepared::default())),
-        }
-        .map_err(fail)?;
+        let copy = match &step.instruction.command {
+            Command::Copy(copy) => Some(CopySpec::from(copy)),
+            Command::Add(add) => Some(CopySpec::from(add)),
+            _ => None,
+        };
+        let (plan, prepared, begun) = match copy {
+            Some(spec) => {
+                // Begun before its sources are read, which for a large context takes a while to show.
+                let begun = (self.begin(step.text), Instant::now());
+                let (plan, prepared) =
+                    step_copy::plan(self, &state.env, &spec, begun.0).map_err(fail)?;
+                (plan, prepared, Some(begun))
+            }
+            None => {
+                let plan = plan::step(&self.settings(), &state.env, &step.instruction.command)
+                    .map_err(fail)?;
+                (plan, Prepared::default(), None)
+            }
+        };
         match plan.layer {
             None => {
                 step_metadata::apply(state, plan.env, plan.history);
@@ -380,7 +393,8 @@ impl<'a> Engine<'a> {
                     env: plan.env,
                     history: plan.history,
                 };
-                self.layer_step(step, state, outcome, layer, &prepared)
+                let begun = begun.unwrap_or_else(|| (self.begin(step.text), Instant::now()));
+                self.layer_step(step, state, outcome, layer, &prepared, begun)
             }
         }
     }

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use super::plan::{self, CopySpec, CopyWork, SourceDigests, StepPlan};
+use super::progress::ByteCounter;
 use super::stages::Engine;
 use super::state::StageEnv;
-use super::StepError;
+use super::{StepError, Transfer};
 use crate::context::BuildContext;
 use crate::copy;
 use crate::copy::remote::{self, Fetched};
@@ -31,11 +32,13 @@ fn io_step(context: &'static str) -> impl FnOnce(std::io::Error) -> StepError {
     }
 }
 
-/// Gathers a COPY's or ADD's sources and plans the step with their digests.
+/// Gathers the sources of COPY or ADD step `id` and plans it with their digests; the bytes read from the build
+/// context to checksum them are reported as they are read.
 pub(super) fn plan(
     engine: &Engine<'_>,
     env: &StageEnv,
     spec: &CopySpec<'_>,
+    id: usize,
 ) -> Result<(StepPlan, Prepared), StepError> {
     let work = plan::copy_work(env, spec)?;
     let mut prepared = Prepared::default();
@@ -57,9 +60,16 @@ pub(super) fn plan(
             format!("stage {key}")
         }
         None => {
-            let context = match &prepared.heredoc_dir {
-                Some(dir) => BuildContext::unfiltered(dir),
-                None => engine.context.clone(),
+            let (context, mut counter) = match &prepared.heredoc_dir {
+                Some(dir) => (BuildContext::unfiltered(dir), None),
+                None => (
+                    engine.context.clone(),
+                    Some(ByteCounter::new(
+                        engine.services.reporter,
+                        id,
+                        Transfer::Context,
+                    )),
+                ),
             };
             let selected = context.select(&work.paths)?;
             let excludes = work.options.exclude_matcher()?;
@@ -69,7 +79,15 @@ pub(super) fn plan(
                 None,
                 work.options.chmod,
                 &mut engine.hashes.lock().expect("not poisoned"),
+                &mut |bytes| {
+                    if let Some(counter) = counter.as_mut() {
+                        counter.add(bytes);
+                    }
+                },
             )?;
+            if let Some(counter) = counter {
+                counter.finish();
+            }
             checksum.to_string()
         }
     };
@@ -85,21 +103,31 @@ pub(super) fn plan(
     Ok((plan::copy(env, spec, work, &digests), prepared))
 }
 
-/// Copies the sources into the snapshot.
+/// Copies the sources of step `id` into the snapshot, reporting the bytes written.
 pub(super) fn execute(
     engine: &Engine<'_>,
     work: &CopyWork,
     prepared: &Prepared,
     snapshot: &mut Snapshot,
+    id: usize,
 ) -> Result<(), StepError> {
     let rootfs = snapshot.rootfs().to_path_buf();
     let (destination, options) = (&work.destination, &work.options);
+    let mut counter = ByteCounter::new(engine.services.reporter, id, Transfer::Copy);
+    let written = &mut |bytes| counter.add(bytes);
     if !work.paths.is_empty() {
         match (&prepared.from_layers, &prepared.heredoc_dir) {
             (Some(layers), _) => {
                 let source = engine.snapshotter.prepare(layers)?;
                 let context = BuildContext::unfiltered(source.rootfs());
-                copy::copy(&context, &work.paths, destination, &rootfs, options)?;
+                copy::copy(
+                    &context,
+                    &work.paths,
+                    destination,
+                    &rootfs,
+                    options,
+                    written,
+                )?;
             }
             (None, Some(dir)) => copy::copy(
                 &BuildContext::unfiltered(dir),
@@ -107,14 +135,21 @@ pub(super) fn execute(
                 destination,
                 &rootfs,
                 options,
+                written,
             )?,
-            (None, None) => {
-                copy::copy(&engine.context, &work.paths, destination, &rootfs, options)?
-            }
+            (None, None) => copy::copy(
+                &engine.context,
+                &work.paths,
+                destination,
+                &rootfs,
+                options,
+                written,
+            )?,
         }
     }
     for download in &prepared.fetched {
-        remote::add_fetched(download, destination, &rootfs, options)?;
+        remote::add_fetched(download, destination, &rootfs, options, written)?;
     }
+    counter.finish();
     Ok(())
 }

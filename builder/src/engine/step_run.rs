@@ -9,7 +9,7 @@ use super::mounts::{self, BindSources};
 use super::plan::RunWork;
 use super::stages::Engine;
 use super::StepError;
-use crate::runtime::{ContainerRuntime, RunSpec, Runtime};
+use crate::runtime::{ContainerRuntime, RunSpec, Runtime, Streams};
 use crate::snapshot::Snapshot;
 
 /// How many lines of output a failed RUN's error keeps.
@@ -48,6 +48,7 @@ pub(super) fn execute(
         interactive: false,
         security: run.security.clone(),
         terminal: false,
+        streams: Streams::Merged,
     };
     let reporter = engine.services.reporter;
     let outcome = runtime

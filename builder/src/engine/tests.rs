@@ -9,7 +9,10 @@ use std::time::Duration;
 use layerstore::config::{ContainerConfig, ImageConfig};
 use layerstore::{Platform, Reference, Store};
 
-use super::{build_image, BuildRequest, BuildServices, ImagePuller, PullError, Reporter};
+use super::{
+    build_image, BuildRequest, BuildServices, ImagePuller, PullError, Reporter, Transfer,
+    TransferProgress,
+};
 use crate::runtime::{
     ContainerRuntime, Entitlements, Network, RunOutcome, RunSpec, RuntimeError, Security, Stream,
 };
@@ -67,10 +70,11 @@ impl ImagePuller for FakePuller {
     }
 }
 
-/// Counts cache hits.
+/// Counts cache hits and records the byte counts of transfers.
 #[derive(Default)]
 struct Counting {
     cached: Mutex<usize>,
+    transfers: Mutex<Vec<(usize, Transfer, u64, bool)>>,
 }
 
 impl Reporter for Counting {
@@ -81,6 +85,12 @@ impl Reporter for Counting {
     fn output(&self, _: usize, _: &[u8]) {}
     fn note(&self, _: usize, _: &str) {}
     fn done(&self, _: usize, _: Duration) {}
+    fn bytes(&self, id: usize, progress: &TransferProgress) {
+        self.transfers
+            .lock()
+            .unwrap()
+            .push((id, progress.transfer, progress.bytes, progress.done));
+    }
 }
 
 fn request(context: &Path, dockerfile: &str) -> BuildRequest {
@@ -170,6 +180,48 @@ fn builds_in_process_with_a_fake_runtime_and_puller() {
     assert_eq!(runtime.runs.lock().unwrap().len(), 1);
     assert_eq!(*reporter.cached.lock().unwrap(), 1);
     assert_eq!(second.id, first.id);
+}
+
+#[test]
+fn a_copy_reports_the_context_bytes_it_reads_and_the_bytes_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("big.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(context.join("small.txt"), "12345").unwrap();
+    let puller = FakePuller {
+        store: store.clone(),
+        pulls: Mutex::new(Vec::new()),
+    };
+    let reporter = Counting::default();
+    let services = BuildServices {
+        reporter: &reporter,
+        puller: Some(&puller),
+        imports: &[],
+        runtime: None,
+    };
+    let request = request(&context, "FROM base:1\nCOPY big.bin small.txt /\n");
+    build_image(&store, &request, services).unwrap();
+    let finished = |transfer| {
+        let transfers = reporter.transfers.lock().unwrap();
+        let reports: Vec<_> = transfers.iter().filter(|t| t.1 == transfer).collect();
+        assert_eq!(reports.iter().filter(|t| t.3).count(), 1, "{reports:?}");
+        assert!(reports.last().unwrap().3, "done comes last: {reports:?}");
+        assert!(reports.windows(2).all(|w| w[0].2 <= w[1].2), "{reports:?}");
+        (reports.last().unwrap().0, reports.last().unwrap().2)
+    };
+    // Step 1 is FROM, step 2 the COPY.
+    assert_eq!(finished(Transfer::Context), (2, 300_005));
+    assert_eq!(finished(Transfer::Copy), (2, 300_005));
+
+    // Again, unchanged: the context's digests are remembered, nothing is read, and the cached step copies nothing.
+    reporter.transfers.lock().unwrap().clear();
+    build_image(&store, &request, services).unwrap();
+    assert_eq!(
+        *reporter.transfers.lock().unwrap(),
+        [(2, Transfer::Context, 0, true)]
+    );
 }
 
 fn build_error(store: &Store, request: &BuildRequest, services: BuildServices<'_>) -> String {

@@ -3,23 +3,24 @@
 //!
 //! [`Runtime::detect`] finds a runtime that actually starts containers here (crun, for one, fails on hybrid-cgroup
 //! hosts) and remembers the verdict per binary and kernel; [`Runtime::run`] writes the bundle, runs the container
-//! with a unique id, streams its output, and always deletes the container and its bundle afterwards.
+//! with a unique id (detached, see [`container`], so that its output keeps the order it was written in), streams its
+//! output, and always deletes the container and its bundle afterwards.
 
+mod container;
 mod mounts;
 mod seccomp;
 mod security;
 pub mod spec;
 
-use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 
 use layerstore::layer::apply::resolve_in_root;
 use layerstore::Store;
 
+pub use container::Streams;
 pub use mounts::{BindMount, CacheMount, MountSpec, SecretMount, Sharing, TmpfsMount};
 pub use security::{EntitlementError, Entitlements, Seccomp, Security};
 pub use spec::Network;
@@ -109,6 +110,8 @@ pub struct RunSpec {
     /// Give the command a terminal (`lade run -t`): the runtime allocates a pty and joins it to this process's
     /// stdio, which must then be a terminal; the output reaches the terminal directly, not the `output` callback.
     pub terminal: bool,
+    /// One stream in the order written (a build's RUN), or stdout and stderr apart (`lade run`).
+    pub streams: Streams,
 }
 
 /// An `/etc/hosts` entry given as `--add-host HOST:IP` (or `HOST=IP`), as Docker takes it.
@@ -164,6 +167,8 @@ pub enum Stream {
     Stdout,
     /// The container's standard error.
     Stderr,
+    /// Both through one pipe ([`Streams::Merged`]): in the order written, with no telling which wrote a chunk.
+    Combined,
 }
 
 /// How a step ended.
@@ -336,6 +341,7 @@ impl Runtime {
             interactive: false,
             security: Security::default(),
             terminal: false,
+            streams: Streams::Merged,
         };
         let outcome = self.run(&spec, &mut |_, _| {})?;
         if outcome.exit_code != 0 {
@@ -382,11 +388,12 @@ impl Runtime {
         let state_root = self.state_root();
         fs::create_dir_all(&state_root)
             .map_err(io_err(format!("creating {}", state_root.display())))?;
-        let container = Container {
+        let mut container = container::Container {
             binary: self.binary.clone(),
             state_root,
             id: layerstore::fsutil::unique_name("lade-"),
             bundle: self.store.temp_dir("bundle-")?,
+            init: None,
         };
         let prepared = mounts::prepare(&self.store, container.bundle.path(), &spec.mounts)?;
         let hosts_file = container.bundle.path().join("hosts");
@@ -412,122 +419,9 @@ impl Runtime {
         let json = serde_json::to_vec_pretty(&config).expect("a runtime config serializes");
         fs::write(&config_path, json)
             .map_err(io_err(format!("writing {}", config_path.display())))?;
-        let outcome = container.run(spec.interactive, spec.terminal, output)?;
+        let outcome = container.run(spec.interactive, spec.terminal, spec.streams, output)?;
         drop(prepared);
         Ok(outcome)
-    }
-}
-
-/// A container being run; deleted (forcibly, when the runtime left it behind) with its bundle when dropped.
-struct Container {
-    binary: PathBuf,
-    state_root: PathBuf,
-    id: String,
-    bundle: layerstore::fsutil::TempDir,
-}
-
-impl Container {
-    fn run(
-        &self,
-        interactive: bool,
-        terminal: bool,
-        output: &mut dyn FnMut(Stream, &[u8]),
-    ) -> Result<RunOutcome, RuntimeError> {
-        let spawn_err = |source| RuntimeError::Spawn {
-            runtime: self.binary.clone(),
-            source,
-        };
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--root")
-            .arg(&self.state_root)
-            .arg("run")
-            .arg("--bundle")
-            .arg(self.bundle.path())
-            .arg(&self.id)
-            .stdin(if interactive || terminal {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
-        if terminal {
-            // In the foreground the runtime copies between its own stdio and the container's pty.
-            let status = command.status().map_err(spawn_err)?;
-            return Ok(RunOutcome {
-                exit_code: exit_code(status),
-                output_tail: Vec::new(),
-            });
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_err)?;
-        let (sender, receiver) = mpsc::channel::<(Stream, Vec<u8>)>();
-        let readers: Vec<_> = [
-            (
-                Stream::Stdout,
-                Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
-            ),
-            (
-                Stream::Stderr,
-                Box::new(child.stderr.take().expect("piped")),
-            ),
-        ]
-        .into_iter()
-        .map(|(stream, mut pipe)| {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 || sender.send((stream, buf[..n].to_vec())).is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-        drop(sender);
-        let mut tail = VecDeque::with_capacity(TAIL_BYTES);
-        for (stream, chunk) in receiver {
-            output(stream, &chunk);
-            tail.extend(chunk);
-            let excess = tail.len().saturating_sub(TAIL_BYTES);
-            tail.drain(..excess);
-        }
-        for reader in readers {
-            let _ = reader.join();
-        }
-        let status = child.wait().map_err(spawn_err)?;
-        Ok(RunOutcome {
-            exit_code: exit_code(status),
-            output_tail: tail.into(),
-        })
-    }
-}
-
-/// The exit code, or 128 + the signal number for a process killed by a signal.
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-impl Drop for Container {
-    /// `runc run` removes a container that exits; one whose state is still there (the runtime was killed, or failed
-    /// midway) is deleted by force.
-    fn drop(&mut self) {
-        if !self.state_root.join(&self.id).exists() {
-            return;
-        }
-        let _ = Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.state_root)
-            .args(["delete", "-f", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
