@@ -194,9 +194,11 @@ pub(crate) mod tests {
                 layer.clone(),
                 text.len() as u64,
             )];
-            let mut config = ImageConfig::default();
-            config.os = wanted.os.clone();
-            config.architecture = wanted.architecture.clone();
+            let mut config = ImageConfig {
+                os: wanted.os.clone(),
+                architecture: wanted.architecture.clone(),
+                ..ImageConfig::default()
+            };
             config.rootfs.diff_ids.push(layer);
             let (oci, _) = store_image(store, &config, layers).unwrap();
             let mut child = match flavour {
@@ -251,7 +253,7 @@ pub(crate) mod tests {
         assert_eq!(found.image.digest(), &children[1].digest);
         assert_eq!(found.id(), &index.digest);
         assert_eq!(found.descriptor().digest, index.digest);
-        assert_eq!(found.names, [name.clone()]);
+        assert_eq!(found.names, std::slice::from_ref(&name));
         let err = store
             .find_image_on("registry.test/multi:1", &platform("linux/s390x"))
             .unwrap_err();
