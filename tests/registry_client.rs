@@ -1557,6 +1557,10 @@ fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_u
     );
     // The host's image of the index is the image for everything that reads one.
     store.ok(&["history", &from_registry2]);
+    if require("runc", have("runc")).is_some() {
+        let out = store.ok(&["run", "--rm", &from_registry2, "uname", "-m"]);
+        assert_eq!(out.trim(), "x86_64");
+    }
     store.ok(&["system", "check"]);
     // OCI tools read the entry, every platform of it.
     let copied = store.scratch.path().join("copied");
@@ -1656,4 +1660,98 @@ fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_u
     store.ok(&["prune"]);
     assert_eq!(blob_count(&store), 0, "every blob of the index is freed");
     store.ok(&["system", "check"]);
+}
+
+#[test]
+fn a_docker_manifest_list_pulled_whole_keeps_its_bytes_and_oci_tools_read_its_view() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let (source, index) = push_multi_platform_index(&lade, &registry2);
+    // The same platforms as Docker schema 2 manifests, in a Docker manifest list.
+    let parsed: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let docker_repo = format!("{}/v2s2/app", registry2.host());
+    let mut entries = Vec::new();
+    for (entry, tag) in parsed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["amd64", "arm64", "s390x"])
+    {
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+            &format!("docker://{source}:{tag}"),
+            &format!("docker://{docker_repo}:{tag}"),
+        ]);
+        let raw = raw_manifest(&format!("docker://{docker_repo}:{tag}"));
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": layerstore::Digest::sha256_of(&raw).to_string(),
+            "size": raw.len(),
+            "platform": entry["platform"],
+        }));
+    }
+    let list = serde_json::to_string(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg("Content-Type: application/vnd.docker.distribution.manifest.list.v2+json")
+        .args(["--data-binary", &list])
+        .arg(format!(
+            "http://{}/v2/v2s2/app/manifests/multi",
+            registry2.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let list_digest = layerstore::Digest::sha256_of(list.as_bytes()).to_string();
+
+    let store = Lade::new();
+    let name = format!("{docker_repo}:multi");
+    store.ok(&["pull", "--all-platforms", &name]);
+    let rows = image_rows(&store, &name);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ID"], list_digest.as_str());
+    assert_eq!(inspect(&store, &name)["Architecture"], "amd64");
+    store.ok(&["system", "check"]);
+    // OCI tools see an OCI index of the platforms' OCI views, and copy every platform of it.
+    let root = store.root.path().display().to_string();
+    let view: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("oci:{root}:{name}"))).unwrap();
+    assert_eq!(view["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(view["manifests"].as_array().unwrap().len(), 3);
+    skopeo(&[
+        "copy",
+        "--all",
+        &format!("oci:{root}:{name}"),
+        &format!("oci:{}:all", store.scratch.path().join("copied").display()),
+    ]);
+    // The list itself goes back to a registry byte for byte, after a prune.
+    store.ok(&["prune"]);
+    let pushed = format!("{}/pushed/app:list", lades.host());
+    assert_eq!(
+        pushed_digest(&store.ok(&["push", &name, &pushed])),
+        list_digest
+    );
+    assert_eq!(raw_manifest(&format!("docker://{pushed}")), list.as_bytes());
+    store.ok(&["rmi", &name]);
+    store.ok(&["prune"]);
+    assert_eq!(blob_count(&store), 0);
 }
