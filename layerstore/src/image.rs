@@ -26,6 +26,9 @@ pub enum ImageError {
     /// The digest names an image manifest, where an index was needed.
     #[error("manifest {0} is an image manifest, not an index")]
     NotAnIndex(Digest),
+    /// An index in the store lists no image.
+    #[error("index {0} lists no images")]
+    EmptyIndex(Digest),
     /// An index in the store lists an index, which the store does not resolve.
     #[error("index {0} lists an index: nested indexes are not supported")]
     NestedIndex(Digest),

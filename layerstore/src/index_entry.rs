@@ -98,12 +98,16 @@ impl Store {
             })
     }
 
-    /// Every image an entry holds: the image itself, or each child of an index (all must be in the store).
+    /// Every image an entry holds: the image itself, or each child of an index (all must be in the store, and
+    /// there is at least one).
     pub fn entry_images(&self, descriptor: &Descriptor) -> Result<Vec<Image>, ImageError> {
         if !media_types::is_index(&descriptor.media_type) {
             return Ok(vec![Image::read(self, descriptor)?]);
         }
         let index = self.read_image_index(descriptor)?;
+        if index.manifests.is_empty() {
+            return Err(ImageError::EmptyIndex(descriptor.digest.clone()));
+        }
         let mut images = Vec::new();
         for child in &index.manifests {
             if media_types::is_index(&child.media_type) {

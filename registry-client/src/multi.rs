@@ -193,6 +193,11 @@ pub async fn pull_index(
     let index_type = media_type_of(&top);
     let resolved = top.digest.clone();
     let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
+    if selected.is_empty() {
+        return Err(Error::Protocol(format!(
+            "{reference}: the index lists no images"
+        )));
+    }
     // A name given by the digest of the index fetched names the index stored (rewritten for a platform list).
     let names: Vec<Reference> = names
         .iter()

@@ -75,7 +75,6 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         None
     };
     // A single-platform image under --all-platforms is pulled as it is, as Docker does.
-    let is_index = whole.is_some();
     let pulled = match whole {
         Some(pulled) => pulled,
         None => super::remote::pull_image(&connector, &store, &reference, &options, progress)?,
@@ -83,7 +82,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     if !args.quiet {
         super::remote::report_pull(&reference, &pulled);
     }
-    if args.platform.is_some() && !is_index {
+    if args.platform.is_some() && !args.all_platforms {
         warn_on_other_platform(&store, &pulled.descriptor, &options.platform)?;
     }
     println!("{reference}");
