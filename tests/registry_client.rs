@@ -1650,6 +1650,22 @@ fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_u
         docker.ok(&["rmi", &from_registry2]);
     }
 
+    // Tagged again, it is the same image (same ID); untagging one name leaves the other.
+    store.ok(&["tag", &from_registry2, "local/multi:copy"]);
+    assert_eq!(
+        image_rows(&store, "local/multi:copy")[0]["ID"],
+        index_digest.as_str()
+    );
+    let untagged = store.ok(&["rmi", "local/multi:copy"]);
+    assert!(!untagged.contains("Deleted"), "{untagged}");
+    let df: serde_json::Value =
+        serde_json::from_str(&store.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(df[0]["Type"], "Images", "{df}");
+    assert_eq!(
+        df[0]["TotalCount"], 1,
+        "one image for the whole index: {df}"
+    );
+
     // rmi takes the index whole; only then does a prune free its blobs.
     let removed = store.ok(&["rmi", &from_registry2]);
     assert!(
