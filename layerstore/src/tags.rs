@@ -14,6 +14,9 @@
 //! carrying the Docker manifest's digest and size in `dev.lade.docker-manifest.digest`/`.size`. lade reads the
 //! entry as the Docker manifest; other tools read the view. Older entries of Docker manifests get their view on
 //! migration too.
+//!
+//! An entry may also be an index, a multi-platform image kept whole ([`crate::index_entry`]): its ID is the index
+//! digest, lookups resolve it to a platform's image ([`Store::find_image_on`]), and `rmi` removes it whole.
 
 use std::collections::BTreeMap;
 
