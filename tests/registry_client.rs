@@ -1,6 +1,7 @@
 //! `lade push`, `pull`, `login`, `logout` and `copy` against real registries (registry:2 with no auth, htpasswd,
 //! TLS and Bearer tokens), with Docker and skopeo on the other side, through connections cut midway, and against a
-//! registry serving a corrupt blob.
+//! registry serving a corrupt blob; multi-platform indexes copied whole, and pulled whole into the store
+//! (`pull --all-platforms`) and pushed back unchanged.
 
 mod common;
 
@@ -861,18 +862,11 @@ fn raw_manifest(image: &str) -> Vec<u8> {
     output.stdout
 }
 
-#[test]
-fn copy_all_keeps_a_multi_platform_index_whole() {
-    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
-        return;
-    }
-    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
-        return;
-    };
-    import_random_image(&lade, "multi:arm64", 4096);
-    import_random_image(&lade, "multi:s390x", 2048);
-    let registry2 = Registry2::start(RegistryAuth::None, None);
-    let lades = LadeRegistry::start(&[]);
+/// Pushes `multi:amd64` (in `lade` already), and random images as `multi:arm64` and `multi:s390x`, to registry:2's
+/// `src/app`, and an OCI index of the three as `src/app:multi`; returns the repository and the index's bytes.
+fn push_multi_platform_index(lade: &Lade, registry2: &Registry2) -> (String, String) {
+    import_random_image(lade, "multi:arm64", 4096);
+    import_random_image(lade, "multi:s390x", 2048);
     let source = format!("{}/src/app", registry2.host());
     let mut entries = Vec::new();
     for (tag, platform) in [
@@ -914,6 +908,20 @@ fn copy_all_keeps_a_multi_platform_index_whole() {
         "{}",
         String::from_utf8_lossy(&put.stderr)
     );
+    (source, index)
+}
+
+#[test]
+fn copy_all_keeps_a_multi_platform_index_whole() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let (source, index) = push_multi_platform_index(&lade, &registry2);
 
     // registry:2 to lade's registry, whole: the index and every child byte for byte.
     let copy = format!("{}/dst/app:multi", lades.host());
@@ -1492,4 +1500,274 @@ fn pull_of_a_single_platform_image_for_another_platform_warns() {
         &target,
     ]);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("WARNING"));
+}
+
+/// `lade images --format json` rows of one reference.
+fn image_rows(lade: &Lade, reference: &str) -> Vec<serde_json::Value> {
+    lade.ok(&["images", "--no-trunc", "--format", "json", reference])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_unchanged() {
+    if !registry_available()
+        || require("skopeo", have("skopeo")).is_none()
+        || require("umoci", have("umoci")).is_none()
+    {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let (source, index) = push_multi_platform_index(&lade, &registry2);
+    let index_digest = layerstore::Digest::sha256_of(index.as_bytes()).to_string();
+    let parsed: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let children: Vec<String> = parsed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+
+    // From registry:2 into a fresh store, whole.
+    let store = Lade::new();
+    let from_registry2 = format!("{source}:multi");
+    store.ok(&["pull", "--all-platforms", &from_registry2]);
+    let root = store.root.path().display().to_string();
+    assert_eq!(
+        raw_manifest(&format!("oci:{root}:{from_registry2}")),
+        index.as_bytes(),
+        "the store root is an OCI layout holding the index byte for byte"
+    );
+    let rows = image_rows(&store, &from_registry2);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ID"], index_digest.as_str());
+    assert_eq!(rows[0]["Digest"], index_digest.as_str());
+    let described = inspect(&store, &from_registry2);
+    assert_eq!(described["Id"], index_digest.as_str());
+    assert_eq!(described["Descriptor"]["digest"], index_digest.as_str());
+    assert_eq!(described["Architecture"], "amd64");
+    assert_eq!(
+        described["ImageManifestDescriptor"]["digest"],
+        children[0].as_str()
+    );
+    // The host's image of the index is the image for everything that reads one.
+    store.ok(&["history", &from_registry2]);
+    if require("runc", have("runc")).is_some() {
+        let out = store.ok(&["run", "--rm", &from_registry2, "uname", "-m"]);
+        assert_eq!(out.trim(), "x86_64");
+    }
+    store.ok(&["system", "check"]);
+    // OCI tools read the entry, every platform of it.
+    let copied = store.scratch.path().join("copied");
+    skopeo(&[
+        "copy",
+        "--all",
+        &format!("oci:{root}:{from_registry2}"),
+        &format!("oci:{}:all", copied.display()),
+    ]);
+    assert_eq!(
+        raw_manifest(&format!("oci:{}:all", copied.display())),
+        index.as_bytes()
+    );
+    let listed = Command::new("umoci")
+        .args(["ls", "--layout", &root])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l == from_registry2));
+
+    // A prune keeps every platform of a tagged index.
+    let before = blob_count(&store);
+    store.ok(&["prune"]);
+    assert_eq!(blob_count(&store), before);
+    for child in &children {
+        let hex = child.strip_prefix("sha256:").unwrap();
+        assert!(store.root.path().join("blobs/sha256").join(hex).is_file());
+    }
+
+    // Pushed to lade's registry: the index byte for byte, every child by digest.
+    let pushed = format!("{}/pushed/app:multi", lades.host());
+    let out = store.ok(&["push", &from_registry2, &pushed]);
+    assert_eq!(pushed_digest(&out), index_digest);
+    assert_eq!(
+        raw_manifest(&format!("docker://{pushed}")),
+        index.as_bytes()
+    );
+    for child in &children {
+        assert_eq!(
+            raw_manifest(&format!("docker://{}/pushed/app@{child}", lades.host())),
+            raw_manifest(&format!("docker://{source}@{child}"))
+        );
+    }
+
+    // From lade's registry, whole, and back to registry:2 unchanged.
+    let other = Lade::new();
+    other.ok(&["pull", "--all-platforms", &pushed]);
+    let again = format!("{}/again/app:multi", registry2.host());
+    other.ok(&["push", &pushed, &again]);
+    assert_eq!(raw_manifest(&format!("docker://{again}")), index.as_bytes());
+
+    // A list of platforms: an index of those only.
+    let two = format!("{}/two/app:multi", registry2.host());
+    other.ok(&[
+        "pull",
+        "--all-platforms",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        &from_registry2,
+    ]);
+    other.ok(&["push", &from_registry2, &two]);
+    let subset: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("docker://{two}"))).unwrap();
+    let arches: Vec<&str> = subset["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"]);
+
+    // Saved, the host's image goes, which Docker loads.
+    let tarball = store.scratch.path().join("multi.tar");
+    store.ok(&["save", "-o", tarball.to_str().unwrap(), &from_registry2]);
+    if let Some(docker) = Docker::get() {
+        docker.ok(&["load", "-i", tarball.to_str().unwrap()]);
+        assert_eq!(
+            docker.image_id(&from_registry2),
+            local_id(&lade, "multi:amd64")
+        );
+        docker.ok(&["rmi", &from_registry2]);
+    }
+
+    // Tagged again, it is the same image (same ID); untagging one name leaves the other.
+    store.ok(&["tag", &from_registry2, "local/multi:copy"]);
+    assert_eq!(
+        image_rows(&store, "local/multi:copy")[0]["ID"],
+        index_digest.as_str()
+    );
+    let untagged = store.ok(&["rmi", "local/multi:copy"]);
+    assert!(!untagged.contains("Deleted"), "{untagged}");
+    let df: serde_json::Value =
+        serde_json::from_str(&store.ok(&["system", "df", "--format", "json"])).unwrap();
+    assert_eq!(df[0]["Type"], "Images", "{df}");
+    assert_eq!(
+        df[0]["TotalCount"], 1,
+        "one image for the whole index: {df}"
+    );
+
+    // rmi takes the index whole; only then does a prune free its blobs.
+    let removed = store.ok(&["rmi", &from_registry2]);
+    assert!(
+        removed.contains(&format!("Deleted: {index_digest}")),
+        "{removed}"
+    );
+    assert!(image_rows(&store, &from_registry2).is_empty());
+    store.ok(&["prune"]);
+    assert_eq!(blob_count(&store), 0, "every blob of the index is freed");
+    store.ok(&["system", "check"]);
+}
+
+#[test]
+fn a_docker_manifest_list_pulled_whole_keeps_its_bytes_and_oci_tools_read_its_view() {
+    if !registry_available() || require("skopeo", have("skopeo")).is_none() {
+        return;
+    }
+    let Some((lade, _base)) = lade_with_busybox("multi:amd64") else {
+        return;
+    };
+    let registry2 = Registry2::start(RegistryAuth::None, None);
+    let lades = LadeRegistry::start(&[]);
+    let (source, index) = push_multi_platform_index(&lade, &registry2);
+    // The same platforms as Docker schema 2 manifests, in a Docker manifest list.
+    let parsed: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let docker_repo = format!("{}/v2s2/app", registry2.host());
+    let mut entries = Vec::new();
+    for (entry, tag) in parsed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["amd64", "arm64", "s390x"])
+    {
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+            &format!("docker://{source}:{tag}"),
+            &format!("docker://{docker_repo}:{tag}"),
+        ]);
+        let raw = raw_manifest(&format!("docker://{docker_repo}:{tag}"));
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": layerstore::Digest::sha256_of(&raw).to_string(),
+            "size": raw.len(),
+            "platform": entry["platform"],
+        }));
+    }
+    let list = serde_json::to_string(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg("Content-Type: application/vnd.docker.distribution.manifest.list.v2+json")
+        .args(["--data-binary", &list])
+        .arg(format!(
+            "http://{}/v2/v2s2/app/manifests/multi",
+            registry2.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let list_digest = layerstore::Digest::sha256_of(list.as_bytes()).to_string();
+
+    let store = Lade::new();
+    let name = format!("{docker_repo}:multi");
+    store.ok(&["pull", "--all-platforms", &name]);
+    let rows = image_rows(&store, &name);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ID"], list_digest.as_str());
+    assert_eq!(inspect(&store, &name)["Architecture"], "amd64");
+    store.ok(&["system", "check"]);
+    // OCI tools see an OCI index of the platforms' OCI views, and copy every platform of it.
+    let root = store.root.path().display().to_string();
+    let view: serde_json::Value =
+        serde_json::from_slice(&raw_manifest(&format!("oci:{root}:{name}"))).unwrap();
+    assert_eq!(view["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(view["manifests"].as_array().unwrap().len(), 3);
+    skopeo(&[
+        "copy",
+        "--all",
+        &format!("oci:{root}:{name}"),
+        &format!("oci:{}:all", store.scratch.path().join("copied").display()),
+    ]);
+    // The list itself goes back to a registry byte for byte, after a prune.
+    store.ok(&["prune"]);
+    let pushed = format!("{}/pushed/app:list", lades.host());
+    assert_eq!(
+        pushed_digest(&store.ok(&["push", &name, &pushed])),
+        list_digest
+    );
+    assert_eq!(raw_manifest(&format!("docker://{pushed}")), list.as_bytes());
+    store.ok(&["rmi", &name]);
+    store.ok(&["prune"]);
+    assert_eq!(blob_count(&store), 0);
 }

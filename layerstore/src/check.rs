@@ -181,11 +181,10 @@ impl Store {
                         .find_map(|layer| blob_problem(layer, "layer"))
                 })
             }
-            // A store may hold some platforms of an index only; those it holds must be whole.
+            // An index is kept whole (`pull --all-platforms`): every child must be there, and whole.
             Ok(ManifestKind::Index(index)) => index
                 .manifests
                 .iter()
-                .filter(|child| self.has_blob(&child.digest))
                 .find_map(|child| self.image_problem(child, corrupt)),
             Err(e) => Some(format!("manifest {}: {e}", descriptor.digest)),
         }

@@ -23,6 +23,25 @@ pub enum ImageError {
     /// The digest names an index or manifest list, where a single-platform image manifest was needed.
     #[error("manifest {0} is an index, not an image manifest")]
     NotAnImage(Digest),
+    /// The digest names an image manifest, where an index was needed.
+    #[error("manifest {0} is an image manifest, not an index")]
+    NotAnIndex(Digest),
+    /// An index in the store lists no image.
+    #[error("index {0} lists no images")]
+    EmptyIndex(Digest),
+    /// An index in the store lists an index, which the store does not resolve.
+    #[error("index {0} lists an index: nested indexes are not supported")]
+    NestedIndex(Digest),
+    /// A multi-platform image in the store has no image for the platform asked for.
+    #[error("index {index} has no image for {platform} (it has {available})")]
+    NoPlatform {
+        /// The index's digest.
+        index: Digest,
+        /// The platform asked for, `os/arch[/variant]`.
+        platform: String,
+        /// The platforms it has, comma-separated.
+        available: String,
+    },
     /// The config blob is not valid JSON of an image config.
     #[error("config {digest}: invalid JSON: {source}")]
     Config {

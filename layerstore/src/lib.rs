@@ -12,6 +12,7 @@ pub mod digest;
 pub mod fsutil;
 pub mod image;
 pub mod import;
+pub mod index_entry;
 pub mod layer;
 pub mod lease;
 pub mod limits;

@@ -14,12 +14,15 @@
 //! carrying the Docker manifest's digest and size in `dev.lade.docker-manifest.digest`/`.size`. lade reads the
 //! entry as the Docker manifest; other tools read the view. Older entries of Docker manifests get their view on
 //! migration too.
+//!
+//! An entry may also be an index, a multi-platform image kept whole ([`crate::index_entry`]): its ID is the index
+//! digest, lookups resolve it to a platform's image ([`Store::find_image_on`]), and `rmi` removes it whole.
 
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
 use crate::image::{Image, ImageError};
-use crate::manifest::{Descriptor, Flavour, Index, ManifestKind};
+use crate::manifest::{Descriptor, Flavour, Index, ManifestKind, Platform};
 use crate::media_types;
 use crate::reference::{Reference, ReferenceError};
 use crate::store::{Store, StoreError};
@@ -71,12 +74,29 @@ pub struct ImageRecord {
 /// An image found by a user's argument, with every name it is known by.
 #[derive(Debug, Clone)]
 pub struct FoundImage {
-    /// The image, read from the store.
+    /// The image, read from the store: for an index, its child for the platform asked for.
     pub image: Image,
+    /// When the argument names a multi-platform image kept whole ([`crate::index_entry`]): the index (or Docker
+    /// manifest list) descriptor.
+    pub index: Option<Descriptor>,
     /// Every name the image is tagged as in the index.
     pub names: Vec<Reference>,
     /// The reference the user gave, when the lookup was by name.
     pub requested: Option<Reference>,
+}
+
+impl FoundImage {
+    /// What identifies the entry to the user: the index digest for an index, else the image ID.
+    pub fn id(&self) -> &Digest {
+        self.index
+            .as_ref()
+            .map_or_else(|| self.image.id(), |index| &index.digest)
+    }
+
+    /// The descriptor of what the name points at: the index, or the image manifest.
+    pub fn descriptor(&self) -> &Descriptor {
+        self.index.as_ref().unwrap_or(&self.image.descriptor)
+    }
 }
 
 fn record_of(entry: &Descriptor) -> ImageRecord {
@@ -96,7 +116,13 @@ pub(crate) fn linked_manifest(entry: &Descriptor) -> Option<Descriptor> {
         .annotation(DOCKER_MANIFEST_SIZE_ANNOTATION)?
         .parse()
         .ok()?;
-    let mut descriptor = Descriptor::new(media_types::DOCKER_MANIFEST, digest, size);
+    // The OCI view of a Docker manifest list is an OCI index.
+    let media_type = if entry.media_type == media_types::OCI_INDEX {
+        media_types::DOCKER_MANIFEST_LIST
+    } else {
+        media_types::DOCKER_MANIFEST
+    };
+    let mut descriptor = Descriptor::new(media_type, digest, size);
     descriptor.platform = entry.platform.clone();
     Some(descriptor)
 }
@@ -226,11 +252,14 @@ impl Store {
         })
     }
 
-    /// The unnamed index entry of a manifest: the manifest itself, or for a Docker schema 2 manifest its OCI view
-    /// (written to the store here) linked to it.
+    /// The unnamed index entry of a manifest or index: itself, or for a Docker schema 2 manifest or manifest list
+    /// its OCI view (written to the store here) linked to it.
     fn entry_base(&self, descriptor: &Descriptor) -> Result<Descriptor, StoreError> {
         let mut base = unnamed(descriptor);
         base.annotations = None;
+        if descriptor.media_type == media_types::DOCKER_MANIFEST_LIST {
+            return self.index_view(descriptor, |child| self.entry_base(child));
+        }
         if descriptor.media_type != media_types::DOCKER_MANIFEST {
             return Ok(base);
         }
@@ -264,7 +293,8 @@ impl Store {
         Ok(self.read_index()?.manifests.iter().map(record_of).collect())
     }
 
-    /// Adds an image under `names` (or untagged when `names` is empty), moving tags as `docker tag` does.
+    /// Adds an image, or an index whose children are all stored, under `names` (or untagged when `names` is
+    /// empty), moving tags as `docker tag` does.
     pub fn add_image(
         &self,
         descriptor: &Descriptor,
@@ -285,23 +315,32 @@ impl Store {
     }
 
     /// Finds an image the way the Docker CLI does: by reference (`name[:tag]`, `name@digest`), by full image ID
-    /// (`sha256:…`) or by a unique prefix of it.
+    /// (`sha256:…`) or by a unique prefix of it. An index resolves to this host's platform.
     pub fn find_image(&self, argument: &str) -> Result<FoundImage, TagError> {
+        self.find_image_on(argument, &Platform::host())
+    }
+
+    /// Like [`Store::find_image`], resolving an index to `platform`.
+    pub fn find_image_on(
+        &self,
+        argument: &str,
+        platform: &Platform,
+    ) -> Result<FoundImage, TagError> {
         let records = self.image_records()?;
         let (descriptor, requested) = match find_by_reference(&records, argument) {
             Some(found) => found,
             None => (self.find_by_id(&records, argument)?, None),
         };
-        self.found(&records, descriptor, requested)
+        self.found(&records, descriptor, requested, platform)
     }
 
     /// Finds an image by reference only, as a Dockerfile's `FROM` and `COPY --from` name images (BuildKit never takes
-    /// `FROM a` for an image whose ID starts with `a`).
+    /// `FROM a` for an image whose ID starts with `a`). An index resolves to this host's platform.
     pub fn find_image_by_reference(&self, argument: &str) -> Result<FoundImage, TagError> {
         let records = self.image_records()?;
         let (descriptor, requested) = find_by_reference(&records, argument)
             .ok_or_else(|| TagError::NotFound(argument.to_string()))?;
-        self.found(&records, descriptor, requested)
+        self.found(&records, descriptor, requested, &Platform::host())
     }
 
     fn found(
@@ -309,11 +348,17 @@ impl Store {
         records: &[ImageRecord],
         descriptor: Descriptor,
         requested: Option<Reference>,
+        platform: &Platform,
     ) -> Result<FoundImage, TagError> {
-        let image = Image::read(self, &descriptor)?;
-        let names = names_of_image(records, self, image.id());
+        let image = Image::read(self, &self.platform_manifest(&descriptor, platform)?)?;
+        let index = media_types::is_index(&descriptor.media_type).then_some(descriptor);
+        let id = index
+            .as_ref()
+            .map_or_else(|| image.id().clone(), |index| index.digest.clone());
+        let names = names_of_entry(records, self, &id);
         Ok(FoundImage {
             image,
+            index,
             names,
             requested,
         })
@@ -330,10 +375,9 @@ impl Store {
         }
         let mut matches: Vec<(Digest, Descriptor)> = Vec::new();
         for record in records {
-            let Ok(image) = Image::read(self, &record.descriptor) else {
+            let Ok(id) = self.entry_id(&record.descriptor) else {
                 continue;
             };
-            let id = image.id().clone();
             if id.hex().starts_with(prefix) && !matches.iter().any(|(m, _)| m == &id) {
                 matches.push((id, record.descriptor.clone()));
             }
@@ -354,51 +398,58 @@ impl Store {
                 "{target}: refusing to create a tag with a digest reference"
             ))));
         }
-        self.add_image(&found.image.descriptor, std::slice::from_ref(&target))?;
+        self.add_image(found.descriptor(), std::slice::from_ref(&target))?;
         Ok(target)
     }
 
     /// `docker rmi ARG`: untags a name, or deletes an image by ID. Returns Docker's `Untagged:`/`Deleted:` lines.
-    /// Blobs are left for [`Store::prune`].
+    /// An index goes whole (its ID is the index digest). Blobs are left for [`Store::prune`].
     pub fn remove_image(&self, argument: &str, force: bool) -> Result<Vec<String>, TagError> {
-        let found = self.find_image(argument)?;
-        let id = found.image.id().clone();
+        let records = self.image_records()?;
+        let (descriptor, requested) = match find_by_reference(&records, argument) {
+            Some(found) => found,
+            None => (self.find_by_id(&records, argument)?, None),
+        };
+        let id = self.entry_id(&descriptor)?;
+        let names = names_of_entry(&records, self, &id);
         self.update_index(|index| {
             let mut report = Vec::new();
             let untag = |index: &mut Index, name: &Reference, report: &mut Vec<String>| {
                 remove_name(index, name);
                 report.push(format!("Untagged: {}", name.familiar()));
             };
-            match &found.requested {
+            match &requested {
                 Some(reference) if reference.digest().is_none() => {
                     untag(index, reference, &mut report)
                 }
                 Some(reference) => {
-                    for name in found.names.iter().filter(|n| n.name() == reference.name()) {
+                    for name in names.iter().filter(|n| n.name() == reference.name()) {
                         untag(index, name, &mut report);
                     }
                 }
                 None => {
                     let repositories: std::collections::BTreeSet<String> =
-                        found.names.iter().map(Reference::name).collect();
+                        names.iter().map(Reference::name).collect();
                     if repositories.len() > 1 && !force {
                         return Err(TagError::MultipleRepositories {
                             id: id.short().to_string(),
                         });
                     }
-                    for name in &found.names {
+                    for name in &names {
                         untag(index, name, &mut report);
                     }
                 }
             }
-            let still_named = index.manifests.iter().any(|d| {
-                record_of(d).name.is_some()
-                    && Image::read(self, d).map(|i| i.id() == &id).unwrap_or(false)
-            });
+            let is_it = |d: &Descriptor| {
+                self.entry_id(&record_of(d).descriptor)
+                    .is_ok_and(|entry| entry == id)
+            };
+            let still_named = index
+                .manifests
+                .iter()
+                .any(|d| record_of(d).name.is_some() && is_it(d));
             if !still_named {
-                index
-                    .manifests
-                    .retain(|d| !Image::read(self, d).map(|i| i.id() == &id).unwrap_or(false));
+                index.manifests.retain(|d| !is_it(d));
                 report.push(format!("Deleted: {id}"));
             }
             Ok(report)
@@ -406,14 +457,13 @@ impl Store {
     }
 }
 
-/// Every name whose image has config digest `id`.
-fn names_of_image(records: &[ImageRecord], store: &Store, id: &Digest) -> Vec<Reference> {
+/// Every name of the entry whose ID ([`Store::entry_id`]) is `id`.
+fn names_of_entry(records: &[ImageRecord], store: &Store, id: &Digest) -> Vec<Reference> {
     let mut names: Vec<Reference> = records
         .iter()
         .filter_map(|r| {
             let name = r.name.clone()?;
-            let image = Image::read(store, &r.descriptor).ok()?;
-            (image.id() == id).then_some(name)
+            (&store.entry_id(&r.descriptor).ok()? == id).then_some(name)
         })
         .collect();
     names.sort();

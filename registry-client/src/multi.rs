@@ -1,12 +1,13 @@
-//! Copying a multi-platform image from a registry whole (`lade copy --all`, skopeo's `--all`) or for a list of
-//! platforms (`--platform a,b`): every selected platform's manifest, config and layers, then the index. With
-//! `--all` the index keeps its exact bytes (and digest); with a list it is rewritten to hold the selected entries
-//! only, as skopeo does. Destinations are registries and OCI layouts; the children go first, the index last, so
-//! a destination never names content it does not have.
+//! Multi-platform images whole: copying one from a registry (`lade copy --all`, skopeo's `--all`) or for a list of
+//! platforms (`--platform a,b`), pulling one into the store (`lade pull --all-platforms`, [`pull_index`]) and
+//! pushing one from it ([`push_index`]): every selected platform's manifest, config and layers, then the index.
+//! With `--all` the index keeps its exact bytes (and digest); with a list it is rewritten to hold the selected
+//! entries only, as skopeo does. Destinations are registries, OCI layouts and the store; the children go first, the
+//! index last, so a destination never names content it does not have.
 
 use layerstore::manifest::ManifestKind;
 use layerstore::progress::Progress;
-use layerstore::{Descriptor, Digest, Image, Platform, Reference, Store};
+use layerstore::{Descriptor, Digest, Image, Index, Manifest, Platform, Reference, Store};
 
 use crate::error::Error;
 use crate::location::{
@@ -14,11 +15,13 @@ use crate::location::{
     Location,
 };
 use crate::pull::{
-    choose_platform, download_blobs, fetch_manifest, manifest_reference, media_type_of, no_platform,
+    choose_platform, download_blobs, fetch_manifest, manifest_reference, media_type_of,
+    no_platform, FetchedManifest, Pulled,
 };
-use crate::push::{push, put_manifest};
+use crate::push::{push, put_manifest, PushOptions, Pushed};
+use crate::session::Session;
 
-/// Which entries of an index to copy.
+/// Which entries of an index to copy (or pull).
 #[derive(Debug, Clone)]
 pub enum Platforms {
     /// Every entry, and the index unchanged.
@@ -38,50 +41,23 @@ pub async fn copy_index(
     let registry = options.connector.connect(reference.domain()).await?;
     let repository = reference.path();
     let top = fetch_manifest(&registry, repository, &manifest_reference(reference)).await?;
-    let manifest_error = |url: String| move |source| Error::Manifest { url, source };
-    let index = match ManifestKind::parse(&top.bytes, &top.media_type)
-        .map_err(manifest_error(reference.to_string()))?
-    {
+    let index = match ManifestKind::parse(&top.bytes, &top.media_type).map_err(|source| {
+        Error::Manifest {
+            url: reference.to_string(),
+            source,
+        }
+    })? {
         ManifestKind::Index(index) => index,
         ManifestKind::Image(_) => return Ok(None),
     };
     let index_type = media_type_of(&top);
-    let (selected, index_bytes, index_digest) = match platforms {
-        Platforms::All => (index.manifests.clone(), top.bytes, top.digest),
-        Platforms::List(wanted) => {
-            let mut selected: Vec<Descriptor> = Vec::new();
-            for platform in wanted {
-                let entry = choose_platform(&index.manifests, platform)
-                    .ok_or_else(|| no_platform(&reference.to_string(), &index, platform))?;
-                if !selected.iter().any(|d| d.digest == entry.digest) {
-                    selected.push(entry.clone());
-                }
-            }
-            let mut subset = (*index).clone();
-            subset.manifests = selected.clone();
-            let bytes = serde_json::to_vec(&subset)
-                .map_err(|e| Error::Location(format!("serializing the index: {e}")))?;
-            let digest = Digest::sha256_of(&bytes);
-            (selected, bytes, digest)
-        }
-    };
+    let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
 
     let scratch = scratch_dir()?;
     let store = Store::open(scratch.path())?;
     let mut images = Vec::new();
     for entry in &selected {
-        let fetched = fetch_manifest(&registry, repository, &entry.digest.to_string()).await?;
-        let url = format!("{}@{}", reference.name(), entry.digest);
-        let manifest = match ManifestKind::parse(&fetched.bytes, &entry.media_type)
-            .map_err(manifest_error(url.clone()))?
-        {
-            ManifestKind::Image(manifest) => *manifest,
-            ManifestKind::Index(_) => {
-                return Err(Error::Protocol(format!(
-                    "{url}: an index inside an index is not supported"
-                )))
-            }
-        };
+        let (bytes, manifest) = fetch_child(&registry, reference, entry).await?;
         download_blobs(
             &registry,
             &store,
@@ -91,7 +67,7 @@ pub async fn copy_index(
             progress,
         )
         .await?;
-        store.ingest(&mut &fetched.bytes[..], Some(&entry.digest))?;
+        store.ingest(&mut &bytes[..], Some(&entry.digest))?;
         images.push(Image::read(&store, entry)?);
     }
     let index_descriptor =
@@ -139,4 +115,153 @@ pub async fn copy_index(
         digest: index_digest,
         converted_from: None,
     }))
+}
+
+/// The entries of `index` (fetched as `top`) that `platforms` selects, and the index to write: `top` itself for
+/// [`Platforms::All`], else a new index of the selected entries.
+fn select(
+    reference: &Reference,
+    index: &Index,
+    top: FetchedManifest,
+    platforms: &Platforms,
+) -> Result<(Vec<Descriptor>, Vec<u8>, Digest), Error> {
+    match platforms {
+        Platforms::All => Ok((index.manifests.clone(), top.bytes, top.digest)),
+        Platforms::List(wanted) => {
+            let mut selected: Vec<Descriptor> = Vec::new();
+            for platform in wanted {
+                let entry = choose_platform(&index.manifests, platform)
+                    .ok_or_else(|| no_platform(&reference.to_string(), index, platform))?;
+                if !selected.iter().any(|d| d.digest == entry.digest) {
+                    selected.push(entry.clone());
+                }
+            }
+            let mut subset = index.clone();
+            subset.manifests = selected.clone();
+            let bytes = serde_json::to_vec(&subset)
+                .map_err(|e| Error::Location(format!("serializing the index: {e}")))?;
+            let digest = Digest::sha256_of(&bytes);
+            Ok((selected, bytes, digest))
+        }
+    }
+}
+
+/// Fetches the image manifest `entry` of an index names, refusing an index inside the index.
+async fn fetch_child(
+    registry: &Session,
+    reference: &Reference,
+    entry: &Descriptor,
+) -> Result<(Vec<u8>, Manifest), Error> {
+    let fetched = fetch_manifest(registry, reference.path(), &entry.digest.to_string()).await?;
+    let url = format!("{}@{}", reference.name(), entry.digest);
+    match ManifestKind::parse(&fetched.bytes, &entry.media_type).map_err(|source| {
+        Error::Manifest {
+            url: url.clone(),
+            source,
+        }
+    })? {
+        ManifestKind::Image(manifest) => Ok((fetched.bytes, *manifest)),
+        ManifestKind::Index(_) => Err(Error::Protocol(format!(
+            "{url}: an index inside an index is not supported"
+        ))),
+    }
+}
+
+/// `lade pull --all-platforms` (or with a list of platforms): stores the index `reference` names whole in `store`
+/// — every selected child's config, layers and manifest, then the index (byte for byte with
+/// [`Platforms::All`]) — and tags it with `names`. `None` when the reference names a single image (for the ordinary
+/// pull). The returned [`Pulled::descriptor`] is the index's.
+pub async fn pull_index(
+    registry: &Session,
+    store: &Store,
+    reference: &Reference,
+    names: &[Reference],
+    platforms: &Platforms,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Option<Pulled>, Error> {
+    let top = fetch_manifest(registry, reference.path(), &manifest_reference(reference)).await?;
+    let index = match ManifestKind::parse(&top.bytes, &top.media_type).map_err(|source| {
+        Error::Manifest {
+            url: reference.to_string(),
+            source,
+        }
+    })? {
+        ManifestKind::Index(index) => index,
+        ManifestKind::Image(_) => return Ok(None),
+    };
+    let index_type = media_type_of(&top);
+    let resolved = top.digest.clone();
+    let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
+    if selected.is_empty() {
+        return Err(Error::Protocol(format!(
+            "{reference}: the index lists no images"
+        )));
+    }
+    // A name given by the digest of the index fetched names the index stored (rewritten for a platform list).
+    let names: Vec<Reference> = names
+        .iter()
+        .map(|n| match n.digest() {
+            Some(d) if *d == resolved => n.with_digest(index_digest.clone()),
+            _ => n.clone(),
+        })
+        .collect();
+    let _writer = store.writer_lock()?;
+    let mut downloaded = 0;
+    for entry in &selected {
+        let (bytes, manifest) = fetch_child(registry, reference, entry).await?;
+        downloaded +=
+            download_blobs(registry, store, reference.path(), &manifest, jobs, progress).await?;
+        store.ingest(&mut &bytes[..], Some(&entry.digest))?;
+        Image::read(store, entry)?;
+    }
+    store.ingest(&mut &index_bytes[..], Some(&index_digest))?;
+    let descriptor = Descriptor::new(index_type, index_digest, index_bytes.len() as u64);
+    store.add_image(&descriptor, &names)?;
+    Ok(Some(Pulled {
+        descriptor,
+        resolved,
+        downloaded,
+    }))
+}
+
+/// Pushes the index `descriptor` names, stored whole in `store`, as `reference`: each child's blobs and manifest
+/// by digest, as stored (never recompressed: the index names them by digest), then the index's exact bytes under
+/// the tag, so its digest is unchanged.
+pub async fn push_index(
+    registry: &Session,
+    store: &Store,
+    descriptor: &Descriptor,
+    reference: &Reference,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Pushed, Error> {
+    if let Some(digest) = reference.digest() {
+        if *digest != descriptor.digest {
+            return Err(Error::Location(format!(
+                "cannot push as {reference}: the index digest is {}",
+                descriptor.digest
+            )));
+        }
+    }
+    let bytes = store.read_blob(&descriptor.digest)?;
+    let mut as_stored = options.clone();
+    as_stored.compression = layerstore::media_types::Compression::None;
+    for image in store.entry_images(descriptor)? {
+        let child = reference.with_digest(image.digest().clone());
+        push(registry, store, &image, &child, &as_stored, progress).await?;
+    }
+    put_manifest(
+        registry,
+        reference.path(),
+        &manifest_reference(reference),
+        &descriptor.media_type,
+        &bytes,
+        &descriptor.digest,
+    )
+    .await?;
+    Ok(Pushed {
+        digest: descriptor.digest.clone(),
+        size: bytes.len() as u64,
+    })
 }

@@ -125,56 +125,15 @@ pub(crate) fn no_platform(url: &str, index: &layerstore::Index, platform: &Platf
     Error::NoPlatform {
         url: url.to_string(),
         platform: platform_string(platform),
-        available: index
-            .manifests
-            .iter()
-            .filter_map(|d| d.platform.as_ref().map(platform_string))
-            .collect::<Vec<_>>()
-            .join(", "),
+        available: layerstore::index_entry::platforms_of(index),
     }
 }
 
-/// The text of a platform, `os/arch[/variant]`.
-pub fn platform_string(platform: &Platform) -> String {
-    match &platform.variant {
-        Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
-        None => format!("{}/{}", platform.os, platform.architecture),
-    }
-}
+pub use layerstore::index_entry::{choose_platform, platform_string};
 
 /// Parses `os/arch[/variant]`, normalized ([`Platform::parse`]).
 pub fn parse_platform(text: &str) -> Result<Platform, Error> {
     Platform::parse(text).map_err(|error| Error::Location(error.to_string()))
-}
-
-/// The index entry for `wanted`: same OS and architecture, and the same variant when both name one (an exact
-/// variant match wins).
-pub fn choose_platform<'a>(
-    manifests: &'a [Descriptor],
-    wanted: &Platform,
-) -> Option<&'a Descriptor> {
-    let candidates = manifests.iter().filter(|d| {
-        d.platform.as_ref().is_some_and(|p| {
-            p.os == wanted.os
-                && p.architecture == wanted.architecture
-                && layerstore::media_types::is_manifest(&d.media_type)
-        })
-    });
-    let mut fallback = None;
-    for candidate in candidates {
-        let variant = candidate
-            .platform
-            .as_ref()
-            .and_then(|p| p.variant.as_deref());
-        match (variant, wanted.variant.as_deref()) {
-            (Some(have), Some(want)) if have == want => return Some(candidate),
-            (Some(_), Some(_)) => {}
-            _ => {
-                fallback.get_or_insert(candidate);
-            }
-        }
-    }
-    fallback
 }
 
 /// Pulls `reference` into `store` and tags it with `names`.

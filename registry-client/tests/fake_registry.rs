@@ -1,6 +1,6 @@
 //! The client against a scripted in-process registry: platform selection from an OCI index and a Docker manifest
-//! list, both image manifest types, retries of 503 (honouring `Retry-After`) and 429 responses, and a manifest over
-//! the size limit.
+//! list, both image manifest types, retries of 503 (honouring `Retry-After`) and 429 responses, a manifest over
+//! the size limit, and an index pulled whole (a child served with the wrong bytes refused).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -331,4 +331,84 @@ async fn refuses_a_manifest_over_the_metadata_limit() {
         message.contains("/manifests/huge: the manifest is 5242880 bytes or more, larger than the 4194304-byte limit"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn pulls_an_index_whole_and_refuses_a_child_that_does_not_match_its_digest() {
+    let (fake, amd64, arm64) = fake();
+    let host = format!("127.0.0.1:{}", fake.port);
+    let registry = Session::connect(&host, &EndpointOptions::default(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reference = Reference::parse_tagged(&format!("{host}/fake/img:list")).unwrap();
+    let pulled = registry_client::multi::pull_index(
+        &registry,
+        &store,
+        &reference,
+        std::slice::from_ref(&reference),
+        &registry_client::multi::Platforms::All,
+        2,
+        &NoProgress,
+    )
+    .await
+    .unwrap()
+    .expect("an index");
+    assert_eq!(pulled.descriptor.media_type, DOCKER_LIST);
+    assert_eq!(pulled.downloaded, 4);
+    for (wanted, digest) in [
+        (platform("linux", "amd64", None), &amd64),
+        (platform("linux", "arm64", Some("v8")), &arm64),
+    ] {
+        let found = store
+            .find_image_on(&reference.to_string(), &wanted)
+            .unwrap();
+        assert_eq!(found.image.digest(), digest);
+        assert_eq!(found.id(), &pulled.descriptor.digest);
+    }
+    assert!(!store.check(false).unwrap().has_problems());
+
+    // An index whose child the registry serves with other bytes: nothing is tagged.
+    let mut documents = HashMap::new();
+    let (child, size) = image("amd64", OCI_MANIFEST, &mut documents);
+    let path = format!("/v2/fake/img/manifests/{child}");
+    documents.get_mut(&path).unwrap().1.push(b' ');
+    let index = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": size,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ]}),
+    )
+    .unwrap();
+    documents.insert(
+        "/v2/fake/img/manifests/tampered".into(),
+        (OCI_INDEX.into(), index),
+    );
+    let tampered = FakeRegistry::start(Content {
+        documents,
+        fail_once: HashMap::new(),
+        failed: Mutex::default(),
+        log: Mutex::default(),
+    });
+    let host = format!("127.0.0.1:{}", tampered.port);
+    let registry = Session::connect(&host, &EndpointOptions::default(), None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reference = Reference::parse_tagged(&format!("{host}/fake/img:tampered")).unwrap();
+    let err = registry_client::multi::pull_index(
+        &registry,
+        &store,
+        &reference,
+        std::slice::from_ref(&reference),
+        &registry_client::multi::Platforms::All,
+        2,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("digest"), "{err}");
+    assert!(store.image_records().unwrap().is_empty());
 }

@@ -1,6 +1,8 @@
 //! `lade images`: the table of tagged (and dangling) images, one JSON object per line, or a Go template per image.
+//! A multi-platform image kept whole is one row, as with Docker's containerd image store: IMAGE ID and DIGEST are
+//! the index's, CREATED is this host's platform's, SIZE is every platform's summed.
 
-use layerstore::Image;
+use layerstore::Platform;
 
 use super::image_filter::ImageFilter;
 use crate::format::{self, Format};
@@ -51,8 +53,16 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
         .transpose()?;
     let mut rows = Vec::new();
     for record in store.image_records()? {
-        let image = Image::read(&store, &record.descriptor)?;
-        if !image_filter.keeps(record.name.as_ref(), &image) {
+        let images = store.entry_images(&record.descriptor)?;
+        // For an index: this host's platform speaks for it (else its first), its size is every platform's.
+        let host = store
+            .platform_manifest(&record.descriptor, &Platform::host())
+            .ok();
+        let image = images
+            .iter()
+            .find(|i| Some(&i.descriptor.digest) == host.as_ref().map(|h| &h.digest))
+            .unwrap_or(&images[0]);
+        if !image_filter.keeps(record.name.as_ref(), image) {
             continue;
         }
         if let Some(filter) = &filter {
@@ -63,7 +73,7 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
                 continue;
             }
         }
-        let id = image.id().to_string();
+        let id = store.entry_id(&record.descriptor)?;
         rows.push(Row {
             repository: record
                 .name
@@ -75,14 +85,14 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
                 .and_then(|n| n.tag())
                 .unwrap_or("<none>")
                 .to_string(),
-            digest: image.digest().to_string(),
+            digest: record.descriptor.digest.to_string(),
             id: if args.no_trunc {
-                id
+                id.to_string()
             } else {
-                image.id().short().to_string()
+                id.short().to_string()
             },
             created: image.config.created.clone(),
-            size: store.image_content_size(&image),
+            size: images.iter().map(|i| store.image_content_size(i)).sum(),
         });
     }
     rows.sort_by(|a, b| {

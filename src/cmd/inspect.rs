@@ -1,4 +1,6 @@
-//! `lade inspect IMAGE...`: Docker-like JSON (Id, RepoTags, RepoDigests, Created, Config, RootFS, Size, ...).
+//! `lade inspect IMAGE...`: Docker-like JSON (Id, RepoTags, RepoDigests, Created, Config, RootFS, Size, ...). For a
+//! multi-platform image kept whole, `Id`, `RepoDigests` and `Descriptor` are the index's and the rest describes this
+//! host's platform (`ImageManifestDescriptor` names its manifest).
 
 use serde_json::{json, Value};
 
@@ -53,11 +55,11 @@ fn describe(store: &layerstore::Store, found: &layerstore::FoundImage) -> Value 
     let mut repo_digests: Vec<String> = found
         .names
         .iter()
-        .map(|n| format!("{}@{}", n.familiar_name(), image.digest()))
+        .map(|n| format!("{}@{}", n.familiar_name(), found.descriptor().digest))
         .collect();
     repo_digests.dedup();
     let mut value = json!({
-        "Id": image.id().to_string(),
+        "Id": found.id().to_string(),
         "RepoTags": repo_tags,
         "RepoDigests": repo_digests,
         "Parent": "",
@@ -73,8 +75,13 @@ fn describe(store: &layerstore::Store, found: &layerstore::FoundImage) -> Value 
             "Type": config.rootfs.kind,
             "Layers": config.rootfs.diff_ids,
         },
-        "Descriptor": image.descriptor,
+        "Descriptor": found.descriptor(),
     });
+    if found.index.is_some() {
+        // A multi-platform image: Id and Descriptor are the index's (as Docker's containerd image store shows
+        // them), the rest is this platform's image, whose manifest is here.
+        value["ImageManifestDescriptor"] = json!(image.descriptor);
+    }
     if let Some(variant) = &config.variant {
         value["Variant"] = Value::from(variant.clone());
     }

@@ -26,11 +26,14 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let mut removed = std::collections::HashSet::new();
     for record in store.image_records()? {
         if record.name.is_none() || args.all {
-            let id = layerstore::Image::read(&store, &record.descriptor)?
-                .id()
-                .clone();
-            // As `docker image prune`: an image a container uses is not dangling, nor unused.
-            if in_use.contains(&id) || !removed.insert(id.clone()) {
+            let id = store.entry_id(&record.descriptor)?;
+            // As `docker image prune`: an image a container uses (of an index: any platform's) is not dangling,
+            // nor unused.
+            let used = store
+                .entry_images(&record.descriptor)?
+                .iter()
+                .any(|image| in_use.contains(image.id()));
+            if used || !removed.insert(id.clone()) {
                 continue;
             }
             // With `-a`, every name of the image goes with it (`docker image prune -a` untags them all).

@@ -1,5 +1,6 @@
 //! `lade push IMAGE [DEST]` (or `--all-tags REPOSITORY`): upload images from the local store to a registry, printing
-//! each digest like docker.
+//! each digest like docker. A multi-platform image kept whole (`pull --all-platforms`) is pushed whole: every
+//! platform's image as stored, then the index byte for byte.
 
 use anyhow::{bail, Context as _};
 use layerstore::Reference;
@@ -102,15 +103,31 @@ fn push_one(
     };
     let pushed = super::remote::block_on(async {
         let registry = connector.connect(destination.domain()).await?;
-        registry_client::push(
-            &registry,
-            store,
-            &found.image,
-            destination,
-            &options,
-            progress,
-        )
-        .await
+        match &found.index {
+            // A multi-platform image kept whole goes whole, its children as stored.
+            Some(index) => {
+                registry_client::multi::push_index(
+                    &registry,
+                    store,
+                    index,
+                    destination,
+                    &options,
+                    progress,
+                )
+                .await
+            }
+            None => {
+                registry_client::push(
+                    &registry,
+                    store,
+                    &found.image,
+                    destination,
+                    &options,
+                    progress,
+                )
+                .await
+            }
+        }
     })??;
     let label = destination
         .tag()

@@ -17,11 +17,17 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let mut failed = false;
     for image in &args.images {
         if !args.force {
-            if let Some(lease) = store.find_image(image).ok().and_then(|found| {
-                leases
-                    .iter()
-                    .find(|l| l.image.as_ref() == Some(found.image.id()))
-            }) {
+            // Of a multi-platform image, a container running any of its platforms counts.
+            let ids: Vec<layerstore::Digest> = store
+                .find_image(image)
+                .ok()
+                .and_then(|found| store.entry_images(found.descriptor()).ok())
+                .map(|images| images.iter().map(|i| i.id().clone()).collect())
+                .unwrap_or_default();
+            if let Some(lease) = leases
+                .iter()
+                .find(|l| l.image.as_ref().is_some_and(|id| ids.contains(id)))
+            {
                 let id = lease.image.as_ref().map_or("", |id| &id.hex()[..12]);
                 eprintln!(
                     "Error: conflict: unable to remove repository reference {image:?} (must force) - container {} is using its referenced image {id}",

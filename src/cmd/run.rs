@@ -223,7 +223,12 @@ fn find_or_pull(
     store: &Store,
     args: &Args,
 ) -> anyhow::Result<FoundImage> {
-    let local = store.find_image(&args.image);
+    let platform = match &args.platform {
+        Some(text) => registry_client::pull::parse_platform(text)?,
+        None => Platform::host(),
+    };
+    // A multi-platform image in the store runs as its image for the platform.
+    let local = store.find_image_on(&args.image, &platform);
     let pull = match (args.pull, &local) {
         (PullPolicy::Always, _) => true,
         (PullPolicy::Missing, Err(_)) => true,
@@ -241,17 +246,16 @@ fn find_or_pull(
     if local.is_err() {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
-    let platform = match &args.platform {
-        Some(text) => registry_client::pull::parse_platform(text)?,
-        None => Platform::host(),
-    };
     let connector = args.remote.connector()?;
-    let options = registry_client::PullOptions { platform, jobs: 3 };
+    let options = registry_client::PullOptions {
+        platform: platform.clone(),
+        jobs: 3,
+    };
     eprintln!("Pulling from {}", reference.path());
     let pulled =
         super::remote::pull_image(&connector, store, &reference, &options, &context.progress())?;
     super::remote::report_pull(&reference, &pulled);
-    Ok(store.find_image(&reference.to_string())?)
+    Ok(store.find_image_on(&reference.to_string(), &platform)?)
 }
 
 /// Docker's rule for container names.

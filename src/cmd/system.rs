@@ -92,16 +92,27 @@ impl DiskUsage {
 fn disk_usage(store: &Store) -> anyhow::Result<DiskUsage> {
     let leases = store.live_leases()?;
     let active_ids: HashSet<Digest> = leases.iter().filter_map(|l| l.image.clone()).collect();
+    // Keyed by entry ID; an index is one image holding every platform's blobs, active when a container uses any
+    // of its platforms.
     let mut images: HashMap<Digest, Vec<Digest>> = HashMap::new();
+    let mut active_entries: HashSet<Digest> = HashSet::new();
     for record in store.image_records()? {
-        let Ok(image) = layerstore::Image::read(store, &record.descriptor) else {
+        let (Ok(id), Ok(entry)) = (
+            store.entry_id(&record.descriptor),
+            store.entry_images(&record.descriptor),
+        ) else {
             continue;
         };
-        let blobs = std::iter::once(image.digest().clone())
-            .chain(std::iter::once(image.id().clone()))
-            .chain(image.manifest.layers.iter().map(|l| l.digest.clone()))
-            .collect();
-        images.insert(image.id().clone(), blobs);
+        let mut blobs = vec![record.descriptor.digest.clone()];
+        for image in &entry {
+            blobs.push(image.digest().clone());
+            blobs.push(image.id().clone());
+            blobs.extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
+            if active_ids.contains(image.id()) {
+                active_entries.insert(id.clone());
+            }
+        }
+        images.insert(id, blobs);
     }
     let size_of = |blobs: &HashSet<&Digest>| -> u64 {
         blobs.iter().map(|d| store.blob_size(d).unwrap_or(0)).sum()
@@ -109,7 +120,7 @@ fn disk_usage(store: &Store) -> anyhow::Result<DiskUsage> {
     let all: HashSet<&Digest> = images.values().flatten().collect();
     let active: HashSet<&Digest> = images
         .iter()
-        .filter(|(id, _)| active_ids.contains(*id))
+        .filter(|(id, _)| active_entries.contains(*id))
         .flat_map(|(_, blobs)| blobs)
         .collect();
     let image_bytes = size_of(&all);
@@ -123,7 +134,7 @@ fn disk_usage(store: &Store) -> anyhow::Result<DiskUsage> {
         images: UsageRow {
             kind: "Images",
             total: images.len(),
-            active: images.keys().filter(|id| active_ids.contains(*id)).count(),
+            active: active_entries.len(),
             size: image_bytes,
             reclaimable: image_bytes - size_of(&active).min(image_bytes),
         },
