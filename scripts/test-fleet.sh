@@ -53,6 +53,10 @@ EOF
 done
 g() { garage -c "$work/node1/garage.toml" "$@"; }
 for _ in $(seq 60); do g status >/dev/null 2>&1 && break; sleep 1; done
+# Every node writes its key at startup: on a loaded machine the others may not have yet.
+for n in 2 3; do
+  for _ in $(seq 60); do garage -c "$work/node$n/garage.toml" node id -q >/dev/null 2>&1 && break; sleep 1; done
+done
 for n in 2 3; do
   id=$(garage -c "$work/node$n/garage.toml" node id -q 2>/dev/null || garage -c "$work/node$n/garage.toml" node id)
   g node connect "$id"

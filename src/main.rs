@@ -2,6 +2,7 @@
 
 mod cmd;
 mod format;
+mod malloc;
 mod output;
 mod root;
 mod rootless;

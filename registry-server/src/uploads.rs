@@ -47,6 +47,8 @@ pub struct Session {
     pub name: String,
     /// The session's ID, as in `/v2/<name>/blobs/uploads/<uuid>`.
     pub uuid: String,
+    /// The size of the data on storage, read when the session was opened and updated by this request's writes.
+    size: u64,
     /// The session lock. A body being written holds it until the last byte is on storage, even if the request that
     /// sent it is gone, so that a retried chunk never interleaves with it.
     lock: Option<OwnedMutexGuard<Option<HashState>>>,
@@ -133,6 +135,13 @@ fn unknown_upload() -> ApiError {
     ApiError::new(Code::BlobUploadUnknown)
 }
 
+impl Session {
+    /// The number of bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 impl Uploads {
     /// The session table of `registry`; blobs larger than `max_blob_size` bytes are refused, and commits hold
     /// `commit_lock` for reading.
@@ -194,6 +203,7 @@ impl Uploads {
         Ok(Session {
             name: name.to_string(),
             uuid,
+            size: 0,
             lock,
         })
     }
@@ -205,29 +215,28 @@ impl Uploads {
             return Err(unknown_upload().detail(serde_json::json!({ "uuid": uuid })));
         }
         let lock = Some(self.lock(uuid).await);
-        let session = Session {
-            name: name.to_string(),
-            uuid: uuid.to_string(),
-            lock,
-        };
-        if let Err(err) = self.size(&session).await {
-            // Do not let requests for unknown sessions grow the lock table.
-            self.forget(uuid);
-            return Err(err);
-        }
-        Ok(session)
-    }
-
-    /// The number of bytes received so far.
-    pub async fn size(&self, session: &Session) -> ApiResult<u64> {
         let driver = self.driver();
-        let path = layout::upload_data(&session.name, &session.uuid);
-        blocking(move || match driver.stat(&path) {
-            Ok(info) => Ok(info.size),
+        let path = layout::upload_data(name, uuid);
+        let size = blocking(move || match driver.appendable_size(&path) {
+            Ok(size) => Ok(size),
             Err(err) if err.is_not_found() => Err(unknown_upload()),
             Err(err) => Err(err.into()),
         })
-        .await
+        .await;
+        match size {
+            Ok(size) => Ok(Session {
+                name: name.to_string(),
+                uuid: uuid.to_string(),
+                size,
+                lock,
+            }),
+            Err(err) => {
+                // Do not let requests for unknown sessions grow the lock table.
+                drop(lock);
+                self.forget(uuid);
+                Err(err)
+            }
+        }
     }
 
     /// Appends a request body to the session's data, hashing as it goes, and returns the new size. Whatever arrived
@@ -237,7 +246,7 @@ impl Uploads {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Display,
     {
-        let already = self.size(session).await?;
+        let already = session.size;
         let driver = self.driver();
         let path = layout::upload_data(&session.name, &session.uuid);
         let (name, uuid) = (session.name.clone(), session.uuid.clone());
@@ -259,7 +268,9 @@ impl Uploads {
                 file.write_all(&chunk).map_err(io)?;
                 state.update(&chunk);
             }
-            file.commit()?;
+            // Parts go out while the hash state is saved, first: once the data's new size is committed, another
+            // replica may need it.
+            file.flush().map_err(io)?;
             let size = state.len();
             if size != started {
                 driver.put_content(
@@ -267,6 +278,7 @@ impl Uploads {
                     &state.marshal(),
                 )?;
             }
+            file.commit()?;
             *lock = Some(state);
             Ok((lock, size))
         });
@@ -302,6 +314,7 @@ impl Uploads {
         drop(tx);
         let (lock, size) = writer.await.map_err(ApiError::internal)??;
         session.lock = Some(lock);
+        session.size = size;
         if let Some(max) = max.filter(|&max| size > max) {
             return Err(ApiError::new(Code::SizeInvalid)
                 .message(format!(
@@ -322,25 +335,26 @@ impl Uploads {
         let known = session.lock.as_mut().and_then(|lock| lock.take());
         let (name, uuid, expected) = (session.name.clone(), session.uuid.clone(), digest.clone());
         let lock = self.commit_lock.clone();
+        let size = session.size;
         let result = blocking(move || {
             let driver = registry.driver().clone();
             let data = layout::upload_data(&name, &uuid);
-            let size = match driver.stat(&data) {
-                Ok(info) => info.size,
-                Err(err) if err.is_not_found() => return Err(unknown_upload()),
-                Err(err) => return Err(err.into()),
-            };
             let kept = match expected.algorithm() {
-                Algorithm::Sha256 => kept_sha256_state(driver.as_ref(), &name, &uuid, size, known)?,
-                _ => None,
+                Algorithm::Sha256 => kept_sha256_state(driver.as_ref(), &name, &uuid, size, known),
+                _ => Ok(None),
             };
-            let actual = match kept {
-                Some(state) => state.finish(),
+            let actual = kept.and_then(|kept| match kept {
+                Some(state) => Ok(state.finish()),
                 None => {
                     // Hashed from the data, which an object store's upload in progress only offers once sealed.
                     driver.seal(&data)?;
-                    hash_file(driver.as_ref(), &data, expected.algorithm())?
+                    hash_file(driver.as_ref(), &data, expected.algorithm())
                 }
+            });
+            let actual = match actual {
+                Ok(actual) => actual,
+                Err(err) if err.is_not_found() => return Err(unknown_upload()),
+                Err(err) => return Err(err.into()),
             };
             if actual != expected {
                 driver.delete(&layout::upload_dir(&name, &uuid))?;

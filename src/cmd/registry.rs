@@ -180,6 +180,7 @@ fn load_config(context: &super::Context, path: Option<&PathBuf>) -> anyhow::Resu
 }
 
 fn serve(context: &super::Context, args: ServeArgs) -> anyhow::Result<()> {
+    crate::malloc::bound_server_memory();
     let mut config = load_config(context, args.config.as_ref())?;
     if let Some(addr) = args.addr {
         config.addr = addr;

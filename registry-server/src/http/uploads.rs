@@ -92,7 +92,7 @@ pub async fn start(st: Shared, name: String, req: Request) -> ApiResult<Response
 /// GET `/v2/<name>/blobs/uploads/<uuid>`: how much has been received.
 pub async fn status(st: Shared, name: String, uuid: String) -> ApiResult<Response> {
     let session = st.uploads.open(&name, &uuid).await?;
-    let size = st.uploads.size(&session).await?;
+    let size = session.size();
     Ok(empty(
         StatusCode::NO_CONTENT,
         session_headers(&name, &uuid, size),
@@ -100,15 +100,14 @@ pub async fn status(st: Shared, name: String, uuid: String) -> ApiResult<Respons
 }
 
 /// Checks a chunk's `Content-Range` against what the session holds: a chunk must start where the data ends.
-async fn check_chunk_start(
-    st: &Shared,
+fn check_chunk_start(
     session: &Session,
     headers: &HeaderMap,
 ) -> ApiResult<Option<range::ByteRange>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let size = st.uploads.size(session).await?;
+    let size = session.size();
     let out_of_order = |detail: String| {
         let mut err = ApiError::new(Code::RangeInvalid)
             .message("chunk does not continue the upload")
@@ -144,7 +143,7 @@ async fn check_chunk_start(
 
 /// Appends the body and checks it filled exactly the announced chunk.
 async fn append_chunk(st: &Shared, session: &mut Session, req: Request) -> ApiResult<u64> {
-    let chunk = check_chunk_start(st, session, req.headers()).await?;
+    let chunk = check_chunk_start(session, req.headers())?;
     let size = st.uploads.append(session, body_stream(req)).await?;
     if let Some(chunk) = chunk {
         if size != chunk.end + 1 {

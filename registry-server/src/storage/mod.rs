@@ -72,6 +72,11 @@ pub trait Driver: Send + Sync + 'static {
     fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>, DriverError>;
     /// Metadata of a file or directory.
     fn stat(&self, path: &str) -> Result<FileInfo, DriverError>;
+    /// The size of a file written through [`Driver::writer`], committed so far or complete: [`Driver::stat`]'s, by
+    /// default; drivers that keep unfinished files apart look there first.
+    fn appendable_size(&self, path: &str) -> Result<u64, DriverError> {
+        Ok(self.stat(path)?.size)
+    }
     /// The names of the direct children of a directory.
     fn list(&self, path: &str) -> Result<Vec<String>, DriverError>;
     /// Makes an appendable file readable as it stands; nothing may be appended to it afterwards. Files of a

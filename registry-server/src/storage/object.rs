@@ -14,6 +14,7 @@
 //!
 //! The driver is synchronous like the others: each call runs its requests on the driver's own small runtime.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -36,6 +37,11 @@ use super::{Driver, DriverError, FileInfo, FileWriter};
 pub const MIN_CHUNK_SIZE: usize = 5 * 1024 * 1024;
 /// registry:2's default part size.
 pub const DEFAULT_CHUNK_SIZE: usize = 10 * 1024 * 1024;
+/// How many parts one upload has in flight while it receives the next: upload and receipt overlap.
+pub const PARTS_IN_FLIGHT: usize = 2;
+/// How many parts the whole driver has in flight, which bounds the memory part buffers take beyond the one each
+/// open upload fills.
+pub const PARTS_IN_FLIGHT_TOTAL: usize = 4;
 
 const STATE_SUFFIX: &str = ".lade-upload";
 const TAIL_SUFFIX: &str = ".lade-tail-";
@@ -125,6 +131,8 @@ struct Inner {
     store: Arc<dyn Store>,
     root: String,
     chunk_size: usize,
+    /// Permits for part uploads in flight ([`PARTS_IN_FLIGHT_TOTAL`]).
+    part_slots: Arc<tokio::sync::Semaphore>,
     runtime: Runtime,
 }
 
@@ -175,6 +183,7 @@ impl ObjectDriver {
                 store,
                 root: root.trim_matches('/').to_string(),
                 chunk_size: chunk_size.max(MIN_CHUNK_SIZE),
+                part_slots: Arc::new(tokio::sync::Semaphore::new(PARTS_IN_FLIGHT_TOTAL)),
                 runtime: Runtime::new()?,
             }),
         })
@@ -351,17 +360,46 @@ impl ObjectDriver {
             }
         }
         let found = !targets.is_empty();
+        self.delete_all(path, targets)?;
+        Ok(found)
+    }
+
+    /// Deletes objects in as few requests as the store allows (S3: `DeleteObjects`, up to 1000 keys a request);
+    /// keys already gone are fine.
+    fn delete_all(&self, path: &str, mut targets: Vec<Path>) -> Result<(), DriverError> {
         targets.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
         targets.dedup();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let locations = futures_util::stream::iter(targets.into_iter().map(Ok)).boxed();
         self.run(async {
-            for target in &targets {
-                match store.delete(target).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            let mut deleted = self.inner.store.delete_stream(locations);
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(err) => return Err(backend(path, err)),
                 }
             }
-            Ok(found)
+            Ok(())
         })
+    }
+
+    /// Deletes the use markers below `path`, or else its own (markers are plain objects: no upload states to look
+    /// for, no check that the marker exists).
+    fn delete_markers(&self, path: &str) -> Result<(), DriverError> {
+        let marker = self.touched_key(path)?;
+        let mut targets: Vec<Path> = self
+            .run(self.inner.store.list(Some(&marker)).try_collect::<Vec<_>>())
+            .map_err(|e| backend(path, e))?
+            .into_iter()
+            .map(|meta| meta.location)
+            .collect();
+        if targets.is_empty() {
+            // Only a file has a marker of its own (a key with keys below is a directory on some servers' disks).
+            targets.push(marker);
+        }
+        self.delete_all(path, targets)
     }
 
     fn head(
@@ -450,7 +488,12 @@ impl ObjectDriver {
     }
 }
 
-/// An open appendable file: bytes are buffered up to one part, then sent as a part of the multipart upload.
+/// A part upload running in the background, in part order.
+type PartUpload = tokio::task::JoinHandle<object_store::Result<PartId>>;
+
+/// An open appendable file: bytes are buffered up to one part, then sent as a part of the multipart upload in the
+/// background while the next part fills. At most [`PARTS_IN_FLIGHT`] parts of one writer (and
+/// [`PARTS_IN_FLIGHT_TOTAL`] of the whole driver) are in flight; [`FileWriter::commit`] waits for all of them.
 struct ObjectWriter {
     driver: ObjectDriver,
     path: String,
@@ -458,34 +501,83 @@ struct ObjectWriter {
     state: AppendState,
     tail: Vec<u8>,
     tail_dirty: bool,
+    in_flight: VecDeque<PartUpload>,
 }
 
 impl ObjectWriter {
+    /// Sends the buffered bytes as the next part, in the background.
     fn send_part(&mut self) -> Result<(), DriverError> {
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.wait_oldest()?;
+        }
         let inner = &self.driver.inner;
         let store = inner.store.clone();
-        let data = Bytes::from(std::mem::take(&mut self.tail));
-        let index = self.state.parts.len();
-        let key = self.key.clone();
-        let existing = self.state.multipart_id.clone();
-        let (id, part) = self
+        let id = match &self.state.multipart_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self
+                    .driver
+                    .run(store.create_multipart(&self.key))
+                    .map_err(|e| backend(&self.path, e))?;
+                self.state.multipart_id = Some(id.clone());
+                id
+            }
+        };
+        let permit = self
             .driver
-            .run(async move {
-                let id = match existing {
-                    Some(id) => id,
-                    None => store.create_multipart(&key).await?,
-                };
+            .run(inner.part_slots.clone().acquire_owned())
+            .expect("the part semaphore is never closed");
+        let data = Bytes::from(std::mem::replace(
+            &mut self.tail,
+            Vec::with_capacity(inner.chunk_size),
+        ));
+        let index = self.state.parts.len() + self.in_flight.len();
+        let key = self.key.clone();
+        self.in_flight
+            .push_back(inner.runtime.handle().spawn(async move {
                 let part = store
                     .put_part(&key, &id, index, PutPayload::from_bytes(data))
-                    .await?;
-                Ok::<_, object_store::Error>((id, part))
-            })
-            .map_err(|e| backend(&self.path, e))?;
-        self.state.multipart_id = Some(id);
-        self.state.parts.push(part.content_id);
-        self.tail = Vec::with_capacity(inner.chunk_size);
+                    .await;
+                drop(permit);
+                part
+            }));
         self.tail_dirty = true;
         Ok(())
+    }
+
+    /// Waits for the oldest part in flight and records its ETag.
+    fn wait_oldest(&mut self) -> Result<(), DriverError> {
+        let Some(upload) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let part = self
+            .driver
+            .run(upload)
+            .map_err(|e| DriverError::Io {
+                path: self.path.clone(),
+                source: io::Error::other(format!("part upload task: {e}")),
+            })?
+            .map_err(|e| backend(&self.path, e))?;
+        self.state.parts.push(part.content_id);
+        Ok(())
+    }
+
+    /// Waits for every part in flight.
+    fn wait_all(&mut self) -> Result<(), DriverError> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// A writer dropped without a commit still lets its parts land before it goes, so that none can overwrite a
+    /// part of the same number that a later writer of the upload sends.
+    fn drop(&mut self) {
+        for upload in std::mem::take(&mut self.in_flight) {
+            let _ = self.driver.run(upload);
+        }
     }
 }
 
@@ -502,7 +594,12 @@ impl Write for ObjectWriter {
         Ok(n)
     }
 
+    /// Starts sending a buffered tail of at least S3's minimum part size as a part (parts need not be of equal
+    /// size), so that it travels while the caller does other work before [`FileWriter::commit`].
     fn flush(&mut self) -> io::Result<()> {
+        if self.tail.len() >= MIN_CHUNK_SIZE {
+            self.send_part().map_err(io::Error::other)?;
+        }
         Ok(())
     }
 }
@@ -512,8 +609,15 @@ impl FileWriter for ObjectWriter {
         self.state.size
     }
 
+    /// Sends a tail of at least S3's minimum part size as a part too (see `flush`), else saves it as an object;
+    /// waits for the parts in flight; then saves the state.
     fn commit(mut self: Box<Self>) -> Result<(), DriverError> {
         let old_tail = self.state.tail_key.clone();
+        self.flush().map_err(|source| DriverError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.wait_all()?;
         if self.tail_dirty {
             self.state.tail_len = self.tail.len() as u64;
             self.state.tail_key = None;
@@ -637,11 +741,12 @@ impl Driver for ObjectDriver {
                                 .bytes()
                                 .await
                         })
-                        .map_err(|e| backend(path, e))?
-                        .to_vec(),
-                    None => Vec::new(),
+                        .map_err(|e| backend(path, e))?,
+                    None => Bytes::new(),
                 };
-                (state, tail)
+                let mut buffer = Vec::with_capacity(self.inner.chunk_size.max(tail.len()));
+                buffer.extend_from_slice(&tail);
+                (state, buffer)
             }
             _ => {
                 if append && self.head(path, &key)?.is_some() {
@@ -653,7 +758,10 @@ impl Driver for ObjectDriver {
                 if existing.is_some() || self.head(path, &key)?.is_some() {
                     self.delete_tree(path, &key)?;
                 }
-                (AppendState::default(), Vec::new())
+                (
+                    AppendState::default(),
+                    Vec::with_capacity(self.inner.chunk_size),
+                )
             }
         };
         if tail.len() as u64 != state.tail_len {
@@ -669,6 +777,7 @@ impl Driver for ObjectDriver {
             state,
             tail,
             tail_dirty: !append,
+            in_flight: VecDeque::new(),
         }))
     }
 
@@ -700,6 +809,14 @@ impl Driver for ObjectDriver {
                 is_dir: false,
             }),
             None => Err(DriverError::NotFound(path.to_string())),
+        }
+    }
+
+    fn appendable_size(&self, path: &str) -> Result<u64, DriverError> {
+        let key = self.key(path)?;
+        match self.load_state(path, &key)? {
+            Some((state, _)) => Ok(state.size),
+            None => Ok(self.stat(path)?.size),
         }
     }
 
@@ -755,7 +872,7 @@ impl Driver for ObjectDriver {
     fn delete(&self, path: &str) -> Result<(), DriverError> {
         let key = self.key(path)?;
         let found = self.delete_tree(path, &key)?;
-        self.delete_tree(path, &self.touched_key(path)?)?;
+        self.delete_markers(path)?;
         if found {
             Ok(())
         } else {
