@@ -26,5 +26,7 @@ fi
 # A real S3 server for the registry's S3 tests; 0.14.1 is the last release this Rust builds.
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
   echo "installing: s3s-fs 0.14.1 (cargo)" >&2
-  cargo install s3s-fs --version 0.14.1 --locked >&2
+  # The binary sits behind the crate's `binary` feature; without it cargo builds the library and installs nothing.
+  cargo install s3s-fs --version 0.14.1 --locked --features binary >&2
+  [ -x "$HOME/.cargo/bin/s3s-fs" ] || { echo "s3s-fs was not installed" >&2; exit 1; }
 fi
