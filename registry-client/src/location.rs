@@ -152,6 +152,25 @@ pub async fn copy(
             return Ok(copied);
         }
     }
+    if let (Location::Registry(reference), Location::Local(name)) = (source, destination) {
+        // Straight into the store, as `lade pull` does: nothing to stage.
+        let store = (options.local_store)()?;
+        let registry = options.connector.connect(reference.domain()).await?;
+        let names = [parse_name(name)?];
+        let pulled = pull(
+            &registry,
+            &store,
+            reference,
+            &names,
+            &options.pull,
+            progress,
+        )
+        .await?;
+        return Ok(Copied {
+            digest: pulled.descriptor.digest,
+            converted_from: None,
+        });
+    }
     let mut opened = open_source(source, options, progress).await?;
     let mut converted_from = None;
     if matches!(destination, Location::Oci { .. }) {

@@ -40,15 +40,8 @@ pub async fn copy_index(
 ) -> Result<Option<Copied>, Error> {
     let registry = options.connector.connect(reference.domain()).await?;
     let repository = reference.path();
-    let top = fetch_manifest(&registry, repository, &manifest_reference(reference)).await?;
-    let index = match ManifestKind::parse(&top.bytes, &top.media_type).map_err(|source| {
-        Error::Manifest {
-            url: reference.to_string(),
-            source,
-        }
-    })? {
-        ManifestKind::Index(index) => index,
-        ManifestKind::Image(_) => return Ok(None),
+    let Some((top, index)) = fetch_index(&registry, reference).await? else {
+        return Ok(None);
     };
     let index_type = media_type_of(&top);
     let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
@@ -117,6 +110,23 @@ pub async fn copy_index(
     }))
 }
 
+/// The manifest `reference` names with its parse when it is an index; `None` when it is a single image's.
+async fn fetch_index(
+    registry: &Session,
+    reference: &Reference,
+) -> Result<Option<(FetchedManifest, Index)>, Error> {
+    let top = fetch_manifest(registry, reference.path(), &manifest_reference(reference)).await?;
+    let parsed =
+        ManifestKind::parse(&top.bytes, &top.media_type).map_err(|source| Error::Manifest {
+            url: reference.to_string(),
+            source,
+        })?;
+    Ok(match parsed {
+        ManifestKind::Index(index) => Some((top, *index)),
+        ManifestKind::Image(_) => None,
+    })
+}
+
 /// The entries of `index` (fetched as `top`) that `platforms` selects, and the index to write: `top` itself for
 /// [`Platforms::All`], else a new index of the selected entries.
 fn select(
@@ -180,15 +190,8 @@ pub async fn pull_index(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Option<Pulled>, Error> {
-    let top = fetch_manifest(registry, reference.path(), &manifest_reference(reference)).await?;
-    let index = match ManifestKind::parse(&top.bytes, &top.media_type).map_err(|source| {
-        Error::Manifest {
-            url: reference.to_string(),
-            source,
-        }
-    })? {
-        ManifestKind::Index(index) => index,
-        ManifestKind::Image(_) => return Ok(None),
+    let Some((top, index)) = fetch_index(registry, reference).await? else {
+        return Ok(None);
     };
     let index_type = media_type_of(&top);
     let resolved = top.digest.clone();

@@ -87,18 +87,7 @@ pub async fn push(
         progress.status(&item, "waiting");
     }
     let _: Vec<crate::upload::Outcome> = futures_util::stream::iter(blobs)
-        .map(|descriptor| async move {
-            BlobUpload {
-                registry,
-                repository,
-                store,
-                descriptor,
-                chunk_size: options.chunk_size.max(1),
-                progress,
-            }
-            .run(&options.mount_from)
-            .await
-        })
+        .map(|descriptor| upload_blob(registry, store, repository, descriptor, options, progress))
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
@@ -163,6 +152,20 @@ pub async fn push_blob(
     progress: &dyn Progress,
 ) -> Result<(), Error> {
     progress.start(&descriptor.digest.to_string(), descriptor.size);
+    upload_blob(registry, store, repository, descriptor, options, progress)
+        .await
+        .map(|_| ())
+}
+
+/// Uploads one blob whose progress item has been started.
+async fn upload_blob(
+    registry: &Session,
+    store: &Store,
+    repository: &str,
+    descriptor: &Descriptor,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<crate::upload::Outcome, Error> {
     BlobUpload {
         registry,
         repository,
@@ -173,5 +176,4 @@ pub async fn push_blob(
     }
     .run(&options.mount_from)
     .await
-    .map(|_| ())
 }

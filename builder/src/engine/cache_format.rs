@@ -231,16 +231,7 @@ pub fn cache_manifest(
             Some(descriptor)
         })
         .collect();
-    Manifest {
-        schema_version: 2,
-        media_type: Some(flavour.manifest_type().to_string()),
-        artifact_type: None,
-        config: config_descriptor,
-        layers,
-        subject: None,
-        annotations: None,
-        extra: Default::default(),
-    }
+    layerstore::mutate::new_manifest(flavour, config_descriptor, layers)
 }
 
 /// Where the cache document is, in a fetched manifest.

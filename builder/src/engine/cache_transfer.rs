@@ -16,6 +16,7 @@ use layerstore::digest::HashingWriter;
 use layerstore::layer::compress::{auto_decompress, CompressingWriter};
 use layerstore::manifest::Flavour;
 use layerstore::media_types::{self, Compression};
+use layerstore::mutate;
 use layerstore::{Descriptor, Digest, Store};
 
 use super::cache::{CacheRecord, CachedLayer};
@@ -211,14 +212,9 @@ pub fn export(
     }
     let document = CacheConfig::from_records(&exported);
     let document_bytes = serde_json::to_vec(&document).expect("a cache document serializes");
-    let document_digest = store
-        .write_blob(&document_bytes)
-        .map_err(|e| e.to_string())?;
-    let config = Descriptor::new(
-        CACHE_CONFIG_MEDIA_TYPE,
-        document_digest,
-        document_bytes.len() as u64,
-    );
+    let config = mutate::encoded(document_bytes, CACHE_CONFIG_MEDIA_TYPE);
+    store.write_blob(&config.bytes).map_err(|e| e.to_string())?;
+    let config = config.descriptor;
     let layers: Vec<Descriptor> = exported
         .iter()
         .map(|(_, r)| r.layer.descriptor.clone())
@@ -229,10 +225,10 @@ pub fn export(
         transport.push_blob(store, layer)?;
     }
     transport.push_blob(store, &config)?;
-    let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    transport.push_manifest(options.flavour.manifest_type(), &bytes)?;
+    let encoded = mutate::encode_manifest(&manifest);
+    transport.push_manifest(&encoded.descriptor.media_type, &encoded.bytes)?;
     Ok(Exported {
-        manifest: Digest::sha256_of(&bytes),
+        manifest: encoded.descriptor.digest,
         records: document.records.len(),
         layers: manifest.layers.len(),
     })
