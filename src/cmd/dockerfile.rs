@@ -1,5 +1,6 @@
 //! `lade dockerfile …`: inspect Dockerfiles with the front end, `lade_dockerfile`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -96,18 +97,32 @@ fn parse(args: ParseArgs) -> anyhow::Result<()> {
         Ok(stages) => stages.warnings.into_iter().for_each(report),
         Err(_) => dockerfile.warnings.iter().cloned().for_each(report),
     }
-    match args.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&dockerfile.raw_json())?),
+    match write_parse(&dockerfile, args.format) {
+        // A closed stdout (`| head`) ends the process quietly, as main's panic hook does for println!.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        other => Ok(other?),
+    }
+}
+
+/// Prints the raw parse, streamed through one buffer: a large Dockerfile's dump is many times its size.
+fn write_parse(dockerfile: &Dockerfile, format: OutputFormat) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &dockerfile.raw_json())?;
+            writeln!(out)?;
+        }
         OutputFormat::Text => {
             for node in &dockerfile.nodes {
-                println!(
+                writeln!(
+                    out,
                     "{:>4}-{:<4} {}",
                     node.start_line, node.end_line, node.original
-                );
+                )?;
             }
         }
     }
-    Ok(())
+    out.flush()
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
