@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The registry fleet on a real distributed object store: a 3-node Garage cluster (replication factor 3) on loopback
 # ports, then the fleet tests (tests/registry_s3.rs) against it: 3 lade replicas behind nginx, registry:2 on the same
-# bucket, Docker through nginx, a replica killed mid-push, online GC across replicas. Installs what is missing
+# bucket, Docker through nginx, a replica killed mid-push, online GC across replicas; then the conformance replay on
+# 3 replicas on the cluster (registry-server/tests/conformance_v2_s3.rs). Installs what is missing
 # (scripts/install-deps.sh, then Garage from crates.io: about 25 minutes to build), stops everything at the end.
 # Usage: scripts/test-fleet.sh [--bench] [cargo test filter]   (--bench: then bench/run.sh s3 on the same cluster, where
 # registry:2's S3 driver works too, unlike on s3s-fs)
@@ -78,6 +79,11 @@ export LADE_TEST_S3_ENDPOINT=http://127.0.0.1:${s3_ports[0]}
 export LADE_TEST_S3_BUCKET=registry LADE_TEST_S3_ACCESS_KEY=$key_id LADE_TEST_S3_SECRET_KEY=$key_secret
 export LADE_TEST_DOCKERD_DIR=${LADE_TEST_DOCKERD_DIR:-/tmp/lade-test-dockerd}
 cargo test --test registry_s3 -- --test-threads=2 "$@"
+if [ $# -eq 0 ]; then
+  # The conformance replay on 3 lade replicas sharing the cluster's bucket behind a round-robin balancer, sha512
+  # uploads included (s3s-fs, CI's S3 server, cannot hold their long keys).
+  cargo test -p registry-server --test conformance_v2_s3
+fi
 echo "fleet tests passed on a 3-node Garage cluster"
 if $bench; then
   BENCH_S3_ENDPOINT=$LADE_TEST_S3_ENDPOINT BENCH_S3_BUCKET=registry BENCH_S3_ACCESS_KEY=$key_id \
