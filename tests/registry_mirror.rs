@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::registry::{
-    free_port, have_registry, self_signed, LadeRegistry, Registry2, RegistryAuth, TokenServer,
+    have_registry, self_signed, LadeRegistry, Registry2, RegistryAuth, TokenServer,
 };
 use common::{have, require, BusyboxBase, Lade};
 use layerstore::Digest;
@@ -177,54 +177,17 @@ fn stored_blobs(root: &Path) -> Vec<String> {
 }
 
 /// registry:2 as a pull-through cache of `remote` (to compare answers with).
-struct Registry2Proxy {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry2Proxy {
-    fn start(remote: &str, creds: Option<(&str, &str)>) -> Registry2Proxy {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+fn registry2_proxy(remote: &str, creds: Option<(&str, &str)>) -> Registry2 {
+    Registry2::start_config(|dir, port| {
         let mut config = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nproxy:\n  remoteurl: {remote}\n",
-            dir.path().join("data").display()
+            dir.join("data").display()
         );
         if let Some((user, password)) = creds {
             config += &format!("  username: {user}\n  password: {password}\n");
         }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry:2 proxy did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry2Proxy {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry2Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        config
+    })
 }
 
 /// (status, error code) of a write request.
@@ -293,7 +256,7 @@ fn mirror_of_registry2_with_htpasswd_pulls_once_and_serves_with_the_upstream_dow
     lade.ok(&["pull", &format!("{}/library/small:1.0", mirror.host())]);
 
     // Writes are refused as registry:2 in proxy mode refuses them.
-    let reference = Registry2Proxy::start(&remote, creds);
+    let reference = registry2_proxy(&remote, creds);
     let config_digest = &blobs[0].0;
     for (method, path) in [
         ("POST", "/v2/library/small/blobs/uploads/".to_string()),

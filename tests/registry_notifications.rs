@@ -9,12 +9,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::registry::{free_port, have_registry, LadeRegistry};
+use common::registry::{have_registry, LadeRegistry, Registry2};
 use common::{have, require};
 use layerstore::Digest;
 use serde_json::{json, Value};
@@ -153,47 +152,13 @@ fn notifications_yaml(url: &str, extra: &str) -> String {
 }
 
 /// registry:2 with notifications and deletes on.
-struct Registry2 {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry2 {
-    fn start(notifications: &str) -> Registry2 {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = format!(
+fn registry2(notifications: &str) -> Registry2 {
+    Registry2::start_config(|dir, port| {
+        format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{notifications}",
-            dir.path().join("data").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry:2 did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry2 {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Registry2 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            dir.join("data").display()
+        )
+    })
 }
 
 fn lade_with(notifications: &str) -> (LadeRegistry, tempfile::TempDir) {
@@ -340,7 +305,7 @@ fn lade_sends_the_events_registry2_sends() {
     }
     let theirs = Receiver::start(0);
     let ours = Receiver::start(0);
-    let reference = Registry2::start(&notifications_yaml(&theirs.url(), ""));
+    let reference = registry2(&notifications_yaml(&theirs.url(), ""));
     let (lade, _config) = lade_with(&notifications_yaml(&ours.url(), ""));
     exercise(&format!("127.0.0.1:{}", reference.port));
     exercise(&lade.host());

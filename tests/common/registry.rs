@@ -71,39 +71,47 @@ pub struct Registry2 {
 impl Registry2 {
     /// Starts registry:2; `tls` is (certificate, key) PEM files.
     pub fn start(auth: RegistryAuth, tls: Option<(&Path, &Path)>) -> Registry2 {
+        Registry2::start_config(|dir, port| {
+            let mut config = format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: lade-test\n",
+                dir.join("data").display()
+            );
+            if let Some((cert, key)) = tls {
+                config += &format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                );
+            }
+            match auth {
+                RegistryAuth::None => {}
+                RegistryAuth::Htpasswd { user, password } => {
+                    let hash = bcrypt::hash(&password, 5).unwrap();
+                    let file = dir.join("htpasswd");
+                    std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
+                    config += &format!(
+                        "auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n",
+                        file.display()
+                    );
+                }
+                RegistryAuth::Token { realm, cert } => {
+                    config += &format!(
+                        "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                        cert.display()
+                    );
+                }
+            }
+            config
+        })
+    }
+
+    /// Starts registry:2 with the `config.yml` that `config(dir, port)` writes: `dir` is the registry's temp
+    /// directory (storage goes in `dir/data`), `port` the free port it must listen on.
+    pub fn start_config(config: impl FnOnce(&Path, u16) -> String) -> Registry2 {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: lade-test\n",
-            dir.path().join("data").display()
-        );
-        if let Some((cert, key)) = tls {
-            config += &format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            );
-        }
-        match auth {
-            RegistryAuth::None => {}
-            RegistryAuth::Htpasswd { user, password } => {
-                let hash = bcrypt::hash(&password, 5).unwrap();
-                let file = dir.path().join("htpasswd");
-                std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
-                config += &format!(
-                    "auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n",
-                    file.display()
-                );
-            }
-            RegistryAuth::Token { realm, cert } => {
-                config += &format!(
-                    "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                    cert.display()
-                );
-            }
-        }
         let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(&config_path, config(dir.path(), port)).unwrap();
         let log_path = dir.path().join("registry.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new("docker-registry")
