@@ -893,20 +893,10 @@ fn push_multi_platform_index(lade: &Lade, registry2: &Registry2) -> (String, Str
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
         entries.join(",")
     );
-    let put = Command::new("curl")
-        .args(["-sf", "-X", "PUT", "-H"])
-        .arg("Content-Type: application/vnd.oci.image.index.v1+json")
-        .args(["--data-binary", &index])
-        .arg(format!(
-            "http://{}/v2/src/app/manifests/multi",
-            registry2.host()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
+    curl_put_manifest(
+        &format!("http://{}/v2/src/app/manifests/multi", registry2.host()),
+        "application/vnd.oci.image.index.v1+json",
+        &index,
     );
     (source, index)
 }
@@ -1722,20 +1712,10 @@ fn a_docker_manifest_list_pulled_whole_keeps_its_bytes_and_oci_tools_read_its_vi
         "manifests": entries,
     }))
     .unwrap();
-    let put = Command::new("curl")
-        .args(["-sf", "-X", "PUT", "-H"])
-        .arg("Content-Type: application/vnd.docker.distribution.manifest.list.v2+json")
-        .args(["--data-binary", &list])
-        .arg(format!(
-            "http://{}/v2/v2s2/app/manifests/multi",
-            registry2.host()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
+    curl_put_manifest(
+        &format!("http://{}/v2/v2s2/app/manifests/multi", registry2.host()),
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        &list,
     );
     let list_digest = layerstore::Digest::sha256_of(list.as_bytes()).to_string();
 
@@ -1770,4 +1750,19 @@ fn a_docker_manifest_list_pulled_whole_keeps_its_bytes_and_oci_tools_read_its_vi
     store.ok(&["rmi", &name]);
     store.ok(&["prune"]);
     assert_eq!(blob_count(&store), 0);
+}
+
+/// PUTs `body` as a manifest of `media_type` to `url` with curl, as a client other than lade would.
+fn curl_put_manifest(url: &str, media_type: &str, body: &str) {
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg(format!("Content-Type: {media_type}"))
+        .args(["--data-binary", body, url])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
 }
