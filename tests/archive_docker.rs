@@ -114,3 +114,65 @@ fn docker_built_image_round_trips_through_lade() {
     );
     docker.ok(&["rmi", tag]);
 }
+
+/// `lade copy` reads Docker's own tarball (the legacy `docker save` format: `layer.tar` files, no manifest) where it
+/// lies: into an OCI layout umoci reads and into an archive Docker loads, with the same image ID and never through
+/// the local store.
+#[test]
+fn copy_reads_a_docker_save_tarball_in_place() {
+    let Some(docker) = Docker::get() else { return };
+    let Some(base) = BusyboxBase::make(Some(docker)) else {
+        return;
+    };
+    docker.ok(&["load", "-i", base.docker_save().to_str().unwrap()]);
+    let tag = "lade-test-copy-in-place:1";
+    docker.build(tag, LAYERED, false);
+    let original_id = docker.image_id(tag);
+    let lade = Lade::new();
+    let from_docker = lade.scratch.path().join("from-docker.tar");
+    docker.ok(&["save", "-o", from_docker.to_str().unwrap(), tag]);
+
+    let layout = lade.scratch.path().join("layout");
+    lade.ok(&[
+        "copy",
+        &format!("docker-archive:{}:{tag}", from_docker.display()),
+        &format!("oci:{}:v1", layout.display()),
+    ]);
+    let copied = lade.scratch.path().join("copied.tar");
+    lade.ok(&[
+        "copy",
+        &format!("docker-archive:{}", from_docker.display()),
+        &format!("docker-archive:{}", copied.display()),
+    ]);
+    let stored = std::fs::read_dir(lade.root.path().join("blobs/sha256")).map_or(0, |d| d.count());
+    assert_eq!(stored, 0, "copy used the local store");
+    let err = lade.fails(&[
+        "copy",
+        &format!("docker-archive:{}:nothere:1", from_docker.display()),
+        &format!("oci:{}:v2", layout.display()),
+    ]);
+    assert!(err.contains("holds no image named nothere:1"), "{err}");
+
+    docker.ok(&["rmi", tag]);
+    let loaded = docker.ok(&["load", "-i", copied.to_str().unwrap()]);
+    assert!(loaded.contains(&format!("Loaded image: {tag}")), "{loaded}");
+    assert_eq!(docker.image_id(tag), original_id);
+    assert_eq!(docker.ok(&["run", "--rm", "--network=none", tag]), "one\n");
+    if common::have("umoci").is_ok() {
+        let bundle = lade.scratch.path().join("bundle");
+        let out = std::process::Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let a = std::fs::read_to_string(bundle.join("rootfs/data/a")).unwrap();
+        assert_eq!(a, "one\n");
+    }
+    docker.ok(&["rmi", tag]);
+}

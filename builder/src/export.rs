@@ -14,6 +14,7 @@ use layerstore::layer::compress::auto_decompress;
 use layerstore::manifest::Flavour;
 use layerstore::mutate::MutateError;
 use layerstore::progress::NoProgress;
+use layerstore::transport::StoreSource;
 use layerstore::{Image, Reference, Store, StoreError};
 
 /// Why an output could not be parsed or written.
@@ -30,6 +31,9 @@ pub enum ExportError {
     /// The store could not give the image's content, or the archive could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The image could not be read from the store while the archive was written, or a blob did not verify.
+    #[error(transparent)]
+    Transport(#[from] layerstore::transport::TransportError),
     /// The image's manifest could not be rewritten in the requested media types.
     #[error(transparent)]
     Mutate(#[from] MutateError),
@@ -147,11 +151,12 @@ impl Exporter {
     ) -> Result<(), ExportError> {
         match self {
             Exporter::Archive { flavour, .. } => {
+                let image = in_flavour(store, image, *flavour)?;
                 let item = SaveItem {
-                    image: in_flavour(store, image, *flavour)?,
+                    source: &StoreSource::new(store, &image),
                     names: names.to_vec(),
                 };
-                save(store, std::slice::from_ref(&item), out, &NoProgress)?;
+                save(std::slice::from_ref(&item), out, &NoProgress)?;
             }
             Exporter::Tar { .. } => {
                 layerstore::import::export_flattened(store, image, out)?;

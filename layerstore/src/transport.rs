@@ -12,6 +12,7 @@ use std::io::{self, Read};
 use crate::digest::{Digest, Hasher};
 use crate::image::{Image, ImageError};
 use crate::manifest::{Descriptor, ManifestKind};
+use crate::mutate::Encoded;
 use crate::progress::{Progress, ProgressReader};
 use crate::store::{Store, StoreError};
 
@@ -83,6 +84,33 @@ pub fn copy_image(
         progress.finish(&item, "copied");
     }
     sink.put_manifest(&bytes, &media_type)
+}
+
+/// An image source with its manifest replaced by another that names the same blobs: the image in other media types,
+/// for example.
+pub struct ReplacedManifest<'a> {
+    source: &'a dyn ImageSource,
+    manifest: Encoded,
+}
+
+impl<'a> ReplacedManifest<'a> {
+    /// Reads `manifest` as the manifest, and the blobs from `source`.
+    pub fn new(source: &'a dyn ImageSource, manifest: Encoded) -> ReplacedManifest<'a> {
+        ReplacedManifest { source, manifest }
+    }
+}
+
+impl ImageSource for ReplacedManifest<'_> {
+    fn manifest(&self) -> Result<(Vec<u8>, String), TransportError> {
+        Ok((
+            self.manifest.bytes.clone(),
+            self.manifest.descriptor.media_type.clone(),
+        ))
+    }
+
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + '_>, TransportError> {
+        self.source.blob(descriptor)
+    }
 }
 
 /// Wraps a blob stream: counts and hashes what passes and, at the end, fails with `InvalidData` unless the content
@@ -286,9 +314,8 @@ mod tests {
 
         let name = Reference::parse_tagged("example.com/a:1").unwrap();
         let archive = save(
-            &layout,
             &[SaveItem {
-                image: in_layout,
+                source: &StoreSource::new(&layout, &in_layout),
                 names: vec![name.clone()],
             }],
             Vec::new(),

@@ -13,13 +13,18 @@
 //! reads as both `docker-archive:` and `oci-archive:`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use layerstore::archive::save::{save, SaveItem};
+use layerstore::archive::source::Archive;
+use layerstore::image::ImageError;
+use layerstore::manifest::{Flavour, ManifestKind};
+use layerstore::mutate::Encoded;
 use layerstore::progress::Progress;
 use layerstore::tags::REF_NAME_ANNOTATION;
-use layerstore::transport::{copy_image, StoreSink, StoreSource};
+use layerstore::transport::{
+    copy_image, ImageSource, ReplacedManifest, StoreSink, StoreSource, TransportError,
+};
 use layerstore::{Descriptor, Digest, Image, Reference, Store};
 
 use crate::connector::Connector;
@@ -105,14 +110,23 @@ impl std::str::FromStr for Location {
     }
 }
 
-/// An image read from a location, with the store holding its blobs.
-struct Source {
-    store: Store,
-    image: Image,
-    /// The name the source gave the image, if any.
-    name: Option<Reference>,
-    /// Keeps a scratch store alive until the copy is done.
-    _scratch: Option<tempfile::TempDir>,
+/// An image opened at a source location.
+enum Opened {
+    /// An image in a store: the local store, an OCI layout, or the scratch store a registry image was pulled into.
+    Store {
+        store: Store,
+        image: Box<Image>,
+        /// The name the source gave the image, if any.
+        name: Option<Reference>,
+        /// Keeps a scratch store alive until the copy is done.
+        _scratch: Option<tempfile::TempDir>,
+    },
+    /// An image tarball, read where it lies.
+    Archive {
+        archive: Archive,
+        /// The image asked for by name.
+        wanted: Option<String>,
+    },
 }
 
 /// Settings for a copy.
@@ -171,67 +185,90 @@ pub async fn copy(
             converted_from: None,
         });
     }
-    let mut opened = open_source(source, options, progress).await?;
-    let mut converted_from = None;
-    if matches!(destination, Location::Oci { .. }) {
-        if let Some(converted) = to_oci(&opened.image)? {
-            converted_from = Some(opened.image.digest().clone());
-            opened.image = converted;
+    let opened = open_source(source, options, progress).await?;
+    let (store_source, archive_image);
+    let (image_source, name): (&dyn ImageSource, Option<Reference>) = match &opened {
+        Opened::Store {
+            store, image, name, ..
+        } => {
+            store_source = StoreSource::new(store, image);
+            (&store_source, name.clone())
         }
-    }
-    let mut digest = opened.image.digest().clone();
+        Opened::Archive { archive, wanted } => {
+            archive_image = archive.image(wanted.as_deref())?;
+            let name = match wanted {
+                Some(wanted) => Reference::parse_tagged(wanted).ok(),
+                None => archive_image.names().first().cloned(),
+            };
+            (&archive_image, name)
+        }
+    };
+    let (manifest_bytes, media_type) = image_source.manifest()?;
+    let mut digest = Digest::sha256_of(&manifest_bytes);
+    let mut converted_from = None;
+    let converted = match destination {
+        Location::Oci { .. } => to_oci(&manifest_bytes, &media_type, &digest)?,
+        _ => None,
+    };
+    let replaced;
+    let image_source: &dyn ImageSource = match converted {
+        Some(manifest) => {
+            converted_from = Some(std::mem::replace(
+                &mut digest,
+                manifest.descriptor.digest.clone(),
+            ));
+            replaced = ReplacedManifest::new(image_source, manifest);
+            &replaced
+        }
+        None => image_source,
+    };
     match destination {
         Location::Registry(reference) => {
             let registry = options.connector.connect(reference.domain()).await?;
             let push_options = push_options(source, reference, options);
+            // An archive's blobs go through a scratch store, which push reads at random (resumed, chunked and
+            // compressed uploads).
+            let scratch;
+            let (store, image) = match &opened {
+                Opened::Store { store, image, .. } => (store, (**image).clone()),
+                Opened::Archive { .. } => {
+                    scratch = ScratchStore::new()?;
+                    let descriptor =
+                        copy_image(image_source, &mut StoreSink::new(&scratch.store), progress)?;
+                    (&scratch.store, Image::read(&scratch.store, &descriptor)?)
+                }
+            };
             // Compressing layers on the way makes a new manifest: its digest is the copy's.
-            digest = push(
-                &registry,
-                &opened.store,
-                &opened.image,
-                reference,
-                &push_options,
-                progress,
-            )
-            .await?
-            .digest;
+            digest = push(&registry, store, &image, reference, &push_options, progress)
+                .await?
+                .digest;
         }
         Location::Local(name) => {
             let store = (options.local_store)()?;
             let name = parse_name(name)?;
             let _writer = store.writer_lock()?;
-            copy_blobs(&opened.store, &store, &opened.image)?;
-            store.add_image(&opened.image.descriptor, &[name])?;
+            let descriptor = copy_image(image_source, &mut StoreSink::new(&store), progress)?;
+            store.add_image(&descriptor, &[name])?;
         }
         Location::Oci { dir, tag } => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
             let _tidy = IngestDirGuard::new(dir);
             let store = Store::open(dir)?;
-            copy_blobs(&opened.store, &store, &opened.image)?;
-            let descriptor = Descriptor::new(
-                opened.image.descriptor.media_type.clone(),
-                digest.clone(),
-                opened.image.manifest_bytes.len() as u64,
-            );
+            let descriptor = copy_image(image_source, &mut StoreSink::new(&store), progress)?;
             set_oci_tag(&store, &descriptor, tag.as_deref())?;
         }
         Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
             let names = match reference {
                 Some(reference) => vec![parse_name(reference)?],
-                None => opened
-                    .name
-                    .iter()
-                    .filter(|n| n.tag().is_some())
-                    .cloned()
-                    .collect(),
+                None => name.into_iter().filter(|n| n.tag().is_some()).collect(),
             };
             let item = SaveItem {
-                image: opened.image.clone(),
+                source: image_source,
                 names,
             };
             write_archive(file, |out| {
-                save(&opened.store, &[item], out, progress)?;
+                save(&[item], out, progress)?;
                 Ok(())
             })?;
         }
@@ -242,15 +279,45 @@ pub async fn copy(
     })
 }
 
-/// The image with OCI media types, when its manifest is Docker schema 2 (`None` when it is OCI already).
-fn to_oci(image: &Image) -> Result<Option<Image>, Error> {
-    if image.descriptor.media_type != layerstore::media_types::DOCKER_MANIFEST {
+/// A store in a temp directory, removed when dropped.
+pub(crate) struct ScratchStore {
+    pub(crate) store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl ScratchStore {
+    pub(crate) fn new() -> Result<ScratchStore, Error> {
+        let dir = scratch_dir()?;
+        Ok(ScratchStore {
+            store: Store::open(dir.path())?,
+            _dir: dir,
+        })
+    }
+}
+
+/// The manifest `bytes` (of `media_type`, digest `digest`) in OCI media types, when it is a Docker schema 2
+/// manifest (`None` when it is OCI already).
+fn to_oci(bytes: &[u8], media_type: &str, digest: &Digest) -> Result<Option<Encoded>, Error> {
+    if media_type != layerstore::media_types::DOCKER_MANIFEST {
         return Ok(None);
     }
-    Ok(Some(layerstore::mutate::set_flavour(
-        image,
-        layerstore::manifest::Flavour::Oci,
-    )?))
+    let manifest = match ManifestKind::parse(bytes, media_type) {
+        Ok(ManifestKind::Image(manifest)) => manifest,
+        Ok(ManifestKind::Index(_)) => {
+            return Err(TransportError::from(ImageError::NotAnImage(digest.clone())).into())
+        }
+        Err(source) => {
+            return Err(TransportError::from(ImageError::Manifest {
+                digest: digest.clone(),
+                source,
+            })
+            .into())
+        }
+    };
+    let converted = manifest
+        .to_flavour(Flavour::Oci)
+        .ok_or_else(|| Error::Location(format!("manifest {digest} has no OCI media types")))?;
+    Ok(Some(layerstore::mutate::encode_manifest(&converted)))
 }
 
 /// The push options of a copy to `destination`: blobs may be mounted from the source repository of the same registry.
@@ -276,17 +343,18 @@ async fn open_source(
     location: &Location,
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
-) -> Result<Source, Error> {
+) -> Result<Opened, Error> {
     match location {
         Location::Registry(reference) => {
+            // Pulled into a scratch store: downloads are resumed and checked there before the copy goes on.
             let scratch = scratch_dir()?;
             let store = Store::open(scratch.path())?;
             let registry = options.connector.connect(reference.domain()).await?;
             let pulled = pull(&registry, &store, reference, &[], &options.pull, progress).await?;
             let image = Image::read(&store, &pulled.descriptor)?;
-            Ok(Source {
+            Ok(Opened::Store {
                 store,
-                image,
+                image: Box::new(image),
                 name: Some(reference.clone()),
                 _scratch: Some(scratch),
             })
@@ -294,9 +362,9 @@ async fn open_source(
         Location::Local(name) => {
             let store = (options.local_store)()?;
             let found = store.find_image(name)?;
-            Ok(Source {
+            Ok(Opened::Store {
                 store,
-                image: found.image,
+                image: Box::new(found.image),
                 name: found.requested,
                 _scratch: None,
             })
@@ -306,68 +374,17 @@ async fn open_source(
             let store = open_layout(dir)?;
             let image = find_in_layout(&store, dir, tag.as_deref())?;
             drop(tidy);
-            Ok(Source {
+            Ok(Opened::Store {
                 store,
-                image,
+                image: Box::new(image),
                 name: None,
                 _scratch: None,
             })
         }
-        Location::OciArchive { file, reference } => {
-            let scratch = scratch_dir()?;
-            let archive = File::open(file)
-                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
-            layerstore::layer::tar_guard::archive(archive)
-                .unpack(scratch.path())
-                .map_err(|e| Error::io(format!("unpacking {}", file.display()), e))?;
-            let store = open_layout(scratch.path())?;
-            let tag = reference
-                .as_deref()
-                .map(|r| match Reference::parse_tagged(r) {
-                    Ok(parsed) if r.contains([':', '/']) => parsed.tag().unwrap_or(r).to_string(),
-                    _ => r.to_string(),
-                });
-            let image = find_in_layout(&store, file, tag.as_deref())?;
-            let name = reference
-                .as_deref()
-                .and_then(|r| Reference::parse_tagged(r).ok());
-            Ok(Source {
-                store,
-                image,
-                name,
-                _scratch: Some(scratch),
-            })
-        }
-        Location::DockerArchive { file, reference } => {
-            let scratch = scratch_dir()?;
-            let store = Store::open(scratch.path())?;
-            let archive = File::open(file)
-                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
-            let loaded = layerstore::archive::load::load(&store, archive, progress)?;
-            let wanted = reference.as_deref().map(parse_name).transpose()?;
-            let chosen = match &wanted {
-                Some(wanted) => loaded
-                    .iter()
-                    .find(|l| l.names.contains(wanted))
-                    .ok_or_else(|| {
-                        Error::Location(format!("{} holds no image named {wanted}", file.display()))
-                    })?,
-                None if loaded.len() == 1 => &loaded[0],
-                None => {
-                    return Err(Error::Location(format!(
-                        "{} holds {} images: name one as docker-archive:FILE:NAME",
-                        file.display(),
-                        loaded.len()
-                    )))
-                }
-            };
-            let image = Image::read(&store, &chosen.descriptor)?;
-            let name = wanted.or_else(|| chosen.names.first().cloned());
-            Ok(Source {
-                store,
-                image,
-                name,
-                _scratch: Some(scratch),
+        Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
+            Ok(Opened::Archive {
+                archive: Archive::open(file, progress)?,
+                wanted: reference.clone(),
             })
         }
     }

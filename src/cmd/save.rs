@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use layerstore::archive::save::{save, SaveItem};
+use layerstore::transport::StoreSource;
+use layerstore::Image;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +18,7 @@ pub struct Args {
 
 pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
     let store = context.store()?;
-    let mut items: Vec<SaveItem> = Vec::new();
+    let mut images: Vec<(Image, Vec<layerstore::Reference>)> = Vec::new();
     for argument in &args.images {
         let found = store.find_image(argument)?;
         // As Docker: saving by name records that name; saving by ID records every tag of the image.
@@ -24,21 +26,30 @@ pub fn run(context: &super::Context, args: Args) -> anyhow::Result<()> {
             Some(reference) if reference.tag().is_some() => vec![reference],
             _ => found.names.clone(),
         };
-        match items
+        match images
             .iter_mut()
-            .find(|i| i.image.digest() == found.image.digest())
+            .find(|(image, _)| image.digest() == found.image.digest())
         {
-            Some(item) => item.names.extend(names),
-            None => items.push(SaveItem {
-                image: found.image,
-                names,
-            }),
+            Some((_, known)) => known.extend(names),
+            None => images.push((found.image, names)),
         }
     }
+    let sources: Vec<StoreSource> = images
+        .iter()
+        .map(|(image, _)| StoreSource::new(&store, image))
+        .collect();
+    let items: Vec<SaveItem> = sources
+        .iter()
+        .zip(&images)
+        .map(|(source, (_, names))| SaveItem {
+            source,
+            names: names.clone(),
+        })
+        .collect();
     let output = super::ArchiveOutput::new(args.output.as_deref())?;
     let progress = context.progress();
     output.write_with(|out| {
-        save(&store, &items, out, &progress)?;
+        save(&items, out, &progress)?;
         Ok(())
     })
 }

@@ -5,7 +5,6 @@
 //! media type, every layer's diffID against the config. Only then are the blobs moved into place and the tags set.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 
 use super::staging::{stage, Staged, StagedFile, StagingError};
@@ -134,6 +133,22 @@ pub enum LoadError {
     /// The archive's index (the digest given) lists no manifest for the platform asked for.
     #[error("index {0} has no manifest for this platform")]
     NoPlatform(Digest),
+    /// The archive (its path given) has no image of the name asked for.
+    #[error("{archive} holds no image named {name}")]
+    NoSuchImage {
+        /// The archive's path.
+        archive: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// The archive (its path given) holds several images and none was named.
+    #[error("{archive} holds {count} images: name one as FILE:NAME")]
+    SeveralImages {
+        /// The archive's path.
+        archive: String,
+        /// How many images it holds.
+        count: usize,
+    },
     /// Reading a layer to check its content failed.
     #[error("reading a layer to check it: {0}")]
     Io(#[from] io::Error),
@@ -160,23 +175,33 @@ pub fn load(
     let (_, reader) = auto_decompress(reader)?;
     let scratch = store.temp_dir("load-")?;
     let staged = stage(reader, scratch.path(), progress)?;
+    plan(&staged)?.commit(store)
+}
+
+/// Reads and checks the images of a staged archive.
+pub(super) fn plan(staged: &Staged) -> Result<Plan, LoadError> {
     let mut plan = Plan::default();
     if staged.contains("index.json") {
-        plan_oci_layout(&staged, &mut plan)?;
+        plan_oci_layout(staged, &mut plan)?;
     } else if staged.contains("manifest.json") {
-        plan_docker_archive(&staged, &mut plan)?;
+        plan_docker_archive(staged, &mut plan)?;
     } else {
         return Err(LoadError::UnknownFormat);
     }
-    plan.commit(store)
+    Ok(plan)
 }
 
-/// What a checked archive adds to the store.
+/// What a checked archive holds: its images and the files of their blobs.
 #[derive(Default)]
-struct Plan {
-    blobs: Vec<(StagedFile, Digest)>,
-    new_blobs: Vec<Vec<u8>>,
-    images: Vec<LoadedImage>,
+pub(super) struct Plan {
+    /// The archive's files that are blobs of its images, with the digest each is known by.
+    pub(super) blobs: Vec<(StagedFile, Digest)>,
+    /// Manifests made for images of a docker-archive, which has none.
+    pub(super) new_blobs: Vec<Encoded>,
+    /// The images, each once, with all the names the archive gives it.
+    pub(super) images: Vec<LoadedImage>,
+    /// The bare `org.opencontainers.image.ref.name` tags of an OCI layout's images, by manifest digest.
+    pub(super) ref_names: Vec<(Digest, String)>,
 }
 
 impl Plan {
@@ -185,14 +210,14 @@ impl Plan {
             if store.has_blob(digest) {
                 continue;
             }
-            if digest == &file.sha256 {
+            if digest == &file.sha256 && file.is_scratch_file() {
                 store.adopt_verified_file(&file.path, digest)?;
             } else {
-                store.ingest(&mut File::open(&file.path)?, Some(digest))?;
+                store.ingest(&mut file.open()?, Some(digest))?;
             }
         }
-        for bytes in &self.new_blobs {
-            store.write_blob(bytes)?;
+        for manifest in &self.new_blobs {
+            store.write_blob(&manifest.bytes)?;
         }
         for image in &self.images {
             store.add_image(&image.descriptor, &image.names)?;
@@ -235,7 +260,7 @@ fn verified_blob<'a>(
     let actual = if descriptor.digest.algorithm() == file.sha256.algorithm() {
         file.sha256.clone()
     } else {
-        let mut reader = HashingReader::new(File::open(&file.path)?, descriptor.digest.algorithm());
+        let mut reader = HashingReader::new(file.open()?, descriptor.digest.algorithm());
         io::copy(&mut reader, &mut io::sink())?;
         reader.finish().0
     };
@@ -300,6 +325,10 @@ fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
                 .map(|l| blob_path(&l.digest))
                 .collect(),
         );
+        if let Some(tag) = entry.annotation(REF_NAME_ANNOTATION) {
+            plan.ref_names
+                .push((manifest_descriptor.digest.clone(), tag.to_string()));
+        }
         images.push(LoadedImage {
             descriptor: Descriptor::new(
                 manifest_descriptor.media_type.clone(),
@@ -530,17 +559,23 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
             config_file.sha256.clone(),
             config_file.size,
         );
-        let Encoded { bytes, descriptor } = mutate::encode_manifest(&mutate::new_manifest(
+        let manifest = mutate::encode_manifest(&mutate::new_manifest(
             Flavour::Oci,
             config_descriptor,
             layers,
         ));
-        plan.new_blobs.push(bytes);
         plan.add_image(LoadedImage {
-            descriptor,
+            descriptor: manifest.descriptor.clone(),
             id: config_file.sha256.clone(),
             names: repo_tags(&entry)?,
         });
+        if !plan
+            .new_blobs
+            .iter()
+            .any(|m| m.descriptor.digest == manifest.descriptor.digest)
+        {
+            plan.new_blobs.push(manifest);
+        }
     }
     Ok(())
 }
@@ -548,11 +583,11 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
 /// A layer file's compression and diff ID (the digest of its uncompressed content).
 fn layer_diff_id(file: &StagedFile) -> Result<(Compression, Digest), LoadError> {
     let mut head = [0u8; 4];
-    let n = File::open(&file.path)?.read(&mut head)?;
+    let n = file.open()?.read(&mut head)?;
     match detect(&head[..n]) {
         Compression::None => Ok((Compression::None, file.sha256.clone())),
         compression => {
-            let (_, reader) = auto_decompress(File::open(&file.path)?)?;
+            let (_, reader) = auto_decompress(file.open()?)?;
             let mut hashing = HashingReader::new(reader, crate::digest::Algorithm::Sha256);
             io::copy(&mut hashing, &mut io::sink())?;
             Ok((compression, hashing.finish().0))

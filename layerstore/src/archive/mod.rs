@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod save;
+pub mod source;
 mod staging;
 
 use serde::{Deserialize, Serialize};

@@ -1,33 +1,34 @@
 //! Writing images as one tarball in Docker 25's dual format: `manifest.json`, `repositories`, `oci-layout`,
-//! `index.json` and `blobs/<alg>/<hex>`. Blobs are streamed from the store; each is written once.
+//! `index.json` and `blobs/<alg>/<hex>`. Blobs are streamed from each image's [`ImageSource`] (the store, another
+//! archive) and verified on the way; each is written once.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{self, Write};
+use std::io::Write;
 
 use super::{blob_path, ArchiveManifestEntry};
 use crate::digest::Digest;
-use crate::image::Image;
-use crate::manifest::{Descriptor, Index};
+use crate::image::ImageError;
+use crate::manifest::{Descriptor, Index, ManifestKind};
 use crate::progress::{Progress, ProgressReader};
 use crate::reference::Reference;
-use crate::store::{IoContext, Store, StoreError};
+use crate::store::{IoContext, StoreError};
 use crate::tags::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+use crate::transport::{ImageSource, TransportError};
 
 /// An image to save and the names to record for it.
-pub struct SaveItem {
-    /// The image to write into the archive.
-    pub image: Image,
+pub struct SaveItem<'a> {
+    /// Where the image is read from.
+    pub source: &'a dyn ImageSource,
     /// The names to record for it (`RepoTags` and the index's name annotations); empty for an untagged image.
     pub names: Vec<Reference>,
 }
 
 /// Writes `items` to `out` as a single tarball.
 pub fn save<W: Write>(
-    store: &Store,
-    items: &[SaveItem],
+    items: &[SaveItem<'_>],
     out: W,
     progress: &dyn Progress,
-) -> Result<W, StoreError> {
+) -> Result<W, TransportError> {
     let mut tar = tar::Builder::new(out);
     let mut written: HashSet<Digest> = HashSet::new();
     let mut manifest_json: Vec<ArchiveManifestEntry> = Vec::new();
@@ -35,17 +36,33 @@ pub fn save<W: Write>(
     let mut index = Index::new(Vec::new());
 
     for item in items {
-        let image = &item.image;
-        let manifest = &image.manifest;
+        let (manifest_bytes, media_type) = item.source.manifest()?;
+        let manifest_descriptor = Descriptor::new(
+            media_type.clone(),
+            Digest::sha256_of(&manifest_bytes),
+            manifest_bytes.len() as u64,
+        );
+        let digest = &manifest_descriptor.digest;
+        let manifest = match ManifestKind::parse(&manifest_bytes, &media_type) {
+            Ok(ManifestKind::Image(manifest)) => manifest,
+            Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(digest.clone()).into()),
+            Err(source) => {
+                return Err(ImageError::Manifest {
+                    digest: digest.clone(),
+                    source,
+                }
+                .into())
+            }
+        };
         let mut blobs: Vec<&Descriptor> = manifest.layers.iter().collect();
         blobs.push(&manifest.config);
         for descriptor in blobs {
             if written.insert(descriptor.digest.clone()) {
-                append_blob(store, &mut tar, &descriptor.digest, progress)?;
+                append_blob(item.source, &mut tar, descriptor, progress)?;
             }
         }
-        if written.insert(image.digest().clone()) {
-            append_bytes(&mut tar, &blob_path(image.digest()), &image.manifest_bytes)?;
+        if written.insert(digest.clone()) {
+            append_bytes(&mut tar, &blob_path(digest), &manifest_bytes)?;
         }
 
         let tags: Vec<&Reference> = item.names.iter().filter(|n| n.tag().is_some()).collect();
@@ -70,7 +87,7 @@ pub fn save<W: Write>(
         let mut entries: Vec<Descriptor> = tags
             .iter()
             .map(|name| {
-                let mut entry = descriptor_of(image);
+                let mut entry = manifest_descriptor.clone();
                 let mut annotations = BTreeMap::new();
                 annotations.insert(IMAGE_NAME_ANNOTATION.to_string(), name.to_string());
                 annotations.insert(
@@ -82,7 +99,7 @@ pub fn save<W: Write>(
             })
             .collect();
         if entries.is_empty() {
-            entries.push(descriptor_of(image));
+            entries.push(manifest_descriptor.clone());
         }
         index.manifests.extend(entries);
     }
@@ -97,19 +114,13 @@ pub fn save<W: Write>(
     if !repositories.is_empty() {
         append_bytes(&mut tar, "repositories", &to_json(&repositories))?;
     }
-    tar.into_inner().context(|| "finishing the archive".into())
+    Ok(tar
+        .into_inner()
+        .context(|| "finishing the archive".into())?)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("archive metadata serializes")
-}
-
-fn descriptor_of(image: &Image) -> Descriptor {
-    Descriptor::new(
-        image.descriptor.media_type.clone(),
-        image.digest().clone(),
-        image.manifest_bytes.len() as u64,
-    )
 }
 
 fn file_header(size: u64) -> tar::Header {
@@ -132,20 +143,17 @@ fn append_bytes<W: Write>(
 }
 
 fn append_blob<W: Write>(
-    store: &Store,
+    source: &dyn ImageSource,
     tar: &mut tar::Builder<W>,
-    digest: &Digest,
+    descriptor: &Descriptor,
     progress: &dyn Progress,
-) -> Result<(), StoreError> {
-    let file = store.open_blob(digest)?;
-    let size = file
-        .metadata()
-        .context(|| format!("reading blob {digest}"))?
-        .len();
+) -> Result<(), TransportError> {
+    let digest = &descriptor.digest;
     let item = digest.to_string();
-    progress.start(&item, size);
-    let mut header = file_header(size);
-    let reader = ProgressReader::new(io::BufReader::with_capacity(1 << 20, file), &item, progress);
+    progress.start(&item, descriptor.size);
+    let mut header = file_header(descriptor.size);
+    // The source's reader fails unless it yields exactly the descriptor's bytes, so no short entry is written.
+    let reader = ProgressReader::new(source.blob(descriptor)?, &item, progress);
     tar.append_data(&mut header, blob_path(digest), reader)
         .context(|| format!("writing blob {digest} to the archive"))?;
     progress.finish(&item, "saved");

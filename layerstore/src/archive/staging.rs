@@ -1,10 +1,13 @@
-//! Unpacking an image tarball into a scratch directory, safely: every regular file is streamed to a numbered file
-//! while its sha256 is computed, symlinks and hard links are only recorded (never created), and no name may escape
-//! the archive. Paths are then resolved against this recorded namespace.
+//! Reading an image tarball's namespace safely: every regular file's sha256 is computed as it streams past, symlinks
+//! and hard links are only recorded (never created), and no name may escape the archive. Paths are then resolved
+//! against this recorded namespace.
+//!
+//! A tar stream ([`stage`]) has its files copied to numbered files in a scratch directory; an uncompressed tar file
+//! ([`index_in_place`]) is only read, and its files are then read where they sit in it.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, HashingWriter};
@@ -34,9 +37,26 @@ pub enum StagingError {
 /// A staged regular file: where its bytes are and what they hash to.
 #[derive(Debug, Clone)]
 pub struct StagedFile {
+    /// The scratch file holding the bytes, or the archive itself for a file read in place.
     pub path: PathBuf,
+    /// Where the bytes start in `path`: 0 for a scratch file, the entry's data offset in an archive read in place.
+    pub offset: u64,
     pub sha256: Digest,
     pub size: u64,
+}
+
+impl StagedFile {
+    /// Whether the bytes sit in a scratch file of their own, which may be moved into a store.
+    pub fn is_scratch_file(&self) -> bool {
+        self.offset == 0
+    }
+
+    /// The file's bytes.
+    pub fn open(&self) -> io::Result<io::Take<File>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(io::SeekFrom::Start(self.offset))?;
+        Ok(file.take(self.size))
+    }
 }
 
 /// What is in a staged archive.
@@ -50,11 +70,67 @@ enum Link {
     Hard(String),
 }
 
-/// Reads the whole tar stream `reader` into `scratch`.
+/// Reads the whole tar stream `reader`, copying its files into `scratch`.
 pub fn stage(
     reader: impl Read,
     scratch: &Path,
     progress: &dyn Progress,
+) -> Result<Staged, StagingError> {
+    walk(reader, progress, &mut |number, _, entry, name, progress| {
+        let path = scratch.join(number.to_string());
+        let file = File::create(&path).map_err(StagingError::Write)?;
+        let mut writer = HashingWriter::new(
+            io::BufWriter::with_capacity(1 << 20, file),
+            Algorithm::Sha256,
+        );
+        let got = copy_with_progress(entry, &mut writer, name, progress)?;
+        let (buffered, sha256, size) = writer.finish();
+        buffered
+            .into_inner()
+            .map_err(|e| StagingError::Write(e.into_error()))?;
+        debug_assert_eq!(got, size);
+        Ok(StagedFile {
+            path,
+            offset: 0,
+            sha256,
+            size,
+        })
+    })
+}
+
+/// Reads the uncompressed tar file at `archive` once, hashing its files, which are then read in place.
+pub fn index_in_place(archive: &Path, progress: &dyn Progress) -> Result<Staged, StagingError> {
+    let file = File::open(archive).map_err(StagingError::Read)?;
+    let reader = io::BufReader::with_capacity(1 << 20, file);
+    walk(reader, progress, &mut |_, offset, entry, name, progress| {
+        let mut writer = HashingWriter::new(io::sink(), Algorithm::Sha256);
+        copy_with_progress(entry, &mut writer, name, progress)?;
+        let (_, sha256, size) = writer.finish();
+        Ok(StagedFile {
+            path: archive.to_path_buf(),
+            offset,
+            sha256,
+            size,
+        })
+    })
+}
+
+/// The callback [`walk`] hands each regular file to: its entry number, its data's offset in the tar stream, the
+/// entry to read it from, and its cleaned name.
+type FileVisitor<'a, R> = dyn FnMut(
+        usize,
+        u64,
+        &mut tar::Entry<'_, crate::layer::tar_guard::TarGuard<R>>,
+        &str,
+        &dyn Progress,
+    ) -> Result<StagedFile, StagingError>
+    + 'a;
+
+/// Walks the tar stream `reader`, recording its namespace; `visit` reads each regular file and says where it is.
+fn walk<R: Read>(
+    reader: R,
+    progress: &dyn Progress,
+    visit: &mut FileVisitor<'_, R>,
 ) -> Result<Staged, StagingError> {
     let mut archive = crate::layer::tar_guard::archive(reader);
     let mut staged = Staged {
@@ -82,27 +158,18 @@ pub fn stage(
             tar::EntryType::Directory => {}
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let expected = entry.header().size().map_err(StagingError::Read)?;
-                let path = scratch.join(number.to_string());
-                let file = File::create(&path).map_err(StagingError::Write)?;
-                let mut writer = HashingWriter::new(
-                    io::BufWriter::with_capacity(1 << 20, file),
-                    Algorithm::Sha256,
-                );
+                let offset = entry.raw_file_position();
                 progress.start(&name, expected);
-                let got = copy_with_progress(&mut entry, &mut writer, &name, progress)?;
-                if got != expected {
+                let file = visit(number, offset, &mut entry, &name, progress)?;
+                if file.size != expected {
                     return Err(StagingError::Truncated {
                         path: name,
-                        got,
+                        got: file.size,
                         expected,
                     });
                 }
-                let (buffered, sha256, size) = writer.finish();
-                buffered
-                    .into_inner()
-                    .map_err(|e| StagingError::Write(e.into_error()))?;
                 progress.finish(&name, "read");
-                staged.files.insert(name, StagedFile { path, sha256, size });
+                staged.files.insert(name, file);
             }
             tar::EntryType::Symlink => {
                 let target = link_name()?;
@@ -228,7 +295,12 @@ impl Staged {
 
     /// Reads a small file whole.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, StagingError> {
-        std::fs::read(&self.file(path)?.path).map_err(StagingError::Write)
+        let mut bytes = Vec::new();
+        self.file(path)?
+            .open()
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(StagingError::Write)?;
+        Ok(bytes)
     }
 }
 
