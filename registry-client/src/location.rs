@@ -5,9 +5,12 @@
 //! - `oci-archive:FILE[:REF]` and `docker-archive:FILE[:REF]` — tarballs;
 //! - `lade:NAME[:TAG]` — lade's local store.
 //!
-//! A copy reads the source into a [`Store`] — the local store or an OCI layout itself, or a scratch layout in a temp
-//! directory for registries and archives — and writes the destination from there, so no copy touches the local store
-//! unless it names it. An OCI layout destination gets OCI media types: a Docker schema 2 manifest is converted as
+//! A copy is a source ([`ImageSource`]) written to a destination: the local store and OCI layouts are read and
+//! written as stores, archives are read where they lie ([`Archive`]) and written by [`save`], a registry image is
+//! pulled straight into a store or layout destination. Only where no direct path exists yet does a copy go through a
+//! scratch store in a temp directory: a registry source towards an archive or another registry, and an archive
+//! towards a registry (pushes read blobs at random to resume, chunk and compress uploads). No copy touches the local
+//! store unless it names it. An OCI layout destination gets OCI media types: a Docker schema 2 manifest is converted as
 //! skopeo converts it (the manifest's, config's and layers' media types change, no blob's bytes do, so the image
 //! ID stays and the manifest digest changes), and the copy says so. Archives are written in Docker 25's dual format (`manifest.json` beside an OCI layout), which
 //! reads as both `docker-archive:` and `oci-archive:`.
@@ -185,6 +188,9 @@ pub async fn copy(
             converted_from: None,
         });
     }
+    if let (Location::Registry(reference), Location::Oci { dir, tag }) = (source, destination) {
+        return pull_into_layout(reference, dir, tag.as_deref(), options, progress).await;
+    }
     let opened = open_source(source, options, progress).await?;
     let (store_source, archive_image);
     let (image_source, name): (&dyn ImageSource, Option<Reference>) = match &opened {
@@ -279,14 +285,58 @@ pub async fn copy(
     })
 }
 
+/// Pulls `reference` straight into the OCI layout `dir` (a layout is a store) and names it `tag` there; a Docker
+/// schema 2 manifest is converted to OCI media types, and the pulled one removed unless the layout names it.
+async fn pull_into_layout(
+    reference: &Reference,
+    dir: &Path,
+    tag: Option<&str>,
+    options: &CopyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Copied, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let _tidy = IngestDirGuard::new(dir);
+    let store = Store::open(dir)?;
+    let registry = options.connector.connect(reference.domain()).await?;
+    let pulled = pull(&registry, &store, reference, &[], &options.pull, progress).await?;
+    let image = Image::read(&store, &pulled.descriptor)?;
+    let Some(converted) = to_oci(
+        &image.manifest_bytes,
+        &image.descriptor.media_type,
+        image.digest(),
+    )?
+    else {
+        set_oci_tag(&store, &image.descriptor, tag)?;
+        return Ok(Copied {
+            digest: image.digest().clone(),
+            converted_from: None,
+        });
+    };
+    store.write_blob(&converted.bytes)?;
+    set_oci_tag(&store, &converted.descriptor, tag)?;
+    let named = store
+        .read_index()?
+        .manifests
+        .iter()
+        .any(|d| &d.digest == image.digest());
+    if !named {
+        store.remove_blob(image.digest())?;
+    }
+    Ok(Copied {
+        digest: converted.descriptor.digest,
+        converted_from: Some(image.digest().clone()),
+    })
+}
+
 /// A store in a temp directory, removed when dropped.
-pub(crate) struct ScratchStore {
-    pub(crate) store: Store,
+struct ScratchStore {
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
 impl ScratchStore {
-    pub(crate) fn new() -> Result<ScratchStore, Error> {
+    fn new() -> Result<ScratchStore, Error> {
         let dir = scratch_dir()?;
         Ok(ScratchStore {
             store: Store::open(dir.path())?,
