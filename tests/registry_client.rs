@@ -1667,9 +1667,32 @@ fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_u
         .collect();
     assert_eq!(arches, ["amd64", "arm64"]);
 
-    // Saved, the host's image goes, which Docker loads.
+    // Saved, it goes whole (as Docker 25 saves one): lade loads the index back, skopeo reads every platform, and
+    // Docker 20.10 (which reads manifest.json) loads the host's image.
     let tarball = store.scratch.path().join("multi.tar");
     store.ok(&["save", "-o", tarball.to_str().unwrap(), &from_registry2]);
+    let loader = Lade::new();
+    loader.ok(&["load", "-i", tarball.to_str().unwrap()]);
+    assert_eq!(
+        image_rows(&loader, &from_registry2)[0]["ID"],
+        index_digest.as_str()
+    );
+    for child in &children {
+        let hex = child.strip_prefix("sha256:").unwrap();
+        assert!(loader.root.path().join("blobs/sha256").join(hex).is_file());
+    }
+    loader.ok(&["system", "check"]);
+    let unpacked = store.scratch.path().join("from-archive");
+    skopeo(&[
+        "copy",
+        "--all",
+        &format!("oci-archive:{}", tarball.display()),
+        &format!("oci:{}:all", unpacked.display()),
+    ]);
+    assert_eq!(
+        raw_manifest(&format!("oci:{}:all", unpacked.display())),
+        index.as_bytes()
+    );
     if let Some(docker) = Docker::get() {
         docker.ok(&["load", "-i", tarball.to_str().unwrap()]);
         assert_eq!(

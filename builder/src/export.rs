@@ -154,6 +154,7 @@ impl Exporter {
                 let image = in_flavour(store, image, *flavour)?;
                 let item = SaveItem {
                     source: &StoreSource::new(store, &image),
+                    index: None,
                     names: names.to_vec(),
                 };
                 save(std::slice::from_ref(&item), out, &NoProgress)?;

@@ -316,6 +316,7 @@ mod tests {
         let archive = save(
             &[SaveItem {
                 source: &StoreSource::new(&layout, &in_layout),
+                index: None,
                 names: vec![name.clone()],
             }],
             Vec::new(),

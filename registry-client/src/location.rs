@@ -271,6 +271,7 @@ pub async fn copy(
             };
             let item = SaveItem {
                 source: image_source,
+                index: None,
                 names,
             };
             write_archive(file, |out| {

@@ -299,50 +299,47 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Resul
 fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
     let index: Index = parse_json(&read_metadata(staged, "index.json")?, "index.json")?;
     let mut layouts = BTreeMap::new();
-    let mut images = Vec::new();
+    // Each image with the config digests its `manifest.json` tags are found by (its children's, for an index).
+    let mut images: Vec<(LoadedImage, Vec<Digest>)> = Vec::new();
     for entry in &index.manifests {
-        let manifest_descriptor = select_manifest(staged, entry)?;
-        let file = verified_blob(staged, &manifest_descriptor)?;
-        let bytes = read_metadata(staged, &blob_path(&manifest_descriptor.digest))?;
-        let manifest = match ManifestKind::parse(&bytes, &manifest_descriptor.media_type) {
-            Ok(ManifestKind::Image(manifest)) => manifest,
-            Ok(ManifestKind::Index(_)) => unreachable!("select_manifest returns image manifests"),
-            Err(source) => {
-                return Err(LoadError::Manifest {
-                    file: blob_path(&manifest_descriptor.digest),
-                    source,
-                })
+        if let Some(children) = whole_index(staged, entry)? {
+            let mut configs = Vec::new();
+            for child in &children {
+                let manifest = plan_image(staged, child, plan, &mut layouts)?;
+                configs.push(manifest.config.digest.clone());
             }
-        };
-        plan.blobs
-            .push((file.clone(), manifest_descriptor.digest.clone()));
-        check_image_blobs(staged, &manifest, plan)?;
-        layouts.insert(
-            blob_path(&manifest.config.digest),
-            manifest
-                .layers
-                .iter()
-                .map(|l| blob_path(&l.digest))
-                .collect(),
-        );
-        if let Some(tag) = entry.annotation(REF_NAME_ANNOTATION) {
-            plan.ref_names
-                .push((manifest_descriptor.digest.clone(), tag.to_string()));
+            plan.blobs
+                .push((verified_blob(staged, entry)?.clone(), entry.digest.clone()));
+            let descriptor =
+                Descriptor::new(entry.media_type.clone(), entry.digest.clone(), entry.size);
+            add_ref_name(plan, entry, &descriptor);
+            let image = LoadedImage {
+                id: descriptor.digest.clone(),
+                descriptor,
+                names: names_from_annotations(entry),
+            };
+            images.push((image, configs));
+            continue;
         }
-        images.push(LoadedImage {
-            descriptor: Descriptor::new(
-                manifest_descriptor.media_type.clone(),
-                manifest_descriptor.digest.clone(),
-                manifest_descriptor.size,
-            ),
+        let manifest_descriptor = select_manifest(staged, entry)?;
+        let manifest = plan_image(staged, &manifest_descriptor, plan, &mut layouts)?;
+        let descriptor = Descriptor::new(
+            manifest_descriptor.media_type.clone(),
+            manifest_descriptor.digest.clone(),
+            manifest_descriptor.size,
+        );
+        add_ref_name(plan, entry, &descriptor);
+        let image = LoadedImage {
+            descriptor,
             id: manifest.config.digest.clone(),
             names: names_from_annotations(entry),
-        });
+        };
+        images.push((image, vec![manifest.config.digest.clone()]));
     }
     check_dual_format(staged, &layouts)?;
     let legacy_tags = legacy_repo_tags(staged)?;
-    for mut image in images {
-        for tag in legacy_tags.get(&image.id).into_iter().flatten() {
+    for (mut image, configs) in images {
+        for tag in configs.iter().filter_map(|c| legacy_tags.get(c)).flatten() {
             if !image.names.contains(tag) {
                 image.names.push(tag.clone());
             }
@@ -350,6 +347,88 @@ fn plan_oci_layout(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError> {
         plan.add_image(image);
     }
     Ok(())
+}
+
+/// Records the bare ref name an `index.json` entry gives the image `descriptor` names.
+fn add_ref_name(plan: &mut Plan, entry: &Descriptor, descriptor: &Descriptor) {
+    if let Some(tag) = entry.annotation(REF_NAME_ANNOTATION) {
+        plan.ref_names
+            .push((descriptor.digest.clone(), tag.to_string()));
+    }
+}
+
+/// Checks the image manifest `descriptor` names and its blobs, records them, and notes its layout for the dual
+/// format's check.
+fn plan_image(
+    staged: &Staged,
+    descriptor: &Descriptor,
+    plan: &mut Plan,
+    layouts: &mut BTreeMap<String, Vec<String>>,
+) -> Result<Manifest, LoadError> {
+    let file = verified_blob(staged, descriptor)?;
+    let path = blob_path(&descriptor.digest);
+    let bytes = read_metadata(staged, &path)?;
+    let manifest = match ManifestKind::parse(&bytes, &descriptor.media_type) {
+        Ok(ManifestKind::Image(manifest)) => manifest,
+        Ok(ManifestKind::Index(_)) => {
+            return Err(LoadError::MediaType {
+                what: "index entry",
+                digest: descriptor.digest.clone(),
+                media_type: descriptor.media_type.clone(),
+                expected: "an image manifest",
+            })
+        }
+        Err(source) => return Err(LoadError::Manifest { file: path, source }),
+    };
+    plan.blobs.push((file.clone(), descriptor.digest.clone()));
+    check_image_blobs(staged, &manifest, plan)?;
+    layouts.insert(
+        blob_path(&manifest.config.digest),
+        manifest
+            .layers
+            .iter()
+            .map(|l| blob_path(&l.digest))
+            .collect(),
+    );
+    Ok(*manifest)
+}
+
+/// The children of an `index.json` entry that is a multi-platform image the archive holds whole: an index (or
+/// Docker manifest list) of image manifests whose manifests, configs and layers are all in the archive. `None` for
+/// an image manifest, a nested index, or an index with a child missing (only the host's child is then loaded, as
+/// before).
+fn whole_index(staged: &Staged, entry: &Descriptor) -> Result<Option<Vec<Descriptor>>, LoadError> {
+    if !media_types::is_index(&entry.media_type) {
+        return Ok(None);
+    }
+    verified_blob(staged, entry)?;
+    let path = blob_path(&entry.digest);
+    let index = match ManifestKind::parse(&read_metadata(staged, &path)?, &entry.media_type) {
+        Ok(ManifestKind::Index(index)) => index,
+        Ok(ManifestKind::Image(_)) => unreachable!("parsed as an index media type"),
+        Err(source) => return Err(LoadError::Manifest { file: path, source }),
+    };
+    if index.manifests.is_empty() {
+        return Ok(None);
+    }
+    for child in &index.manifests {
+        let child_path = blob_path(&child.digest);
+        if !media_types::is_manifest(&child.media_type) || !staged.contains(&child_path) {
+            return Ok(None);
+        }
+        let Ok(ManifestKind::Image(manifest)) =
+            ManifestKind::parse(&read_metadata(staged, &child_path)?, &child.media_type)
+        else {
+            return Ok(None);
+        };
+        let complete = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .all(|blob| staged.contains(&blob_path(&blob.digest)));
+        if !complete {
+            return Ok(None);
+        }
+    }
+    Ok(Some(index.manifests))
 }
 
 /// In Docker 25's dual format, every `manifest.json` entry must name, as `blobs/` paths, the config and the layers of

@@ -1,6 +1,7 @@
 //! Writing images as one tarball in Docker 25's dual format: `manifest.json`, `repositories`, `oci-layout`,
 //! `index.json` and `blobs/<alg>/<hex>`. Blobs are streamed from each image's [`ImageSource`] (the store, another
-//! archive) and verified on the way; each is written once.
+//! archive) and verified on the way; each is written once. A multi-platform image is saved whole, as Docker 25 saves
+//! one: `index.json` names its index, every child is in `blobs/`, and `manifest.json` lists the platform's child.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::io::Write;
 use super::{blob_path, ArchiveManifestEntry};
 use crate::digest::Digest;
 use crate::image::ImageError;
-use crate::manifest::{Descriptor, Index, ManifestKind};
+use crate::manifest::{Descriptor, Index, Manifest, ManifestKind};
 use crate::progress::{Progress, ProgressReader};
 use crate::reference::Reference;
 use crate::store::{IoContext, StoreError};
@@ -17,10 +18,23 @@ use crate::transport::{ImageSource, TransportError};
 
 /// An image to save and the names to record for it.
 pub struct SaveItem<'a> {
-    /// Where the image is read from.
+    /// Where the image is read from: for a multi-platform image, the platform's child that `manifest.json` (what
+    /// `docker load` before Docker 25 reads) lists.
     pub source: &'a dyn ImageSource,
+    /// A multi-platform image saved whole: `index.json` names the index, and every child is written.
+    pub index: Option<SavedIndex<'a>>,
     /// The names to record for it (`RepoTags` and the index's name annotations); empty for an untagged image.
     pub names: Vec<Reference>,
+}
+
+/// A multi-platform image (an index or Docker manifest list) to save whole.
+pub struct SavedIndex<'a> {
+    /// The index's exact bytes.
+    pub bytes: Vec<u8>,
+    /// Its media type.
+    pub media_type: String,
+    /// Where each of its children is read from.
+    pub children: Vec<&'a dyn ImageSource>,
 }
 
 /// Writes `items` to `out` as a single tarball.
@@ -36,34 +50,25 @@ pub fn save<W: Write>(
     let mut index = Index::new(Vec::new());
 
     for item in items {
-        let (manifest_bytes, media_type) = item.source.manifest()?;
-        let manifest_descriptor = Descriptor::new(
-            media_type.clone(),
-            Digest::sha256_of(&manifest_bytes),
-            manifest_bytes.len() as u64,
-        );
-        let digest = &manifest_descriptor.digest;
-        let manifest = match ManifestKind::parse(&manifest_bytes, &media_type) {
-            Ok(ManifestKind::Image(manifest)) => manifest,
-            Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(digest.clone()).into()),
-            Err(source) => {
-                return Err(ImageError::Manifest {
-                    digest: digest.clone(),
-                    source,
+        let (manifest_descriptor, manifest) =
+            write_image(item.source, &mut tar, &mut written, progress)?;
+        let entry_descriptor = match &item.index {
+            Some(saved) => {
+                for child in &saved.children {
+                    write_image(*child, &mut tar, &mut written, progress)?;
                 }
-                .into())
+                let descriptor = Descriptor::new(
+                    saved.media_type.clone(),
+                    Digest::sha256_of(&saved.bytes),
+                    saved.bytes.len() as u64,
+                );
+                if written.insert(descriptor.digest.clone()) {
+                    append_bytes(&mut tar, &blob_path(&descriptor.digest), &saved.bytes)?;
+                }
+                descriptor
             }
+            None => manifest_descriptor,
         };
-        let mut blobs: Vec<&Descriptor> = manifest.layers.iter().collect();
-        blobs.push(&manifest.config);
-        for descriptor in blobs {
-            if written.insert(descriptor.digest.clone()) {
-                append_blob(item.source, &mut tar, descriptor, progress)?;
-            }
-        }
-        if written.insert(digest.clone()) {
-            append_bytes(&mut tar, &blob_path(digest), &manifest_bytes)?;
-        }
 
         let tags: Vec<&Reference> = item.names.iter().filter(|n| n.tag().is_some()).collect();
         manifest_json.push(ArchiveManifestEntry {
@@ -87,7 +92,7 @@ pub fn save<W: Write>(
         let mut entries: Vec<Descriptor> = tags
             .iter()
             .map(|name| {
-                let mut entry = manifest_descriptor.clone();
+                let mut entry = entry_descriptor.clone();
                 let mut annotations = BTreeMap::new();
                 annotations.insert(IMAGE_NAME_ANNOTATION.to_string(), name.to_string());
                 annotations.insert(
@@ -99,7 +104,7 @@ pub fn save<W: Write>(
             })
             .collect();
         if entries.is_empty() {
-            entries.push(manifest_descriptor.clone());
+            entries.push(entry_descriptor.clone());
         }
         index.manifests.extend(entries);
     }
@@ -117,6 +122,47 @@ pub fn save<W: Write>(
     Ok(tar
         .into_inner()
         .context(|| "finishing the archive".into())?)
+}
+
+/// Writes the config, layers and manifest of the image `source` reads (those not `written` yet); returns the
+/// manifest's descriptor and the manifest.
+fn write_image<W: Write>(
+    source: &dyn ImageSource,
+    tar: &mut tar::Builder<W>,
+    written: &mut HashSet<Digest>,
+    progress: &dyn Progress,
+) -> Result<(Descriptor, Manifest), TransportError> {
+    let (manifest_bytes, media_type) = source.manifest()?;
+    let descriptor = Descriptor::new(
+        media_type.clone(),
+        Digest::sha256_of(&manifest_bytes),
+        manifest_bytes.len() as u64,
+    );
+    let digest = &descriptor.digest;
+    let manifest = match ManifestKind::parse(&manifest_bytes, &media_type) {
+        Ok(ManifestKind::Image(manifest)) => manifest,
+        Ok(ManifestKind::Index(_)) => return Err(ImageError::NotAnImage(digest.clone()).into()),
+        Err(source) => {
+            return Err(ImageError::Manifest {
+                digest: digest.clone(),
+                source,
+            }
+            .into())
+        }
+    };
+    for blob in manifest
+        .layers
+        .iter()
+        .chain(std::iter::once(&manifest.config))
+    {
+        if written.insert(blob.digest.clone()) {
+            append_blob(source, tar, blob, progress)?;
+        }
+    }
+    if written.insert(digest.clone()) {
+        append_bytes(tar, &blob_path(digest), &manifest_bytes)?;
+    }
+    Ok((descriptor, *manifest))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! The archive gets the checks [`super::load::load`] makes (every blob's digest and size, every layer's diff ID,
 //! the dual format's agreement), from one pass over it. An uncompressed tar file (what `docker save` and `lade save`
 //! write) is only read; a compressed one or a stream cannot be read at random, so it is unpacked into a scratch
-//! directory first, as `load` unpacks it.
+//! directory first, as `load` unpacks it. A multi-platform image of the archive reads as its host child.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use super::load::{plan, LoadError, LoadedImage, Plan};
 use super::staging::{index_in_place, stage};
+use crate::index_entry::choose_platform;
 use crate::layer::compress::{auto_decompress, detect};
-use crate::manifest::Descriptor;
-use crate::media_types::Compression;
+use crate::manifest::{Descriptor, ManifestKind, Platform};
+use crate::media_types::{self, Compression};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::StoreError;
@@ -104,7 +105,26 @@ impl Archive {
         Ok(ArchiveImage {
             archive: self,
             image: chosen,
+            manifest: self.platform_manifest(&chosen.descriptor)?,
         })
+    }
+
+    /// The image manifest an image of the archive stands for: itself, or the host's child of a multi-platform one.
+    fn platform_manifest(&self, descriptor: &Descriptor) -> Result<Descriptor, LoadError> {
+        if !media_types::is_index(&descriptor.media_type) {
+            return Ok(descriptor.clone());
+        }
+        let mut bytes = Vec::new();
+        self.open_blob(descriptor)
+            .map_err(|e| LoadError::Io(io::Error::other(e)))?
+            .read_to_end(&mut bytes)?;
+        let index = match ManifestKind::parse(&bytes, &descriptor.media_type) {
+            Ok(ManifestKind::Index(index)) => index,
+            _ => return Err(LoadError::NoPlatform(descriptor.digest.clone())),
+        };
+        choose_platform(&index.manifests, &Platform::host())
+            .cloned()
+            .ok_or_else(|| LoadError::NoPlatform(descriptor.digest.clone()))
     }
 
     fn open_blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + '_>, TransportError> {
@@ -136,6 +156,8 @@ impl Archive {
 pub struct ArchiveImage<'a> {
     archive: &'a Archive,
     image: &'a LoadedImage,
+    /// The image manifest read: the image's, or its host child's.
+    manifest: Descriptor,
 }
 
 impl ArchiveImage<'_> {
@@ -143,16 +165,11 @@ impl ArchiveImage<'_> {
     pub fn names(&self) -> &[Reference] {
         &self.image.names
     }
-
-    /// The manifest's descriptor.
-    pub fn descriptor(&self) -> &Descriptor {
-        &self.image.descriptor
-    }
 }
 
 impl ImageSource for ArchiveImage<'_> {
     fn manifest(&self) -> Result<(Vec<u8>, String), TransportError> {
-        let descriptor = &self.image.descriptor;
+        let descriptor = &self.manifest;
         let mut bytes = Vec::new();
         self.archive
             .open_blob(descriptor)?
@@ -219,10 +236,12 @@ mod tests {
         let items = [
             SaveItem {
                 source: &StoreSource::new(&store, &one),
+                index: None,
                 names: vec![Reference::parse_tagged("example.com/one:1").unwrap()],
             },
             SaveItem {
                 source: &StoreSource::new(&store, &two),
+                index: None,
                 names: vec![Reference::parse_tagged("two:2").unwrap()],
             },
         ];
@@ -254,6 +273,64 @@ mod tests {
         assert!(err.contains("holds 2 images"), "{err}");
         let err = archive.image(Some("three:3")).err().unwrap().to_string();
         assert!(err.contains("no image named three:3"), "{err}");
+    }
+
+    #[test]
+    fn a_multi_platform_image_is_saved_and_loaded_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let host = image_with_layer(&store, b"host");
+        let other = image_with_layer(&store, b"other");
+        let mut manifests = Vec::new();
+        for (image, architecture) in [
+            (&host, Platform::host().architecture),
+            (&other, "riscv64".into()),
+        ] {
+            let mut descriptor = image.descriptor.clone();
+            descriptor.platform = Some(Platform {
+                architecture,
+                ..Platform::host()
+            });
+            manifests.push(descriptor);
+        }
+        let index = mutate::encoded(
+            serde_json::to_vec(&crate::manifest::Index::new(manifests)).unwrap(),
+            media_types::OCI_INDEX,
+        );
+        store.write_blob(&index.bytes).unwrap();
+        let name = Reference::parse_tagged("multi:1").unwrap();
+        let (host_source, other_source) = (
+            StoreSource::new(&store, &host),
+            StoreSource::new(&store, &other),
+        );
+        let items = [SaveItem {
+            source: &host_source,
+            index: Some(crate::archive::save::SavedIndex {
+                bytes: index.bytes.clone(),
+                media_type: media_types::OCI_INDEX.into(),
+                children: vec![&host_source, &other_source],
+            }),
+            names: vec![name.clone()],
+        }];
+        let path = dir.path().join("multi.tar");
+        std::fs::write(&path, save(&items, Vec::new(), &NoProgress).unwrap()).unwrap();
+
+        let loaded_into = Store::open(dir.path().join("loaded")).unwrap();
+        let loaded =
+            crate::archive::load::load(&loaded_into, File::open(&path).unwrap(), &NoProgress)
+                .unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].descriptor.digest, index.descriptor.digest);
+        assert_eq!(loaded[0].names, vec![name]);
+        let found = loaded_into.find_image("multi:1").unwrap();
+        assert_eq!(found.index.unwrap().digest, index.descriptor.digest);
+        assert_eq!(found.image.descriptor.digest, host.descriptor.digest);
+        assert!(loaded_into.has_blob(&other.manifest.layers[0].digest));
+
+        // Read in place, it is its host child.
+        let archive = Archive::open(&path, &NoProgress).unwrap();
+        let (bytes, _) = archive.image(Some("multi:1")).unwrap().manifest().unwrap();
+        assert_eq!(bytes, host.manifest_bytes);
     }
 
     #[test]
