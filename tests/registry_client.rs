@@ -1693,6 +1693,30 @@ fn pull_all_platforms_keeps_an_index_whole_in_the_store_and_push_sends_it_back_u
         raw_manifest(&format!("oci:{}:all", unpacked.display())),
         index.as_bytes()
     );
+    // copy --all writes the same whole archive, from the store or from a registry.
+    for (from, file) in [
+        (format!("lade:{from_registry2}"), "copied-from-store.tar"),
+        (
+            format!("docker://{from_registry2}"),
+            "copied-from-registry.tar",
+        ),
+    ] {
+        let archive = store.scratch.path().join(file);
+        let out = store.ok(&[
+            "copy",
+            "--all",
+            &from,
+            &format!("oci-archive:{}:{from_registry2}", archive.display()),
+        ]);
+        assert_eq!(out.trim(), index_digest, "{from}");
+        let reloaded = Lade::new();
+        reloaded.ok(&["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(
+            image_rows(&reloaded, &from_registry2)[0]["ID"],
+            index_digest.as_str(),
+            "{from}"
+        );
+    }
     if let Some(docker) = Docker::get() {
         docker.ok(&["load", "-i", tarball.to_str().unwrap()]);
         assert_eq!(

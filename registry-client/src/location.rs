@@ -162,9 +162,9 @@ pub async fn copy(
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<Copied, Error> {
-    if let (Some(platforms), Location::Registry(reference)) = (&options.platforms, source) {
+    if let Some(platforms) = &options.platforms {
         if let Some(copied) =
-            crate::multi::copy_index(reference, destination, platforms, options, progress).await?
+            crate::multi::copy_index(source, destination, platforms, options, progress).await?
         {
             return Ok(copied);
         }
@@ -548,7 +548,7 @@ pub(crate) fn set_oci_tag(
 }
 
 /// Writes a file atomically: into a temp file beside it, renamed into place on success.
-fn write_archive(
+pub(crate) fn write_archive(
     path: &Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Error>,
 ) -> Result<(), Error> {

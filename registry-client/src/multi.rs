@@ -10,9 +10,12 @@ use layerstore::progress::Progress;
 use layerstore::{Descriptor, Digest, Image, Index, Manifest, Platform, Reference, Store};
 
 use crate::error::Error;
+use layerstore::archive::save::{save, SaveItem, SavedIndex};
+use layerstore::transport::{ImageSource, StoreSource};
+
 use crate::location::{
-    copy_blobs, push_options, scratch_dir, set_oci_tag, Copied, CopyOptions, IngestDirGuard,
-    Location,
+    copy_blobs, push_options, scratch_dir, set_oci_tag, write_archive, Copied, CopyOptions,
+    IngestDirGuard, Location,
 };
 use crate::pull::{
     choose_platform, download_blobs, fetch_manifest, manifest_reference, media_type_of,
@@ -30,22 +33,142 @@ pub enum Platforms {
     List(Vec<Platform>),
 }
 
-/// Copies the index `reference` names to `destination`; `None` when it names a single image (for the ordinary copy).
+/// A multi-platform image gathered for a copy: its selected children, in a store, and the index to write.
+struct Gathered {
+    store: Store,
+    images: Vec<Image>,
+    index_bytes: Vec<u8>,
+    index: Descriptor,
+    /// The name the source gives the image, which an archive records when its destination names none.
+    name: Option<Reference>,
+    /// Keeps a scratch store alive until the copy is done.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// Copies the multi-platform image at `source` (a registry, or an index kept whole in the store) to
+/// `destination`; `None` when the source is a single image (for the ordinary copy).
 pub async fn copy_index(
-    reference: &Reference,
+    source: &Location,
     destination: &Location,
     platforms: &Platforms,
     options: &CopyOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<Option<Copied>, Error> {
+    let gathered = match source {
+        Location::Registry(reference) => {
+            gather_from_registry(reference, platforms, options, progress).await?
+        }
+        Location::Local(name) => gather_from_store(name, platforms, options)?,
+        _ => None,
+    };
+    let Some(gathered) = gathered else {
+        return Ok(None);
+    };
+    let Gathered {
+        store,
+        images,
+        index_bytes,
+        index,
+        name,
+        ..
+    } = &gathered;
+    match destination {
+        Location::Registry(target) => {
+            let to = options.connector.connect(target.domain()).await?;
+            // The index names its children by digest: they go as they are, never recompressed.
+            let mut push_options = push_options(source, target, options);
+            push_options.compression = layerstore::media_types::Compression::None;
+            for image in images {
+                let child = target.with_digest(image.digest().clone());
+                push(&to, store, image, &child, &push_options, progress).await?;
+            }
+            put_manifest(
+                &to,
+                target.path(),
+                &manifest_reference(target),
+                &index.media_type,
+                index_bytes,
+                &index.digest,
+            )
+            .await?;
+        }
+        Location::Oci { dir, tag } => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let _tidy = IngestDirGuard::new(dir);
+            let layout = Store::open(dir)?;
+            for image in images {
+                copy_blobs(store, &layout, image)?;
+            }
+            layout.ingest(&mut &index_bytes[..], Some(&index.digest))?;
+            set_oci_tag(&layout, index, tag.as_deref())?;
+        }
+        Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
+            let names = match reference {
+                Some(reference) => vec![Reference::parse_tagged(reference)
+                    .map_err(|e| Error::Location(format!("{reference:?}: {e}")))?],
+                None => name.iter().filter(|n| n.tag().is_some()).cloned().collect(),
+            };
+            // `manifest.json`, which Docker before 25 reads, lists the host's image (or the first).
+            let host = images
+                .iter()
+                .find(|image| {
+                    image.descriptor.platform.as_ref().is_some_and(|p| {
+                        p.os == Platform::host().os && p.architecture == Platform::host().architecture
+                    })
+                })
+                .unwrap_or(&images[0]);
+            let sources: Vec<StoreSource> =
+                images.iter().map(|image| StoreSource::new(store, image)).collect();
+            let item = SaveItem {
+                source: &StoreSource::new(store, host),
+                index: Some(SavedIndex {
+                    bytes: index_bytes.clone(),
+                    media_type: index.media_type.clone(),
+                    children: sources.iter().map(|s| s as &dyn ImageSource).collect(),
+                }),
+                names,
+            };
+            write_archive(file, |out| {
+                save(&[item], out, progress)?;
+                Ok(())
+            })?;
+        }
+        Location::Local(_) => {
+            return Err(Error::Location(
+                "--all and lists of platforms copy to docker://, oci:, oci-archive: and docker-archive: \
+                 destinations (use lade pull --all-platforms for the store)"
+                    .into(),
+            ))
+        }
+    }
+    Ok(Some(Copied {
+        digest: index.digest.clone(),
+        converted_from: None,
+    }))
+}
+
+/// The selected children and index of the multi-platform image `reference` names in a registry, pulled into a
+/// scratch store; `None` when it names a single image.
+async fn gather_from_registry(
+    reference: &Reference,
+    platforms: &Platforms,
+    options: &CopyOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<Option<Gathered>, Error> {
     let registry = options.connector.connect(reference.domain()).await?;
     let repository = reference.path();
     let Some((top, index)) = fetch_index(&registry, reference).await? else {
         return Ok(None);
     };
     let index_type = media_type_of(&top);
-    let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
-
+    let (selected, index_bytes, index_digest) = select(
+        &reference.to_string(),
+        &index,
+        top.bytes,
+        top.digest,
+        platforms,
+    )?;
     let scratch = scratch_dir()?;
     let store = Store::open(scratch.path())?;
     let mut images = Vec::new();
@@ -63,50 +186,49 @@ pub async fn copy_index(
         store.ingest(&mut &bytes[..], Some(&entry.digest))?;
         images.push(Image::read(&store, entry)?);
     }
-    let index_descriptor =
-        Descriptor::new(index_type, index_digest.clone(), index_bytes.len() as u64);
+    let index = Descriptor::new(index_type, index_digest, index_bytes.len() as u64);
+    Ok(Some(Gathered {
+        store,
+        images,
+        index_bytes,
+        index,
+        name: Some(reference.clone()),
+        _scratch: Some(scratch),
+    }))
+}
 
-    match destination {
-        Location::Registry(target) => {
-            let to = options.connector.connect(target.domain()).await?;
-            // The index names its children by digest: they go as they are, never recompressed.
-            let mut push_options =
-                push_options(&Location::Registry(reference.clone()), target, options);
-            push_options.compression = layerstore::media_types::Compression::None;
-            for image in &images {
-                let child = target.with_digest(image.digest().clone());
-                push(&to, &store, image, &child, &push_options, progress).await?;
-            }
-            put_manifest(
-                &to,
-                target.path(),
-                &manifest_reference(target),
-                &index_descriptor.media_type,
-                &index_bytes,
-                &index_digest,
-            )
-            .await?;
-        }
-        Location::Oci { dir, tag } => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            let _tidy = IngestDirGuard::new(dir);
-            let layout = Store::open(dir)?;
-            for image in &images {
-                copy_blobs(&store, &layout, image)?;
-            }
-            layout.ingest(&mut &index_bytes[..], Some(&index_digest))?;
-            set_oci_tag(&layout, &index_descriptor, tag.as_deref())?;
-        }
-        _ => {
-            return Err(Error::Location(
-                "--all and lists of platforms copy to docker:// and oci: destinations only".into(),
-            ))
-        }
-    }
-    Ok(Some(Copied {
-        digest: index_digest,
-        converted_from: None,
+/// The selected children and index of the multi-platform image `name` names in the local store; `None` when it is
+/// a single image.
+fn gather_from_store(
+    name: &str,
+    platforms: &Platforms,
+    options: &CopyOptions<'_>,
+) -> Result<Option<Gathered>, Error> {
+    let store = (options.local_store)()?;
+    let found = store.find_image(name)?;
+    let Some(descriptor) = found.index else {
+        return Ok(None);
+    };
+    let bytes = store.read_blob(&descriptor.digest)?;
+    let index = store.read_image_index(&descriptor)?;
+    let (selected, index_bytes, index_digest) =
+        select(name, &index, bytes, descriptor.digest.clone(), platforms)?;
+    let images = selected
+        .iter()
+        .map(|entry| Image::read(&store, entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = Descriptor::new(
+        descriptor.media_type.clone(),
+        index_digest,
+        index_bytes.len() as u64,
+    );
+    Ok(Some(Gathered {
+        store,
+        images,
+        index_bytes,
+        index,
+        name: found.requested,
+        _scratch: None,
     }))
 }
 
@@ -130,18 +252,19 @@ async fn fetch_index(
 /// The entries of `index` (fetched as `top`) that `platforms` selects, and the index to write: `top` itself for
 /// [`Platforms::All`], else a new index of the selected entries.
 fn select(
-    reference: &Reference,
+    name: &str,
     index: &Index,
-    top: FetchedManifest,
+    bytes: Vec<u8>,
+    digest: Digest,
     platforms: &Platforms,
 ) -> Result<(Vec<Descriptor>, Vec<u8>, Digest), Error> {
     match platforms {
-        Platforms::All => Ok((index.manifests.clone(), top.bytes, top.digest)),
+        Platforms::All => Ok((index.manifests.clone(), bytes, digest)),
         Platforms::List(wanted) => {
             let mut selected: Vec<Descriptor> = Vec::new();
             for platform in wanted {
                 let entry = choose_platform(&index.manifests, platform)
-                    .ok_or_else(|| no_platform(&reference.to_string(), index, platform))?;
+                    .ok_or_else(|| no_platform(name, index, platform))?;
                 if !selected.iter().any(|d| d.digest == entry.digest) {
                     selected.push(entry.clone());
                 }
@@ -195,7 +318,13 @@ pub async fn pull_index(
     };
     let index_type = media_type_of(&top);
     let resolved = top.digest.clone();
-    let (selected, index_bytes, index_digest) = select(reference, &index, top, platforms)?;
+    let (selected, index_bytes, index_digest) = select(
+        &reference.to_string(),
+        &index,
+        top.bytes,
+        top.digest,
+        platforms,
+    )?;
     if selected.is_empty() {
         return Err(Error::Protocol(format!(
             "{reference}: the index lists no images"
