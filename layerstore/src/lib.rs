@@ -24,6 +24,8 @@ pub mod prune;
 pub mod reference;
 pub mod store;
 pub mod tags;
+#[cfg(test)]
+mod test_images;
 pub mod transport;
 pub mod unique_keys;
 

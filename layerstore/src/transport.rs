@@ -252,46 +252,11 @@ impl ImageSink for StoreSink<'_> {
 mod tests {
     use super::*;
     use crate::archive::{load::load, save::save, save::SaveItem};
-    use crate::config::{History, ImageConfig};
-    use crate::manifest::{Flavour, Platform};
-    use crate::media_types;
-    use crate::mutate;
     use crate::progress::NoProgress;
     use crate::reference::Reference;
 
-    fn layer_tar(name: &str) -> Vec<u8> {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_ustar();
-        header.set_size(name.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, name.as_bytes()).unwrap();
-        tar.into_inner().unwrap()
-    }
-
     fn two_layer_image(store: &Store) -> Image {
-        let mut config = ImageConfig {
-            architecture: Platform::host().architecture,
-            os: "linux".into(),
-            ..ImageConfig::default()
-        };
-        let mut layers = Vec::new();
-        for name in ["a", "b"] {
-            let content = layer_tar(name);
-            let digest = store.write_blob(&content).unwrap();
-            let descriptor =
-                Descriptor::new(media_types::OCI_LAYER, digest.clone(), content.len() as u64);
-            mutate::append_layer(
-                &mut config,
-                &mut layers,
-                descriptor,
-                digest,
-                History::default(),
-            );
-        }
-        let (config_doc, manifest_doc) = mutate::make_image(&config, layers, Flavour::Oci);
-        store.write_blob(&config_doc.bytes).unwrap();
-        store.write_blob(&manifest_doc.bytes).unwrap();
-        Image::read(store, &manifest_doc.descriptor).unwrap()
+        crate::test_images::write_image(store, &[b"a", b"b"])
     }
 
     #[test]

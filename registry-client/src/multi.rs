@@ -158,17 +158,16 @@ async fn gather_from_registry(
 ) -> Result<Option<Gathered>, Error> {
     let registry = options.connector.connect(reference.domain()).await?;
     let repository = reference.path();
-    let Some((top, index)) = fetch_index(&registry, reference).await? else {
+    let Some(Selection {
+        media_type: index_type,
+        selected,
+        bytes: index_bytes,
+        digest: index_digest,
+        ..
+    }) = fetch_selection(&registry, reference, platforms).await?
+    else {
         return Ok(None);
     };
-    let index_type = media_type_of(&top);
-    let (selected, index_bytes, index_digest) = select(
-        &reference.to_string(),
-        &index,
-        top.bytes,
-        top.digest,
-        platforms,
-    )?;
     let scratch = scratch_dir()?;
     let store = Store::open(scratch.path())?;
     let mut images = Vec::new();
@@ -229,6 +228,48 @@ fn gather_from_store(
         index,
         name: found.requested,
         _scratch: None,
+    }))
+}
+
+/// The entries of a fetched index that a copy or pull takes, and the index it writes.
+struct Selection {
+    /// The index's media type.
+    media_type: String,
+    /// The digest of the index fetched.
+    resolved: Digest,
+    /// The entries selected.
+    selected: Vec<Descriptor>,
+    /// The index to write: the one fetched, byte for byte, or a new one of the selected entries.
+    bytes: Vec<u8>,
+    /// Its digest.
+    digest: Digest,
+}
+
+/// Fetches the index `reference` names and selects its entries for `platforms`; `None` when it names a single
+/// image.
+async fn fetch_selection(
+    registry: &Session,
+    reference: &Reference,
+    platforms: &Platforms,
+) -> Result<Option<Selection>, Error> {
+    let Some((top, index)) = fetch_index(registry, reference).await? else {
+        return Ok(None);
+    };
+    let media_type = media_type_of(&top);
+    let resolved = top.digest.clone();
+    let (selected, bytes, digest) = select(
+        &reference.to_string(),
+        &index,
+        top.bytes,
+        top.digest,
+        platforms,
+    )?;
+    Ok(Some(Selection {
+        media_type,
+        resolved,
+        selected,
+        bytes,
+        digest,
     }))
 }
 
@@ -313,18 +354,16 @@ pub async fn pull_index(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Option<Pulled>, Error> {
-    let Some((top, index)) = fetch_index(registry, reference).await? else {
+    let Some(Selection {
+        media_type: index_type,
+        resolved,
+        selected,
+        bytes: index_bytes,
+        digest: index_digest,
+    }) = fetch_selection(registry, reference, platforms).await?
+    else {
         return Ok(None);
     };
-    let index_type = media_type_of(&top);
-    let resolved = top.digest.clone();
-    let (selected, index_bytes, index_digest) = select(
-        &reference.to_string(),
-        &index,
-        top.bytes,
-        top.digest,
-        platforms,
-    )?;
     if selected.is_empty() {
         return Err(Error::Protocol(format!(
             "{reference}: the index lists no images"

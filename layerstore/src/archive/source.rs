@@ -190,9 +190,8 @@ impl ImageSource for ArchiveImage<'_> {
 mod tests {
     use super::*;
     use crate::archive::save::{save, SaveItem};
-    use crate::config::{History, ImageConfig};
     use crate::image::Image;
-    use crate::manifest::{Flavour, Platform};
+    use crate::manifest::Platform;
     use crate::media_types;
     use crate::mutate;
     use crate::progress::NoProgress;
@@ -200,32 +199,7 @@ mod tests {
     use crate::transport::{copy_image, StoreSink, StoreSource};
 
     fn image_with_layer(store: &Store, content: &[u8]) -> Image {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_ustar();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, "file", content).unwrap();
-        let layer = tar.into_inner().unwrap();
-        let digest = store.write_blob(&layer).unwrap();
-        let mut config = ImageConfig {
-            architecture: Platform::host().architecture,
-            os: "linux".into(),
-            ..ImageConfig::default()
-        };
-        let mut layers = Vec::new();
-        let descriptor =
-            Descriptor::new(media_types::OCI_LAYER, digest.clone(), layer.len() as u64);
-        mutate::append_layer(
-            &mut config,
-            &mut layers,
-            descriptor,
-            digest,
-            History::default(),
-        );
-        let (config_doc, manifest_doc) = mutate::make_image(&config, layers, Flavour::Oci);
-        store.write_blob(&config_doc.bytes).unwrap();
-        store.write_blob(&manifest_doc.bytes).unwrap();
-        Image::read(store, &manifest_doc.descriptor).unwrap()
+        crate::test_images::write_image(store, &[content])
     }
 
     /// Two images saved in one archive, as `lade save` writes it.
