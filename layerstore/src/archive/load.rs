@@ -4,7 +4,7 @@
 //! Nothing reaches the store until the whole archive has been read and checked: every blob's digest and size, every
 //! media type, every layer's diffID against the config. Only then are the blobs moved into place and the tags set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
 use super::staging::{stage, Staged, StagedFile, StagingError};
@@ -202,6 +202,9 @@ pub(super) struct Plan {
     pub(super) images: Vec<LoadedImage>,
     /// The bare `org.opencontainers.image.ref.name` tags of an OCI layout's images, by manifest digest.
     pub(super) ref_names: Vec<(Digest, String)>,
+    /// Each layer file's compression and diff ID, by the file's sha256: a layer that many images share (an
+    /// archive's images, an index's platforms) is decompressed once.
+    diff_ids: HashMap<Digest, (Compression, Digest)>,
 }
 
 impl Plan {
@@ -223,6 +226,16 @@ impl Plan {
             store.add_image(&image.descriptor, &image.names)?;
         }
         Ok(self.images)
+    }
+
+    /// A layer file's compression and diff ID (the digest of its uncompressed content).
+    fn layer_diff_id(&mut self, file: &StagedFile) -> Result<(Compression, Digest), LoadError> {
+        if let Some(known) = self.diff_ids.get(&file.sha256) {
+            return Ok(known.clone());
+        }
+        let found = layer_diff_id(file)?;
+        self.diff_ids.insert(file.sha256.clone(), found.clone());
+        Ok(found)
     }
 
     fn add_image(&mut self, image: LoadedImage) {
@@ -539,7 +552,7 @@ fn check_image_blobs(
         })?;
         let file = verified_blob(staged, layer)?;
         let path = blob_path(&layer.digest);
-        let (actual_compression, actual) = layer_diff_id(file)?;
+        let (actual_compression, actual) = plan.layer_diff_id(file)?;
         if actual_compression != compression {
             return Err(LoadError::Compression {
                 path,
@@ -617,7 +630,7 @@ fn plan_docker_archive(staged: &Staged, plan: &mut Plan) -> Result<(), LoadError
         let mut layers = Vec::new();
         for (path, expected) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             let file = staged.file(path)?;
-            let (compression, diff_id) = layer_diff_id(file)?;
+            let (compression, diff_id) = plan.layer_diff_id(file)?;
             if &diff_id != expected {
                 return Err(LoadError::DiffId {
                     path: path.clone(),
