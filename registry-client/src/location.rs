@@ -234,18 +234,19 @@ pub async fn copy(
             let push_options = push_options(source, reference, options);
             // An archive's blobs go through a scratch store, which push reads at random (resumed, chunked and
             // compressed uploads).
-            let scratch;
+            let (scratch, scratch_image);
             let (store, image) = match &opened {
-                Opened::Store { store, image, .. } => (store, (**image).clone()),
+                Opened::Store { store, image, .. } => (store, &**image),
                 Opened::Archive { .. } => {
                     scratch = ScratchStore::new()?;
                     let descriptor =
                         copy_image(image_source, &mut StoreSink::new(&scratch.store), progress)?;
-                    (&scratch.store, Image::read(&scratch.store, &descriptor)?)
+                    scratch_image = Image::read(&scratch.store, &descriptor)?;
+                    (&scratch.store, &scratch_image)
                 }
             };
             // Compressing layers on the way makes a new manifest: its digest is the copy's.
-            digest = push(&registry, store, &image, reference, &push_options, progress)
+            digest = push(&registry, store, image, reference, &push_options, progress)
                 .await?
                 .digest;
         }

@@ -110,13 +110,9 @@ pub async fn copy_index(
                 None => name.iter().filter(|n| n.tag().is_some()).cloned().collect(),
             };
             // `manifest.json`, which Docker before 25 reads, lists the host's image (or the first).
-            let host = images
-                .iter()
-                .find(|image| {
-                    image.descriptor.platform.as_ref().is_some_and(|p| {
-                        p.os == Platform::host().os && p.architecture == Platform::host().architecture
-                    })
-                })
+            let entries: Vec<Descriptor> = images.iter().map(|i| i.descriptor.clone()).collect();
+            let host = choose_platform(&entries, &Platform::host())
+                .and_then(|entry| images.iter().find(|i| i.digest() == &entry.digest))
                 .unwrap_or(&images[0]);
             let sources: Vec<StoreSource> =
                 images.iter().map(|image| StoreSource::new(store, image)).collect();
